@@ -1,0 +1,102 @@
+"""Checkpoints: a temporal model plus everything needed to use it elsewhere.
+
+A checkpoint is a plain dict of strings, numbers, lists and tensors, saved with
+``torch.save`` and loaded with ``torch.load(weights_only=True)``, so loading a
+file never runs code from it. It holds the temporal model's weights, the class
+names, the full config (backbone, sampling, preprocessing, model, training),
+the metrics of the run and the package version.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from activity import __version__
+from activity.config import Config
+from activity.errors import ActivityError
+from activity.models import build_temporal_model
+
+FORMAT = "activity-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes:
+        model: the temporal model in eval mode.
+        classes: class names, in logit order.
+        config: the run's config.
+        feature_dim: length of a frame feature vector.
+        metrics: metrics recorded by training.
+        version: the ``activity`` version that wrote it.
+    """
+
+    model: nn.Module
+    classes: list[str]
+    config: Config
+    feature_dim: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    version: str = __version__
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
+    """Write atomically (temporary file, then rename)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "activity_version": __version__,
+        "classes": list(ckpt.classes),
+        "config": ckpt.config.to_dict(),
+        "feature_dim": int(ckpt.feature_dim),
+        "metrics": ckpt.metrics,
+        "state_dict": {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()},
+    }
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint safely; any file that is not one gets a one-line :class:`ActivityError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ActivityError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise ActivityError(f"{path}: refused to load: the file holds Python objects that could run code ({first[:120]})") from None
+        raise ActivityError(f"{path}: not an activity checkpoint ({first[:120]})") from None
+    except Exception as e:
+        raise ActivityError(f"{path}: not an activity checkpoint ({type(e).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ActivityError(f"{path}: not an activity checkpoint")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ActivityError(
+            f"{path}: checkpoint format version {version} is not supported by activity {__version__} "
+            f"(which reads version {FORMAT_VERSION})"
+        )
+    config = Config.from_dict(payload["config"], source=str(path))
+    classes = list(payload["classes"])
+    model = build_temporal_model(config.model, int(payload["feature_dim"]), len(classes))
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return Checkpoint(model, classes, config, int(payload["feature_dim"]), payload.get("metrics", {}), payload.get("activity_version", "?"))

@@ -1,0 +1,201 @@
+"""Configuration: plain YAML mapped onto typed dataclasses.
+
+A config has three sections: ``features`` (what the backbone sees, and so what
+the feature cache is keyed by), ``model`` (the temporal model) and ``train``.
+Any key can be overridden from the command line as ``section.key=value`` (or
+just ``key=value`` where the name is unambiguous). Unknown keys, wrong types and
+out-of-range values raise :class:`~activity.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from activity.errors import ConfigError
+
+
+def _opt(default: Any, help: str, *, min: float | None = None, max: float | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "min": min, "max": max})
+
+
+@dataclass
+class FeatureConfig:
+    """What the backbone sees. Every field here is part of the feature cache key."""
+
+    backbone: str = _opt("efficientnet_lite0", "frame encoder (see `activity backbones`)")
+    num_frames: int = _opt(16, "frames per clip, one from each of as many equal segments", min=1, max=512)
+    views: int = _opt(1, "cached frames per segment; >1 gives training temporal jitter without decoding again (odd keeps test frames centred)", min=1, max=16)
+    image_size: Optional[int] = _opt(None, "crop size fed to the backbone; null = the backbone's own", min=32, max=1024)
+    decoder: Literal["auto", "decord", "opencv"] = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file")
+
+
+@dataclass
+class ModelConfig:
+    """The temporal model over the sequence of frame features."""
+
+    temporal: Literal["lstm", "mean"] = _opt("lstm", "lstm: bidirectional LSTM; mean: average of frame features, then linear")
+    hidden_size: int = _opt(256, "LSTM hidden size per direction", min=1, max=8192)
+    num_layers: int = _opt(1, "stacked LSTM layers", min=1, max=8)
+    dropout: float = _opt(0.5, "dropout before the classifier (and between LSTM layers)", min=0.0, max=0.95)
+    input_dropout: float = _opt(0.2, "dropout on the input features", min=0.0, max=0.95)
+    pooling: Literal["attention", "mean"] = _opt("attention", "pooling of LSTM outputs over valid time steps")
+    frame_differences: bool = _opt(True, "LSTM input also gets each step's feature minus the previous one (cancels what does not move)")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation of the temporal model on cached features."""
+
+    epochs: int = _opt(60, "maximum number of epochs", min=1, max=100000)
+    batch_size: int = _opt(32, "clips per step", min=1, max=65536)
+    lr: float = _opt(1e-3, "peak learning rate (AdamW, cosine schedule)", min=0.0, max=10.0)
+    weight_decay: float = _opt(1e-2, "AdamW weight decay", min=0.0, max=10.0)
+    label_smoothing: float = _opt(0.1, "label smoothing of the cross-entropy", min=0.0, max=0.99)
+    patience: int = _opt(15, "stop after this many epochs without a better validation accuracy (0: never)", min=0)
+    val_fraction: float = _opt(0.2, "validation share when no --val is given (split by group when groups are known)", min=0.0, max=0.9)
+    seed: int = _opt(0, "random seed", min=0)
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> "Config":
+        """Build a config from nested dicts, checking every key and value."""
+        cfg = cls()
+        if data is None:
+            return cfg
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of sections ({', '.join(_sections())}), got {type(data).__name__}")
+        for section, values in data.items():
+            if section not in _sections():
+                raise ConfigError(f"{source}: unknown section {section!r}; expected one of {', '.join(_sections())}")
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: section {section!r} must be a mapping")
+            for key, value in values.items():
+                cfg.set(f"{section}.{key}", value, source=source)
+        return cfg
+
+    def set(self, dotted: str, value: Any, *, source: str = "override") -> None:
+        """Set ``section.key`` (or an unambiguous bare ``key``) to a checked value."""
+        section, key = _resolve(dotted, source)
+        obj = getattr(self, section)
+        f = {f.name: f for f in dataclasses.fields(obj)}[key]
+        setattr(obj, key, _check(f"{section}.{key}", value, f, source))
+
+    def apply_overrides(self, overrides: list[str]) -> None:
+        """Apply ``key=value`` strings; values are parsed as YAML scalars."""
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not of the form key=value")
+            key, raw = item.split("=", 1)
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError:
+                value = raw
+            self.set(key.strip(), value)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults), then apply ``key=value`` overrides."""
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        cfg = Config.from_dict(data, source=str(p))
+    cfg.apply_overrides(overrides or [])
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _resolve(dotted: str, source: str) -> tuple[str, str]:
+    sections = _sections()
+    if "." in dotted:
+        section, key = dotted.split(".", 1)
+        if section not in sections:
+            raise ConfigError(f"{source}: unknown section {section!r} in {dotted!r}; expected one of {', '.join(sections)}")
+        names = [f.name for f in dataclasses.fields(sections[section])]
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key {dotted!r}; {section} has {', '.join(names)}")
+        return section, key
+    hits = [s for s, cls in sections.items() if dotted in {f.name for f in dataclasses.fields(cls)}]
+    if not hits:
+        raise ConfigError(f"{source}: unknown key {dotted!r}")
+    if len(hits) > 1:
+        raise ConfigError(f"{source}: key {dotted!r} is ambiguous; write one of {', '.join(h + '.' + dotted for h in hits)}")
+    return hits[0], dotted
+
+
+def _check(name: str, value: Any, f: dataclasses.Field, source: str) -> Any:
+    hints = typing.get_type_hints(_owner(f))
+    tp = hints[f.name]
+    optional = False
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional, tp = True, args[0]
+        origin = typing.get_origin(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {name} must not be empty")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{source}: {name}={value!r} is not allowed; choose from {', '.join(map(str, choices))}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {name} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {name} must be an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {name} must be a number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {name} must be a string, got {value!r}")
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+        raise ConfigError(f"{source}: {name}={value!r} is out of range {bounds}")
+    return value
+
+
+def _owner(f: dataclasses.Field) -> type:
+    for cls in _sections().values():
+        if any(g is f for g in dataclasses.fields(cls)):
+            return cls
+    raise KeyError(f.name)  # pragma: no cover

@@ -1,0 +1,31 @@
+"""User-facing errors.
+
+Anything raised as :class:`ActivityError` is printed by the CLI as one line
+(``error: <message>``) with a non-zero exit code and no traceback. Library code
+raises these for problems the user can fix (a missing file, a bad config value);
+genuine bugs stay ordinary exceptions so that they keep their tracebacks.
+"""
+
+from __future__ import annotations
+
+
+class ActivityError(Exception):
+    """A problem with the user's input, explained in one line."""
+
+
+class VideoError(ActivityError):
+    """A video file that cannot be opened or decoded.
+
+    Args:
+        path: the offending file.
+        reason: a short, human-readable reason.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class ConfigError(ActivityError):
+    """An unknown key, wrong type or out-of-range value in a config."""

@@ -1,0 +1,125 @@
+"""Temporal models: from a sequence of frame features to class logits.
+
+Both models take features ``(B, T, D)`` and optional valid lengths ``(B,)``
+and return ``(logits (B, C), weights (B, T))``, where ``weights`` says how much
+each time step contributed to the pooled representation (attention weights,
+or uniform weights for mean pooling; zero on padding). Padded steps never
+reach the classifier: the LSTM runs on packed sequences and pooling is masked.
+
+The LSTM can also read each step's difference from the previous step
+(``frame_differences``), which cancels what does not move, such as the scene.
+
+Features are standardised inside the model with statistics from the training
+set (buffers ``feature_mean`` and ``feature_std``), so a checkpoint carries them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from activity.config import ModelConfig
+
+
+def valid_mask(lengths: torch.Tensor | None, batch: int, steps: int, device: torch.device) -> torch.Tensor:
+    """Boolean ``(B, T)``: true on valid steps."""
+    if lengths is None:
+        return torch.ones(batch, steps, dtype=torch.bool, device=device)
+    return torch.arange(steps, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over dim 1 of ``(B, T)`` scores, zero where ``mask`` is false."""
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=1)
+
+
+def temporal_difference(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each step minus the previous one, ``(B, T, D)``; zero at the first step and on padding."""
+    d = torch.zeros_like(x)
+    d[:, 1:] = x[:, 1:] - x[:, :-1]
+    return d * mask[:, :, None]
+
+
+class _Standardize(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("feature_mean", torch.zeros(dim))
+        self.register_buffer("feature_std", torch.ones(dim))
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std.clamp_min(1e-3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.feature_mean) / self.feature_std
+
+
+class MeanClassifier(nn.Module):
+    """The baseline: average the frame features over valid steps, then a linear layer."""
+
+    def __init__(self, in_dim: int, num_classes: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.norm = _Standardize(in_dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(in_dim, num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t, _ = x.shape
+        mask = valid_mask(lengths, b, t, x.device)
+        weights = mask.float() / mask.sum(1, keepdim=True).clamp_min(1)
+        pooled = torch.einsum("bt,btd->bd", weights, self.norm(x))
+        return self.head(self.dropout(pooled)), weights
+
+
+class LSTMClassifier(nn.Module):
+    """Bidirectional LSTM over frame features, pooled over valid steps, then a linear head."""
+
+    def __init__(self, in_dim: int, num_classes: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.norm = _Standardize(in_dim)
+        self.input_dropout = nn.Dropout(cfg.input_dropout)
+        self.frame_differences = cfg.frame_differences
+        self.lstm = nn.LSTM(
+            2 * in_dim if cfg.frame_differences else in_dim,
+            cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        )
+        out = 2 * cfg.hidden_size
+        self.pooling = cfg.pooling
+        self.attention = nn.Sequential(nn.Linear(out, out // 2), nn.Tanh(), nn.Linear(out // 2, 1)) if cfg.pooling == "attention" else None
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(out, num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t, _ = x.shape
+        x = self.norm(x)
+        mask = valid_mask(lengths, b, t, x.device)
+        if self.frame_differences:
+            x = torch.cat([x, temporal_difference(x, mask)], dim=-1)
+        x = self.input_dropout(x)
+        if lengths is None:
+            h, _ = self.lstm(x)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu().clamp_min(1), batch_first=True, enforce_sorted=False)
+            h, _ = self.lstm(packed)
+            h, _ = pad_packed_sequence(h, batch_first=True, total_length=t)
+        if self.attention is not None:
+            weights = masked_softmax(self.attention(h).squeeze(-1), mask)
+        else:
+            weights = mask.float() / mask.sum(1, keepdim=True).clamp_min(1)
+        pooled = torch.einsum("bt,btd->bd", weights, h)
+        return self.head(self.dropout(pooled)), weights
+
+
+def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int) -> nn.Module:
+    """The temporal model named by ``cfg.temporal``."""
+    if cfg.temporal == "lstm":
+        return LSTMClassifier(in_dim, num_classes, cfg)
+    if cfg.temporal == "mean":
+        return MeanClassifier(in_dim, num_classes, cfg)
+    raise ValueError(f"unknown temporal model {cfg.temporal!r}")

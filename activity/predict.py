@@ -1,0 +1,128 @@
+"""Using a trained model on video files: the Python API under ``activity predict`` and ``evaluate``.
+
+>>> from activity.predict import load_model
+>>> model = load_model("run/model.pt")
+>>> model.predict("clip.mp4", top_k=3)
+[('dribbling', 0.81), ('passing', 0.12), ('defense', 0.04)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from activity.backbones import create_backbone
+from activity.checkpoint import Checkpoint, load_checkpoint
+from activity.errors import ActivityError
+from activity.features import ExtractResult, FeatureCache, FeatureSpec, default_cache_dir, extract
+from activity.train import predict_features
+
+
+@dataclass
+class Prediction:
+    """Top-k labels of one video, most probable first."""
+
+    path: Path
+    labels: list[str]
+    probabilities: list[float]
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "top_k": [{"label": l, "probability": round(p, 6)} for l, p in zip(self.labels, self.probabilities)]}
+
+
+class ActionRecognizer:
+    """A trained temporal model together with the backbone and sampling it was trained on.
+
+    Args:
+        checkpoint: a loaded :class:`~activity.checkpoint.Checkpoint`.
+        cache_dir: feature cache root (default: :func:`~activity.features.default_cache_dir`);
+            ``False`` keeps features in memory only.
+        device: where the backbone runs.
+        decoder: video backend (default: the one in the checkpoint's config).
+        workers: loader processes for decoding.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        cache_dir: str | Path | None | bool = None,
+        device: str = "cpu",
+        decoder: str | None = None,
+        workers: int = 1,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.classes = checkpoint.classes
+        self.spec = FeatureSpec.from_config(checkpoint.config.features)
+        self.cache = None if cache_dir is False else FeatureCache(cache_dir or default_cache_dir(), self.spec)
+        self.device = device
+        self.decoder = decoder or checkpoint.config.features.decoder
+        self.workers = workers
+        self._backbone = None
+
+    def _get_backbone(self):
+        if self._backbone is None:
+            self._backbone = create_backbone(self.spec.backbone)
+            if self._backbone.feature_dim != self.checkpoint.feature_dim:
+                raise ActivityError(
+                    f"backbone {self.spec.backbone} gives {self._backbone.feature_dim}-d features "
+                    f"but the checkpoint expects {self.checkpoint.feature_dim}"
+                )
+        return self._backbone
+
+    def features(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        progress: bool = False,
+        on_error: Callable[[Path, str], None] | None = None,
+    ) -> ExtractResult:
+        """Cached (or freshly extracted) features for each readable video."""
+        return extract(
+            paths, self.spec, self.cache, self._get_backbone,
+            decoder=self.decoder, workers=self.workers, device=self.device, progress=progress, on_error=on_error,
+        )
+
+    def probabilities(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Class probabilities ``(N, C)`` for cached features ``(N, L, D)``."""
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        probs, _ = predict_features(self.checkpoint.model, x, self.spec.num_frames)
+        return probs.numpy()
+
+    def predict_many(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        top_k: int = 5,
+        progress: bool = False,
+        on_error: Callable[[Path, str], None] | None = None,
+    ) -> tuple[list[Prediction], dict[Path, str]]:
+        """Top-k predictions for every readable video, and the reasons the others were skipped."""
+        result = self.features(paths, progress=progress, on_error=on_error)
+        ok = [Path(p) for p in paths if Path(p) in result.features]
+        if not ok:
+            return [], result.failed
+        probs = self.probabilities(np.stack([result.features[p] for p in ok]))
+        k = max(1, min(top_k, len(self.classes)))
+        preds = []
+        for p, pr in zip(ok, probs):
+            order = np.argsort(-pr)[:k]
+            preds.append(Prediction(p, [self.classes[i] for i in order], [float(pr[i]) for i in order]))
+        return preds, result.failed
+
+    def predict(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
+        """Top-k ``(label, probability)`` pairs for one video; raises a clear error if it cannot be read."""
+        preds, failed = self.predict_many([video], top_k=top_k)
+        if failed:
+            path, reason = next(iter(failed.items()))
+            raise ActivityError(f"{path}: {reason}")
+        return list(zip(preds[0].labels, preds[0].probabilities))
+
+
+def load_model(checkpoint: str | Path, **kwargs) -> ActionRecognizer:
+    """Load ``model.pt`` into an :class:`ActionRecognizer` (keyword arguments as for it)."""
+    return ActionRecognizer(load_checkpoint(checkpoint), **kwargs)

@@ -1,0 +1,210 @@
+"""Training the temporal model on cached features.
+
+Plain functions you can read top to bottom: :func:`fit` runs AdamW with a
+warm-up and cosine schedule, label smoothing, early stopping on validation
+accuracy and keeps the best weights; :func:`train_one_epoch` and
+:func:`evaluate_features` are the two halves of an epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from activity.config import Config
+from activity.models import build_temporal_model
+from activity.sampling import segment_indices
+
+
+@dataclass
+class FitResult:
+    """The trained model (best epoch's weights) and its history."""
+
+    model: nn.Module
+    best_epoch: int
+    best_val_accuracy: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def select_views(x: torch.Tensor, num_frames: int, *, random: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick ``num_frames`` steps from dense cached features.
+
+    Args:
+        x: features ``(B, L, D)`` with ``L = num_frames * views``.
+        num_frames: steps to keep.
+        random: a random position inside each of ``num_frames`` equal segments
+            of the dense sequence, per clip (training); else the centres.
+
+    Returns:
+        ``(B, num_frames, D)``.
+    """
+    b, length, _ = x.shape
+    if length == num_frames:
+        return x
+    if not random:
+        return x[:, torch.from_numpy(segment_indices(length, num_frames))]
+    seg = length / num_frames
+    offsets = torch.rand(b, num_frames, generator=generator) * seg
+    idx = (torch.arange(num_frames) * seg + offsets).floor().long().clamp_(0, length - 1)
+    return torch.gather(x, 1, idx.to(x.device)[:, :, None].expand(-1, -1, x.shape[2]))
+
+
+def feature_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std over all clips and steps of ``(N, L, D)`` features."""
+    flat = x.reshape(-1, x.shape[-1]).float()
+    return flat.mean(0), flat.std(0)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_frames: int,
+    batch_size: int,
+    generator: torch.Generator,
+) -> tuple[float, float]:
+    """One pass over ``x (N, L, D)`` / ``y (N,)`` in shuffled batches; returns (mean loss, accuracy)."""
+    model.train()
+    order = torch.randperm(len(x), generator=generator)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        idx = order[start : start + batch_size]
+        xb = select_views(x[idx], num_frames, random=True, generator=generator).float()
+        yb = y[idx]
+        logits, _ = model(xb)
+        loss = criterion(logits, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(idx)
+        correct += (logits.argmax(1) == yb).sum().item()
+    return total_loss / len(x), correct / len(x)
+
+
+@torch.inference_mode()
+def predict_features(model: nn.Module, x: torch.Tensor, num_frames: int, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities ``(N, C)`` and pooling weights ``(N, T)`` for cached features ``(N, L, D)`` (centre views)."""
+    model.eval()
+    probs, weights = [], []
+    for start in range(0, len(x), batch_size):
+        xb = select_views(x[start : start + batch_size], num_frames, random=False).float()
+        logits, w = model(xb)
+        probs.append(logits.softmax(1))
+        weights.append(w)
+    return torch.cat(probs), torch.cat(weights)
+
+
+def evaluate_features(model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor, num_frames: int) -> tuple[float, float]:
+    """(mean loss, accuracy) on centre views."""
+    probs, _ = predict_features(model, x, num_frames)
+    loss = nn.functional.nll_loss(probs.clamp_min(1e-12).log(), y).item()
+    return loss, (probs.argmax(1) == y).float().mean().item()
+
+
+def fit(
+    cfg: Config,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    num_classes: int,
+    val_x: torch.Tensor | None = None,
+    val_y: torch.Tensor | None = None,
+    *,
+    out_dir: Path | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train a temporal model on cached features.
+
+    Args:
+        cfg: the run's config (``model`` and ``train`` sections are used).
+        train_x: training features ``(N, L, D)``, ``L = num_frames * views``.
+        train_y: class indices ``(N,)``.
+        num_classes: number of classes.
+        val_x: validation features ``(M, L, D)``, or None to train for all epochs.
+        val_y: validation class indices ``(M,)``.
+        out_dir: where ``metrics.csv`` is written, one row per epoch.
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`FitResult` with the weights of the best validation epoch
+        (ties go to the lower validation loss), or of the last epoch without
+        validation data.
+    """
+    from tqdm import tqdm
+
+    tc, num_frames = cfg.train, cfg.features.num_frames
+    torch.manual_seed(tc.seed)
+    np.random.seed(tc.seed)
+    gen = torch.Generator().manual_seed(tc.seed)
+
+    model = build_temporal_model(cfg.model, train_x.shape[-1], num_classes)
+    model.norm.set_stats(*feature_stats(train_x))
+    criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    steps_per_epoch = math.ceil(len(train_x) / tc.batch_size)
+    total = tc.epochs * steps_per_epoch
+    warmup = min(steps_per_epoch, total // 10)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    has_val = val_x is not None and val_y is not None and len(val_x) > 0
+
+    metrics_file = None
+    if out_dir is not None:
+        metrics_file = open(Path(out_dir) / "metrics.csv", "w", newline="")
+        writer = csv.DictWriter(metrics_file, ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
+        writer.writeheader()
+
+    best: tuple[float, float] = (-1.0, 0.0)  # (val accuracy, -val loss)
+    best_state, best_epoch, since_best = None, 0, 0
+    history: list[dict[str, Any]] = []
+    bar = tqdm(range(1, tc.epochs + 1), desc="train", unit="epoch", disable=not progress, dynamic_ncols=True)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = train_one_epoch(model, criterion, optimizer, scheduler, train_x, train_y, num_frames, tc.batch_size, gen)
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_accuracy": round(train_acc, 5), "val_loss": "", "val_accuracy": "", "lr": lr}
+        if has_val:
+            val_loss, val_acc = evaluate_features(model, criterion, val_x, val_y, num_frames)  # type: ignore[arg-type]
+            row.update(val_loss=round(val_loss, 5), val_accuracy=round(val_acc, 5))
+            if (val_acc, -val_loss) > best:
+                best, best_epoch, since_best = (val_acc, -val_loss), epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += 1
+            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}", best=f"{best[0]:.3f}@{best_epoch}")
+        else:
+            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}")
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        history.append(row)
+        if metrics_file is not None:
+            writer.writerow(row)
+            metrics_file.flush()
+        if has_val and tc.patience and since_best >= tc.patience:
+            break
+    bar.close()
+    if metrics_file is not None:
+        metrics_file.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
+    model.eval()
+    return FitResult(model, best_epoch, best[0] if has_val else None, history)

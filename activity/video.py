@@ -1,0 +1,306 @@
+"""Reading frames from video files.
+
+One interface, :class:`VideoReader`, over two backends:
+
+* ``decord``: fast random access to the sampled frames (x86-64 Linux and
+  Windows wheels only);
+* ``opencv``: always available; reads forward through the file, grabbing the
+  frames it skips without converting them.
+
+:func:`open_video` with ``backend="auto"`` prefers decord and falls back to
+OpenCV per file, both when decord cannot open a file and when it fails while
+decoding one (some HEVC clips make it fail with "size must exactly match").
+
+Containers can report a wrong frame count. Readers never return a frame past
+what really decodes: when a video turns out shorter than reported, the reader
+lowers ``num_frames`` and :func:`read_sampled` samples again over the true
+length.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from activity.errors import VideoError
+from activity.sampling import segment_indices
+
+Backend = Literal["auto", "decord", "opencv"]
+BACKENDS: tuple[str, ...] = ("auto", "decord", "opencv")
+
+
+def check_file(path: str | os.PathLike) -> Path:
+    """Fail with a clear :class:`VideoError` unless ``path`` is a non-empty readable file."""
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(str(p), "no such file")
+    if p.is_dir():
+        raise VideoError(str(p), "is a directory, not a video file")
+    if not os.access(p, os.R_OK):
+        raise VideoError(str(p), "permission denied")
+    if p.stat().st_size == 0:
+        raise VideoError(str(p), "empty file (0 bytes)")
+    return p
+
+
+class VideoReader:
+    """Random access to the frames of one video.
+
+    Attributes:
+        path: the file.
+        num_frames: frames in the video, as far as is known (may be lowered
+            once decoding finds fewer).
+        fps: frames per second reported by the container (0 when unknown).
+        width: frame width in pixels.
+        height: frame height in pixels.
+        backend: name of the decoder in use.
+    """
+
+    backend: str = "?"
+
+    def __init__(self, path: Path, num_frames: int, fps: float, width: int, height: int) -> None:
+        self.path = path
+        self.num_frames = num_frames
+        self.fps = fps
+        self.width = width
+        self.height = height
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds (0 when the frame rate is unknown)."""
+        return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in pixels."""
+        return self.width, self.height
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode frames by index.
+
+        Args:
+            indices: frame indices in ``[0, num_frames)``, in any order, repeats allowed.
+
+        Returns:
+            uint8 RGB array of shape ``(len(indices), H, W, 3)``.
+
+        Raises:
+            VideoError: the file cannot be decoded.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - trivial
+        """Release the decoder."""
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self.path)!r}, frames={self.num_frames}, "
+            f"fps={self.fps:.2f}, size={self.width}x{self.height})"
+        )
+
+
+class OpenCVReader(VideoReader):
+    """OpenCV backend: reads forward, grabbing skipped frames without converting them."""
+
+    backend = "opencv"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import cv2
+
+        p = check_file(path)
+        cap = cv2.VideoCapture(str(p))
+        if not cap.isOpened():
+            raise VideoError(str(p), "not a readable video (OpenCV cannot open it)")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self._cap = cap
+        self._pos = 0  # index of the next frame grab() returns
+        if count <= 0 or w <= 0 or h <= 0:
+            # Unknown length: count by reading through once.
+            count = self._count_frames()
+            if count == 0:
+                raise VideoError(str(p), "no decodable frames")
+        super().__init__(p, count, fps if np.isfinite(fps) else 0.0, w, h)
+
+    def _rewind(self) -> None:
+        import cv2
+
+        self._cap.release()
+        self._cap = cv2.VideoCapture(str(self.path))
+        self._pos = 0
+
+    def _count_frames(self) -> int:
+        n = 0
+        while self._cap.grab():
+            n += 1
+        self._rewind()
+        return n
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        import cv2
+
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size == 0:
+            return np.zeros((0, self.height, self.width, 3), np.uint8)
+        wanted = np.unique(idx)
+        if wanted[0] < self._pos:
+            self._rewind()
+        decoded: dict[int, np.ndarray] = {}
+        for i in wanted:
+            while self._pos < i:  # skip without converting
+                if not self._cap.grab():
+                    break
+                self._pos += 1
+            ok, frame = (self._cap.read() if self._pos == i else (False, None))
+            if not ok or frame is None:
+                break
+            self._pos += 1
+            decoded[int(i)] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        if not decoded:
+            raise VideoError(str(self.path), "no decodable frames")
+        if len(decoded) < len(wanted):
+            # The container over-reported its length: never index past what decodes.
+            self.num_frames = max(decoded) + 1
+        last = decoded[max(decoded)]
+        first = next(iter(decoded.values()))
+        self.height, self.width = first.shape[:2]
+        return np.stack([decoded.get(int(i), last) for i in idx])
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class DecordReader(VideoReader):
+    """decord backend: seeks straight to the sampled frames."""
+
+    backend = "decord"
+
+    def __init__(self, path: str | os.PathLike, num_threads: int = 0) -> None:
+        import decord
+
+        decord.logging.set_level(decord.logging.QUIET)
+        p = check_file(path)
+        try:
+            vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=num_threads)
+            count = len(vr)
+            fps = float(vr.get_avg_fps())
+            h, w = vr[0].shape[:2] if count > 0 else (0, 0)
+            vr.seek(0)
+        except Exception as e:  # decord raises its own DECORDError and RuntimeErrors
+            raise VideoError(str(p), f"decord cannot open it ({_first_line(e)})") from None
+        if count <= 0:
+            raise VideoError(str(p), "no decodable frames")
+        self._vr = vr
+        super().__init__(p, count, fps if np.isfinite(fps) else 0.0, int(w), int(h))
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        idx = [int(i) for i in indices]
+        if any(i < 0 or i >= self.num_frames for i in idx):
+            raise IndexError(f"frame index out of range [0, {self.num_frames})")
+        try:
+            return self._vr.get_batch(idx).asnumpy()
+        except Exception as e:
+            raise VideoError(str(self.path), f"decord failed to decode ({_first_line(e)})") from None
+
+
+class AutoReader(VideoReader):
+    """decord where it can, OpenCV where it cannot: chosen per file, on failure."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        p = check_file(path)
+        self._inner: VideoReader
+        try:
+            self._inner = DecordReader(p, num_threads=1)
+        except (VideoError, ImportError):
+            self._inner = OpenCVReader(p)
+        self._sync()
+
+    def _sync(self) -> None:
+        i = self._inner
+        super().__init__(i.path, i.num_frames, i.fps, i.width, i.height)
+
+    @property
+    def backend(self) -> str:  # type: ignore[override]
+        return self._inner.backend
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        try:
+            frames = self._inner.get_frames(indices)
+        except VideoError:
+            if isinstance(self._inner, OpenCVReader):
+                raise
+            self._inner.close()
+            self._inner = OpenCVReader(self.path)
+            self._sync()
+            indices = np.minimum(np.asarray(indices), self.num_frames - 1)
+            frames = self._inner.get_frames(indices)
+        self._sync()
+        return frames
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def open_video(path: str | os.PathLike, backend: Backend = "auto") -> VideoReader:
+    """Open a video with the chosen backend.
+
+    Args:
+        path: video file.
+        backend: ``"auto"`` (decord, falling back to OpenCV per file),
+            ``"decord"`` or ``"opencv"``.
+
+    Raises:
+        VideoError: the file is missing, empty, or not a readable video.
+    """
+    if backend == "auto":
+        return AutoReader(path)
+    if backend == "decord":
+        try:
+            return DecordReader(path)
+        except ImportError:
+            raise VideoError(str(path), "decord is not installed on this platform; use backend 'opencv'") from None
+    if backend == "opencv":
+        return OpenCVReader(path)
+    raise ValueError(f"unknown video backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+def read_sampled(
+    reader: VideoReader,
+    num_segments: int,
+    *,
+    random: bool = False,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``num_segments`` frames uniformly over the video and decode them.
+
+    If decoding shows that the container over-reported its length, the frames
+    are sampled again over the true length.
+
+    Returns:
+        ``(frames, indices)``: uint8 RGB ``(num_segments, H, W, 3)`` and the
+        int64 frame indices ``(num_segments,)`` they came from.
+    """
+    for _ in range(3):
+        n = reader.num_frames
+        indices = segment_indices(n, num_segments, random=random, rng=rng)
+        frames = reader.get_frames(indices)
+        if reader.num_frames == n:
+            return frames, indices
+    return frames, np.minimum(indices, reader.num_frames - 1)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    msg = text[0] if text else type(e).__name__
+    return msg[:200]
