@@ -218,7 +218,7 @@ def extract(
         pending.clear()
         pending_frames = 0
 
-    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if progress else True, dynamic_ncols=True)
     for i, frames, error in loader:
         p = todo[i]
         if error is not None:

@@ -42,7 +42,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
     coarse = rng.integers(40, 215, size=(max(2, h // 16), max(2, w // 16), 3), dtype=np.uint8)
     bg = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
-    ramp = np.linspace(-40, 40, w)[None, :, None] * rng.choice([-1, 1])
+    ramp = np.linspace(70, -70, w)[None, :, None]  # bright on the left: position shows in the frame
     return np.clip(bg.astype(np.float32) + ramp, 0, 255).astype(np.uint8)
 
 
@@ -60,7 +60,7 @@ def motion_frames(kind: str, *, num_frames: int = 24, size: tuple[int, int] = (1
     for t in np.linspace(0.0, 1.0, num_frames):
         img = bg.copy()
         if kind == "moving":
-            r = h // 6
+            r = h // 4
             cx = int(r + t * (w - 2 * r))
             center, radius = (cx, cy), r
         elif kind == "scaling":

@@ -175,7 +175,7 @@ def fit(
     best: tuple[float, float] = (-1.0, 0.0)  # (val accuracy, -val loss)
     best_state, best_epoch, since_best = None, 0, 0
     history: list[dict[str, Any]] = []
-    bar = tqdm(range(1, tc.epochs + 1), desc="train", unit="epoch", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(1, tc.epochs + 1), desc="train", unit="epoch", disable=None if progress else True, dynamic_ncols=True)
     for epoch in bar:
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]

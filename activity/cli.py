@@ -1,0 +1,329 @@
+"""The ``activity`` command line: a thin layer over the package.
+
+Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``demo``.
+Problems with the input are printed as one ``error:`` line (exit code 1, no
+traceback); a video that cannot be read is reported as ``skipped PATH: reason``
+and every other video is still processed. Exit codes: 0 when at least one
+video was processed, 1 when nothing could be (or on an input error), 2 on a
+usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from activity.errors import ActivityError
+
+
+# ---------------------------------------------------------------- shared helpers
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: $ACTIVITY_CACHE or ~/.cache/activity)")
+    p.add_argument("--workers", type=int, default=1, help="processes that decode videos while the backbone runs (default: 1)")
+    p.add_argument("--device", default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults, see configs/default.yaml)")
+    p.add_argument("--backbone", default=None, help="frame encoder (see `activity backbones`)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=30 model.hidden_size=128")
+
+
+def _config(args: argparse.Namespace):
+    from activity.backbones import get_spec
+    from activity.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.backbone:
+        cfg.set("features.backbone", args.backbone, source="--backbone")
+    if getattr(args, "temporal", None):
+        cfg.set("model.temporal", args.temporal, source="--temporal")
+    if getattr(args, "val_fraction", None) is not None:
+        cfg.set("train.val_fraction", args.val_fraction, source="--val-fraction")
+    get_spec(cfg.features.backbone)  # unknown backbone: fail before any work
+    return cfg
+
+
+def _skip(path: Path, reason: str) -> None:
+    print(f"skipped {path}: {reason}", file=sys.stderr)
+
+
+def _summary(processed: int, skipped: dict) -> None:
+    reasons: dict[str, int] = {}
+    for r in skipped.values():
+        reasons[r.split(" (")[0]] = reasons.get(r.split(" (")[0], 0) + 1
+    why = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    print(f"{processed} processed, {len(skipped)} skipped" + (f" ({why})" if why else ""), file=sys.stderr)
+
+
+def _extract_dataset(ds, cfg, args):
+    """Features for a dataset through the cache; returns (kept dataset, features (N, L, D) tensor, skipped)."""
+    import numpy as np
+    import torch
+
+    from activity.backbones import create_backbone
+    from activity.features import FeatureCache, FeatureSpec, default_cache_dir, extract
+
+    spec = FeatureSpec.from_config(cfg.features)
+    cache = FeatureCache(args.cache or default_cache_dir(), spec)
+    res = extract(
+        ds.paths, spec, cache, lambda: create_backbone(spec.backbone),
+        decoder=cfg.features.decoder, workers=args.workers, device=args.device,
+        progress=not args.quiet, on_error=_skip,
+    )
+    keep = [i for i, s in enumerate(ds.samples) if s.path in res.features]
+    kept = ds.subset(keep)
+    feats = torch.from_numpy(np.stack([res.features[s.path] for s in kept.samples])) if keep else None
+    return kept, feats, res
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from activity.backbones import DEFAULT_BACKBONE, get_spec, list_backbones
+    from activity.evaluate import format_table
+
+    rows = []
+    for name in list_backbones():
+        s = get_spec(name)
+        rows.append([name + (" (default)" if name == DEFAULT_BACKBONE else ""), str(s.feature_dim), f"{s.preprocess.crop_size}px",
+                     "yes" if s.weights_available() else "no", s.source])
+    print(format_table(rows, ["backbone", "features", "input", "offline", "weights"]))
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    import time
+
+    from activity.data import load_dataset
+
+    cfg = _config(args)
+    ds = load_dataset(args.data, require_labels=False)
+    t0 = time.perf_counter()
+    kept, _, res = _extract_dataset(ds, cfg, args)
+    dt = time.perf_counter() - t0
+    cached = len(kept) - res.extracted
+    rate = f", {res.frames / dt:.1f} frames/s" if res.extracted else ""
+    print(f"{len(kept)} videos with features: {res.extracted} extracted, {cached} from the cache "
+          f"({res.frames} frames in {dt:.1f} s{rate})")
+    _summary(len(kept), res.failed)
+    return 0 if len(kept) else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from activity.checkpoint import Checkpoint, save_checkpoint
+    from activity.config import save_config
+    from activity.data import load_dataset, split_train_val
+    from activity.errors import ActivityError
+    from activity.features import require_features
+    from activity.train import fit
+
+    cfg = _config(args)
+    out = Path(args.out)
+    ds = load_dataset(args.data, group_regex=args.group_regex)
+    if args.val:
+        val_ds = load_dataset(args.val, group_regex=args.group_regex)
+        unknown = [s for s in val_ds.samples if s.label not in ds.classes]
+        for s in unknown:
+            _skip(s.path, f"label {s.label!r} is not one of the training classes")
+        val_ds = val_ds.subset([i for i, s in enumerate(val_ds.samples) if s.label in ds.classes])
+        val_ds.classes = list(ds.classes)
+        train_ds = ds
+    elif cfg.train.val_fraction > 0:
+        tr, va = split_train_val(ds, cfg.train.val_fraction, seed=cfg.train.seed)
+        train_ds, val_ds = ds.subset(tr), ds.subset(va)
+    else:
+        train_ds, val_ds = ds, None
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+
+    all_paths = train_ds.samples + (val_ds.samples if val_ds else [])
+    from activity.data import VideoDataset
+
+    both, feats, res = _extract_dataset(VideoDataset(all_paths, list(ds.classes), ds.source), cfg, args)
+    require_features(res, str(args.data))
+    index = {s.path: i for i, s in enumerate(both.samples)}
+    def take(d):
+        keep = [s for s in d.samples if s.path in index]
+        x = feats[[index[s.path] for s in keep]] if keep else feats[:0]
+        y = torch.tensor([ds.classes.index(s.label) for s in keep], dtype=torch.long)
+        return x, y
+    train_x, train_y = take(train_ds)
+    if len(train_x) == 0:
+        raise ActivityError(f"{args.data}: no readable training video")
+    missing = sorted(set(range(len(ds.classes))) - set(train_y.tolist()))
+    if missing:
+        print(f"warning: no readable training clip for class(es) {', '.join(ds.classes[i] for i in missing)}", file=sys.stderr)
+    val_x, val_y = take(val_ds) if val_ds is not None else (None, None)
+    n_val = 0 if val_x is None else len(val_x)
+    print(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(ds.classes)} classes", file=sys.stderr)
+
+    result = fit(cfg, train_x, train_y, len(ds.classes), val_x, val_y, out_dir=out, progress=not args.quiet)
+    metrics = {
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "val_accuracy": result.best_val_accuracy,
+        "train_clips": len(train_x),
+        "val_clips": n_val,
+        "skipped": {str(p): r for p, r in res.failed.items()},
+    }
+    save_checkpoint(out / "model.pt", Checkpoint(result.model, list(ds.classes), cfg, int(train_x.shape[-1]), metrics))
+    (out / "train_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    val = f", best validation accuracy {result.best_val_accuracy:.3f} at epoch {result.best_epoch}" if result.best_val_accuracy is not None else ""
+    print(f"saved {out / 'model.pt'}{val}")
+    _summary(len(train_x) + n_val, res.failed)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from activity.checkpoint import load_checkpoint
+    from activity.data import load_dataset
+    from activity.evaluate import compute_metrics, format_table, write_report
+    from activity.features import require_features
+    from activity.predict import ActionRecognizer
+
+    ckpt = load_checkpoint(args.checkpoint)
+    ds = load_dataset(args.data, group_regex=None)
+    skipped = {}
+    for s in ds.samples:
+        if s.label not in ckpt.classes:
+            skipped[s.path] = f"label {s.label!r} is not one of the model's classes"
+            _skip(s.path, skipped[s.path])
+    ds = ds.subset([i for i, s in enumerate(ds.samples) if s.path not in skipped])
+    ds.classes = list(ckpt.classes)
+    if not len(ds):
+        raise ActivityError(f"{args.data}: no video with one of the model's classes ({', '.join(ckpt.classes)})")
+    model = ActionRecognizer(ckpt, cache_dir=args.cache, device=args.device, workers=args.workers)
+    res = model.features(ds.paths, progress=not args.quiet, on_error=_skip)
+    require_features(res, str(args.data))
+    skipped.update(res.failed)
+    kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in res.features])
+    probs = model.probabilities(np.stack([res.features[p] for p in kept.paths]))
+    y = kept.targets(ckpt.classes)
+    result = compute_metrics(y, probs, ckpt.classes)
+    metrics = write_report(args.out, result, ckpt.classes, kept.paths, y, probs, skipped)
+    rows = [[c, f"{result['report'][c]['precision']:.3f}", f"{result['report'][c]['recall']:.3f}", f"{result['report'][c]['f1-score']:.3f}", str(int(result['report'][c]['support']))] for c in ckpt.classes]
+    print(format_table(rows, ["class", "precision", "recall", "f1", "clips"]))
+    top5 = f"  top-5 {metrics['top5']:.3f}" if "top5" in metrics else ""
+    print(f"\ntop-1 {metrics['top1']:.3f}{top5}  mean class accuracy {metrics['mean_class_accuracy']:.3f}  "
+          f"({metrics['num_videos']} videos, {metrics['skipped']} skipped) -> {args.out}")
+    _summary(len(kept), skipped)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from activity.data import VIDEO_EXTENSIONS
+    from activity.evaluate import format_table
+    from activity.predict import load_model
+
+    if args.top_k < 1:
+        raise ActivityError(f"--top-k must be at least 1, got {args.top_k}")
+    model = load_model(args.checkpoint, cache_dir=args.cache, device=args.device, workers=args.workers)
+    paths: list[Path] = []
+    for v in args.videos:
+        p = Path(v)
+        if p.is_dir():
+            paths += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+        else:
+            paths.append(p)
+    preds, failed = model.predict_many(paths, top_k=args.top_k, progress=not args.quiet and len(paths) > 1, on_error=_skip)
+    if args.json:
+        out = {"predictions": [p.as_dict() for p in preds], "skipped": {str(p): r for p, r in failed.items()}}
+        print(json.dumps(out, indent=2))
+    else:
+        rows = []
+        for p in preds:
+            for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), 1):
+                rows.append([str(p.path) if rank == 1 else "", str(rank), label, f"{prob:.3f}"])
+        if rows:
+            print(format_table(rows, ["video", "rank", "label", "probability"]))
+    if len(paths) > 1 or failed:
+        _summary(len(preds), failed)
+    return 0 if preds else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from activity.demo import run_demo
+
+    return run_demo(Path(args.out), cache=args.cache, quiet=args.quiet)
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    from activity import __version__
+
+    parser = argparse.ArgumentParser(prog="activity", description="Recognise human actions in video with a frozen CNN and a bidirectional LSTM.")
+    parser.add_argument("--version", action="version", version=f"activity {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("backbones", help="list the frame encoders", description="List the registered backbones.")
+    p.set_defaults(func=cmd_backbones)
+
+    p = sub.add_parser("extract", help="extract and cache backbone features", description="Extract backbone features for a collection of videos into the cache.")
+    p.add_argument("--data", required=True, help="class folder, list file or CSV")
+    _add_config(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("train", help="train a temporal model", description="Train a temporal model on cached features; writes RUN_DIR/model.pt, config.yaml, metrics.csv.")
+    p.add_argument("--data", required=True, help="class folder, list file or CSV")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--val", help="validation collection (default: a split of --data)")
+    g.add_argument("--val-fraction", type=float, default=None, help="validation share of --data (split by group when known)")
+    p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group, e.g. '_g(\\d+)_'")
+    p.add_argument("--temporal", choices=["lstm", "mean"], default=None, help="temporal model (default: lstm)")
+    _add_config(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on labelled videos", description="Evaluate a checkpoint; writes metrics.json, per_class.csv, confusion_matrix.csv/.png and predictions.csv.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", required=True, help="class folder, list file or CSV")
+    p.add_argument("--out", required=True, type=Path, help="report folder")
+    _add_common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify video files", description="Top-k actions for each video (files or folders).")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("videos", nargs="+", help="video files or folders of videos")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_common(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="run the whole pipeline on generated clips", description="Generate a small labelled collection, then extract, train, evaluate and predict.")
+    p.add_argument("--out", default="demo_run", help="folder for the generated clips and the run (default: demo_run)")
+    p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: OUT/cache)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ActivityError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
