@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,13 +78,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise ActivityError(f"{path}: checkpoint not found")
+    if not zipfile.is_zipfile(path):
+        raise ActivityError(f"{path}: not an activity checkpoint (not a PyTorch file)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise ActivityError(f"{path}: refused to load: the file holds Python objects that could run code ({first[:120]})") from None
-        raise ActivityError(f"{path}: not an activity checkpoint ({first[:120]})") from None
+        text = str(e)
+        if "Unsupported global" in text or "GLOBAL" in text or "unsupported" in text.lower():
+            culprit = next((l.strip() for l in text.splitlines() if "Unsupported global" in l), "")
+            raise ActivityError(
+                f"{path}: refused to load: the file holds Python objects that could run code when unpickled"
+                + (f" ({culprit[:120]})" if culprit else "")
+            ) from None
+        raise ActivityError(f"{path}: not an activity checkpoint (unreadable pickle)") from None
     except Exception as e:
         raise ActivityError(f"{path}: not an activity checkpoint ({type(e).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -102,18 +102,20 @@ def cmd_extract(args: argparse.Namespace) -> int:
     import time
 
     from activity.data import load_dataset
+    from activity.features import require_features
 
     cfg = _config(args)
     ds = load_dataset(args.data, require_labels=False)
     t0 = time.perf_counter()
     kept, _, res = _extract_dataset(ds, cfg, args)
     dt = time.perf_counter() - t0
+    require_features(res, str(args.data))
     cached = len(kept) - res.extracted
     rate = f", {res.frames / dt:.1f} frames/s" if res.extracted else ""
     print(f"{len(kept)} videos with features: {res.extracted} extracted, {cached} from the cache "
           f"({res.frames} frames in {dt:.1f} s{rate})")
     _summary(len(kept), res.failed)
-    return 0 if len(kept) else 1
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -1,0 +1,167 @@
+"""Every CLI command end to end on generated clips, and bad input as one clear line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from activity.cli import main
+from activity.synthetic import make_order_dataset
+
+CLASSES = ["growing", "moving_right", "shrinking"]
+FAST = ["features.image_size=64", "features.num_frames=8", "train.epochs=3"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A small collection with one broken file, a cache, and a trained run."""
+    root = tmp_path_factory.mktemp("cli")
+    data = make_order_dataset(root / "data", classes=CLASSES, clips_per_class=5, num_frames=12, size=(64, 48))
+    (data / "growing" / "broken.mp4").write_bytes(b"this is not a video")
+    cache = root / "cache"
+    run = root / "run"
+    code = main(["train", "--data", str(data), "--out", str(run), "--cache", str(cache), "--quiet", *FAST])
+    assert code == 0
+    return {"root": root, "data": data, "cache": cache, "run": run}
+
+
+def test_train_writes_a_complete_run(workspace, capsys):
+    run = workspace["run"]
+    assert {p.name for p in run.iterdir()} >= {"model.pt", "config.yaml", "metrics.csv", "train_summary.json"}
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert len(rows) == 3 and rows[0]["epoch"] == "1"
+    ckpt = torch.load(run / "model.pt", weights_only=True)
+    assert ckpt["classes"] == CLASSES
+    assert ckpt["config"]["features"]["image_size"] == 64
+    assert ckpt["config"]["features"]["backbone"] == "efficientnet_lite0"
+    summary = json.loads((run / "train_summary.json").read_text())
+    broken = str(workspace["data"] / "growing" / "broken.mp4")
+    assert list(summary["skipped"]) == [broken]
+    assert summary["train_clips"] + summary["val_clips"] == 15  # every good clip kept
+
+
+def test_second_extract_reads_everything_from_the_cache(workspace, capsys):
+    args = ["extract", "--data", str(workspace["data"]), "--cache", str(workspace["cache"]), "--quiet", *FAST[:2]]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "15 videos with features: 0 extracted, 15 from the cache" in out
+    assert "skipped" in err and "broken.mp4" in err
+
+
+def test_evaluate_writes_reports(workspace, capsys):
+    out_dir = workspace["root"] / "eval"
+    code = main(["evaluate", str(workspace["run"] / "model.pt"), "--data", str(workspace["data"]), "--out", str(out_dir),
+                 "--cache", str(workspace["cache"]), "--quiet"])
+    assert code == 0
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["num_videos"] == 15 and metrics["skipped"] == 1
+    assert 0.0 <= metrics["top1"] <= 1.0 and "mean_class_accuracy" in metrics
+    assert "top5" not in metrics  # only 3 classes
+    preds = list(csv.DictReader(open(out_dir / "predictions.csv")))
+    assert len(preds) == 15 and {p["true_label"] for p in preds} == set(CLASSES)
+    for name in ["per_class.csv", "confusion_matrix.csv", "confusion_matrix.png"]:
+        assert (out_dir / name).stat().st_size > 0
+    out, _ = capsys.readouterr()
+    assert "top-1" in out and "mean class accuracy" in out
+
+
+def test_predict_table_and_json(workspace, capsys):
+    clip = workspace["data"] / "shrinking" / "shrinking_000.mp4"
+    ckpt = str(workspace["run"] / "model.pt")
+    assert main(["predict", ckpt, str(clip), "--top-k", "2", "--cache", str(workspace["cache"]), "--quiet"]) == 0
+    out, _ = capsys.readouterr()
+    assert "shrinking_000.mp4" in out and "probability" in out
+    assert main(["predict", ckpt, str(clip), "--json", "--top-k", "5", "--cache", str(workspace["cache"])]) == 0
+    result = json.loads(capsys.readouterr().out)
+    top = result["predictions"][0]["top_k"]
+    assert len(top) == 3  # capped at the number of classes
+    assert abs(sum(t["probability"] for t in top) - 1.0) < 1e-4
+    assert {t["label"] for t in top} == set(CLASSES)
+
+
+def test_predict_skips_bad_files_and_keeps_the_rest(workspace, capsys):
+    good = workspace["data"] / "growing" / "growing_001.mp4"
+    bad = workspace["data"] / "growing" / "broken.mp4"
+    missing = workspace["root"] / "nope.mp4"
+    code = main(["predict", str(workspace["run"] / "model.pt"), str(bad), str(good), str(missing), "--json",
+                 "--cache", str(workspace["cache"]), "--quiet"])
+    assert code == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert [p["path"] for p in result["predictions"]] == [str(good)]
+    assert set(result["skipped"]) == {str(bad), str(missing)}
+    assert f"skipped {missing}: no such file" in captured.err
+    assert "1 processed, 2 skipped" in captured.err
+
+
+def test_predict_only_bad_files_exits_nonzero(workspace, capsys):
+    bad = workspace["data"] / "growing" / "broken.mp4"
+    assert main(["predict", str(workspace["run"] / "model.pt"), str(bad), "--cache", str(workspace["cache"])]) == 1
+
+
+def test_backbones_lists_offline_default(capsys):
+    assert main(["backbones"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("efficientnet_lite0"))
+    assert "1280" in line and "yes" in line
+    assert "resnet50" in out and "2048" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "{root}/missing", "--out", "{root}/r"], "missing: no such file or directory"),
+        (["train", "--data", "{data}", "--out", "{root}/r", "--backbone", "vgg99"], "unknown backbone 'vgg99'"),
+        (["train", "--data", "{data}", "--out", "{root}/r", "model.hidden_size=-4"], "model.hidden_size=-4 is out of range"),
+        (["train", "--data", "{data}", "--out", "{root}/r", "model.temporal=gru"], "model.temporal='gru' is not allowed"),
+        (["train", "--data", "{data}", "--out", "{root}/r", "train.epochz=3"], "unknown key 'train.epochz'"),
+        (["train", "--data", "{data}", "--out", "{root}/r", "--config", "{root}/none.yaml"], "config file not found"),
+        (["train", "--data", "{empty}", "--out", "{root}/r"], "no class folders"),
+        (["train", "--data", "{emptyclass}", "--out", "{root}/r"], "class 'b' has no video files"),
+        (["evaluate", "{data}/growing/growing_000.mp4", "--data", "{data}", "--out", "{root}/e"], "not an activity checkpoint"),
+        (["predict", "{root}/absent.pt", "x.mp4"], "checkpoint not found"),
+        (["extract", "--data", "{badonly}", "--quiet"], "no readable video"),
+    ],
+)
+def test_bad_input_is_one_clear_line(workspace, tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "emptyclass" / "a").mkdir(parents=True)
+    (tmp_path / "emptyclass" / "b").mkdir(parents=True)
+    (tmp_path / "emptyclass" / "a" / "x.mp4").write_bytes(b"x")
+    (tmp_path / "badonly" / "a").mkdir(parents=True)
+    (tmp_path / "badonly" / "a" / "x.mp4").write_bytes(b"not a video")
+    fill = {"root": tmp_path, "data": workspace["data"], "empty": tmp_path / "empty", "emptyclass": tmp_path / "emptyclass",
+            "badonly": tmp_path / "badonly"}
+    argv = [a.format(**fill) for a in argv] + ["--cache", str(workspace["cache"])]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    error_lines = [l for l in err.splitlines() if l.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], err
+    assert "Traceback" not in err
+
+
+def test_console_command_exits_cleanly_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "activity", "predict", str(tmp_path / "none.pt"), "v.mp4"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: {tmp_path / 'none.pt'}: checkpoint not found"
+
+
+def test_evaluate_skips_labels_the_model_does_not_know(workspace, tmp_path, capsys):
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{workspace['data'] / 'growing' / 'growing_000.mp4'} growing\n"
+                   f"{workspace['data'] / 'moving_right' / 'moving_right_000.mp4'} jumping\n")
+    code = main(["evaluate", str(workspace["run"] / "model.pt"), "--data", str(lst), "--out", str(tmp_path / "e"),
+                 "--cache", str(workspace["cache"]), "--quiet"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "label 'jumping' is not one of the model's classes" in err
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["num_videos"] == 1 and metrics["skipped"] == 1
