@@ -85,7 +85,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except pickle.UnpicklingError as e:
         text = str(e)
         if "Unsupported global" in text or "GLOBAL" in text or "unsupported" in text.lower():
-            culprit = next((l.strip() for l in text.splitlines() if "Unsupported global" in l), "")
+            culprit = next((l.strip() for l in text.splitlines() if "GLOBAL" in l or "Unsupported global" in l), "")
             raise ActivityError(
                 f"{path}: refused to load: the file holds Python objects that could run code when unpickled"
                 + (f" ({culprit[:120]})" if culprit else "")
@@ -101,9 +101,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: checkpoint format version {version} is not supported by activity {__version__} "
             f"(which reads version {FORMAT_VERSION})"
         )
-    config = Config.from_dict(payload["config"], source=str(path))
-    classes = list(payload["classes"])
-    model = build_temporal_model(config.model, int(payload["feature_dim"]), len(classes))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        config = Config.from_dict(payload["config"], source=str(path))
+        classes = list(payload["classes"])
+        feature_dim = int(payload["feature_dim"])
+        model = build_temporal_model(config.model, feature_dim, len(classes))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise ActivityError(f"{path}: damaged activity checkpoint ({type(e).__name__}: {first})") from None
     model.eval()
-    return Checkpoint(model, classes, config, int(payload["feature_dim"]), payload.get("metrics", {}), payload.get("activity_version", "?"))
+    return Checkpoint(model, classes, config, feature_dim, payload.get("metrics", {}), payload.get("activity_version", "?"))

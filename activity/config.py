@@ -27,7 +27,8 @@ def _opt(default: Any, help: str, *, min: float | None = None, max: float | None
 
 @dataclass
 class FeatureConfig:
-    """What the backbone sees. Every field here is part of the feature cache key."""
+    """What the backbone sees. All fields but ``decoder`` are part of the feature cache key
+    (both decoders return the same frames)."""
 
     backbone: str = _opt("efficientnet_lite0", "frame encoder (see `activity backbones`)")
     num_frames: int = _opt(16, "frames per clip, one from each of as many equal segments", min=1, max=512)
@@ -181,6 +182,11 @@ def _check(name: str, value: Any, f: dataclasses.Field, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{source}: {name} must be an integer, got {value!r}")
     elif tp is float:
+        if isinstance(value, str):  # YAML reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: {name} must be a number, got {value!r}")
         value = float(value)

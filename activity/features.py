@@ -95,7 +95,7 @@ class FeatureCache:
             return None
         try:
             x = np.load(f, allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return None  # corrupt entry: treated as a miss and written again
         if x.ndim != 2 or x.shape[0] != self.spec.length:
             return None
@@ -253,6 +253,9 @@ class _atomic_file:
         return self.f
 
     def __exit__(self, exc_type, *_: object) -> None:
+        if exc_type is None:
+            self.f.flush()
+            os.fsync(self.f.fileno())
         self.f.close()
         if exc_type is None:
             os.replace(self.tmp, self.path)

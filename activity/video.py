@@ -167,11 +167,14 @@ class OpenCVReader(VideoReader):
                 break
             self._pos += 1
             decoded[int(i)] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        if not decoded:
-            raise VideoError(str(self.path), "no decodable frames")
         if len(decoded) < len(wanted):
-            # The container over-reported its length: never index past what decodes.
-            self.num_frames = max(decoded) + 1
+            # The container over-reported its length: the stream ended after self._pos frames.
+            # Never index past what decodes.
+            if self._pos == 0:
+                raise VideoError(str(self.path), "no decodable frames")
+            self.num_frames = self._pos
+            if not decoded:
+                return self.get_frames(np.minimum(idx, self._pos - 1))
         last = decoded[max(decoded)]
         first = next(iter(decoded.values()))
         self.height, self.width = first.shape[:2]

@@ -1,0 +1,274 @@
+"""Reading labelled collections (folders, list files, CSV), groups and splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from activity.data import Sample, VideoDataset, load_dataset, split_train_val
+from activity.errors import ActivityError
+
+
+def touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")  # readers of collections never open the videos
+    return path
+
+
+# ---------------------------------------------------------------- folder per class
+
+
+def test_folder_per_class_sorted(tmp_path):
+    for c in ["walk", "Run", "jump"]:
+        for i in range(3):
+            touch(tmp_path / c / f"{c}_{i}.mp4")
+    touch(tmp_path / "jump" / "notes.txt")  # not a video: ignored
+    touch(tmp_path / "walk" / "sub" / "deep.AVI")  # nested, upper-case suffix: included
+    touch(tmp_path / "README.md")  # a file at the root: not a class
+    (tmp_path / ".hidden").mkdir()  # hidden folder: not a class
+    ds = load_dataset(tmp_path)
+    assert ds.classes == ["Run", "jump", "walk"]  # sorted by name
+    assert len(ds) == 10
+    assert all(s.path.suffix.lower() in {".mp4", ".avi"} for s in ds.samples)
+    assert [s.label for s in ds.samples] == ["Run"] * 3 + ["jump"] * 3 + ["walk"] * 4
+    assert ds.targets().tolist() == [0] * 3 + [1] * 3 + [2] * 4
+    assert tmp_path / "walk" / "sub" / "deep.AVI" in ds.paths
+    assert ds.groups() is None
+    # a stable order: reading twice gives the same list
+    assert load_dataset(tmp_path).paths == ds.paths
+
+
+def test_folder_class_without_videos_is_an_error(tmp_path):
+    touch(tmp_path / "a" / "a1.mp4")
+    (tmp_path / "b").mkdir()
+    touch(tmp_path / "b" / "readme.txt")
+    with pytest.raises(ActivityError, match=r"'b' has no video files"):
+        VideoDataset.from_directory(tmp_path)
+
+
+def test_folder_without_class_folders_is_an_error(tmp_path):
+    touch(tmp_path / "clip.mp4")  # videos directly in the root
+    with pytest.raises(ActivityError, match="no class folders") as ei:
+        load_dataset(tmp_path)
+    assert str(tmp_path) in str(ei.value)
+
+
+def test_missing_source_is_an_error(tmp_path):
+    with pytest.raises(ActivityError, match="no such file or directory"):
+        load_dataset(tmp_path / "nope")
+
+
+# ---------------------------------------------------------------- list files
+
+
+def test_list_file_relative_paths_resolve_against_list_folder(tmp_path, monkeypatch):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.txt").write_text(
+        "# a comment\n"
+        "../videos/a 1.mp4 run\n"
+        "\n"
+        "  ../videos/b.mp4   walk  \n"
+        f"{tmp_path / 'abs' / 'c.mp4'} run\n"
+    )
+    monkeypatch.chdir("/")  # the working directory must not matter
+    ds = load_dataset(lists / "train.txt")
+    assert ds.paths == [lists / "../videos/a 1.mp4", lists / "../videos/b.mp4", tmp_path / "abs" / "c.mp4"]
+    assert [p.resolve() for p in ds.paths[:2]] == [
+        (tmp_path / "videos" / "a 1.mp4").resolve(),
+        (tmp_path / "videos" / "b.mp4").resolve(),
+    ]
+    assert [s.label for s in ds.samples] == ["run", "walk", "run"]
+    assert ds.classes == ["run", "walk"]
+    assert ds.source == str(lists / "train.txt")
+
+
+def test_list_file_paths_with_spaces(tmp_path):
+    (tmp_path / "l.txt").write_text("my videos/clip one.mp4 jumping jacks\n")
+    ds = VideoDataset.from_list(tmp_path / "l.txt")
+    # the label is the last field; everything before it is the path
+    assert ds.samples[0].path == tmp_path / "my videos" / "clip one.mp4 jumping"
+    assert ds.samples[0].label == "jacks"
+    (tmp_path / "l2.txt").write_text("my videos/clip one.mp4\tjump\n")
+    ds2 = VideoDataset.from_list(tmp_path / "l2.txt")
+    assert ds2.samples[0].path == tmp_path / "my videos" / "clip one.mp4"
+    assert ds2.samples[0].label == "jump"
+
+
+def test_list_file_line_without_label_is_an_error(tmp_path):
+    f = tmp_path / "l.txt"
+    f.write_text("a.mp4 run\nlonely.mp4\n")
+    with pytest.raises(ActivityError, match=r"l\.txt:2: expected 'path label'"):
+        load_dataset(f)
+
+
+def test_binary_list_file_is_an_error(tmp_path):
+    f = tmp_path / "l.txt"
+    f.write_bytes(b"\xff\xfe\x00\x81garbage")
+    with pytest.raises(ActivityError, match="not a text list file"):
+        load_dataset(f)
+
+
+def test_empty_list_file_is_an_error(tmp_path):
+    f = tmp_path / "l.txt"
+    f.write_text("# nothing here\n\n")
+    with pytest.raises(ActivityError, match="empty"):
+        load_dataset(f)
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def test_csv_with_groups(tmp_path):
+    (tmp_path / "sub").mkdir()
+    f = tmp_path / "sub" / "data.csv"
+    f.write_text("path,label,group\nv/a.mp4,run,g1\n/abs/b.mp4,walk,g2\n\"v/with, comma.mp4\",run, g1 \n")
+    ds = load_dataset(f)
+    assert ds.paths == [tmp_path / "sub" / "v" / "a.mp4", Path("/abs/b.mp4"), tmp_path / "sub" / "v" / "with, comma.mp4"]
+    assert [s.label for s in ds.samples] == ["run", "walk", "run"]
+    assert ds.groups().tolist() == ["g1", "g2", "g1"]
+    assert ds.classes == ["run", "walk"]
+
+
+def test_csv_without_group_column(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("label,path\nrun,a.mp4\nwalk,b.mp4\n")  # column order does not matter
+    ds = load_dataset(f)
+    assert ds.paths == [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    assert ds.groups() is None
+
+
+def test_csv_partial_groups_means_no_groups(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("path,label,group\na.mp4,run,g1\nb.mp4,walk,\n")
+    ds = load_dataset(f)
+    assert ds.samples[1].group is None
+    assert ds.groups() is None
+
+
+@pytest.mark.parametrize("header, missing", [("file,label", "path"), ("path,class", "label"), ("a,b", "label, path")])
+def test_csv_missing_columns_is_an_error(tmp_path, header, missing):
+    f = tmp_path / "d.csv"
+    f.write_text(f"{header}\nx.mp4,run\n")
+    with pytest.raises(ActivityError, match="missing column") as ei:
+        load_dataset(f)
+    assert missing in str(ei.value)
+    assert str(f) in str(ei.value)
+
+
+def test_csv_empty_label_is_an_error(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("path,label\na.mp4,run\nb.mp4,\n")
+    with pytest.raises(ActivityError, match=r"d\.csv:3: empty path or label"):
+        load_dataset(f)
+
+
+# ---------------------------------------------------------------- group regex
+
+
+def _dataset(names_labels):
+    return VideoDataset([Sample(Path("/data") / n, l) for n, l in names_labels])
+
+
+def test_group_regex_capture_group():
+    ds = _dataset([("v_Run_g01_c01.avi", "Run"), ("v_Run_g02_c01.avi", "Run"), ("v_Walk_g01_c03.avi", "Walk")])
+    g = ds.with_group_regex(r"_g(\d+)_")
+    assert g.groups().tolist() == ["01", "02", "01"]
+    assert g.classes == ds.classes and g.paths == ds.paths
+    assert ds.groups() is None  # the original is untouched
+
+
+def test_group_regex_whole_match_without_capture_group():
+    ds = _dataset([("Sit_3_1.mp4", "Sit"), ("Sit_4_2.mp4", "Sit")])
+    assert ds.with_group_regex(r"\d+").groups().tolist() == ["3", "4"]
+
+
+def test_group_regex_no_match_names_the_file():
+    ds = _dataset([("v_Run_g01_c01.avi", "Run"), ("oddly_named.avi", "Run")])
+    with pytest.raises(ActivityError, match="does not match") as ei:
+        ds.with_group_regex(r"_g(\d+)_")
+    assert "oddly_named.avi" in str(ei.value)
+
+
+def test_group_regex_invalid_pattern():
+    with pytest.raises(ActivityError, match="not a valid regular expression"):
+        _dataset([("a.mp4", "x")]).with_group_regex("(unclosed")
+
+
+def test_load_dataset_applies_group_regex(tmp_path):
+    for c in ["a", "b"]:
+        for g in range(2):
+            touch(tmp_path / c / f"{c}_{g}_0.mp4")
+    ds = load_dataset(tmp_path, group_regex=r"_(\d)_")
+    assert ds.groups().tolist() == ["0", "1", "0", "1"]
+
+
+# ---------------------------------------------------------------- splits
+
+
+def _grouped_dataset(classes=4, groups_per_class=5, clips_per_group=3):
+    samples = [
+        Sample(Path(f"/d/{c}/{c}_g{g}_{i}.mp4"), f"c{c}", f"c{c}g{g}")
+        for c in range(classes)
+        for g in range(groups_per_class)
+        for i in range(clips_per_group)
+    ]
+    return VideoDataset(samples)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_split_keeps_groups_on_one_side_and_is_stratified(seed):
+    ds = _grouped_dataset()
+    train, val = split_train_val(ds, 0.2, seed=seed)
+    assert train.dtype == np.int64 and val.dtype == np.int64
+    assert np.all(np.diff(train) > 0) and np.all(np.diff(val) > 0)  # sorted, no duplicates
+    assert sorted([*train, *val]) == list(range(len(ds)))  # a partition
+    groups = ds.groups()
+    assert not set(groups[train]) & set(groups[val])
+    y = ds.targets()
+    # every class on both sides, about a fifth of each in validation (one group of five)
+    assert np.bincount(y[val], minlength=4).tolist() == [3, 3, 3, 3]
+    assert np.bincount(y[train], minlength=4).tolist() == [12, 12, 12, 12]
+
+
+def test_split_with_groups_spanning_classes_never_leaks():
+    # a "recording" holds clips of several classes
+    samples = [Sample(Path(f"/d/{r}_{c}.mp4"), f"c{c}", f"rec{r}") for r in range(10) for c in range(3)]
+    ds = VideoDataset(samples)
+    train, val = split_train_val(ds, 0.3, seed=0)
+    g = ds.groups()
+    assert len(val) > 0 and len(train) > 0
+    assert not set(g[train]) & set(g[val])
+    assert set(ds.targets()[val]) == {0, 1, 2}
+
+
+def test_split_without_groups_is_stratified():
+    samples = [Sample(Path(f"/d/{c}_{i}.mp4"), f"c{c}") for c in range(3) for i in range(10)]
+    ds = VideoDataset(samples)
+    train, val = split_train_val(ds, 0.2, seed=0)
+    assert sorted([*train, *val]) == list(range(30))
+    assert np.bincount(ds.targets()[val], minlength=3).tolist() == [2, 2, 2]
+
+
+def test_split_is_deterministic_per_seed():
+    ds = _grouped_dataset()
+    a = split_train_val(ds, 0.2, seed=5)
+    b = split_train_val(ds, 0.2, seed=5)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_split_with_a_single_group_is_an_error():
+    samples = [Sample(Path(f"/d/{i}.mp4"), f"c{i % 2}", "only") for i in range(6)]
+    with pytest.raises(ActivityError, match="same group"):
+        split_train_val(VideoDataset(samples), 0.2)
+
+
+def test_subset_keeps_classes():
+    ds = _grouped_dataset(classes=3)
+    sub = ds.subset([0, 1])
+    assert sub.classes == ds.classes
+    assert len(sub) == 2 and sub.samples == ds.samples[:2]
+    assert sub.targets(ds.classes).tolist() == [0, 0]

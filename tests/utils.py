@@ -1,0 +1,78 @@
+"""Helpers shared by the unit tests (in the spirit of PyTorchVideo's ``temp_encoded_video``).
+
+Import from a test module with::
+
+    from utils import make_video
+
+(pytest puts ``tests/`` on ``sys.path`` for its test modules.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from activity.synthetic import write_video
+
+
+def make_frames(num_frames: int = 12, size: tuple[int, int] = (64, 48), seed: int = 0) -> np.ndarray:
+    """uint8 RGB frames ``(T, H, W, 3)`` in which every frame is easy to tell apart.
+
+    Frame ``i`` has its own overall brightness (evenly spread over [24, 232], so
+    frames stay identifiable through a lossy codec by their mean), a per-channel
+    tint, a fixed seeded texture (so a decoder that returns a blank or shifted
+    image is caught) and a dark vertical bar whose position moves with ``i``.
+    """
+    if num_frames < 1:
+        raise ValueError("num_frames must be >= 1")
+    w, h = size
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(-10, 11, size=(h, w, 3)).astype(np.int16)
+    levels = np.linspace(24, 232, num_frames) if num_frames > 1 else np.array([128.0])
+    tint = np.array([6, 0, -6], dtype=np.int16)
+    bar_w = max(1, w // 16)
+    frames = np.empty((num_frames, h, w, 3), dtype=np.uint8)
+    for i, level in enumerate(levels):
+        img = int(round(level)) + texture + tint
+        x = (i * bar_w) % max(1, w - bar_w)
+        img[:, x : x + bar_w] -= 20
+        frames[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return frames
+
+
+def make_video(
+    path: str | Path,
+    num_frames: int = 12,
+    size: tuple[int, int] = (64, 48),
+    fps: float = 12.0,
+    lossless: bool = False,
+    seed: int = 0,
+) -> tuple[Path, np.ndarray]:
+    """Write a small clip of distinguishable frames and return ``(path, frames)``.
+
+    Args:
+        path: where to write. Its suffix picks the codec (``.avi``: lossless
+            FFV1, ``.mp4``: MPEG-4). With ``lossless=True`` the suffix is
+            changed to ``.avi`` so the decoded frames equal ``frames`` exactly.
+        num_frames: frames in the clip.
+        size: ``(width, height)``.
+        fps: frame rate written into the container.
+        lossless: force FFV1 in AVI.
+        seed: seed of the texture.
+
+    Returns:
+        The path actually written and the uint8 RGB frames ``(T, H, W, 3)``.
+    """
+    path = Path(path)
+    if lossless and path.suffix.lower() != ".avi":
+        path = path.with_suffix(".avi")
+    frames = make_frames(num_frames, size, seed)
+    write_video(path, frames, fps)
+    return path, frames
+
+
+def nearest_frame(frame: np.ndarray, frames: np.ndarray) -> int:
+    """Index of the written frame closest (mean absolute difference) to a decoded one."""
+    diff = np.abs(frames.astype(np.int16) - frame.astype(np.int16)[None]).mean(axis=(1, 2, 3))
+    return int(diff.argmin())
