@@ -1,6 +1,6 @@
 """The ``activity`` command line: a thin layer over the package.
 
-Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``demo``.
+Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``cv``, ``demo``.
 Problems with the input are printed as one ``error:`` line (exit code 1, no
 traceback); a video that cannot be read is reported as ``skipped PATH: reason``
 and every other video is still processed. Exit codes: 0 when at least one
@@ -42,12 +42,20 @@ def _config(args: argparse.Namespace):
     cfg = load_config(args.config, args.overrides)
     if args.backbone:
         cfg.set("features.backbone", args.backbone, source="--backbone")
-    if getattr(args, "temporal", None):
+    if isinstance(getattr(args, "temporal", None), str):
         cfg.set("model.temporal", args.temporal, source="--temporal")
     if getattr(args, "val_fraction", None) is not None:
         cfg.set("train.val_fraction", args.val_fraction, source="--val-fraction")
     get_spec(cfg.features.backbone)  # unknown backbone: fail before any work
     return cfg
+
+
+def _temporal_list(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in names if t not in ("lstm", "mean")]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of lstm, mean; got {text!r}")
+    return list(dict.fromkeys(names))
 
 
 def _skip(path: Path, reason: str) -> None:
@@ -255,6 +263,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if preds else 1
 
 
+def cmd_cv(args: argparse.Namespace) -> int:
+    import copy
+
+    from activity.crossval import cross_validate
+    from activity.data import load_dataset
+    from activity.evaluate import format_table
+    from activity.features import require_features
+
+    cfg = _config(args)
+    ds = load_dataset(args.data, group_regex=args.group_regex)
+    kept, feats, res = _extract_dataset(ds, cfg, args)
+    require_features(res, str(args.data))
+    configs = {}
+    for t in args.temporal:
+        c = copy.deepcopy(cfg)
+        c.set("model.temporal", t, source="--temporal")
+        configs[t] = c
+    groups = kept.groups()
+    split = f"{args.folds}-fold by group" if groups is not None else f"{args.folds}-fold stratified"
+    print(f"cross-validating {', '.join(configs)} on {len(kept)} clips, {len(kept.classes)} classes, {split}", file=sys.stderr)
+    results = cross_validate(configs, feats, kept.targets(), kept.classes, groups, folds=args.folds, seed=cfg.train.seed)
+    rows = []
+    for r in results:
+        s = r.summary()
+        rows.append([r.name, f"{s['top1']:.3f} ± {s['top1_std']:.3f}", f"{s['mean_class_accuracy']:.3f} ± {s['mean_class_accuracy_std']:.3f}",
+                     " ".join(f"{f['top1']:.2f}" for f in r.folds), f"{s['seconds']:.0f}"])
+    import shlex
+
+    print(f"$ activity {shlex.join(sys.argv[1:])}")
+    print(format_table(rows, ["model", "top-1", "mean class acc", "per fold top-1", "train s"]))
+    if args.json:
+        payload = {"data": str(args.data), "split": split, "clips": len(kept), "skipped": {str(p): r for p, r in res.failed.items()},
+                   "config": cfg.to_dict(), "results": [{**r.summary(), "per_fold": r.folds} for r in results]}
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    _summary(len(kept), res.failed)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from activity.demo import run_demo
 
@@ -305,6 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_common(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("cv", help="k-fold cross-validation of temporal models", description="Compare temporal models on the same k folds (stratified; by group when known). Each fold's test clips are never used for training or early stopping.")
+    p.add_argument("--data", required=True, help="class folder, list file or CSV")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
+    p.add_argument("--temporal", type=_temporal_list, default=["lstm", "mean"], help="comma-separated models to compare (default: lstm,mean)")
+    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    _add_config(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser("demo", help="run the whole pipeline on generated clips", description="Generate a small labelled collection, then extract, train, evaluate and predict.")
     p.add_argument("--out", default="demo_run", help="folder for the generated clips and the run (default: demo_run)")

@@ -42,7 +42,8 @@ class ModelConfig:
     """The temporal model over the sequence of frame features."""
 
     temporal: Literal["lstm", "mean"] = _opt("lstm", "lstm: bidirectional LSTM; mean: average of frame features, then linear")
-    hidden_size: int = _opt(256, "LSTM hidden size per direction", min=1, max=8192)
+    projection: int = _opt(128, "LSTM: project frame features to this size first (0: feed them as they are)", min=0, max=8192)
+    hidden_size: int = _opt(128, "LSTM hidden size per direction", min=1, max=8192)
     num_layers: int = _opt(1, "stacked LSTM layers", min=1, max=8)
     dropout: float = _opt(0.5, "dropout before the classifier (and between LSTM layers)", min=0.0, max=0.95)
     input_dropout: float = _opt(0.2, "dropout on the input features", min=0.0, max=0.95)

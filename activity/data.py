@@ -161,6 +161,44 @@ def load_dataset(source: str | Path, *, group_regex: str | None = None, require_
     return ds
 
 
+def kfold_splits(
+    targets: np.ndarray, groups: np.ndarray | None, folds: int, *, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``folds`` (train, test) index pairs, stratified by class and, when ``groups`` is given, by group.
+
+    With groups, clips of one group never sit on both sides of a fold. Folds
+    are capped by the number of groups (or by the largest class without groups).
+
+    Args:
+        targets: class indices ``(N,)``.
+        groups: group ids ``(N,)`` or None.
+        folds: requested number of folds (at least 2).
+        seed: shuffling seed.
+
+    Returns:
+        A list of ``(train_indices, test_indices)`` int64 arrays, sorted.
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if folds < 2:
+        raise ActivityError(f"need at least 2 folds, got {folds}")
+    n = len(targets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns when a class has fewer members than folds
+        if groups is not None:
+            n_groups = len(set(groups.tolist()))
+            if n_groups < 2:
+                raise ActivityError("cannot split by group: every clip is in the same group")
+            splitter = StratifiedGroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
+            splits = splitter.split(np.zeros(n), targets, groups)
+        else:
+            splitter = StratifiedKFold(n_splits=min(folds, max(2, int(np.bincount(targets).max()))), shuffle=True, random_state=seed)
+            splits = splitter.split(np.zeros(n), targets)
+        return [(np.sort(tr), np.sort(te)) for tr, te in splits]
+
+
 def split_train_val(
     dataset: VideoDataset, fraction: float, *, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -172,27 +210,7 @@ def split_train_val(
     Returns:
         ``(train_indices, val_indices)``, int64 arrays.
     """
-    import warnings
-
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    n = len(dataset)
-    y = dataset.targets()
-    groups = dataset.groups()
-    k = max(2, round(1.0 / fraction))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn warns when a class has fewer members than folds
-        if groups is not None:
-            if len(set(groups)) < 2:
-                raise ActivityError("cannot split by group: every clip is in the same group")
-            k = min(k, len(set(groups)))
-            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-            train, val = next(splitter.split(np.zeros(n), y, groups))
-        else:
-            k = min(k, max(2, np.bincount(y).max()))
-            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-            train, val = next(splitter.split(np.zeros(n), y))
-    return np.sort(train), np.sort(val)
+    return kfold_splits(dataset.targets(), dataset.groups(), max(2, round(1.0 / fraction)), seed=seed)[0]
 
 
 def _read_text(path: Path) -> str:

@@ -81,8 +81,10 @@ class LSTMClassifier(nn.Module):
         self.norm = _Standardize(in_dim)
         self.input_dropout = nn.Dropout(cfg.input_dropout)
         self.frame_differences = cfg.frame_differences
+        self.project = nn.Linear(in_dim, cfg.projection) if cfg.projection else nn.Identity()
+        step_dim = cfg.projection or in_dim
         self.lstm = nn.LSTM(
-            2 * in_dim if cfg.frame_differences else in_dim,
+            2 * step_dim if cfg.frame_differences else step_dim,
             cfg.hidden_size,
             num_layers=cfg.num_layers,
             batch_first=True,
@@ -97,11 +99,10 @@ class LSTMClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         b, t, _ = x.shape
-        x = self.norm(x)
+        x = self.project(self.input_dropout(self.norm(x)))
         mask = valid_mask(lengths, b, t, x.device)
         if self.frame_differences:
             x = torch.cat([x, temporal_difference(x, mask)], dim=-1)
-        x = self.input_dropout(x)
         if lengths is None:
             h, _ = self.lstm(x)
         else:

@@ -19,7 +19,9 @@ length.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -195,7 +197,8 @@ class DecordReader(VideoReader):
         decord.logging.set_level(decord.logging.QUIET)
         p = check_file(path)
         try:
-            vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=num_threads)
+            with _quiet_stderr():  # decord's C++ logger prints its own "ERROR opening" line
+                vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=num_threads)
             count = len(vr)
             fps = float(vr.get_avg_fps())
             h, w = vr[0].shape[:2] if count > 0 else (0, 0)
@@ -301,6 +304,26 @@ def read_sampled(
         if reader.num_frames == n:
             return frames, indices
     return frames, np.minimum(indices, reader.num_frames - 1)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (C/C++ library logging) for the duration of the block."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (e.g. captured): nothing to silence
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _first_line(e: BaseException) -> str:

@@ -118,10 +118,12 @@ def test_batch_rows_are_independent(model):
         torch.testing.assert_close(model(x[b : b + 1])[0][0], full[b], atol=1e-5, rtol=1e-5)
 
 
-def test_frame_differences_changes_the_lstm_input():
-    on, off = make("lstm", frame_differences=True), make("lstm", frame_differences=False)
-    assert on.lstm.input_size == 2 * D
-    assert off.lstm.input_size == D
+@pytest.mark.parametrize("projection, step", [(0, D), (7, 7)])
+def test_frame_differences_changes_the_lstm_input(projection, step):
+    on = make("lstm", frame_differences=True, projection=projection)
+    off = make("lstm", frame_differences=False, projection=projection)
+    assert on.lstm.input_size == 2 * step
+    assert off.lstm.input_size == step
     assert on.frame_differences and not off.frame_differences
     for m in (on, off):
         logits, _ = m(torch.randn(2, 4, D), torch.tensor([4, 2]))
@@ -129,8 +131,8 @@ def test_frame_differences_changes_the_lstm_input():
 
 
 def test_frame_differences_input_is_what_the_lstm_sees():
-    """With differences on, the LSTM gets [x, x_t - x_{t-1}] (masked); check via a hook."""
-    m = make("lstm", frame_differences=True)
+    """With differences on, the LSTM gets [p, p_t - p_{t-1}] of the projected features p; check via a hook."""
+    m = make("lstm", frame_differences=True, projection=0)
     seen = {}
 
     def hook(mod, inp, out):
@@ -143,6 +145,18 @@ def test_frame_differences_input_is_what_the_lstm_sees():
     torch.testing.assert_close(seen["x"][..., :D], z)
     torch.testing.assert_close(seen["x"][0, 0, D:], torch.zeros(D))
     torch.testing.assert_close(seen["x"][0, 1:, D:], z[0, 1:] - z[0, :-1])
+
+
+def test_projection_feeds_the_lstm_projected_features():
+    m = make("lstm", frame_differences=True, projection=5)
+    seen = {}
+    m.lstm.register_forward_hook(lambda mod, inp, out: seen.update(x=inp[0]))
+    x = torch.randn(1, 4, D)
+    m(x)
+    p = m.project(m.norm(x))
+    assert p.shape == (1, 4, 5)
+    torch.testing.assert_close(seen["x"][..., :5], p)
+    torch.testing.assert_close(seen["x"][0, 1:, 5:], p[0, 1:] - p[0, :-1])
 
 
 def test_mean_classifier_ignores_order_and_lstm_does_not():
