@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -70,25 +69,29 @@ def _summary(processed: int, skipped: dict) -> None:
     print(f"{processed} processed, {len(skipped)} skipped" + (f" ({why})" if why else ""), file=sys.stderr)
 
 
-def _extract_dataset(ds, cfg, args):
-    """Features for a dataset through the cache; returns (kept dataset, features (N, L, D) tensor, skipped)."""
-    import numpy as np
-    import torch
-
+def _extract(paths, cfg, args):
+    """Features for ``paths`` through the cache, reporting unreadable videos as they are found."""
     from activity.backbones import create_backbone
     from activity.features import FeatureCache, FeatureSpec, default_cache_dir, extract
 
     spec = FeatureSpec.from_config(cfg.features)
     cache = FeatureCache(args.cache or default_cache_dir(), spec)
-    res = extract(
-        ds.paths, spec, cache, lambda: create_backbone(spec.backbone),
+    return extract(
+        paths, spec, cache, lambda: create_backbone(spec.backbone),
         decoder=cfg.features.decoder, workers=args.workers, device=args.device,
         progress=not args.quiet, on_error=_skip,
     )
-    keep = [i for i, s in enumerate(ds.samples) if s.path in res.features]
-    kept = ds.subset(keep)
-    feats = torch.from_numpy(np.stack([res.features[s.path] for s in kept.samples])) if keep else None
-    return kept, feats, res
+
+
+def _stack(ds, result):
+    """The readable part of ``ds`` and its features ``(N, L, D)`` (None when nothing is readable)."""
+    import numpy as np
+    import torch
+
+    kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in result.features])
+    if not len(kept):
+        return kept, None
+    return kept, torch.from_numpy(np.stack([result.features[p] for p in kept.paths]))
 
 
 # ---------------------------------------------------------------- commands
@@ -115,9 +118,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
     cfg = _config(args)
     ds = load_dataset(args.data, require_labels=False)
     t0 = time.perf_counter()
-    kept, _, res = _extract_dataset(ds, cfg, args)
+    res = _extract(ds.paths, cfg, args)
     dt = time.perf_counter() - t0
     require_features(res, str(args.data))
+    kept, _ = _stack(ds, res)
     cached = len(kept) - res.extracted
     rate = f", {res.frames / dt:.1f} frames/s" if res.extracted else ""
     print(f"{len(kept)} videos with features: {res.extracted} extracted, {cached} from the cache "
@@ -127,7 +131,6 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from activity.checkpoint import Checkpoint, save_checkpoint
@@ -156,24 +159,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
 
-    all_paths = train_ds.samples + (val_ds.samples if val_ds else [])
-    from activity.data import VideoDataset
-
-    both, feats, res = _extract_dataset(VideoDataset(all_paths, list(ds.classes), ds.source), cfg, args)
+    res = _extract(train_ds.paths + (val_ds.paths if val_ds else []), cfg, args)
     require_features(res, str(args.data))
-    index = {s.path: i for i, s in enumerate(both.samples)}
-    def take(d):
-        keep = [s for s in d.samples if s.path in index]
-        x = feats[[index[s.path] for s in keep]] if keep else feats[:0]
-        y = torch.tensor([ds.classes.index(s.label) for s in keep], dtype=torch.long)
-        return x, y
-    train_x, train_y = take(train_ds)
-    if len(train_x) == 0:
+    train_ds, train_x = _stack(train_ds, res)
+    if train_x is None:
         raise ActivityError(f"{args.data}: no readable training video")
+    train_y = torch.from_numpy(train_ds.targets())
+    val_x = val_y = None
+    if val_ds is not None:
+        val_ds, val_x = _stack(val_ds, res)
+        val_y = torch.from_numpy(val_ds.targets()) if val_x is not None else None
     missing = sorted(set(range(len(ds.classes))) - set(train_y.tolist()))
     if missing:
         print(f"warning: no readable training clip for class(es) {', '.join(ds.classes[i] for i in missing)}", file=sys.stderr)
-    val_x, val_y = take(val_ds) if val_ds is not None else (None, None)
     n_val = 0 if val_x is None else len(val_x)
     print(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(ds.classes)} classes", file=sys.stderr)
 
@@ -273,8 +271,9 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     ds = load_dataset(args.data, group_regex=args.group_regex)
-    kept, feats, res = _extract_dataset(ds, cfg, args)
+    res = _extract(ds.paths, cfg, args)
     require_features(res, str(args.data))
+    kept, feats = _stack(ds, res)
     configs = {}
     for t in args.temporal:
         c = copy.deepcopy(cfg)
