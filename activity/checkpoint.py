@@ -3,7 +3,8 @@
 A checkpoint is a plain dict of strings, numbers, lists and tensors, saved with
 ``torch.save`` and loaded with ``torch.load(weights_only=True)``, so loading a
 file never runs code from it. It holds the temporal model's weights, the class
-names, the full config (backbone, sampling, preprocessing, model, training),
+names, the full config (backbone, sampling, model, training), the resolved
+preprocessing (resize, crop, mean, std),
 the metrics of the run and the package version.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,15 @@ class Checkpoint:
     version: str = __version__
 
 
+def feature_spec_dict(config: Config) -> dict[str, Any]:
+    """Backbone, weights, frames, views and preprocessing that ``config`` resolves to."""
+    from dataclasses import asdict
+
+    from activity.features import FeatureSpec
+
+    return asdict(FeatureSpec.from_config(config.features))
+
+
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     """Write atomically (temporary file, then rename)."""
     path = Path(path)
@@ -60,6 +71,8 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "classes": list(ckpt.classes),
         "config": ckpt.config.to_dict(),
         "feature_dim": int(ckpt.feature_dim),
+        # The resolved sampling and preprocessing, for people and tools reading the file.
+        "features": feature_spec_dict(ckpt.config),
         "metrics": ckpt.metrics,
         "state_dict": {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()},
     }
@@ -111,4 +124,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         first = (str(e).strip().splitlines() or [""])[0][:120]
         raise ActivityError(f"{path}: damaged activity checkpoint ({type(e).__name__}: {first})") from None
     model.eval()
+    stored = payload.get("features")
+    if stored is not None and stored != feature_spec_dict(config):
+        warnings.warn(
+            f"{path}: this version of activity preprocesses frames differently from the one that wrote the "
+            "checkpoint; predictions may be off", stacklevel=2,
+        )
     return Checkpoint(model, classes, config, feature_dim, payload.get("metrics", {}), payload.get("activity_version", "?"))

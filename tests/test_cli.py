@@ -39,6 +39,15 @@ def test_train_writes_a_complete_run(workspace, capsys):
     assert ckpt["classes"] == CLASSES
     assert ckpt["config"]["features"]["image_size"] == 64
     assert ckpt["config"]["features"]["backbone"] == "efficientnet_lite0"
+    pre = ckpt["features"]["preprocess"]
+    assert (pre["crop_size"], tuple(pre["mean"])) == (64, (0.5, 0.5, 0.5))  # the resolved preprocessing travels along
+    import warnings
+
+    from activity.checkpoint import load_checkpoint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unchanged preprocessing must not warn
+        assert load_checkpoint(run / "model.pt").classes == CLASSES
     summary = json.loads((run / "train_summary.json").read_text())
     broken = str(workspace["data"] / "growing" / "broken.mp4")
     assert list(summary["skipped"]) == [broken]
