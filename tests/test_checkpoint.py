@@ -19,12 +19,7 @@ D = 10
 CLASSES = ["jump", "run", "sit"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_checkpoint(temporal: str = "lstm") -> Checkpoint:
@@ -119,21 +114,13 @@ NOT_CHECKPOINTS = ["text", "random_bytes", "empty", "dict_without_format", "othe
 
 
 @pytest.mark.parametrize("kind", NOT_CHECKPOINTS)
-def test_not_a_checkpoint_is_a_one_line_activity_error(tmp_path, kind):
+def test_not_a_checkpoint_is_one_line_saying_so(tmp_path, kind):
     path = _bad(kind, tmp_path)
     with pytest.raises(ActivityError) as ei:
         load_checkpoint(path)
     msg = str(ei.value)
     assert "\n" not in msg, msg
     assert str(path) in msg
-
-
-@pytest.mark.parametrize("kind", NOT_CHECKPOINTS)
-def test_not_a_checkpoint_says_so(tmp_path, kind):
-    path = _bad(kind, tmp_path)
-    with pytest.raises(ActivityError) as ei:
-        load_checkpoint(path)
-    msg = str(ei.value)
     assert "not an activity checkpoint" in msg, msg
     assert "could run code" not in msg
 

@@ -97,17 +97,19 @@ def test_list_file_paths_with_spaces(tmp_path):
     assert ds2.samples[0].label == "jump"
 
 
-def test_list_file_line_without_label_is_an_error(tmp_path):
-    f = tmp_path / "l.txt"
-    f.write_text("a.mp4 run\nlonely.mp4\n")
-    with pytest.raises(ActivityError, match=r"l\.txt:2: expected 'path label'"):
-        load_dataset(f)
-
-
-def test_binary_list_file_is_an_error(tmp_path):
-    f = tmp_path / "l.txt"
-    f.write_bytes(b"\xff\xfe\x00\x81garbage")
-    with pytest.raises(ActivityError, match="not a text list file"):
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("l.txt", b"a.mp4 run\nlonely.mp4\n", r"l\.txt:2: expected 'path label'"),
+        ("l.txt", b"\xff\xfe\x00\x81garbage", "not a text list file"),
+        ("d.csv", b"path,label\na.mp4,run\nb.mp4,\n", r"d\.csv:3: empty path or label"),
+    ],
+    ids=["line-without-label", "binary-list", "csv-empty-label"],
+)
+def test_malformed_list_is_an_error_naming_file_and_line(tmp_path, name, content, message):
+    f = tmp_path / name
+    f.write_bytes(content)
+    with pytest.raises(ActivityError, match=message):
         load_dataset(f)
 
 
@@ -156,13 +158,6 @@ def test_csv_missing_columns_is_an_error(tmp_path, header, missing):
         load_dataset(f)
     assert missing in str(ei.value)
     assert str(f) in str(ei.value)
-
-
-def test_csv_empty_label_is_an_error(tmp_path):
-    f = tmp_path / "d.csv"
-    f.write_text("path,label\na.mp4,run\nb.mp4,\n")
-    with pytest.raises(ActivityError, match=r"d\.csv:3: empty path or label"):
-        load_dataset(f)
 
 
 # ---------------------------------------------------------------- group regex
