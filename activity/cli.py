@@ -4,8 +4,8 @@ Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``cv
 Problems with the input are printed as one ``error:`` line (exit code 1, no
 traceback); a video that cannot be read is reported as ``skipped PATH: reason``
 and every other video is still processed. Exit codes: 0 when at least one
-video was processed, 1 when nothing could be (or on an input error), 2 on a
-usage error.
+video was processed; 1 on an input error, when nothing could be processed, or
+(with ``--strict``) when anything was skipped; 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes that decode videos while the backbone runs (default: 1)")
     p.add_argument("--device", default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -61,12 +62,21 @@ def _skip(path: Path, reason: str) -> None:
     print(f"skipped {path}: {reason}", file=sys.stderr)
 
 
-def _summary(processed: int, skipped: dict) -> None:
+def _finish(args: argparse.Namespace, processed: int, skipped: dict) -> int:
+    """Print the closing summary line and choose the exit code.
+
+    0 when at least one video was processed; 1 when none was, or, with
+    ``--strict``, when any was skipped.
+    """
     reasons: dict[str, int] = {}
     for r in skipped.values():
-        reasons[r.split(" (")[0]] = reasons.get(r.split(" (")[0], 0) + 1
+        key = r.split(" (")[0]
+        reasons[key] = reasons.get(key, 0) + 1
     why = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
     print(f"{processed} processed, {len(skipped)} skipped" + (f" ({why})" if why else ""), file=sys.stderr)
+    if processed == 0 or (getattr(args, "strict", False) and skipped):
+        return 1
+    return 0
 
 
 def _extract(paths, cfg, args):
@@ -126,8 +136,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     rate = f", {res.frames / dt:.1f} frames/s" if res.extracted else ""
     print(f"{len(kept)} videos with features: {res.extracted} extracted, {cached} from the cache "
           f"({res.frames} frames in {dt:.1f} s{rate})")
-    _summary(len(kept), res.failed)
-    return 0
+    return _finish(args, len(kept), res.failed)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -188,8 +197,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     (out / "train_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
     val = f", best validation accuracy {result.best_val_accuracy:.3f} at epoch {result.best_epoch}" if result.best_val_accuracy is not None else ""
     print(f"saved {out / 'model.pt'}{val}")
-    _summary(len(train_x) + n_val, res.failed)
-    return 0
+    return _finish(args, len(train_x) + n_val, res.failed)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -226,8 +234,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     top5 = f"  top-5 {metrics['top5']:.3f}" if "top5" in metrics else ""
     print(f"\ntop-1 {metrics['top1']:.3f}{top5}  mean class accuracy {metrics['mean_class_accuracy']:.3f}  "
           f"({metrics['num_videos']} videos, {metrics['skipped']} skipped) -> {args.out}")
-    _summary(len(kept), skipped)
-    return 0
+    return _finish(args, len(kept), skipped)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -256,9 +263,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 rows.append([str(p.path) if rank == 1 else "", str(rank), label, f"{prob:.3f}"])
         if rows:
             print(format_table(rows, ["video", "rank", "label", "probability"]))
-    if len(paths) > 1 or failed:
-        _summary(len(preds), failed)
-    return 0 if preds else 1
+    return _finish(args, len(preds), failed)
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
@@ -296,8 +301,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
         payload = {"data": str(args.data), "split": split, "clips": len(kept), "skipped": {str(p): r for p, r in res.failed.items()},
                    "config": cfg.to_dict(), "results": [{**r.summary(), "per_fold": r.folds} for r in results]}
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-    _summary(len(kept), res.failed)
-    return 0
+    return _finish(args, len(kept), res.failed)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
