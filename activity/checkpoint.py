@@ -10,9 +10,7 @@ the metrics of the run and the package version.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from torch import nn
 from activity import __version__
 from activity.config import Config
 from activity.errors import ActivityError
+from activity.io import atomic_torch_save
 from activity.models import build_temporal_model
 
 FORMAT = "activity-checkpoint"
@@ -76,14 +75,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "metrics": ckpt.metrics,
         "state_dict": {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()},
     }
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_torch_save(payload, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:

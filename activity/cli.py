@@ -149,7 +149,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from activity.features import require_features
     from activity.train import fit
 
-    cfg = _config(args)
+    if args.resume is not None:
+        cfg = _resume_args(args)
+    else:
+        if args.data is None or args.out is None:
+            raise ActivityError("train needs --data and --out (or --resume RUN_DIR)")
+        cfg = _config(args)
     out = Path(args.out)
     ds = load_dataset(args.data, group_regex=args.group_regex)
     if args.val:
@@ -166,7 +171,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         train_ds, val_ds = ds, None
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    if args.resume is None:
+        save_config(cfg, out / "config.yaml")
+        run = {"data": str(Path(args.data).resolve()), "val": str(Path(args.val).resolve()) if args.val else None, "group_regex": args.group_regex}
+        (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
     res = _extract(train_ds.paths + (val_ds.paths if val_ds else []), cfg, args)
     require_features(res, str(args.data))
@@ -184,7 +192,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     n_val = 0 if val_x is None else len(val_x)
     print(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(ds.classes)} classes", file=sys.stderr)
 
-    result = fit(cfg, train_x, train_y, len(ds.classes), val_x, val_y, out_dir=out, progress=not args.quiet)
+    result = fit(cfg, train_x, train_y, len(ds.classes), val_x, val_y, out_dir=out, progress=not args.quiet,
+                 resume=args.resume is not None)
     metrics = {
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
@@ -198,6 +207,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     val = f", best validation accuracy {result.best_val_accuracy:.3f} at epoch {result.best_epoch}" if result.best_val_accuracy is not None else ""
     print(f"saved {out / 'model.pt'}{val}")
     return _finish(args, len(train_x) + n_val, res.failed)
+
+
+def _resume_args(args: argparse.Namespace):
+    """Fill ``args`` and the config from an interrupted run's folder."""
+    from activity.config import load_config
+
+    run_dir = Path(args.resume)
+    if not (run_dir / "run.json").is_file() or not (run_dir / "config.yaml").is_file():
+        raise ActivityError(f"{run_dir}: not a run folder to resume (no run.json and config.yaml)")
+    if args.data or args.out or args.val or args.config or args.overrides or args.backbone or args.temporal:
+        raise ActivityError("--resume continues a run with its own data and config; pass no other data or config options")
+    run = json.loads((run_dir / "run.json").read_text())
+    args.data, args.val, args.group_regex, args.out = run["data"], run["val"], run["group_regex"], run_dir
+    return load_config(run_dir / "config.yaml")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -329,8 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("train", help="train a temporal model", description="Train a temporal model on cached features; writes RUN_DIR/model.pt, config.yaml, metrics.csv.")
-    p.add_argument("--data", required=True, help="class folder, list file or CSV")
-    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--data", help="class folder, list file or CSV")
+    p.add_argument("--out", type=Path, help="run folder")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue an interrupted run from its last completed epoch")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--val", help="validation collection (default: a split of --data)")
     g.add_argument("--val-fraction", type=float, default=None, help="validation share of --data (split by group when known)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from activity.backbones import Backbone, get_spec
 from activity.config import FeatureConfig
 from activity.errors import ActivityError, VideoError
+from activity.io import atomic_write
 from activity.transforms import Preprocess
 from activity.video import open_video, read_sampled
 
@@ -77,7 +77,8 @@ class FeatureCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "spec.json"
         if not meta.exists():
-            _atomic_write_bytes(meta, json.dumps(asdict(spec), indent=2).encode())
+            with atomic_write(meta) as f:
+                f.write(json.dumps(asdict(spec), indent=2).encode())
 
     def entry(self, video: str | Path) -> Path:
         p = Path(video).resolve()
@@ -103,7 +104,7 @@ class FeatureCache:
 
     def put(self, video: str | Path, features: np.ndarray) -> None:
         f = self.entry(video)
-        with _atomic_file(f) as tmp:
+        with atomic_write(f) as tmp:
             np.save(tmp, features.astype(np.float16, copy=False), allow_pickle=False)
 
 
@@ -234,33 +235,6 @@ def extract(
     flush()
     bar.close()
     return result
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    with _atomic_file(path) as tmp:
-        tmp.write(data)
-
-
-class _atomic_file:
-    """Write to a temporary file in the same folder, then rename it over ``path``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self):
-        fd, self.tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.path.parent)
-        self.f = os.fdopen(fd, "wb")
-        return self.f
-
-    def __exit__(self, exc_type, *_: object) -> None:
-        if exc_type is None:
-            self.f.flush()
-            os.fsync(self.f.fileno())
-        self.f.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
 
 
 def require_features(result: ExtractResult, what: str) -> None:

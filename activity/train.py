@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from activity.config import Config
+from activity.errors import ActivityError
 from activity.models import build_temporal_model
 from activity.sampling import segment_indices
 
@@ -125,6 +126,7 @@ def fit(
     *,
     out_dir: Path | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> FitResult:
     """Train a temporal model on cached features.
 
@@ -135,8 +137,12 @@ def fit(
         num_classes: number of classes.
         val_x: validation features ``(M, L, D)``, or None to train for all epochs.
         val_y: validation class indices ``(M,)``.
-        out_dir: where ``metrics.csv`` is written, one row per epoch.
+        out_dir: where ``metrics.csv`` (one row per epoch) and the training
+            state (``train_state.pt``, written atomically after every epoch) go.
         progress: show a progress bar.
+        resume: continue from ``out_dir``'s training state: model, optimizer,
+            schedule, random state and history, so the run ends where an
+            uninterrupted one would.
 
     Returns:
         A :class:`FitResult` with the weights of the best validation epoch
@@ -166,17 +172,26 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     has_val = val_x is not None and val_y is not None and len(val_x) > 0
 
-    metrics_file = None
+    state = _TrainState(best=(-1.0, 0.0))  # best = (val accuracy, -val loss)
+    state_file = Path(out_dir) / STATE_FILE if out_dir is not None else None
+    if resume:
+        if state_file is None or not state_file.exists():
+            raise ActivityError(f"nothing to resume: {state_file} not found")
+        state = _load_state(state_file, model, optimizer, scheduler, gen, _fingerprint(cfg, train_x, val_x))
+
+    writer = None
     if out_dir is not None:
         metrics_file = open(Path(out_dir) / "metrics.csv", "w", newline="")
         writer = csv.DictWriter(metrics_file, ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
         writer.writeheader()
+        writer.writerows(state.history)  # a resumed run rewrites the rows of the epochs it keeps
+        metrics_file.flush()
 
-    best: tuple[float, float] = (-1.0, 0.0)  # (val accuracy, -val loss)
-    best_state, best_epoch, since_best = None, 0, 0
-    history: list[dict[str, Any]] = []
-    bar = tqdm(range(1, tc.epochs + 1), desc="train", unit="epoch", disable=None if progress else True, dynamic_ncols=True)
+    bar = tqdm(range(state.epoch + 1, tc.epochs + 1), desc="train", unit="epoch", initial=state.epoch, total=tc.epochs,
+               disable=None if progress else True, dynamic_ncols=True)
     for epoch in bar:
+        if state.stopped:
+            break
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(model, criterion, optimizer, scheduler, train_x, train_y, num_frames, tc.batch_size, gen)
@@ -184,27 +199,98 @@ def fit(
         if has_val:
             val_loss, val_acc = evaluate_features(model, criterion, val_x, val_y, num_frames)  # type: ignore[arg-type]
             row.update(val_loss=round(val_loss, 5), val_accuracy=round(val_acc, 5))
-            if (val_acc, -val_loss) > best:
-                best, best_epoch, since_best = (val_acc, -val_loss), epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+            if (val_acc, -val_loss) > state.best:
+                state.best, state.best_epoch, state.since_best = (val_acc, -val_loss), epoch, 0
+                state.best_state = copy.deepcopy(model.state_dict())
             else:
-                since_best += 1
-            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}", best=f"{best[0]:.3f}@{best_epoch}")
+                state.since_best += 1
+            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}", best=f"{state.best[0]:.3f}@{state.best_epoch}")
         else:
             bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}")
         row["seconds"] = round(time.perf_counter() - t0, 3)
-        history.append(row)
-        if metrics_file is not None:
+        state.history.append(row)
+        state.epoch = epoch
+        state.stopped = bool(has_val and tc.patience and state.since_best >= tc.patience)
+        if writer is not None:
             writer.writerow(row)
             metrics_file.flush()
-        if has_val and tc.patience and since_best >= tc.patience:
-            break
+        if state_file is not None:
+            _save_state(state_file, state, model, optimizer, scheduler, gen, _fingerprint(cfg, train_x, val_x))
     bar.close()
-    if metrics_file is not None:
+    if writer is not None:
         metrics_file.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best_epoch = state.best_epoch
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
     else:
-        best_epoch = len(history)
+        best_epoch = len(state.history)
     model.eval()
-    return FitResult(model, best_epoch, best[0] if has_val else None, history)
+    return FitResult(model, best_epoch, state.best[0] if has_val else None, state.history)
+
+
+STATE_FILE = "train_state.pt"
+STATE_FORMAT = "activity-train-state"
+
+
+@dataclass
+class _TrainState:
+    """Where training stands after a completed epoch (everything but the live objects)."""
+
+    epoch: int = 0
+    best: tuple[float, float] = (-1.0, 0.0)
+    best_epoch: int = 0
+    since_best: int = 0
+    stopped: bool = False
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _fingerprint(cfg: Config, train_x: torch.Tensor, val_x: torch.Tensor | None) -> str:
+    """What must not change between an interrupted run and its resumption."""
+    import hashlib
+    import json
+
+    blob = json.dumps({"model": cfg.to_dict()["model"], "train": cfg.to_dict()["train"], "features": cfg.to_dict()["features"],
+                       "train_shape": list(train_x.shape), "val_shape": list(val_x.shape) if val_x is not None else None},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _save_state(path: Path, state: _TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, fingerprint: str) -> None:
+    from activity.io import atomic_torch_save
+
+    atomic_torch_save({
+        "format": STATE_FORMAT,
+        "fingerprint": fingerprint,
+        "epoch": state.epoch,
+        "best": list(state.best),
+        "best_epoch": state.best_epoch,
+        "since_best": state.since_best,
+        "stopped": state.stopped,
+        "best_state": state.best_state,
+        "history": state.history,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }, path)
+
+
+def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, fingerprint: str) -> _TrainState:
+    try:
+        s = torch.load(path, map_location="cpu", weights_only=True)
+        if s.get("format") != STATE_FORMAT:
+            raise ValueError("not a training state")
+    except Exception as e:
+        raise ActivityError(f"{path}: cannot resume from it ({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})") from None
+    if s["fingerprint"] != fingerprint:
+        raise ActivityError(f"{path}: the config or the data differ from the interrupted run; cannot resume")
+    model.load_state_dict(s["model"])
+    optimizer.load_state_dict(s["optimizer"])
+    scheduler.load_state_dict(s["scheduler"])
+    gen.set_state(s["generator"])
+    torch.set_rng_state(s["torch_rng"])
+    return _TrainState(s["epoch"], tuple(s["best"]), s["best_epoch"], s["since_best"], s["stopped"], s["best_state"], s["history"])
