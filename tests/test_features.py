@@ -342,3 +342,68 @@ def test_loader_workers(tmp_path, videos):
     assert workers.extracted == 3
     for v in videos:
         np.testing.assert_array_equal(inline.features[v], workers.features[v])
+
+
+_SLOW_EXTRACT = """
+import sys, time
+import activity.backbones as b
+real = b.Backbone.forward
+def slow(self, x):
+    time.sleep(0.5)
+    return real(self, x)
+b.Backbone.forward = slow
+from activity.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_extract_killed_midway_resumes_without_corrupt_entries_or_repeated_work(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from activity.config import FeatureConfig
+    from activity.features import FeatureSpec
+    from activity.synthetic import make_order_dataset
+
+    data = make_order_dataset(tmp_path / "data", classes=["growing", "shrinking"], clips_per_class=24, num_frames=8, size=(32, 32))
+    cache = tmp_path / "cache"
+    opts = ["--data", str(data), "--cache", str(cache), "--quiet", "features.image_size=32", "features.num_frames=4"]
+    spec = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4))
+    entries = cache / spec.key()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_EXTRACT, "extract", *opts], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if entries.exists() and len(list(entries.glob("*.npy"))) >= 16:  # the first batch of 16 clips is written
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "extraction finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {p.name for p in entries.glob("*.npy")}
+    assert 0 < len(done) < 48
+    for p in entries.glob("*.npy"):
+        assert np.load(p).shape[0] == 4  # every visible entry is whole
+
+    assert _run_extract(opts) == (48 - len(done), len(done))  # only what was missing
+    assert _run_extract(opts) == (0, 48)  # and then nothing is left to do
+    assert len(list(entries.glob("*.npy"))) == 48
+
+
+def _run_extract(opts):
+    import contextlib
+    import io
+
+    from activity.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["extract", *opts]) == 0
+    line = next(l for l in out.getvalue().splitlines() if "videos with features" in l)
+    extracted = int(line.split(": ")[1].split(" extracted")[0])
+    cached = int(line.split(", ")[1].split(" from")[0])
+    return extracted, cached
