@@ -1,6 +1,6 @@
 """The ``activity`` command line: a thin layer over the package.
 
-Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``cv``, ``demo``.
+Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``cv``, ``check``, ``demo``.
 Problems with the input are printed as one ``error:`` line (exit code 1, no
 traceback); a video that cannot be read is reported as ``skipped PATH: reason``
 and every other video is still processed. Exit codes: 0 when at least one
@@ -327,6 +327,17 @@ def cmd_cv(args: argparse.Namespace) -> int:
     return _finish(args, len(kept), res.failed)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from activity.check import check_dataset, format_report
+    from activity.data import load_dataset
+
+    ds = load_dataset(args.data, group_regex=args.group_regex)
+    val = load_dataset(args.val, group_regex=args.group_regex) if args.val else None
+    report = check_dataset(ds, val, decoder=args.decoder, progress=not args.quiet)
+    print(format_report(report))
+    return 1 if report.problems else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from activity.demo import run_demo
 
@@ -388,6 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     _add_common(p)
     p.set_defaults(func=cmd_cv)
+
+    p = sub.add_parser("check", help="check a collection for unreadable clips, duplicates and leaks",
+                       description="Report unreadable clips, clips per class, identical files (across classes: a label leak) and "
+                                   "recordings on both sides of a train/validation split. Exit code 1 when problems are found.")
+    p.add_argument("data", help="class folder, list file or CSV")
+    p.add_argument("--val", help="validation collection to check against DATA")
+    p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
+    p.add_argument("--decoder", choices=["auto", "decord", "opencv"], default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("demo", help="run the whole pipeline on generated clips", description="Generate a small labelled collection, then extract, train, evaluate and predict.")
     p.add_argument("--out", default="demo_run", help="folder for the generated clips and the run (default: demo_run)")
