@@ -1,6 +1,6 @@
 """The ``activity`` command line: a thin layer over the package.
 
-Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``cv``, ``check``, ``demo``.
+Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``cv``, ``check``, ``explain``, ``export``, ``demo``.
 Problems with the input are printed as one ``error:`` line (exit code 1, no
 traceback); a video that cannot be read is reported as ``skipped PATH: reason``
 and every other video is still processed. Exit codes: 0 when at least one
@@ -263,11 +263,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from activity.data import VIDEO_EXTENSIONS
     from activity.evaluate import format_table
-    from activity.predict import load_model
+    from activity.predict import load_model, write_predictions
 
     if args.top_k < 1:
         raise ActivityError(f"--top-k must be at least 1, got {args.top_k}")
+    if bool(args.source) == bool(args.videos):
+        raise ActivityError("give either video files/folders or --source, not both or neither")
     model = load_model(args.checkpoint, cache_dir=args.cache, device=args.device, workers=args.workers)
+    if args.source:
+        return _predict_stream(model, args)
     paths: list[Path] = []
     for v in args.videos:
         p = Path(v)
@@ -275,11 +279,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
             paths += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
         else:
             paths.append(p)
+    if args.timeline:
+        return _predict_timeline(model, paths, args)
     preds, failed = model.predict_many(paths, top_k=args.top_k, progress=not args.quiet and len(paths) > 1, on_error=_skip)
+    if args.results_dir:
+        written = write_predictions(preds, failed, args.results_dir, args.results_format)
+        print(f"wrote {written}", file=sys.stderr)
     if args.json:
         out = {"predictions": [p.as_dict() for p in preds], "skipped": {str(p): r for p, r in failed.items()}}
         print(json.dumps(out, indent=2))
-    else:
+    elif not args.results_dir or len(preds) <= 20:
         rows = []
         for p in preds:
             for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), 1):
@@ -287,6 +296,49 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if rows:
             print(format_table(rows, ["video", "rank", "label", "probability"]))
     return _finish(args, len(preds), failed)
+
+
+def _predict_timeline(model, paths: list[Path], args: argparse.Namespace) -> int:
+    from activity.evaluate import format_table
+    from activity.errors import VideoError
+    from activity.timeline import write_overlay
+
+    if args.overlay and len(paths) != 1:
+        raise ActivityError("--overlay takes exactly one video")
+    timelines, failed = [], {}
+    for p in paths:
+        try:
+            tl = model.timeline(p, window=args.window, stride=args.stride, top_k=args.top_k, threshold=args.threshold,
+                                smooth=args.smooth, progress=not args.quiet)
+        except VideoError as e:
+            failed[p] = e.reason
+            _skip(p, e.reason)
+            continue
+        timelines.append(tl)
+        if args.results_dir:
+            for f in tl.write_csv(args.results_dir):
+                print(f"wrote {f}", file=sys.stderr)
+        if args.overlay:
+            print(f"wrote {write_overlay(tl, p, args.overlay, progress=not args.quiet)}", file=sys.stderr)
+        if not args.json:
+            rows = [[f"{s.start:.1f}", f"{s.end:.1f}", s.label, f"{s.probability:.2f}"] for s in tl.segments]
+            print(f"{p}: {tl.duration:.1f} s, {len(tl.windows)} windows of {tl.window:g} s every {tl.stride:g} s")
+            print(format_table(rows, ["start", "end", "label", "probability"]) + "\n")
+    if args.json:
+        print(json.dumps({"timelines": [t.as_dict() for t in timelines], "skipped": {str(p): r for p, r in failed.items()}}, indent=2))
+    return _finish(args, len(timelines), failed)
+
+
+def _predict_stream(model, args: argparse.Namespace) -> int:
+    from activity.stream import run_stream
+
+    def show(r) -> None:
+        line = {"time": round(r.time, 2), "label": r.label, "probability": round(r.probability, 4), "dropped": r.dropped}
+        print(json.dumps(line) if args.json else f"[{r.time:7.2f}s] {r.label:<20} {r.probability:.2f}  (dropped frames: {r.dropped})", flush=True)
+
+    stats = run_stream(model, args.source, window=args.window, rate=args.rate, max_seconds=args.max_seconds, on_result=show)
+    print(f"{stats.frames_read} frames read, {stats.inferences} predictions, {stats.frames_dropped} frames dropped", file=sys.stderr)
+    return 0 if stats.inferences else 1
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
@@ -338,6 +390,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    import math
+
+    from activity.explain import explain, save_explanation
+    from activity.predict import load_model
+
+    model = load_model(args.checkpoint, cache_dir=False, device=args.device)
+    expl = explain(model, args.video, method=args.method, target=args.target)
+    if expl.note:
+        print(f"note: {expl.note}", file=sys.stderr)
+    out = save_explanation(expl, args.out, columns=args.columns)
+    if args.json:
+        print(json.dumps(expl.as_dict(), indent=2))
+    else:
+        k = expl.top_frame
+        when = f"{expl.times[k]:.2f}s" if math.isfinite(expl.times[k]) else "time unknown"
+        print(f"{expl.path}: {expl.label} {expl.probability:.3f}; most important frame #{expl.indices[k]} ({when}) "
+              f"by {expl.method} -> {out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from activity.demo import run_demo
 
@@ -382,11 +455,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify video files", description="Top-k actions for each video (files or folders).")
+    p = sub.add_parser("predict", help="classify video files, long videos or a live source",
+                       description="Top-k actions for each video (files or folders); --timeline for what happens when in long "
+                                   "videos; --source for a camera or stream.")
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("videos", nargs="+", help="video files or folders of videos")
+    p.add_argument("videos", nargs="*", help="video files or folders of videos")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--results-dir", type=Path, default=None, help="write the results there (predictions, or timeline CSVs)")
+    p.add_argument("--results-format", choices=["csv", "json"], default="csv", help="file format of --results-dir predictions")
+    g = p.add_argument_group("long videos")
+    g.add_argument("--timeline", action="store_true", help="sliding-window predictions and merged segments")
+    g.add_argument("--window", type=float, default=2.0, help="window length in seconds (default 2; also used by --source)")
+    g.add_argument("--stride", type=float, default=1.0, help="seconds between windows (default 1)")
+    g.add_argument("--threshold", type=float, default=0.0, help="minimum probability for a window to join a segment")
+    g.add_argument("--smooth", type=int, default=1, help="average this many neighbouring windows before merging")
+    g.add_argument("--overlay", type=Path, default=None, help="write the video with the current label drawn on it")
+    g = p.add_argument_group("live sources")
+    g.add_argument("--source", default=None, help="camera index, stream URL, or a file played at its real rate")
+    g.add_argument("--rate", type=float, default=1.0, help="predictions per second (default 1)")
+    g.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
     _add_common(p)
     p.set_defaults(func=cmd_predict)
 
@@ -409,6 +497,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder", choices=["auto", "decord", "opencv"], default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("explain", help="show which frames a prediction rests on",
+                       description="Draw the frames the model sees with each one's importance (attention weights or occlusion) as a PNG.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("video", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="PNG file to write")
+    p.add_argument("--method", choices=["attention", "occlusion"], default="attention",
+                   help="attention: the model's pooling weights (a model that pools uniformly falls back to occlusion); "
+                        "occlusion: drop in probability when a frame's feature is replaced by the clip's mean")
+    p.add_argument("--target", default=None, help="class to explain (default: the predicted one)")
+    p.add_argument("--columns", type=int, default=8, help="frames per row (default: 8)")
+    p.add_argument("--json", action="store_true", help="also print the per-frame importances as JSON")
+    p.add_argument("--device", default="cpu", help="device for the backbone (default: cpu)")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("demo", help="run the whole pipeline on generated clips", description="Generate a small labelled collection, then extract, train, evaluate and predict.")
     p.add_argument("--out", default="demo_run", help="folder for the generated clips and the run (default: demo_run)")

@@ -114,6 +114,19 @@ class ActionRecognizer:
             preds.append(Prediction(p, [self.classes[i] for i in order], [float(pr[i]) for i in order]))
         return preds, result.failed
 
+    def timeline(self, video: str | Path, *, window: float = 2.0, stride: float = 1.0, top_k: int = 3,
+                 threshold: float = 0.0, smooth: int = 1, progress: bool = False):
+        """What happens when: sliding-window predictions and merged segments (see :mod:`activity.timeline`).
+
+        Returns:
+            A :class:`~activity.timeline.Timeline` with ``windows`` (start, end, top-k labels and
+            probabilities) and ``segments`` (start, end, label, mean probability), times in seconds.
+        """
+        from activity.timeline import compute_timeline
+
+        return compute_timeline(self, video, window=window, stride=stride, top_k=top_k, threshold=threshold,
+                                smooth=smooth, progress=progress)
+
     def predict(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
         """Top-k ``(label, probability)`` pairs for one video; raises a clear error if it cannot be read."""
         preds, failed = self.predict_many([video], top_k=top_k)
@@ -121,6 +134,37 @@ class ActionRecognizer:
             path, reason = next(iter(failed.items()))
             raise ActivityError(f"{path}: {reason}")
         return list(zip(preds[0].labels, preds[0].probabilities))
+
+
+def write_predictions(preds: list[Prediction], failed: dict[Path, str], out_dir: str | Path, fmt: str = "csv") -> Path:
+    """Write one row per video (top-k labels and probabilities) and the skipped files with their reasons.
+
+    ``csv`` writes ``predictions.csv`` and ``skipped.csv``; ``json`` writes ``predictions.json`` holding both.
+    """
+    import csv
+    import json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        path = out / "predictions.json"
+        path.write_text(json.dumps({"predictions": [p.as_dict() for p in preds],
+                                    "skipped": {str(p): r for p, r in failed.items()}}, indent=2) + "\n")
+        return path
+    if fmt != "csv":
+        raise ActivityError(f"unknown results format {fmt!r}; choose csv or json")
+    k = max((len(p.labels) for p in preds), default=0)
+    path = out / "predictions.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", *[c for i in range(1, k + 1) for c in (f"label_{i}", f"probability_{i}")]])
+        for p in preds:
+            w.writerow([str(p.path), *[c for l, pr in zip(p.labels, p.probabilities) for c in (l, f"{pr:.4f}")]])
+    with open(out / "skipped.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "reason"])
+        w.writerows([str(p), r] for p, r in failed.items())
+    return path
 
 
 def load_model(checkpoint: str | Path, **kwargs) -> ActionRecognizer:
