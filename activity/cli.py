@@ -273,15 +273,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.source:
         return _predict_stream(model, args)
     paths: list[Path] = []
+    empty: dict[Path, str] = {}
     for v in args.videos:
         p = Path(v)
         if p.is_dir():
-            paths += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+            if not found:
+                empty[p] = "is a directory with no video files"
+                _skip(p, empty[p])
+            paths += found
         else:
             paths.append(p)
     if args.timeline:
-        return _predict_timeline(model, paths, args)
+        return _predict_timeline(model, paths, args, empty)
     preds, failed = model.predict_many(paths, top_k=args.top_k, progress=not args.quiet and len(paths) > 1, on_error=_skip)
+    failed = {**empty, **failed}
     if args.results_dir:
         written = write_predictions(preds, failed, args.results_dir, args.results_format)
         print(f"wrote {written}", file=sys.stderr)
@@ -298,14 +304,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return _finish(args, len(preds), failed)
 
 
-def _predict_timeline(model, paths: list[Path], args: argparse.Namespace) -> int:
+def _predict_timeline(model, paths: list[Path], args: argparse.Namespace, empty: dict[Path, str]) -> int:
     from activity.evaluate import format_table
     from activity.errors import VideoError
     from activity.timeline import write_overlay
 
     if args.overlay and len(paths) != 1:
         raise ActivityError("--overlay takes exactly one video")
-    timelines, failed = [], {}
+    timelines, failed = [], dict(empty)
     for p in paths:
         try:
             tl = model.timeline(p, window=args.window, stride=args.stride, top_k=args.top_k, threshold=args.threshold,

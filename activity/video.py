@@ -30,6 +30,10 @@ import numpy as np
 from activity.errors import VideoError
 from activity.sampling import segment_indices
 
+# OpenCV's FFmpeg prints its own lines ("moov atom not found", "header damaged") for damaged
+# files; activity reports each bad file once, with its path and reason, instead.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 Backend = Literal["auto", "decord", "opencv"]
 BACKENDS: tuple[str, ...] = ("auto", "decord", "opencv")
 
@@ -128,6 +132,7 @@ class OpenCVReader(VideoReader):
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self._cap = cap
         self._pos = 0  # index of the next frame grab() returns
+        self.path = p
         if count <= 0 or w <= 0 or h <= 0:
             # Unknown length: count by reading through once.
             count = self._count_frames()
