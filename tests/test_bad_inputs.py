@@ -154,6 +154,8 @@ COMMANDS = {
     "predict_files": lambda ws, strict, data=None: ["predict", ws.ckpt, *(ws.badonly_files if data else ws.predict_order()),
                                                     "--json", *_common(ws, strict)],
     "predict_folder": lambda ws, strict, data=None: ["predict", ws.ckpt, data or ws.data, "--json", *_common(ws, strict)],
+    "timeline": lambda ws, strict, data=None: ["predict", ws.ckpt, data or ws.data, "--timeline", "--window", "0.5",
+                                               "--stride", "0.25", "--json", *_common(ws, strict)],
     "cv": lambda ws, strict, data=None: ["cv", "--data", data or ws.data, "--folds", "2", "--temporal", "lstm",
                                          "--json", ws.root / f"cv-{strict}-{data is None}.json", *_common(ws, strict), *FAST],
 }
@@ -183,6 +185,10 @@ def processed_from_outputs(ws: Workspace, command: str, run: Run) -> tuple[int, 
         rows = list(csv.DictReader(open(out / "predictions.csv", newline="", encoding="utf-8")))
         skipped = json.loads((out / "metrics.json").read_text())["skipped_files"]
         return len(rows), [Path(r["path"]) for r in rows], {Path(p) for p in skipped}
+    if command == "timeline":
+        result = json.loads(run.out)
+        assert all(t["windows"] and t["segments"] for t in result["timelines"])
+        return len(result["timelines"]), [Path(t["path"]) for t in result["timelines"]], {Path(p) for p in result["skipped"]}
     if command.startswith("predict"):
         result = json.loads(run.out)  # nothing but the JSON on stdout, even from the decoders' C libraries
         return len(result["predictions"]), [Path(p["path"]) for p in result["predictions"]], {Path(p) for p in result["skipped"]}
