@@ -114,7 +114,7 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: Path) -> None:
             for j in range(n):
                 if cm[i, j]:
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_title("confusion matrix (rows normalised)")
+    ax.set_title("confusion matrix\n(colour: share of the true class)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
