@@ -417,6 +417,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from activity.export import export_model
+
+    out = export_model(args.checkpoint, args.format, args.out)
+    print(f"wrote {out} and {out}.json (classes, input shape, sampling, preprocessing)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from activity.demo import run_demo
 
@@ -503,6 +511,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder", choices=["auto", "decord", "opencv"], default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("export", help="export a checkpoint, backbone included, to ONNX or TorchScript",
+                       description="Write the whole model (backbone + temporal model) as one graph: preprocessed frames "
+                                   "(B, T, 3, S, S) -> logits (B, C), plus FILE.json describing the input, sampling and preprocessing.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--out", required=True, type=Path, metavar="FILE")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("explain", help="show which frames a prediction rests on",
                        description="Draw the frames the model sees with each one's importance (attention weights or occlusion) as a PNG.")

@@ -1,0 +1,70 @@
+"""Classify a video with a model exported by `activity export`: needs only onnxruntime, numpy and opencv."""
+import json
+import sys
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+
+def sample_frames(path, num_frames):
+    """RGB frames at the centres of num_frames equal segments of the video."""
+    cap = cv2.VideoCapture(path)
+    count = 0
+    while cap.grab():
+        count += 1
+    cap.release()
+    if count == 0:
+        sys.exit(f"cannot read {path}")
+    seg = count / num_frames
+    indices = np.minimum(np.floor(np.arange(num_frames) * seg + seg / 2).astype(int), count - 1)
+    cap, frames = cv2.VideoCapture(path), {}
+    for i in range(indices.max() + 1):
+        if not cap.grab():
+            break
+        if i in indices:
+            frames[i] = cv2.cvtColor(cap.retrieve()[1], cv2.COLOR_BGR2RGB)
+    cap.release()
+    last = frames[max(frames)]
+    return [frames.get(i, last) for i in indices]
+
+
+def resize_matrix(n_in, n_out, interpolation):
+    """(n_out, n_in) anti-aliased resampling weights, as torchvision's resize(antialias=True) uses."""
+    scale = n_in / n_out
+    stretch = max(scale, 1.0)
+    d = np.abs((np.arange(n_in) + 0.5)[None, :] - (np.arange(n_out) + 0.5)[:, None] * scale) / stretch
+    if interpolation == "bilinear":
+        w = np.maximum(0.0, 1.0 - d)
+    else:  # bicubic, a = -0.5
+        a = -0.5
+        w = np.where(d < 1, ((a + 2) * d - (a + 3)) * d * d + 1, np.where(d < 2, a * (((d - 5) * d + 8) * d - 4), 0.0))
+    return w / w.sum(1, keepdims=True)
+
+
+def preprocess(img, pre):
+    """uint8 RGB (H, W, 3) -> float32 (3, S, S): resize the short side, centre-crop, normalise."""
+    h, w = img.shape[:2]
+    r, s = pre["resize_short_side"], pre["crop_size"]
+    nh, nw = (r, int(r * w / h)) if h <= w else (int(r * h / w), r)
+    x = img.transpose(2, 0, 1).astype(np.float64)  # (3, H, W)
+    x = np.clip(np.round(x @ resize_matrix(w, nw, pre["interpolation"]).T), 0, 255)  # rows, then columns,
+    x = np.clip(np.round(resize_matrix(h, nh, pre["interpolation"]) @ x), 0, 255)    # rounding like uint8 images
+    top, left = int(round((nh - s) / 2)), int(round((nw - s) / 2))
+    x = x[:, top:top + s, left:left + s] / 255.0
+    mean, std = np.array(pre["mean"])[:, None, None], np.array(pre["std"])[:, None, None]
+    return ((x - mean) / std).astype(np.float32)
+
+
+model_path, video_path = sys.argv[1], sys.argv[2]
+with open(model_path + ".json") as f:
+    meta = json.load(f)
+frames = sample_frames(video_path, meta["sampling"]["num_frames"])
+x = np.stack([preprocess(f, meta["preprocessing"]) for f in frames])[None]  # (1, T, 3, S, S)
+
+session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+logits = session.run(None, {meta["input"]["name"]: x})[0][0]
+p = np.exp(logits - logits.max())
+p /= p.sum()
+for i in np.argsort(-p)[:3]:
+    print(f"{meta['classes'][i]:<20} {p[i]:.3f}")

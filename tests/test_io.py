@@ -1,0 +1,32 @@
+"""Atomic writes: all or nothing, with ordinary file permissions."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from activity.io import atomic_write
+
+
+def test_atomic_write_replaces_whole_file_with_umask_permissions(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    with atomic_write(target) as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"new"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_atomic_write_leaves_the_old_file_on_error(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as f:
+            f.write(b"half")
+            raise RuntimeError("killed")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
