@@ -34,7 +34,7 @@ def test_defaults():
 def test_configs_are_independent():
     a, b = Config(), Config()
     a.set("model.hidden_size", 8)
-    assert b.model.hidden_size == 256
+    assert b.model.hidden_size == ModelConfig().hidden_size != 8
 
 
 def test_yaml_load(tmp_path):
@@ -50,7 +50,7 @@ def test_yaml_load(tmp_path):
     assert cfg.model.dropout == 0.0 and isinstance(cfg.model.dropout, float)
     assert cfg.train.epochs == 3 and cfg.train.lr == 0.01
     # untouched keys keep their defaults
-    assert cfg.model.hidden_size == 256 and cfg.train.batch_size == 32
+    assert cfg.model.hidden_size == ModelConfig().hidden_size and cfg.train.batch_size == TrainConfig().batch_size
 
 
 @pytest.mark.parametrize("text", ["", "features:\n", "# only a comment\n"])
