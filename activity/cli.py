@@ -144,8 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from activity.checkpoint import Checkpoint, save_checkpoint
     from activity.config import save_config
-    from activity.data import load_dataset, split_train_val
-    from activity.errors import ActivityError
+    from activity.data import load_dataset, train_val_datasets
     from activity.features import require_features
     from activity.train import fit
 
@@ -157,19 +156,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = _config(args)
     out = Path(args.out)
     ds = load_dataset(args.data, group_regex=args.group_regex)
-    if args.val:
-        val_ds = load_dataset(args.val, group_regex=args.group_regex)
-        unknown = [s for s in val_ds.samples if s.label not in ds.classes]
-        for s in unknown:
-            _skip(s.path, f"label {s.label!r} is not one of the training classes")
-        val_ds = val_ds.subset([i for i, s in enumerate(val_ds.samples) if s.label in ds.classes])
-        val_ds.classes = list(ds.classes)
-        train_ds = ds
-    elif cfg.train.val_fraction > 0:
-        tr, va = split_train_val(ds, cfg.train.val_fraction, seed=cfg.train.seed)
-        train_ds, val_ds = ds.subset(tr), ds.subset(va)
-    else:
-        train_ds, val_ds = ds, None
+    given_val = load_dataset(args.val, group_regex=args.group_regex) if args.val else None
+    train_ds, val_ds, unknown = train_val_datasets(ds, given_val, cfg.train.val_fraction, seed=cfg.train.seed)
+    for s in unknown:
+        _skip(s.path, f"label {s.label!r} is not one of the training classes")
     out.mkdir(parents=True, exist_ok=True)
     if args.resume is None:
         save_config(cfg, out / "config.yaml")

@@ -213,6 +213,30 @@ def split_train_val(
     return kfold_splits(dataset.targets(), dataset.groups(), max(2, round(1.0 / fraction)), seed=seed)[0]
 
 
+def train_val_datasets(
+    train: VideoDataset, val: VideoDataset | None, fraction: float, *, seed: int = 0
+) -> tuple[VideoDataset, VideoDataset | None, list[Sample]]:
+    """The training and validation sides of a run.
+
+    With a given validation collection, its clips whose label is not a
+    training class are left out (and returned, to be reported); otherwise a
+    share ``fraction`` of ``train`` is split off (by group when known), or no
+    validation at all when ``fraction`` is 0.
+
+    Returns:
+        ``(train, validation or None, left-out validation samples)``.
+    """
+    if val is not None:
+        unknown = [s for s in val.samples if s.label not in train.classes]
+        kept = val.subset([i for i, s in enumerate(val.samples) if s.label in train.classes])
+        kept.classes = list(train.classes)
+        return train, kept, unknown
+    if fraction > 0:
+        tr, va = split_train_val(train, fraction, seed=seed)
+        return train.subset(tr), train.subset(va), []
+    return train, None, []
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")

@@ -267,3 +267,18 @@ def test_subset_keeps_classes():
     assert sub.classes == ds.classes
     assert len(sub) == 2 and sub.samples == ds.samples[:2]
     assert sub.targets(ds.classes).tolist() == [0, 0]
+
+
+def test_train_val_datasets_given_split_and_none():
+    from activity.data import train_val_datasets
+
+    train = VideoDataset([Sample(Path(f"/d/{c}_{i}.mp4"), c, f"g{i}") for c in "ab" for i in range(5)])
+    val = VideoDataset([Sample(Path("/v/a.mp4"), "a"), Sample(Path("/v/z.mp4"), "zebra")])
+    tr, va, unknown = train_val_datasets(train, val, 0.2)
+    assert tr is train and [s.label for s in va.samples] == ["a"] and va.classes == ["a", "b"]
+    assert [s.path.name for s in unknown] == ["z.mp4"]
+    tr, va, unknown = train_val_datasets(train, None, 0.2)
+    assert len(tr) + len(va) == 10 and not unknown
+    assert not {s.group for s in tr.samples} & {s.group for s in va.samples}
+    tr, va, _ = train_val_datasets(train, None, 0.0)
+    assert tr is train and va is None
