@@ -21,10 +21,39 @@ from activity.errors import ActivityError
 
 # ---------------------------------------------------------------- shared helpers
 
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return n
+
+
+def _positive(text: str) -> int:
+    n = _workers(text)
+    if n == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def _device(text: str) -> str:
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA GPU is available here; use cpu")
+    return text
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: $ACTIVITY_CACHE or ~/.cache/activity)")
-    p.add_argument("--workers", type=int, default=1, help="processes that decode videos while the backbone runs (default: 1)")
-    p.add_argument("--device", default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--workers", type=_workers, default=1, help="processes that decode videos while the backbone runs (default: 1)")
+    p.add_argument("--device", type=_device, default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")
 
@@ -158,8 +187,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     ds = load_dataset(args.data, group_regex=args.group_regex)
     given_val = load_dataset(args.val, group_regex=args.group_regex) if args.val else None
     train_ds, val_ds, unknown = train_val_datasets(ds, given_val, cfg.train.val_fraction, seed=cfg.train.seed)
-    for s in unknown:
-        _skip(s.path, f"label {s.label!r} is not one of the training classes")
+    dropped = {s.path: f"label {s.label!r} is not one of the training classes" for s in unknown}
+    for path, reason in dropped.items():
+        _skip(path, reason)
     out.mkdir(parents=True, exist_ok=True)
     if args.resume is None:
         save_config(cfg, out / "config.yaml")
@@ -178,7 +208,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_y = torch.from_numpy(val_ds.targets()) if val_x is not None else None
     missing = sorted(set(range(len(ds.classes))) - set(train_y.tolist()))
     if missing:
-        print(f"warning: no readable training clip for class(es) {', '.join(ds.classes[i] for i in missing)}", file=sys.stderr)
+        print(f"warning: no training clip for class(es) {', '.join(ds.classes[i] for i in missing)} "
+              "(none readable, or all of them in the validation collection)", file=sys.stderr)
     n_val = 0 if val_x is None else len(val_x)
     print(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(ds.classes)} classes", file=sys.stderr)
 
@@ -190,13 +221,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         "val_accuracy": result.best_val_accuracy,
         "train_clips": len(train_x),
         "val_clips": n_val,
-        "skipped": {str(p): r for p, r in res.failed.items()},
+        "skipped": {str(p): r for p, r in {**dropped, **res.failed}.items()},
     }
     save_checkpoint(out / "model.pt", Checkpoint(result.model, list(ds.classes), cfg, int(train_x.shape[-1]), metrics))
     (out / "train_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
     val = f", best validation accuracy {result.best_val_accuracy:.3f} at epoch {result.best_epoch}" if result.best_val_accuracy is not None else ""
     print(f"saved {out / 'model.pt'}{val}")
-    return _finish(args, len(train_x) + n_val, res.failed)
+    return _finish(args, len(train_x) + n_val, {**dropped, **res.failed})
 
 
 def _resume_args(args: argparse.Namespace):
@@ -302,6 +333,7 @@ def _predict_timeline(model, paths: list[Path], args: argparse.Namespace, empty:
     if args.overlay and len(paths) != 1:
         raise ActivityError("--overlay takes exactly one video")
     timelines, failed = [], dict(empty)
+    stems: dict[str, int] = {}
     for p in paths:
         try:
             tl = model.timeline(p, window=args.window, stride=args.stride, top_k=args.top_k, threshold=args.threshold,
@@ -312,7 +344,8 @@ def _predict_timeline(model, paths: list[Path], args: argparse.Namespace, empty:
             continue
         timelines.append(tl)
         if args.results_dir:
-            for f in tl.write_csv(args.results_dir):
+            n = stems[p.stem] = stems.get(p.stem, 0) + 1  # same file name in two folders: clip, clip-2, ...
+            for f in tl.write_csv(args.results_dir, p.stem if n == 1 else f"{p.stem}-{n}"):
                 print(f"wrote {f}", file=sys.stderr)
         if args.overlay:
             print(f"wrote {write_overlay(tl, p, args.overlay, progress=not args.quiet)}", file=sys.stderr)
@@ -359,6 +392,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     split = f"{args.folds}-fold by group" if groups is not None else f"{args.folds}-fold stratified"
     print(f"cross-validating {', '.join(configs)} on {len(kept)} clips, {len(kept.classes)} classes, {split}", file=sys.stderr)
     results = cross_validate(configs, feats, kept.targets(), kept.classes, groups, folds=args.folds, seed=cfg.train.seed)
+    split = split.replace(f"{args.folds}-fold", f"{len(results[0].folds)}-fold")  # folds are capped by groups or class sizes
     rows = []
     for r in results:
         s = r.summary()
@@ -519,9 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attention: the model's pooling weights (a model that pools uniformly falls back to occlusion); "
                         "occlusion: drop in probability when a frame's feature is replaced by the clip's mean")
     p.add_argument("--target", default=None, help="class to explain (default: the predicted one)")
-    p.add_argument("--columns", type=int, default=8, help="frames per row (default: 8)")
+    p.add_argument("--columns", type=_positive, default=8, help="frames per row (default: 8)")
     p.add_argument("--json", action="store_true", help="also print the per-frame importances as JSON")
-    p.add_argument("--device", default="cpu", help="device for the backbone (default: cpu)")
+    p.add_argument("--device", type=_device, default="cpu", help="device for the backbone (default: cpu)")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("demo", help="run the whole pipeline on generated clips", description="Generate a small labelled collection, then extract, train, evaluate and predict.")

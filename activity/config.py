@@ -10,6 +10,7 @@ out-of-range values raise :class:`~activity.errors.ConfigError` naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class TrainConfig:
     weight_decay: float = _opt(1e-2, "AdamW weight decay", min=0.0, max=10.0)
     label_smoothing: float = _opt(0.1, "label smoothing of the cross-entropy", min=0.0, max=0.99)
     patience: int = _opt(15, "stop after this many epochs without a better validation accuracy (0: never)", min=0)
-    val_fraction: float = _opt(0.2, "validation share when no --val is given (split by group when groups are known)", min=0.0, max=0.9)
+    val_fraction: float = _opt(0.2, "validation share when no --val is given (split by group when groups are known)", min=0.0, max=0.5)
     seed: int = _opt(0, "random seed", min=0)
 
 
@@ -191,6 +192,8 @@ def _check(name: str, value: Any, f: dataclasses.Field, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: {name} must be a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: {name} must be a finite number, got {value!r}")
     elif tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: {name} must be a string, got {value!r}")

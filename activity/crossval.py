@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -83,6 +84,15 @@ def cross_validate(
 
 
 def _inner_split(targets: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A validation split of a fold's training part, for early stopping; none where it cannot be made."""
+    from activity.data import Sample, VideoDataset, split_train_val
+    from activity.errors import ActivityError
+
     if fraction <= 0:
         return np.arange(len(targets)), np.arange(0)
-    return kfold_splits(targets, groups, max(2, round(1.0 / fraction)), seed=seed)[0]
+    ds = VideoDataset([Sample(Path(str(i)), str(t), None if groups is None else str(g))
+                       for i, (t, g) in enumerate(zip(targets, groups if groups is not None else targets))])
+    try:
+        return split_train_val(ds, fraction, seed=seed)
+    except ActivityError:
+        return np.arange(len(targets)), np.arange(0)  # too few clips: train all epochs without early stopping

@@ -112,7 +112,10 @@ class VideoDataset:
     def from_csv(cls, csv_file: str | Path) -> "VideoDataset":
         """A CSV with a header ``path,label[,group]``."""
         csv_file = Path(csv_file)
-        rows = list(csv.DictReader(_read_text(csv_file).splitlines()))
+        reader = csv.DictReader(_read_text(csv_file).splitlines())
+        if reader.fieldnames:
+            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames]
+        rows = list(reader)
         if not rows:
             return cls([], source=str(csv_file))
         missing = {"path", "label"} - set(rows[0])
@@ -196,7 +199,10 @@ def kfold_splits(
         else:
             splitter = StratifiedKFold(n_splits=min(folds, max(2, int(np.bincount(targets).max()))), shuffle=True, random_state=seed)
             splits = splitter.split(np.zeros(n), targets)
-        return [(np.sort(tr), np.sort(te)) for tr, te in splits]
+        try:
+            return [(np.sort(tr), np.sort(te)) for tr, te in splits]
+        except ValueError as e:  # e.g. fewer clips in every class than folds
+            raise ActivityError(f"cannot split {n} clips into {folds} folds: {str(e).splitlines()[0]}") from None
 
 
 def split_train_val(
@@ -207,10 +213,32 @@ def split_train_val(
     With groups, clips of one group never sit on both sides. The validation
     share is approximately ``fraction`` (one fold of ``round(1 / fraction)``).
 
+    Of the candidate folds, the one that keeps every class in training and
+    whose size is closest to ``fraction`` is chosen (one big group can
+    otherwise make a fold far larger than asked for).
+
     Returns:
         ``(train_indices, val_indices)``, int64 arrays.
+
+    Raises:
+        ActivityError: no split leaves every class in training; pass a
+            validation collection or ``train.val_fraction=0``.
     """
-    return kfold_splits(dataset.targets(), dataset.groups(), max(2, round(1.0 / fraction)), seed=seed)[0]
+    y = dataset.targets()
+    target = fraction * len(y)
+    n_classes = len(set(y.tolist()))
+    try:
+        splits = kfold_splits(y, dataset.groups(), max(2, round(1.0 / fraction)), seed=seed)
+        best = min(splits, key=lambda s: (len(set(y[s[0]].tolist())) < n_classes, abs(len(s[1]) - target)))
+        possible, why = len(set(y[best[0]].tolist())) == n_classes, "too few clips or recording groups per class"
+    except ActivityError as e:
+        possible, why = False, str(e)
+    if not possible:
+        raise ActivityError(
+            f"{dataset.source or 'the dataset'}: no validation split of about {fraction:.0%} leaves every class in training "
+            f"({why}); pass --val, or train.val_fraction=0 to train without validation"
+        )
+    return best
 
 
 def train_val_datasets(
@@ -239,7 +267,7 @@ def train_val_datasets(
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # also reads Excel's "CSV UTF-8" (with a byte-order mark)
     except UnicodeDecodeError:
         raise ActivityError(f"{path}: not a text list file (expected 'path label' lines or a CSV)") from None
     except OSError as e:

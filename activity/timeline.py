@@ -63,11 +63,11 @@ class Timeline:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def write_csv(self, out_dir: str | Path) -> tuple[Path, Path]:
-        """Write ``<stem>.windows.csv`` and ``<stem>.segments.csv``; return both paths."""
+    def write_csv(self, out_dir: str | Path, stem: str | None = None) -> tuple[Path, Path]:
+        """Write ``<stem>.windows.csv`` and ``<stem>.segments.csv`` (stem: the video's, by default); return both paths."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        stem = Path(self.path).stem
+        stem = stem or Path(self.path).stem
         windows, segments = out / f"{stem}.windows.csv", out / f"{stem}.segments.csv"
         k = max((len(w.labels) for w in self.windows), default=0)
         with open(windows, "w", newline="") as f:
@@ -134,15 +134,19 @@ def merge_segments(
     return segments
 
 
-def _frame_features(recognizer: "ActionRecognizer", path: Path, step: float, *, chunk: int = 16,
+def _frame_features(recognizer: "ActionRecognizer", path: Path, step: float, info: dict, *, chunk: int = 16,
                     progress: bool = False) -> Iterator[tuple[float, torch.Tensor]]:
-    """Yield ``(time, feature (D,))`` every ``step`` seconds through the video, decoding each frame once."""
+    """Yield ``(time, feature (D,))`` every ``step`` seconds through the video, decoding each frame once.
+
+    Sets ``info["duration"]`` (seconds) once the video is open and again if it turns out shorter.
+    """
     from tqdm import tqdm
 
     backbone = recognizer._get_backbone()
     pre = recognizer.spec.preprocess
     with open_video(path, recognizer.decoder) as reader:  # type: ignore[arg-type]
         fps = reader.fps if reader.fps > 0 else 25.0
+        info["duration"] = reader.num_frames / fps
         total = max(1, int(reader.num_frames / fps / step))
         bar = tqdm(total=round(total * step, 1), desc="timeline", unit="s", disable=None if progress else True, dynamic_ncols=True)
         k = 0
@@ -152,6 +156,7 @@ def _frame_features(recognizer: "ActionRecognizer", path: Path, step: float, *, 
             frames = reader.get_frames(idx)
             if reader.num_frames <= idx[-1]:  # the container over-reported its length
                 total = int(reader.num_frames / fps / step)
+                info["duration"] = reader.num_frames / fps
                 keep = idx < reader.num_frames
                 ks, frames = ks[keep], frames[keep]
             with torch.inference_mode():
@@ -200,11 +205,10 @@ def compute_timeline(
     k = max(1, min(top_k, len(recognizer.classes)))
     model = recognizer.checkpoint.model
     seen = 0
-    last_time = 0.0
-    for t, f in _frame_features(recognizer, path, step, progress=progress):
+    info: dict = {}
+    for t, f in _frame_features(recognizer, path, step, info, progress=progress):
         buf.append(f)
         seen += 1
-        last_time = t + step / 2
         if seen >= t_frames and (seen - t_frames) % hop == 0:
             with torch.inference_mode():
                 logits, _ = model(torch.stack(list(buf))[None])
@@ -213,7 +217,7 @@ def compute_timeline(
             start = (seen - t_frames) * step
             windows.append(Window(round(start, 3), round(start + window, 3), [recognizer.classes[i] for i in order], [float(p[i]) for i in order]))
             probs.append(p)
-    duration = last_time
+    duration = info["duration"]
     if not windows:  # shorter than one window: the whole video is one window, sampled as in predict
         result = recognizer.features([path])
         if path not in result.features:
@@ -222,7 +226,7 @@ def compute_timeline(
         order = np.argsort(-p)[:k]
         windows = [Window(0.0, round(duration, 3), [recognizer.classes[i] for i in order], [float(p[i]) for i in order])]
         probs = [p]
-    tl = Timeline(str(path), round(duration, 3), window, round(hop * step, 3), windows)
+    tl = Timeline(str(path), round(duration, 3), window, round(hop * step, 3) if len(windows) > 1 else stride, windows)
     tl.segments = merge_segments(windows, np.stack(probs), recognizer.classes, duration, hop * step, threshold=threshold, smooth=smooth)
     return tl
 

@@ -196,3 +196,22 @@ def test_cv_rejects_unknown_models(workspace, capsys):
         main(["cv", "--data", str(workspace["data"]), "--temporal", "lstm,gru"])
     assert e.value.code == 2
     assert "expected a comma-separated list of lstm, mean" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value, message", [("--workers", "-1", "must be a whole number >= 0"), ("--device", "gpu", "is not a device")])
+def test_bad_workers_or_device_is_a_usage_error(workspace, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(workspace["run"] / "model.pt"), "x.mp4", flag, value])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_train_counts_validation_clips_with_unknown_labels_as_skipped(workspace, tmp_path, capsys):
+    val = tmp_path / "val.txt"
+    val.write_text(f"{workspace['data'] / 'growing' / 'growing_000.mp4'} growing\n"
+                   f"{workspace['data'] / 'shrinking' / 'shrinking_000.mp4'} jumping\n")
+    argv = ["train", "--data", str(workspace["data"]), "--val", str(val), "--out", str(tmp_path / "r"),
+            "--cache", str(workspace["cache"]), "--quiet", *FAST]
+    assert main(argv) == 0
+    assert main([*argv, "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "label 'jumping' is not one of the training classes" in err and "2 skipped" in err

@@ -220,3 +220,9 @@ def test_default_yaml_spells_out_every_key():
         pytest.skip(f"{p} does not exist")
     data = yaml.safe_load(p.read_text())
     assert {s: set(v) for s, v in data.items()} == {s: set(v) for s, v in Config().to_dict().items()}
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_rejected(value):
+    with pytest.raises(ConfigError, match="train.lr must be a finite number"):
+        Config().apply_overrides([f"train.lr={value}"])

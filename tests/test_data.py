@@ -282,3 +282,26 @@ def test_train_val_datasets_given_split_and_none():
     assert not {s.group for s in tr.samples} & {s.group for s in va.samples}
     tr, va, _ = train_val_datasets(train, None, 0.0)
     assert tr is train and va is None
+
+
+def test_split_picks_a_fold_that_keeps_every_class_in_training():
+    # one huge group (like ucf101-samples' g01) must not become the whole validation side
+    samples = [Sample(Path(f"/d/a_{i}.mp4"), "a", "big") for i in range(8)]
+    samples += [Sample(Path(f"/d/{c}_{i}.mp4"), c, f"g{c}{i}") for c in "ab" for i in range(4)]
+    ds = VideoDataset(samples)
+    tr, va = split_train_val(ds, 0.2)
+    assert {s.label for s in ds.subset(tr).samples} == {"a", "b"}
+    assert len(va) < len(tr)
+
+
+def test_split_that_cannot_keep_every_class_is_a_clear_error():
+    ds = VideoDataset([Sample(Path(f"/d/{c}.mp4"), c, c) for c in "abc"])  # one clip per class
+    with pytest.raises(ActivityError, match="val_fraction=0"):
+        split_train_val(ds, 0.2)
+
+
+def test_csv_with_byte_order_mark_and_spaced_header(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_bytes("\ufeffpath, label\na.mp4,run\n".encode("utf-8"))
+    ds = load_dataset(f)
+    assert ds.samples[0].label == "run" and ds.samples[0].path == tmp_path / "a.mp4"

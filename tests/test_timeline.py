@@ -129,3 +129,24 @@ def test_python_api(trained):
 def test_source_and_videos_are_exclusive(trained, capsys):
     assert main(["predict", str(trained["ckpt"]), str(trained["long"]), "--source", "0"]) == 1
     assert "either video files/folders or --source" in capsys.readouterr().err
+
+
+def test_window_longer_than_the_video_reports_its_real_duration(trained):
+    from activity import load_model
+
+    model = load_model(trained["ckpt"], cache_dir=trained["cache"])
+    clip = trained["data"] / "growing" / "growing_000.mp4"  # 24 frames at 12 fps: 2 s
+    tl = model.timeline(clip, window=100.0, stride=1.0)
+    assert tl.duration == pytest.approx(2.0) and tl.stride == 1.0 and len(tl.windows) == 1
+    assert tl.segments[0].end == pytest.approx(2.0)
+
+
+def test_timeline_csvs_of_same_named_videos_do_not_overwrite(trained, tmp_path):
+    for d in ("a", "b"):
+        (tmp_path / "in" / d).mkdir(parents=True)
+        (tmp_path / "in" / d / "clip.mp4").write_bytes(trained["long"].read_bytes())
+    assert main(["predict", str(trained["ckpt"]), str(tmp_path / "in"), "--timeline", "--results-dir", str(tmp_path / "out"),
+                 "--cache", str(trained["cache"]), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "clip-2.segments.csv", "clip-2.windows.csv", "clip.segments.csv", "clip.windows.csv"]
+
