@@ -184,7 +184,8 @@ def compute_timeline(
     Args:
         recognizer: a loaded model.
         path: video file.
-        window: window length in seconds.
+        window: window length in seconds (at least ``num_frames`` frames of the video; the
+            timeline reports the window it used).
         stride: seconds between window starts (rounded to a multiple of ``window / num_frames``).
         top_k: labels kept per window.
         threshold: minimum top probability for a window to join a segment.
@@ -197,7 +198,11 @@ def compute_timeline(
         raise ActivityError(f"--window and --stride must be positive (got {window}, {stride})")
     path = Path(path)
     t_frames = recognizer.spec.num_frames
-    step = window / t_frames
+    with open_video(path, recognizer.decoder) as reader:  # type: ignore[arg-type]
+        fps = reader.fps if reader.fps > 0 else 25.0
+    # Never sample faster than the video's frames: a shorter window would only repeat them.
+    step = max(window / t_frames, 1.0 / fps)
+    window = step * t_frames
     hop = max(1, round(stride / step))
     buf: deque[torch.Tensor] = deque(maxlen=t_frames)
     windows: list[Window] = []

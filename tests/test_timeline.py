@@ -150,3 +150,13 @@ def test_timeline_csvs_of_same_named_videos_do_not_overwrite(trained, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "clip-2.segments.csv", "clip-2.windows.csv", "clip.segments.csv", "clip.windows.csv"]
 
+
+
+def test_window_shorter_than_the_frames_it_needs_is_widened(trained):
+    from activity import load_model
+
+    model = load_model(trained["ckpt"], cache_dir=trained["cache"])
+    tl = model.timeline(trained["long"], window=0.001, stride=1.0)  # 8 frames at 12 fps need 0.667 s
+    assert tl.window == pytest.approx(8 / FPS)
+    assert all(w.end - w.start == pytest.approx(8 / FPS, abs=1e-3) for w in tl.windows)
+    assert len(tl.windows) == pytest.approx(18, abs=1)
