@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import torch
 
-from activity.video import open_video
+from activity.video import VideoReader, open_video
 
 if TYPE_CHECKING:
     from activity.predict import ActionRecognizer
@@ -134,38 +134,37 @@ def merge_segments(
     return segments
 
 
-def _frame_features(recognizer: "ActionRecognizer", path: Path, step: float, info: dict, *, chunk: int = 16,
+def _frame_features(recognizer: "ActionRecognizer", reader: VideoReader, step: float, info: dict, *, chunk: int = 16,
                     progress: bool = False) -> Iterator[tuple[float, torch.Tensor]]:
     """Yield ``(time, feature (D,))`` every ``step`` seconds through the video, decoding each frame once.
 
-    Sets ``info["duration"]`` (seconds) once the video is open and again if it turns out shorter.
+    Sets ``info["duration"]`` (seconds) at the start, and again if the video turns out shorter.
     """
     from tqdm import tqdm
 
     backbone = recognizer._get_backbone()
     pre = recognizer.spec.preprocess
-    with open_video(path, recognizer.decoder) as reader:  # type: ignore[arg-type]
-        fps = reader.fps if reader.fps > 0 else 25.0
-        info["duration"] = reader.num_frames / fps
-        total = max(1, int(reader.num_frames / fps / step))
-        bar = tqdm(total=round(total * step, 1), desc="timeline", unit="s", disable=None if progress else True, dynamic_ncols=True)
-        k = 0
-        while k < total:
-            ks = np.arange(k, min(k + chunk, total))
-            idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), reader.num_frames - 1)
-            frames = reader.get_frames(idx)
-            if reader.num_frames <= idx[-1]:  # the container over-reported its length
-                total = int(reader.num_frames / fps / step)
-                info["duration"] = reader.num_frames / fps
-                keep = idx < reader.num_frames
-                ks, frames = ks[keep], frames[keep]
-            with torch.inference_mode():
-                feats = backbone(pre(frames).to(recognizer.device)).float().cpu()
-            for kk, f in zip(ks, feats):
-                yield (kk + 0.5) * step, f
-            bar.update(round(len(ks) * step, 3))
-            k = int(ks[-1]) + 1 if len(ks) else total
-        bar.close()
+    fps = reader.fps if reader.fps > 0 else 25.0
+    info["duration"] = reader.num_frames / fps
+    total = max(1, int(reader.num_frames / fps / step))
+    bar = tqdm(total=round(total * step, 1), desc="timeline", unit="s", disable=None if progress else True, dynamic_ncols=True)
+    k = 0
+    while k < total:
+        ks = np.arange(k, min(k + chunk, total))
+        idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), reader.num_frames - 1)
+        frames = reader.get_frames(idx)
+        if reader.num_frames <= idx[-1]:  # the container over-reported its length
+            total = int(reader.num_frames / fps / step)
+            info["duration"] = reader.num_frames / fps
+            keep = idx < reader.num_frames
+            ks, frames = ks[keep], frames[keep]
+        with torch.inference_mode():
+            feats = backbone(pre(frames).to(recognizer.device)).float().cpu()
+        for kk, f in zip(ks, feats):
+            yield (kk + 0.5) * step, f
+        bar.update(round(len(ks) * step, 3))
+        k = int(ks[-1]) + 1 if len(ks) else total
+    bar.close()
 
 
 def compute_timeline(
@@ -198,10 +197,9 @@ def compute_timeline(
         raise ActivityError(f"--window and --stride must be positive (got {window}, {stride})")
     path = Path(path)
     t_frames = recognizer.spec.num_frames
-    with open_video(path, recognizer.decoder) as reader:  # type: ignore[arg-type]
-        fps = reader.fps if reader.fps > 0 else 25.0
+    reader = open_video(path, recognizer.decoder)  # type: ignore[arg-type]
     # Never sample faster than the video's frames: a shorter window would only repeat them.
-    step = max(window / t_frames, 1.0 / fps)
+    step = max(window / t_frames, 1.0 / (reader.fps if reader.fps > 0 else 25.0))
     window = step * t_frames
     hop = max(1, round(stride / step))
     buf: deque[torch.Tensor] = deque(maxlen=t_frames)
@@ -211,17 +209,19 @@ def compute_timeline(
     model = recognizer.checkpoint.model
     seen = 0
     info: dict = {}
-    for t, f in _frame_features(recognizer, path, step, info, progress=progress):
-        buf.append(f)
-        seen += 1
-        if seen >= t_frames and (seen - t_frames) % hop == 0:
-            with torch.inference_mode():
-                logits, _ = model(torch.stack(list(buf))[None])
-            p = logits.softmax(1)[0].numpy()
-            order = np.argsort(-p)[:k]
-            start = (seen - t_frames) * step
-            windows.append(Window(round(start, 3), round(start + window, 3), [recognizer.classes[i] for i in order], [float(p[i]) for i in order]))
-            probs.append(p)
+    with reader:
+        for _, f in _frame_features(recognizer, reader, step, info, progress=progress):
+            buf.append(f)
+            seen += 1
+            if seen >= t_frames and (seen - t_frames) % hop == 0:
+                with torch.inference_mode():
+                    logits, _ = model(torch.stack(list(buf))[None])
+                p = logits.softmax(1)[0].numpy()
+                order = np.argsort(-p)[:k]
+                start = (seen - t_frames) * step
+                windows.append(Window(round(start, 3), round(start + window, 3), [recognizer.classes[i] for i in order],
+                                      [float(p[i]) for i in order]))
+                probs.append(p)
     duration = info["duration"]
     if not windows:  # shorter than one window: the whole video is one window, sampled as in predict
         result = recognizer.features([path])
