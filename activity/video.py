@@ -60,19 +60,17 @@ class VideoReader:
         num_frames: frames in the video, as far as is known (may be lowered
             once decoding finds fewer).
         fps: frames per second reported by the container (0 when unknown).
-        width: frame width in pixels.
-        height: frame height in pixels.
+        size: ``(width, height)`` in pixels (``width``, ``height`` alike).
         backend: name of the decoder in use.
     """
 
     backend: str = "?"
 
-    def __init__(self, path: Path, num_frames: int, fps: float, width: int, height: int) -> None:
+    def __init__(self, path: Path, num_frames: int, fps: float, size: tuple[int, int] | None) -> None:
         self.path = path
         self.num_frames = num_frames
         self.fps = fps
-        self.width = width
-        self.height = height
+        self._size = size  # None: not known until a frame is decoded (see _probe_size)
 
     @property
     def duration(self) -> float:
@@ -82,7 +80,22 @@ class VideoReader:
     @property
     def size(self) -> tuple[int, int]:
         """``(width, height)`` in pixels."""
-        return self.width, self.height
+        if self._size is None:
+            self._size = self._probe_size()
+        return self._size
+
+    @property
+    def width(self) -> int:
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size[1]
+
+    def _probe_size(self) -> tuple[int, int]:
+        """Frame size when the container did not say it; decodes a frame."""
+        frame = self.get_frames([0])[0]
+        return frame.shape[1], frame.shape[0]
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         """Decode frames by index.
@@ -138,7 +151,7 @@ class OpenCVReader(VideoReader):
             count = self._count_frames()
             if count == 0:
                 raise VideoError(str(p), "no decodable frames")
-        super().__init__(p, count, fps if np.isfinite(fps) else 0.0, w, h)
+        super().__init__(p, count, fps if np.isfinite(fps) else 0.0, (w, h))
 
     def _rewind(self) -> None:
         import cv2
@@ -183,8 +196,8 @@ class OpenCVReader(VideoReader):
             if not decoded:
                 return self.get_frames(np.minimum(idx, self._pos - 1))
         last = decoded[max(decoded)]
-        first = next(iter(decoded.values()))
-        self.height, self.width = first.shape[:2]
+        h, w = last.shape[:2]
+        self._size = (w, h)  # what decodes, e.g. after a rotation
         return np.stack([decoded.get(int(i), last) for i in idx])
 
     def close(self) -> None:
@@ -206,27 +219,32 @@ class DecordReader(VideoReader):
                 vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=num_threads)
             count = len(vr)
             fps = float(vr.get_avg_fps())
-            h, w = vr[0].shape[:2] if count > 0 else (0, 0)
-            vr.seek(0)
         except Exception as e:  # decord raises its own DECORDError and RuntimeErrors
             raise VideoError(str(p), f"decord cannot open it ({_first_line(e)})") from None
         if count <= 0:
             raise VideoError(str(p), "no decodable frames")
         self._vr = vr
-        super().__init__(p, count, fps if np.isfinite(fps) else 0.0, int(w), int(h))
+        # No size yet: decord only knows it by decoding, and the sampled frames tell it for free.
+        super().__init__(p, count, fps if np.isfinite(fps) else 0.0, None)
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         idx = [int(i) for i in indices]
         if any(i < 0 or i >= self.num_frames for i in idx):
             raise IndexError(f"frame index out of range [0, {self.num_frames})")
         try:
-            return self._vr.get_batch(idx).asnumpy()
+            frames = self._vr.get_batch(idx).asnumpy()
         except Exception as e:
             raise VideoError(str(self.path), f"decord failed to decode ({_first_line(e)})") from None
+        if len(frames):
+            self._size = (frames.shape[2], frames.shape[1])
+        return frames
 
 
 class AutoReader(VideoReader):
-    """decord where it can, OpenCV where it cannot: chosen per file, on failure."""
+    """decord where it can, OpenCV where it cannot: chosen per file, on failure.
+
+    Everything a reader reports comes from the decoder in use at the moment.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         p = check_file(path)
@@ -235,29 +253,22 @@ class AutoReader(VideoReader):
             self._inner = DecordReader(p, num_threads=1)
         except (VideoError, ImportError):
             self._inner = OpenCVReader(p)
-        self._sync()
 
-    def _sync(self) -> None:
-        i = self._inner
-        super().__init__(i.path, i.num_frames, i.fps, i.width, i.height)
-
-    @property
-    def backend(self) -> str:  # type: ignore[override]
-        return self._inner.backend
+    path = property(lambda self: self._inner.path)
+    num_frames = property(lambda self: self._inner.num_frames)
+    fps = property(lambda self: self._inner.fps)
+    size = property(lambda self: self._inner.size)
+    backend = property(lambda self: self._inner.backend)  # type: ignore[assignment]
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         try:
-            frames = self._inner.get_frames(indices)
+            return self._inner.get_frames(indices)
         except VideoError:
             if isinstance(self._inner, OpenCVReader):
                 raise
             self._inner.close()
             self._inner = OpenCVReader(self.path)
-            self._sync()
-            indices = np.minimum(np.asarray(indices), self.num_frames - 1)
-            frames = self._inner.get_frames(indices)
-        self._sync()
-        return frames
+            return self._inner.get_frames(np.minimum(np.asarray(indices), self.num_frames - 1))
 
     def close(self) -> None:
         self._inner.close()
