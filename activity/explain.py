@@ -150,11 +150,8 @@ def _sampled_frames(recognizer, path: Path) -> tuple[np.ndarray, np.ndarray, flo
 
 def _frame_features(recognizer, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Backbone features ``(T, D)`` of decoded frames, rounded through float16 like the cache."""
-    backbone = recognizer._get_backbone().to(recognizer.device)
-    x = recognizer.spec.preprocess(frames)
-    with torch.inference_mode():
-        feats = torch.cat([backbone(chunk.to(recognizer.device)) for chunk in x.split(batch_size)])
-    return feats.float().cpu().numpy().astype(np.float16).astype(np.float32)
+    feats = recognizer.encode_frames(frames, batch_size)
+    return feats.numpy().astype(np.float16).astype(np.float32)
 
 
 def occlusion_batch(features: np.ndarray | torch.Tensor) -> torch.Tensor:

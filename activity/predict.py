@@ -65,14 +65,22 @@ class ActionRecognizer:
         self._backbone = None
 
     def _get_backbone(self):
+        """The frozen backbone, built on first use, on ``self.device``."""
         if self._backbone is None:
-            self._backbone = create_backbone(self.spec.backbone)
+            self._backbone = create_backbone(self.spec.backbone).to(self.device)
             if self._backbone.feature_dim != self.checkpoint.feature_dim:
                 raise ActivityError(
                     f"backbone {self.spec.backbone} gives {self._backbone.feature_dim}-d features "
                     f"but the checkpoint expects {self.checkpoint.feature_dim}"
                 )
         return self._backbone
+
+    def encode_frames(self, frames: np.ndarray, batch_size: int = 64) -> torch.Tensor:
+        """Backbone features ``(T, D)`` float32 (on the CPU) of decoded uint8 RGB frames ``(T, H, W, 3)``."""
+        backbone = self._get_backbone()
+        x = self.spec.preprocess(frames)
+        with torch.inference_mode():
+            return torch.cat([backbone(chunk.to(self.device)) for chunk in x.split(batch_size)]).float().cpu()
 
     def features(
         self,

@@ -106,8 +106,6 @@ def run_stream(
     if rate <= 0 or window <= 0:
         raise ActivityError(f"--rate and --window must be positive (got {rate}, {window})")
     src = _Source(str(source), window)
-    backbone = recognizer._get_backbone()
-    pre = recognizer.spec.preprocess
     model = recognizer.checkpoint.model
     t_frames = recognizer.spec.num_frames
     stats = StreamStats()
@@ -132,8 +130,8 @@ def run_stream(
                 covered = last
                 idx = segment_indices(len(frames), t_frames)
                 clip = np.stack([frames[i][1] for i in idx])
+                feats = recognizer.encode_frames(clip)
                 with torch.inference_mode():
-                    feats = backbone(pre(clip).to(recognizer.device)).float().cpu()
                     logits, _ = model(feats[None])
                 p = logits.softmax(1)[0]
                 k = int(p.argmax())

@@ -142,8 +142,6 @@ def _frame_features(recognizer: "ActionRecognizer", reader: VideoReader, step: f
     """
     from tqdm import tqdm
 
-    backbone = recognizer._get_backbone()
-    pre = recognizer.spec.preprocess
     fps = reader.fps if reader.fps > 0 else 25.0
     info["duration"] = reader.num_frames / fps
     total = max(1, int(reader.num_frames / fps / step))
@@ -158,8 +156,7 @@ def _frame_features(recognizer: "ActionRecognizer", reader: VideoReader, step: f
             info["duration"] = reader.num_frames / fps
             keep = idx < reader.num_frames
             ks, frames = ks[keep], frames[keep]
-        with torch.inference_mode():
-            feats = backbone(pre(frames).to(recognizer.device)).float().cpu()
+        feats = recognizer.encode_frames(frames)
         for kk, f in zip(ks, feats):
             yield (kk + 0.5) * step, f
         bar.update(round(len(ks) * step, 3))

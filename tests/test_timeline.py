@@ -160,3 +160,11 @@ def test_window_shorter_than_the_frames_it_needs_is_widened(trained):
     assert tl.window == pytest.approx(8 / FPS)
     assert all(w.end - w.start == pytest.approx(8 / FPS, abs=1e-3) for w in tl.windows)
     assert len(tl.windows) == pytest.approx(18, abs=1)
+
+
+def test_backbone_lives_on_the_recognizers_device(trained):
+    """Timeline, live sources and explain all encode through it: --device must reach them."""
+    from activity import load_model
+
+    model = load_model(trained["ckpt"], cache_dir=False, device="meta")  # no GPU here; "meta" is a real second device
+    assert next(model._get_backbone().parameters()).device.type == "meta"
