@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -18,7 +17,8 @@ import numpy as np
 import torch
 
 from activity.config import Config
-from activity.data import kfold_splits
+from activity.data import kfold_splits, validation_split
+from activity.errors import ActivityError
 from activity.evaluate import compute_metrics
 from activity.train import fit, predict_features
 
@@ -85,14 +85,8 @@ def cross_validate(
 
 def _inner_split(targets: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A validation split of a fold's training part, for early stopping; none where it cannot be made."""
-    from activity.data import Sample, VideoDataset, split_train_val
-    from activity.errors import ActivityError
-
-    if fraction <= 0:
-        return np.arange(len(targets)), np.arange(0)
-    ds = VideoDataset([Sample(Path(str(i)), str(t), None if groups is None else str(g))
-                       for i, (t, g) in enumerate(zip(targets, groups if groups is not None else targets))])
     try:
-        return split_train_val(ds, fraction, seed=seed)
+        split = validation_split(targets, groups, fraction, seed=seed) if fraction > 0 else None
     except ActivityError:
-        return np.arange(len(targets)), np.arange(0)  # too few clips: train all epochs without early stopping
+        split = None
+    return split if split is not None else (np.arange(len(targets)), np.arange(0))

@@ -205,40 +205,52 @@ def kfold_splits(
             raise ActivityError(f"cannot split {n} clips into {folds} folds: {str(e).splitlines()[0]}") from None
 
 
-def split_train_val(
-    dataset: VideoDataset, fraction: float, *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(
+    targets: np.ndarray, groups: np.ndarray | None, fraction: float, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Split indices into train and validation, stratified by class and by group when known.
 
-    With groups, clips of one group never sit on both sides. The validation
-    share is approximately ``fraction`` (one fold of ``round(1 / fraction)``).
-
-    Of the candidate folds, the one that keeps every class in training and
+    With groups, clips of one group never sit on both sides. Of the folds of
+    ``round(1 / fraction)``, the one that keeps every class in training and
     whose size is closest to ``fraction`` is chosen (one big group can
     otherwise make a fold far larger than asked for).
 
+    Args:
+        targets: class indices ``(N,)``.
+        groups: group ids ``(N,)`` or None.
+        fraction: validation share.
+        seed: shuffling seed.
+
     Returns:
-        ``(train_indices, val_indices)``, int64 arrays.
+        ``(train_indices, val_indices)`` int64 arrays, or None when no fold
+        leaves every class in training.
 
     Raises:
-        ActivityError: no split leaves every class in training; pass a
-            validation collection or ``train.val_fraction=0``.
+        ActivityError: no folds can be made at all (the reason says why).
     """
-    y = dataset.targets()
-    target = fraction * len(y)
-    n_classes = len(set(y.tolist()))
+    n_classes = len(set(targets.tolist()))
+    splits = kfold_splits(targets, groups, max(2, round(1.0 / fraction)), seed=seed)
+    keeps_all = [len(set(targets[tr].tolist())) == n_classes for tr, _ in splits]
+    candidates = [sp for sp, ok in zip(splits, keeps_all) if ok]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda sp: abs(len(sp[1]) - fraction * len(targets)))
+
+
+def split_train_val(
+    dataset: VideoDataset, fraction: float, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`validation_split` of a dataset, with a clear error when it cannot be made."""
     try:
-        splits = kfold_splits(y, dataset.groups(), max(2, round(1.0 / fraction)), seed=seed)
-        best = min(splits, key=lambda s: (len(set(y[s[0]].tolist())) < n_classes, abs(len(s[1]) - target)))
-        possible, why = len(set(y[best[0]].tolist())) == n_classes, "too few clips or recording groups per class"
+        split, why = validation_split(dataset.targets(), dataset.groups(), fraction, seed=seed), "too few clips or recording groups per class"
     except ActivityError as e:
-        possible, why = False, str(e)
-    if not possible:
+        split, why = None, str(e)
+    if split is None:
         raise ActivityError(
             f"{dataset.source or 'the dataset'}: no validation split of about {fraction:.0%} leaves every class in training "
             f"({why}); pass --val, or train.val_fraction=0 to train without validation"
         )
-    return best
+    return split
 
 
 def train_val_datasets(

@@ -267,12 +267,3 @@ def write_overlay(timeline: Timeline, video: str | Path, out: str | Path, *, pro
     cap.release()
     writer.release()
     return out
-
-
-def expected_windows(duration: float, window: float, stride: float, num_frames: int) -> int:
-    """How many windows :func:`compute_timeline` yields for a video of ``duration`` seconds."""
-    step = window / num_frames
-    hop = max(1, round(stride / step))
-    total = int(duration / step)
-    return 0 if total < num_frames else (total - num_frames) // hop + 1
-

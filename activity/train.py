@@ -250,9 +250,8 @@ def _fingerprint(cfg: Config, train_x: torch.Tensor, val_x: torch.Tensor | None)
     import hashlib
     import json
 
-    blob = json.dumps({"model": cfg.to_dict()["model"], "train": cfg.to_dict()["train"], "features": cfg.to_dict()["features"],
-                       "train_shape": list(train_x.shape), "val_shape": list(val_x.shape) if val_x is not None else None},
-                      sort_keys=True)
+    blob = json.dumps({"config": cfg.to_dict(), "train_shape": list(train_x.shape),
+                       "val_shape": list(val_x.shape) if val_x is not None else None}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
