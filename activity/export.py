@@ -212,7 +212,7 @@ def _export_onnx(model: ExportModel, example: torch.Tensor, path: Path) -> None:
 
 
 def _export_torchscript(model: ExportModel, example: torch.Tensor, path: Path) -> None:
-    # Traced, not scripted (the backbone comes from timm, whose modules do not all script). Sizes are read
+    # Traced, not scripted (the backbone's third-party modules do not all script). Sizes are read
     # from the input inside the graph, so the traced module accepts any batch size.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings, and torch.jit's own deprecation notice

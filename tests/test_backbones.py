@@ -78,3 +78,51 @@ def test_torchvision_weights_offline_give_one_clear_line(tmp_path, monkeypatch):
 
 def _no_network(*args, **kwargs):
     raise OSError("no network")
+
+
+def _random_statistics(net: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial batch-norm statistics and affine parameters, so that folding them is really tested."""
+    g = torch.Generator().manual_seed(0)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return net.eval()
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "mobilenet_v3_large", "efficientnet_b0"])
+def test_inference_rewrite_computes_the_same_function(name, one_torch_thread):
+    """Folding batch norm and moving padding into the convolutions changes nothing but speed, at any input size."""
+    import copy
+
+    from activity.backbones import optimize_for_inference
+
+    if name.startswith("efficientnet_lite"):
+        net, _ = get_spec(name).build()
+    else:
+        import torchvision.models as tvm
+
+        net = getattr(tvm, name)(weights=None)
+    net = _random_statistics(net)
+    fast = optimize_for_inference(copy.deepcopy(net))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())  # every batch norm was folded
+    for size in (224, 97):  # an odd size pads differently in TensorFlow's "same" mode
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.inference_mode():
+            ref, out = net(x), fast(x)
+        assert out.shape == ref.shape
+        assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max())), float((out - ref).abs().max())
+
+
+def test_default_backbone_imports_neither_timm_nor_torchvision():
+    """Start-up time: the default backbone and preprocessing need torch alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from activity.backbones import create_backbone; from activity.transforms import Preprocess; "
+            "create_backbone('efficientnet_lite0'); print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
