@@ -117,6 +117,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ActivityError(f"{path}: damaged activity checkpoint ({type(e).__name__}: {first})") from None
     model.eval()
     stored = payload.get("features")
+    if isinstance(stored, dict):
+        stored = {"precision": "float32", **stored}  # written before the field existed: float32
     if stored is not None and stored != feature_spec_dict(config):
         warnings.warn(
             f"{path}: this version of activity preprocesses frames differently from the one that wrote the "

@@ -52,7 +52,8 @@ def _device(text: str) -> str:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: $ACTIVITY_CACHE or ~/.cache/activity)")
-    p.add_argument("--workers", type=_workers, default=1, help="processes that decode videos while the backbone runs (default: 1)")
+    p.add_argument("--workers", type=_workers, default=None,
+                   help="processes that decode videos while the backbone runs (default: 1 per 8 cores on the CPU, all cores but one with a GPU)")
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")

@@ -36,6 +36,7 @@ class FeatureConfig:
     views: int = _opt(1, "cached frames per segment; >1 gives training temporal jitter without decoding again (odd keeps test frames centred)", min=1, max=16)
     image_size: Optional[int] = _opt(None, "crop size fed to the backbone; null = the backbone's own", min=32, max=1024)
     decoder: Literal["auto", "decord", "opencv"] = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file")
+    precision: Literal["float32", "bfloat16", "float16"] = _opt("float32", "backbone arithmetic; bfloat16/float16 run it under autocast (for GPUs)")
 
 
 @dataclass

@@ -148,9 +148,9 @@ def _sampled_frames(recognizer, path: Path) -> tuple[np.ndarray, np.ndarray, flo
     return np.ascontiguousarray(dense[keep]), dense_idx[keep].astype(np.int64), fps
 
 
-def _frame_features(recognizer, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def _frame_features(recognizer, frames: np.ndarray) -> np.ndarray:
     """Backbone features ``(T, D)`` of decoded frames, rounded through float16 like the cache."""
-    feats = recognizer.encode_frames(frames, batch_size)
+    feats = recognizer.encode_frames(frames)
     return feats.numpy().astype(np.float16).astype(np.float32)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -31,7 +32,7 @@ from activity.config import FeatureConfig
 from activity.errors import ActivityError, VideoError
 from activity.io import atomic_write
 from activity.transforms import Preprocess
-from activity.video import open_video, read_sampled
+from activity.video import open_video, read_sampled, set_decode_threads
 
 
 def default_cache_dir() -> Path:
@@ -51,12 +52,13 @@ class FeatureSpec:
     num_frames: int
     views: int
     preprocess: Preprocess
+    precision: str = "float32"
 
     @classmethod
     def from_config(cls, cfg: FeatureConfig) -> "FeatureSpec":
         spec = get_spec(cfg.backbone)
         pre = spec.preprocess if cfg.image_size is None else spec.preprocess.scaled(cfg.image_size)
-        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre)
+        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.precision)
 
     @property
     def length(self) -> int:
@@ -64,7 +66,10 @@ class FeatureSpec:
         return self.num_frames * self.views
 
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        if fields["precision"] == "float32":
+            del fields["precision"]  # the key of float32 features is the one they had before the field existed
+        blob = json.dumps(fields, sort_keys=True)
         return f"{self.backbone}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
 
 
@@ -104,7 +109,7 @@ class FeatureCache:
 
     def put(self, video: str | Path, features: np.ndarray) -> None:
         f = self.entry(video)
-        with atomic_write(f) as tmp:
+        with atomic_write(f, durable=False) as tmp:  # a damaged entry is read as a miss
             np.save(tmp, features.astype(np.float16, copy=False), allow_pickle=False)
 
 
@@ -118,8 +123,52 @@ class ExtractResult:
     frames: int = 0  # frames decoded and encoded
 
 
+class FrameEncoder:
+    """Preprocessed uint8 frames in, backbone features out, in batches on one device.
+
+    Frames arrive resized and cropped but still uint8 ``(N, 3, S, S)`` (a quarter of
+    the float32 bytes to move between processes and to the device); scaling and
+    normalisation happen on the device, in the batch. On CUDA, ``precision``
+    ``"bfloat16"`` or ``"float16"`` runs the backbone under autocast.
+
+    Args:
+        backbone: the frozen backbone (moved to ``device`` here).
+        preprocess: its preprocessing (``normalize`` is applied here).
+        device: where the backbone runs.
+        batch_size: frames per forward pass.
+        precision: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+    """
+
+    def __init__(self, backbone: Backbone, preprocess: Preprocess, device: str | torch.device = "cpu", *,
+                 batch_size: int = 32, precision: str = "float32") -> None:
+        self.device = torch.device(device)
+        self.backbone = backbone.to(self.device)
+        self.preprocess = preprocess
+        self.batch_size = batch_size
+        self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
+        shape = (1, 3, 1, 1)
+        self._mean = torch.tensor(preprocess.mean, dtype=torch.float32).reshape(shape).to(self.device)
+        self._std = torch.tensor(preprocess.std, dtype=torch.float32).reshape(shape).to(self.device)
+
+    @torch.inference_mode()
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, D)`` float32 on the CPU for uint8 frames ``(N, 3, S, S)``."""
+        out = []
+        for chunk in frames.split(self.batch_size):
+            # The same operations as Preprocess.normalize, on the device; channels-last for the convolutions.
+            x = chunk.to(self.device, non_blocking=True).float().div_(255.0).sub_(self._mean).div_(self._std)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+                out.append(self.backbone(x).float())
+        return torch.cat(out).cpu() if out else torch.zeros(0, self.backbone.feature_dim)
+
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """Features ``(T, D)`` float32 of decoded uint8 RGB frames ``(T, H, W, 3)``."""
+        return self(self.preprocess.crop(frames))
+
+
 class _ClipDataset(Dataset):
-    """Decodes and preprocesses the sampled frames of each video (runs in loader workers)."""
+    """Decodes the sampled frames of each video and resizes and crops them (runs in loader workers)."""
 
     def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str) -> None:
         self.paths = list(paths)
@@ -134,7 +183,7 @@ class _ClipDataset(Dataset):
         try:
             with open_video(path, self.decoder) as reader:  # type: ignore[arg-type]
                 frames, _ = read_sampled(reader, self.spec.length)
-            return i, self.spec.preprocess(frames), None
+            return i, self.spec.preprocess.crop(frames).contiguous(), None
         except VideoError as e:
             return i, None, e.reason
         except Exception as e:  # a decoder bug must not end the whole job
@@ -142,7 +191,72 @@ class _ClipDataset(Dataset):
 
 
 def _worker_init(_: int) -> None:
+    # Each worker decodes whole clips on one core; threads inside a worker would only contend
+    # with the backbone's.
     torch.set_num_threads(1)
+    set_decode_threads(1)
+
+
+def default_workers(device: str | torch.device = "cpu") -> int:
+    """Decoding processes: on a GPU decoding is the bottleneck, so all but one core; on the CPU,
+    where the backbone needs the cores, one per eight (at least one)."""
+    cores = os.cpu_count() or 2
+    if torch.device(device).type == "cuda":
+        return max(1, min(cores - 1, 16))
+    return max(1, cores // 8)
+
+
+class _Batcher:
+    """Cuts a stream of clips into forward passes of exactly ``batch_size`` frames.
+
+    Clips are added with their frames; whenever a full batch is available it is
+    encoded, and every clip whose frames have all been encoded is returned.
+    """
+
+    def __init__(self, encoder: FrameEncoder) -> None:
+        self.encoder = encoder
+        self.frames: list[torch.Tensor] = []  # not yet encoded
+        self.pending = 0
+        self.clips: deque[tuple[Path, int]] = deque()  # in order, with their frame counts
+        self.done: list[torch.Tensor] = []  # features encoded but not yet handed out
+        self.done_count = 0
+
+    def add(self, path: Path, frames: torch.Tensor) -> list[tuple[Path, np.ndarray]]:
+        self.frames.append(frames)
+        self.pending += len(frames)
+        self.clips.append((path, len(frames)))
+        bs = self.encoder.batch_size
+        if self.pending < bs:
+            return []
+        x = torch.cat(self.frames)
+        full = (len(x) // bs) * bs
+        self._encode(x[:full])
+        self.frames = [x[full:]] if full < len(x) else []
+        self.pending = len(x) - full
+        return self._ready()
+
+    def finish(self) -> list[tuple[Path, np.ndarray]]:
+        if self.frames:
+            self._encode(torch.cat(self.frames))
+            self.frames, self.pending = [], 0
+        return self._ready()
+
+    def _encode(self, x: torch.Tensor) -> None:
+        self.done.append(self.encoder(x))
+        self.done_count += len(x)
+
+    def _ready(self) -> list[tuple[Path, np.ndarray]]:
+        out = []
+        feats = torch.cat(self.done) if len(self.done) > 1 else (self.done[0] if self.done else None)
+        used = 0
+        while self.clips and self.clips[0][1] <= self.done_count - used:
+            path, n = self.clips.popleft()
+            out.append((path, feats[used : used + n].numpy().astype(np.float16)))  # type: ignore[index]
+            used += n
+        if feats is not None:
+            self.done = [feats[used:]] if used < len(feats) else []
+            self.done_count -= used
+        return out
 
 
 def extract(
@@ -152,13 +266,17 @@ def extract(
     backbone_factory: Callable[[], Backbone],
     *,
     decoder: str = "auto",
-    batch_size: int = 64,
-    workers: int = 1,
+    batch_size: int = 32,
+    workers: int | None = None,
     device: str | torch.device = "cpu",
     progress: bool = True,
     on_error: Callable[[Path, str], None] | None = None,
 ) -> ExtractResult:
     """Features for every video: from the cache where present, else decoded and encoded.
+
+    Loader workers decode only the sampled frames of each clip and resize and
+    crop them while the backbone runs; the backbone sees fixed batches of
+    ``batch_size`` frames drawn from consecutive clips.
 
     Args:
         paths: video files.
@@ -167,7 +285,8 @@ def extract(
         backbone_factory: builds the backbone; only called when something is missing.
         decoder: video backend name.
         batch_size: frames per backbone forward pass (clips are batched together).
-        workers: loader processes that decode and preprocess while the backbone runs.
+        workers: loader processes that decode while the backbone runs (None:
+            :func:`default_workers`; 0: decode in this process, between forward passes).
         device: where the backbone runs.
         progress: show a progress bar.
         on_error: called with ``(path, reason)`` for each video that cannot be read.
@@ -189,35 +308,26 @@ def extract(
     if not todo:
         return result
 
-    backbone = backbone_factory().to(device)
+    encoder = FrameEncoder(backbone_factory(), spec.preprocess, device, batch_size=batch_size, precision=spec.precision)
+    workers = default_workers(device) if workers is None else workers
+    workers = min(workers, len(todo) - 1)  # one clip: decoding in a worker only adds the worker's start-up
     loader = DataLoader(
         _ClipDataset(todo, spec, decoder),
         batch_size=None,
         num_workers=workers,
         worker_init_fn=_worker_init if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
+        pin_memory=encoder.device.type == "cuda",
     )
-    pending: list[tuple[Path, torch.Tensor]] = []
-    pending_frames = 0
+    batcher = _Batcher(encoder)
 
-    def flush() -> None:
-        nonlocal pending_frames
-        if not pending:
-            return
-        frames = torch.cat([t for _, t in pending]).to(device)
-        with torch.inference_mode():
-            feats = torch.cat([backbone(chunk) for chunk in frames.split(batch_size)]).float().cpu().numpy()
-        start = 0
-        for p, t in pending:
-            f = feats[start : start + len(t)].astype(np.float16)
-            start += len(t)
+    def store(done: list[tuple[Path, np.ndarray]]) -> None:
+        for p, f in done:
             if cache is not None:
                 cache.put(p, f)
             result.features[p] = f
             result.extracted += 1
-            result.frames += len(t)
-        pending.clear()
-        pending_frames = 0
+            result.frames += len(f)
 
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if progress else True, dynamic_ncols=True)
     for i, frames, error in loader:
@@ -227,12 +337,9 @@ def extract(
             if on_error is not None:
                 on_error(p, error)
         else:
-            pending.append((p, frames))
-            pending_frames += len(frames)
-            if pending_frames >= batch_size:
-                flush()
+            store(batcher.add(p, frames))
         bar.update(1)
-    flush()
+    store(batcher.finish())
     bar.close()
     return result
 

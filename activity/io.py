@@ -19,18 +19,26 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 06
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path) -> Iterator[IO[bytes]]:
+def atomic_write(path: str | Path, *, durable: bool = True) -> Iterator[IO[bytes]]:
     """Write to a temporary file beside ``path``, then flush, fsync and rename it over ``path``.
 
-    On an exception the temporary file is removed and ``path`` is untouched.
+    On an exception the temporary file is removed and ``path`` is untouched. The
+    temporary name (``.tmp-XXXX<suffix>.tmp``) never matches a glob for the final
+    files' suffix.
+
+    Args:
+        path: the final file.
+        durable: fsync before the rename, so the content survives a power cut. A
+            cache whose damaged entries are only misses can skip it.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix + ".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:

@@ -18,7 +18,7 @@ import torch
 from activity.backbones import create_backbone
 from activity.checkpoint import Checkpoint, load_checkpoint
 from activity.errors import ActivityError
-from activity.features import ExtractResult, FeatureCache, FeatureSpec, default_cache_dir, extract
+from activity.features import ExtractResult, FeatureCache, FeatureSpec, FrameEncoder, default_cache_dir, extract
 from activity.train import predict_features
 
 
@@ -43,7 +43,7 @@ class ActionRecognizer:
             ``False`` keeps features in memory only.
         device: where the backbone runs.
         decoder: video backend (default: the one in the checkpoint's config).
-        workers: loader processes for decoding.
+        workers: loader processes for decoding (None: :func:`~activity.features.default_workers`).
     """
 
     def __init__(
@@ -53,7 +53,7 @@ class ActionRecognizer:
         cache_dir: str | Path | None | bool = None,
         device: str = "cpu",
         decoder: str | None = None,
-        workers: int = 1,
+        workers: int | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.classes = checkpoint.classes
@@ -62,25 +62,23 @@ class ActionRecognizer:
         self.device = device
         self.decoder = decoder or checkpoint.config.features.decoder
         self.workers = workers
-        self._backbone = None
+        self._encoder: FrameEncoder | None = None
 
-    def _get_backbone(self):
-        """The frozen backbone, built on first use, on ``self.device``."""
-        if self._backbone is None:
-            self._backbone = create_backbone(self.spec.backbone).to(self.device)
-            if self._backbone.feature_dim != self.checkpoint.feature_dim:
+    def _get_encoder(self) -> FrameEncoder:
+        """The frozen backbone with its preprocessing, built on first use, on ``self.device``."""
+        if self._encoder is None:
+            backbone = create_backbone(self.spec.backbone)
+            if backbone.feature_dim != self.checkpoint.feature_dim:
                 raise ActivityError(
-                    f"backbone {self.spec.backbone} gives {self._backbone.feature_dim}-d features "
+                    f"backbone {self.spec.backbone} gives {backbone.feature_dim}-d features "
                     f"but the checkpoint expects {self.checkpoint.feature_dim}"
                 )
-        return self._backbone
+            self._encoder = FrameEncoder(backbone, self.spec.preprocess, self.device, precision=self.spec.precision)
+        return self._encoder
 
-    def encode_frames(self, frames: np.ndarray, batch_size: int = 64) -> torch.Tensor:
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Backbone features ``(T, D)`` float32 (on the CPU) of decoded uint8 RGB frames ``(T, H, W, 3)``."""
-        backbone = self._get_backbone()
-        x = self.spec.preprocess(frames)
-        with torch.inference_mode():
-            return torch.cat([backbone(chunk.to(self.device)) for chunk in x.split(batch_size)]).float().cpu()
+        return self._get_encoder().encode_frames(frames)
 
     def features(
         self,
@@ -91,7 +89,7 @@ class ActionRecognizer:
     ) -> ExtractResult:
         """Cached (or freshly extracted) features for each readable video."""
         return extract(
-            paths, self.spec, self.cache, self._get_backbone,
+            paths, self.spec, self.cache, lambda: self._get_encoder().backbone,
             decoder=self.decoder, workers=self.workers, device=self.device, progress=progress, on_error=on_error,
         )
 

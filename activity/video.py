@@ -37,6 +37,18 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 Backend = Literal["auto", "decord", "opencv"]
 BACKENDS: tuple[str, ...] = ("auto", "decord", "opencv")
 
+_decode_threads = 0  # threads inside one decoder; 0: the library's choice
+
+
+def set_decode_threads(n: int) -> None:
+    """Threads each decoder opened from now on may use (0: the library's choice).
+
+    Loader workers set 1: they decode several clips in parallel, one per
+    process, and threads inside a decoder would only contend with the backbone.
+    """
+    global _decode_threads
+    _decode_threads = max(0, int(n))
+
 
 def check_file(path: str | os.PathLike) -> Path:
     """Fail with a clear :class:`VideoError` unless ``path`` is a non-empty readable file."""
@@ -136,7 +148,7 @@ class OpenCVReader(VideoReader):
         import cv2
 
         p = check_file(path)
-        cap = cv2.VideoCapture(str(p))
+        cap = self._open(p)
         if not cap.isOpened():
             raise VideoError(str(p), "not a readable video (OpenCV cannot open it)")
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -153,11 +165,17 @@ class OpenCVReader(VideoReader):
                 raise VideoError(str(p), "no decodable frames")
         super().__init__(p, count, fps if np.isfinite(fps) else 0.0, (w, h))
 
-    def _rewind(self) -> None:
+    @staticmethod
+    def _open(path: Path):
         import cv2
 
+        if _decode_threads:
+            return cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, _decode_threads])
+        return cv2.VideoCapture(str(path))
+
+    def _rewind(self) -> None:
         self._cap.release()
-        self._cap = cv2.VideoCapture(str(self.path))
+        self._cap = self._open(self.path)
         self._pos = 0
 
     def _count_frames(self) -> int:
@@ -209,14 +227,14 @@ class DecordReader(VideoReader):
 
     backend = "decord"
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 0) -> None:
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
         import decord
 
         decord.logging.set_level(decord.logging.QUIET)
         p = check_file(path)
         try:
             with _quiet_stderr():  # decord's C++ logger prints its own "ERROR opening" line
-                vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=num_threads)
+                vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=_decode_threads if num_threads is None else num_threads)
             count = len(vr)
             fps = float(vr.get_avg_fps())
         except Exception as e:  # decord raises its own DECORDError and RuntimeErrors
@@ -250,7 +268,7 @@ class AutoReader(VideoReader):
         p = check_file(path)
         self._inner: VideoReader
         try:
-            self._inner = DecordReader(p, num_threads=1)
+            self._inner = DecordReader(p)
         except (VideoError, ImportError):
             self._inner = OpenCVReader(p)
 

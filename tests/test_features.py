@@ -407,3 +407,33 @@ def _run_extract(opts):
     extracted = int(line.split(": ")[1].split(" extracted")[0])
     cached = int(line.split(", ")[1].split(" from")[0])
     return extracted, cached
+
+
+class ShapeRecorder(FakeBackbone):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(len(x))
+        return super().forward(x)
+
+
+def test_the_backbone_sees_full_batches_drawn_across_clips(videos):
+    """3 clips x 4 frames in batches of 5: two full passes and one of the 2 frames left, not one ragged pass per clip."""
+    spec = spec_for()
+    recorder = ShapeRecorder()
+    res = run(videos, spec, None, lambda: recorder, batch_size=5)
+    assert recorder.batches == [5, 5, 2]
+    assert res.frames == 12 and all(f.shape == (4, DIM) for f in res.features.values())
+
+
+def test_reduced_precision_is_close_and_cached_apart(tmp_path, videos):
+    """bfloat16 autocast (for GPUs; it runs on the CPU too) changes the features a little, so it has its own cache key."""
+    full, half = spec_for(), spec_for(precision="bfloat16")
+    assert full.key() != half.key()
+    a = run(videos[:1], full, FeatureCache(tmp_path / "c", full)).features[videos[0]].astype(np.float32)
+    b = run(videos[:1], half, FeatureCache(tmp_path / "c", half)).features[videos[0]].astype(np.float32)
+    assert not np.array_equal(a, b)
+    np.testing.assert_allclose(b, a, rtol=0.03, atol=0.03)
+    assert len(list((tmp_path / "c").glob("*/*.npy"))) == 2

@@ -30,3 +30,12 @@ def test_atomic_write_leaves_the_old_file_on_error(tmp_path):
             raise RuntimeError("killed")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_a_write_in_progress_never_matches_the_final_suffix(tmp_path):
+    """A reader globbing '*.npy' (or a killed writer's leftovers) never sees a half-written entry as one."""
+    with atomic_write(tmp_path / "entry.npy", durable=False) as f:
+        f.write(b"partial")
+        assert list(tmp_path.glob("*.npy")) == []
+        assert len(list(tmp_path.iterdir())) == 1
+    assert [p.name for p in tmp_path.glob("*.npy")] == ["entry.npy"]

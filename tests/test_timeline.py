@@ -167,4 +167,4 @@ def test_backbone_lives_on_the_recognizers_device(trained):
     from activity import load_model
 
     model = load_model(trained["ckpt"], cache_dir=False, device="meta")  # no GPU here; "meta" is a real second device
-    assert next(model._get_backbone().parameters()).device.type == "meta"
+    assert next(model._get_encoder().backbone.parameters()).device.type == "meta"
