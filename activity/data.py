@@ -9,7 +9,8 @@ A collection is read from one of:
 Relative paths in list and CSV files resolve against the file's own folder.
 Groups (the recording a clip was cut from) come from the CSV's ``group``
 column or from a regular expression over file names (``--group-regex``), and
-keep clips of one recording on one side of every split.
+keep clips of one recording on one side of every split. The official splits of
+UCF101, HMDB51 and Kinetics are read by :mod:`activity.datasets`.
 """
 
 from __future__ import annotations
