@@ -9,12 +9,14 @@ A collection is read from one of:
 Relative paths in list and CSV files resolve against the file's own folder.
 Groups (the recording a clip was cut from) come from the CSV's ``group``
 column or from a regular expression over file names (``--group-regex``), and
-keep clips of one recording on one side of every split.
+keep clips of one recording on one side of every split. The official splits of
+UCF101, HMDB51 and Kinetics are read by :mod:`activity.datasets`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from activity.errors import ActivityError
+from activity.io import atomic_write
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".ogv"}
@@ -75,6 +78,23 @@ class VideoDataset:
 
     def subset(self, indices: np.ndarray | list[int]) -> "VideoDataset":
         return VideoDataset([self.samples[i] for i in indices], list(self.classes), self.source)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the samples as a CSV ``path,label,group`` (absolute paths) that :meth:`from_csv` reads back.
+
+        The file is replaced atomically; a sample without a group gets an empty
+        ``group`` cell.
+
+        Returns:
+            ``path``.
+        """
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["path", "label", "group"])
+        w.writerows([s.path.resolve(), s.label, s.group or ""] for s in self.samples)
+        with atomic_write(path) as f:
+            f.write(buf.getvalue().encode("utf-8"))
+        return Path(path)
 
     # ---------------------------------------------------------------- readers
 

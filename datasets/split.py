@@ -11,7 +11,6 @@ absolute paths, labels and groups, so `activity train --data DIR/train.csv` and
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -35,13 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     for name, idx in (("train", train), ("test", test)):
-        with open(args.out / f"{name}.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["path", "label", "group"])
-            for i in idx:
-                s = ds.samples[i]
-                w.writerow([s.path.resolve(), s.label, s.group or ""])
-        print(f"{args.out / (name + '.csv')}: {len(idx)} clips")
+        written = ds.subset(idx).to_csv(args.out / f"{name}.csv")
+        print(f"{written}: {len(idx)} clips")
     return 0
 
 

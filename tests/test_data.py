@@ -305,3 +305,20 @@ def test_csv_with_byte_order_mark_and_spaced_header(tmp_path):
     f.write_bytes("\ufeffpath, label\na.mp4,run\n".encode("utf-8"))
     ds = load_dataset(f)
     assert ds.samples[0].label == "run" and ds.samples[0].path == tmp_path / "a.mp4"
+
+
+def test_to_csv_round_trip(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ds = VideoDataset([
+        Sample(Path("rel/a, b.mp4"), "run", "g1"),
+        Sample(tmp_path / "x" / ".." / "c.mp4", "jumping jacks", None),
+        Sample(Path("/abs/d.mp4"), 'say "hi"', "g2"),
+    ])
+    out = ds.to_csv(tmp_path / "out.csv")
+    assert out == tmp_path / "out.csv"
+    assert out.read_text().splitlines()[0] == "path,label,group"
+    back = load_dataset(out)
+    assert back.paths == [(tmp_path / "rel" / "a, b.mp4").resolve(), (tmp_path / "c.mp4").resolve(), Path("/abs/d.mp4")]
+    assert [s.label for s in back.samples] == ["run", "jumping jacks", 'say "hi"']
+    assert [s.group for s in back.samples] == ["g1", None, "g2"]
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["out.csv"]  # no temporary file left behind
