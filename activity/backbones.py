@@ -67,12 +67,12 @@ class Backbone(nn.Module):
     them to the ImageNet logits ``(N, 1000)``.
     """
 
-    def __init__(self, spec: BackboneSpec, net: nn.Module, head_name: str) -> None:
+    def __init__(self, spec: BackboneSpec, net: nn.Module, head_name: str, *, optimize: bool = True) -> None:
         super().__init__()
         self.spec = spec
         self.head = getattr(net, head_name)
         setattr(net, head_name, nn.Identity())
-        self.net = optimize_for_inference(net.eval())
+        self.net = optimize_for_inference(net.eval()) if optimize else net.eval()
         self.eval().requires_grad_(False)
         self.to(memory_format=torch.channels_last)
 
@@ -266,8 +266,14 @@ def get_spec(name: str) -> BackboneSpec:
     return _REGISTRY[name]()
 
 
-def create_backbone(name: str = DEFAULT_BACKBONE) -> Backbone:
-    """Build the frozen backbone registered under ``name``, with its pretrained weights."""
+def create_backbone(name: str = DEFAULT_BACKBONE, *, optimize: bool = True) -> Backbone:
+    """Build the frozen backbone registered under ``name``, with its pretrained weights.
+
+    Args:
+        name: registry name.
+        optimize: rewrite it for inference (:func:`optimize_for_inference`); False
+            keeps the network as published (the benchmark's naive reference).
+    """
     spec = get_spec(name)
     net, head = spec.build()
-    return Backbone(spec, net, head)
+    return Backbone(spec, net, head, optimize=optimize)

@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Feature-extraction throughput: the backbone's own rate, the real pipeline, a naive loop, decoding alone.
 
-    python scripts/benchmark_throughput.py [--backbone efficientnet_lite0] [--batch-size 32] [--json out.json]
+    python scripts/benchmark_throughput.py [--backbone efficientnet_lite0 --backbone mobilenet_v3_large]
+        [--batch-size 32] [--workers N] [--threads N] [--device cpu] [--precision float32] [--json out.json]
 
-Measured on the same clips, backbone and batch size, in one run:
+Measured on the same clips, backbone and batch size, in one run, frames per second:
 
-* backbone_fps: forward passes on frames already decoded and preprocessed (the limit);
-* pipeline_fps: ``activity extract`` end to end (fresh cache), frames per second;
-* naive_fps: the popular CNN-LSTM repos' loop: OpenCV reads every frame in order,
-  preprocessing frame by frame, one clip per forward pass;
-* decode_fps: decoding only the sampled frames, per backend.
+* backbone: forward passes on frames already decoded and preprocessed (the limit);
+* pipeline: ``activity extract`` end to end (``activity.features.extract``, fresh cache);
+* naive: the popular CNN-LSTM repos' loop: OpenCV reads every frame in order, each frame
+  preprocessed on its own, one clip per forward pass, the network as published (no inference
+  rewrite);
+* decode: decoding only the sampled frames, per backend (no backbone).
 
-Clips: the real ones in ../shared/data/ucf101-samples (or $ACTIVITY_SHARED_DATA), when present,
-and generated long videos (--long-seconds each).
+Two clip sets, reported apart and together: ``real``, the real clips in ../shared/data
+($ACTIVITY_SHARED_DATA): UCF101 samples (MPEG-4), the Kinetics sample and the first ARID clips
+(H.264); and ``long``, generated videos of --long-seconds each (what decoding only the sampled
+frames is for). A backbone whose weights cannot be had offline is timed with random weights
+(same speed).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shlex
 import sys
 import tempfile
@@ -32,56 +38,73 @@ import torch
 from activity.backbones import Backbone, create_backbone, get_spec
 from activity.config import FeatureConfig
 from activity.errors import ActivityError
-from activity.features import FeatureCache, FeatureSpec, extract
+from activity.evaluate import format_table
+from activity.features import FeatureCache, FeatureSpec, default_workers, extract
 from activity.sampling import segment_indices
 from activity.video import open_video
 
 
-def backbone_or_random(name: str) -> Backbone:
+def backbone_or_random(name: str, optimize: bool = True) -> Backbone:
     """The backbone with its weights, or (for speed only) randomly initialised when they cannot be had offline."""
     try:
-        return create_backbone(name)
+        return create_backbone(name, optimize=optimize)
     except ActivityError:
         import torchvision.models as tvm
 
         spec = get_spec(name)
         head = "fc" if name.startswith("resnet") else "classifier"
-        print(f"note: {name} weights unavailable offline; timing a randomly initialised copy (same speed)", file=sys.stderr)
-        return Backbone(spec, getattr(tvm, name)(weights=None), head)
+        return Backbone(spec, getattr(tvm, name)(weights=None), head, optimize=optimize)
 
 
-def clips(args: argparse.Namespace, workdir: Path) -> list[Path]:
+def clip_sets(args: argparse.Namespace, workdir: Path) -> dict[str, list[Path]]:
     from activity.synthetic import order_clip, write_video
 
-    found: list[Path] = []
     shared = Path(os.environ.get("ACTIVITY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    if (shared / "ucf101-samples").is_dir():
-        found += sorted((shared / "ucf101-samples").rglob("*.avi"))
+    real: list[Path] = []
+    real += sorted((shared / "ucf101-samples").rglob("*.avi"))
+    real += sorted((shared / "kinetics-samples").rglob("*.mp4"))
+    real += sorted((shared / "arid6" / "train").rglob("*.mp4"))[: args.arid_clips]
+    long = []
     for i in range(args.long_videos):
         frames = np.concatenate([order_clip("moving_right", num_frames=50, size=(320, 240), seed=i * 100 + k)
                                  for k in range(int(args.long_seconds / 2))])
-        found.append(write_video(workdir / f"long_{i}.mp4", frames, fps=25.0))
-    return found
+        long.append(write_video(workdir / f"long_{i}.mp4", frames, fps=25.0))
+    return {name: paths for name, paths in (("real", real), ("long", long)) if paths}
 
 
-def time_backbone(backbone: Backbone, spec: FeatureSpec, batch: int, repeats: int = 5) -> float:
-    x = torch.randn(batch, 3, spec.preprocess.crop_size, spec.preprocess.crop_size)
-    with torch.inference_mode():
-        backbone(x)  # warm-up
-        t0 = time.perf_counter()
+def time_backbone(backbone: Backbone, spec: FeatureSpec, batch: int, device: torch.device, repeats: int = 6) -> float:
+    """Forward passes alone on a preprocessed channels-last batch: the best of ``repeats`` timed passes."""
+    from activity.features import FrameEncoder
+
+    enc = FrameEncoder(backbone, spec.preprocess, device, batch_size=batch, precision=spec.precision)
+    x = torch.randn(batch, 3, spec.preprocess.crop_size, spec.preprocess.crop_size, device=device)
+    x = x.contiguous(memory_format=torch.channels_last)
+    best = float("inf")
+    with torch.inference_mode(), torch.autocast(device.type, dtype=enc.dtype, enabled=enc.dtype is not None):
+        enc.backbone(x)  # warm-up
         for _ in range(repeats):
-            backbone(x)
-    return batch * repeats / (time.perf_counter() - t0)
+            _sync(device)
+            t0 = time.perf_counter()
+            enc.backbone(x)
+            _sync(device)
+            best = min(best, time.perf_counter() - t0)
+    return batch / best
 
 
-def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, batch: int, workers: int) -> float:
+def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args: argparse.Namespace) -> tuple[float, float]:
+    """``extract`` into a fresh cache: (frames/s, seconds)."""
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
-        result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, batch_size=batch, workers=workers, progress=False)
-        return result.frames / (time.perf_counter() - t0)
+        result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, batch_size=args.batch_size,
+                         workers=args.workers, device=args.device, progress=False)
+        dt = time.perf_counter() - t0
+    if result.failed:
+        print(f"note: {len(result.failed)} clips failed: {next(iter(result.failed.values()))}", file=sys.stderr)
+    return result.frames / dt, dt
 
 
-def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone) -> float:
+def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone, device: torch.device) -> tuple[float, float]:
+    """Every frame read and preprocessed one by one, then one forward pass per clip: (frames/s, seconds)."""
     import cv2
 
     frames_done = 0
@@ -97,9 +120,10 @@ def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone) -> floa
         cap.release()
         idx = segment_indices(len(frames), spec.num_frames)
         with torch.inference_mode():
-            backbone(torch.stack([frames[i] for i in idx]))  # one clip per forward pass
+            backbone(torch.stack([frames[i] for i in idx]).to(device)).cpu()  # one clip per forward pass
         frames_done += len(idx)
-    return frames_done / (time.perf_counter() - t0)
+    dt = time.perf_counter() - t0
+    return frames_done / dt, dt
 
 
 def time_decode(paths: list[Path], spec: FeatureSpec, backend: str, passes: int = 3) -> float | None:
@@ -120,54 +144,83 @@ def time_decode(paths: list[Path], spec: FeatureSpec, backend: str, passes: int 
     return n / (time.perf_counter() - t0)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", action="append", default=None, help="repeatable (default: efficientnet_lite0 and mobilenet_v3_large)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-frames", type=int, default=16)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: activity's default for the device)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice, one per core)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--arid-clips", type=int, default=20, help="ARID clips in the real set")
     p.add_argument("--long-videos", type=int, default=2)
     p.add_argument("--long-seconds", type=float, default=60.0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--no-naive", action="store_true", help="skip the naive loop (slow on long videos)")
     p.add_argument("--decode-only", action="store_true", help="only the decode-only rates (no backbone)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    workers = default_workers(device) if args.workers is None else args.workers
     names = args.backbone or ["efficientnet_lite0", "mobilenet_v3_large"]
-    rows, results = [], {}
+    command = f"$ python scripts/benchmark_throughput.py {shlex.join(sys.argv[1:] if argv is None else argv)}"
+    rows, out = [], {"command": command, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                                                     "workers": workers, "device": str(device), "processor": platform.processor(),
+                                                     "torch": torch.__version__},
+                     "batch_size": args.batch_size, "num_frames": args.num_frames, "results": {}}
     with tempfile.TemporaryDirectory() as work:
-        paths = clips(args, Path(work))
-        if args.decode_only:
-            spec = FeatureSpec.from_config(FeatureConfig(num_frames=args.num_frames))
-            rates = {b: time_decode(paths, spec, b) for b in ("auto", "decord", "opencv")}
-            print(f"$ python scripts/benchmark_throughput.py {shlex.join(sys.argv[1:])}")
-            print(f"{len(paths)} clips, {args.num_frames} sampled frames each: decode-only frames/s: "
-                  + ", ".join(f"{b} {v:.0f}" if v else f"{b} n/a" for b, v in rates.items()))
-            if args.json:
-                args.json.write_text(json.dumps({"clips": [str(x) for x in paths], "decode_fps": rates}, indent=2) + "\n")
-            return 0
-        for name in names:
-            spec = FeatureSpec.from_config(FeatureConfig(backbone=name, num_frames=args.num_frames))
-            backbone = backbone_or_random(name)
-            r = {
-                "backbone_fps": time_backbone(backbone, spec, args.batch_size),
-                "pipeline_fps": time_pipeline(paths, spec, backbone, args.batch_size, args.workers),
-                "naive_fps": time_naive(paths, spec, backbone),
-                "decode_fps": {b: time_decode(paths, spec, b) for b in ("decord", "opencv")},
-            }
-            results[name] = r
-            dec = ", ".join(f"{b} {v:.0f}" if v else f"{b} n/a" for b, v in r["decode_fps"].items())
-            rows.append([name, f"{r['backbone_fps']:.1f}", f"{r['pipeline_fps']:.1f}", f"{r['pipeline_fps'] / r['backbone_fps']:.2f}",
-                         f"{r['naive_fps']:.1f}", f"{r['pipeline_fps'] / r['naive_fps']:.1f}", dec])
-    from activity.evaluate import format_table
-
-    print(f"$ python scripts/benchmark_throughput.py {shlex.join(sys.argv[1:])}")
-    print(f"{len(paths)} clips, {args.num_frames} frames each, batch {args.batch_size}, {torch.get_num_threads()} torch threads, "
-          f"{args.workers} decode worker(s), {os.cpu_count()} CPUs")
-    print(format_table(rows, ["backbone", "backbone fps", "pipeline fps", "÷ backbone", "naive fps", "× naive", "decode fps (sampled frames)"]))
+        sets = clip_sets(args, Path(work))
+        if not sets:
+            print("error: no clips (../shared/data absent and --long-videos 0)", file=sys.stderr)
+            return 1
+        out["clips"] = {k: [str(x) for x in v] for k, v in sets.items()}
+        spec0 = FeatureSpec.from_config(FeatureConfig(num_frames=args.num_frames))
+        decode = {k: {b: time_decode(v, spec0, b) for b in ("decord", "opencv", "auto")} for k, v in sets.items()}
+        out["decode_fps"] = decode
+        if not args.decode_only:
+            for name in names:
+                spec = FeatureSpec.from_config(FeatureConfig(backbone=name, num_frames=args.num_frames, precision=args.precision))
+                backbone = backbone_or_random(name)
+                plain = None if args.no_naive else backbone_or_random(name, optimize=False).to(device)
+                r: dict = {"backbone_fps": time_backbone(backbone, spec, args.batch_size, device), "sets": {}}
+                tot = {"pipeline": [0, 0.0], "naive": [0, 0.0]}
+                for set_name, paths in sets.items():
+                    frames = len(paths) * spec.length
+                    pipe, t_pipe = time_pipeline(paths, spec, backbone, args)
+                    naive, t_naive = time_naive(paths, spec, plain, device) if plain is not None else (None, 0.0)
+                    r["sets"][set_name] = {"clips": len(paths), "pipeline_fps": pipe, "naive_fps": naive, "decode_fps": decode[set_name]}
+                    tot["pipeline"][0] += frames
+                    tot["pipeline"][1] += t_pipe
+                    tot["naive"][0] += frames
+                    tot["naive"][1] += t_naive
+                r["pipeline_fps"] = tot["pipeline"][0] / tot["pipeline"][1]
+                r["naive_fps"] = tot["naive"][0] / tot["naive"][1] if tot["naive"][1] else None
+                out["results"][name] = r
+                for set_name, v in [*r["sets"].items(), ("all", {"pipeline_fps": r["pipeline_fps"], "naive_fps": r["naive_fps"]})]:
+                    pipe, naive = v["pipeline_fps"], v["naive_fps"]
+                    rows.append([name, set_name, _fmt(r["backbone_fps"]), _fmt(pipe), f"{pipe / r['backbone_fps']:.2f}",
+                                 _fmt(naive), f"{pipe / naive:.1f}" if naive else "n/a"])
+    print(command)
+    print(f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, {workers} decode worker(s), device {device}, "
+          f"batch {args.batch_size}, {args.num_frames} frames per clip, torch {torch.__version__}")
+    print(", ".join(f"{k}: {len(v)} clips" for k, v in sets.items()))
+    print("decode only, sampled frames/s: " + "; ".join(f"{k}: " + ", ".join(f"{b} {_fmt(x)}" for b, x in d.items())
+                                                       for k, d in decode.items()))
+    if rows:
+        print(format_table(rows, ["backbone", "clips", "backbone fps", "pipeline fps", "÷ backbone", "naive fps", "× naive"]))
     if args.json:
-        args.json.write_text(json.dumps({"clips": [str(x) for x in paths], "batch_size": args.batch_size, "results": results}, indent=2) + "\n")
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 

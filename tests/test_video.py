@@ -173,12 +173,22 @@ def test_unknown_backend_is_rejected(lossless):
 # ---------------------------------------------------------------- auto backend
 
 
-def test_auto_prefers_decord(lossless):
+def test_auto_reads_clips_forward_and_seeks_in_long_videos(lossless, monkeypatch):
+    with open_video(lossless[0], "auto") as r:
+        assert r.backend == "opencv"  # a clip: reading forward is less work than seeking
+    monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", NUM_FRAMES - 1)  # now it counts as long
     with open_video(lossless[0], "auto") as r:
         assert r.backend == ("decord" if HAVE_DECORD else "opencv")
+        np.testing.assert_array_equal(r.get_frames([4, 1]), lossless[1][[4, 1]])
 
 
-def test_auto_falls_back_when_decord_cannot_open(lossless, monkeypatch):
+@pytest.fixture
+def seek_first(monkeypatch):
+    """Make every video long enough for auto to try decord first."""
+    monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", 0)
+
+
+def test_auto_falls_back_when_decord_cannot_open(lossless, monkeypatch, seek_first):
     path, frames = lossless
 
     def refuse(self, p, num_threads=0):
@@ -192,7 +202,7 @@ def test_auto_falls_back_when_decord_cannot_open(lossless, monkeypatch):
 
 
 @pytest.mark.skipif(not HAVE_DECORD, reason="decord not installed on this platform")
-def test_auto_falls_back_when_decord_fails_while_decoding(lossless, monkeypatch):
+def test_auto_falls_back_when_decord_fails_while_decoding(lossless, monkeypatch, seek_first):
     path, frames = lossless
 
     def fail(self, indices):
@@ -324,7 +334,8 @@ DECORD_FAILS = {
 }
 
 
-def test_shared_basketball_clips_all_decode_with_auto():
+def test_shared_basketball_clips_all_decode_with_auto(seek_first):
+    """With decord tried first (as for long videos), exactly the clips decord fails on fall back to OpenCV."""
     if not BASKETBALL.is_dir():
         pytest.skip(f"shared data not found at {BASKETBALL} (set ACTIVITY_SHARED_DATA)")
     clips = sorted(p for p in BASKETBALL.rglob("*") if p.suffix.lower() == ".mp4")
