@@ -182,6 +182,14 @@ def test_auto_reads_clips_forward_and_seeks_in_long_videos(lossless, monkeypatch
         np.testing.assert_array_equal(r.get_frames([4, 1]), lossless[1][[4, 1]])
 
 
+def test_auto_reads_forward_for_a_caller_that_reads_every_frame(lossless, monkeypatch):
+    """A timeline reads nearly every frame in order: forward reading whatever the length (and flat memory)."""
+    monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", 0)
+    with open_video(lossless[0], "auto", sequential=True) as r:
+        assert r.backend == "opencv"
+        np.testing.assert_array_equal(r.get_frames([0, 1, 2]), lossless[1][:3])
+
+
 @pytest.fixture
 def seek_first(monkeypatch):
     """Make every video long enough for auto to try decord first."""
