@@ -59,10 +59,26 @@ def select_views(x: torch.Tensor, num_frames: int, *, random: bool, generator: t
     return torch.gather(x, 1, idx.to(x.device)[:, :, None].expand(-1, -1, x.shape[2]))
 
 
-def feature_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and std over all clips and steps of ``(N, L, D)`` features."""
-    flat = x.reshape(-1, x.shape[-1]).float()
-    return flat.mean(0), flat.std(0)
+def feature_stats(x: torch.Tensor, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and (unbiased) std over all clips and steps of ``(N, L, D)`` features.
+
+    Chunk by chunk (Chan et al.'s pairwise merge of means and squared deviations),
+    so float16 features are never copied to float32 all at once.
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    n = 0
+    mean = torch.zeros(flat.shape[1], dtype=torch.float64)
+    m2 = torch.zeros_like(mean)
+    for c in flat.split(chunk):
+        c = c.float()
+        k = len(c)
+        c_mean = c.mean(0)
+        c_m2 = (c - c_mean).square_().sum(0).double()
+        delta = c_mean.double() - mean
+        mean += delta * (k / (n + k))
+        m2 += c_m2 + delta.square() * (n * k / (n + k))
+        n += k
+    return mean.float(), (m2 / max(n - 1, 1)).sqrt().float()
 
 
 def train_one_epoch(
