@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backbones)
 
     p = sub.add_parser("extract", help="extract and cache backbone features", description="Extract backbone features for a collection of videos into the cache.")
-    p.add_argument("--data", required=True, help="class folder, list file or CSV")
+    p.add_argument("--data", required=True, help="class folder, list file, CSV, a folder of videos or one video")
     _add_config(p)
     _add_common(p)
     p.set_defaults(func=cmd_extract)

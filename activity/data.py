@@ -165,11 +165,20 @@ class VideoDataset:
 
 
 def load_dataset(source: str | Path, *, group_regex: str | None = None, require_labels: bool = True) -> VideoDataset:
-    """Read a collection from a class folder, a list file or a CSV, chosen by what ``source`` is."""
+    """Read a collection from a class folder, a list file or a CSV, chosen by what ``source`` is.
+
+    Where no labels are required (``activity extract``), a single video file or a
+    folder of videos without class folders also does.
+    """
     p = Path(source)
     if not p.exists():
         raise ActivityError(f"{p}: no such file or directory")
-    if p.is_dir():
+    if not require_labels and p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
+        ds = VideoDataset([Sample(p)], source=str(p))
+    elif not require_labels and p.is_dir() and not any(d.is_dir() and not d.name.startswith(".") for d in p.iterdir()):
+        ds = VideoDataset([Sample(f) for f in sorted(p.iterdir()) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS],
+                          source=str(p))
+    elif p.is_dir():
         ds = VideoDataset.from_directory(p)
     elif p.suffix.lower() == ".csv":
         ds = VideoDataset.from_csv(p)

@@ -322,3 +322,18 @@ def test_to_csv_round_trip(tmp_path, monkeypatch):
     assert [s.label for s in back.samples] == ["run", "jumping jacks", 'say "hi"']
     assert [s.group for s in back.samples] == ["g1", None, "g2"]
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["out.csv"]  # no temporary file left behind
+
+
+def test_without_labels_a_single_video_or_a_flat_folder_is_a_collection(tmp_path):
+    """`activity extract --data clip.mp4` or `--data folder_of_videos/`: nothing to label, nothing to refuse."""
+    from activity.data import load_dataset
+
+    (tmp_path / "flat").mkdir()
+    for name in ("b.mp4", "a.avi", "notes.txt"):
+        (tmp_path / "flat" / name).write_bytes(b"x")
+    ds = load_dataset(tmp_path / "flat", require_labels=False)
+    assert [p.name for p in ds.paths] == ["a.avi", "b.mp4"] and ds.classes == []
+    one = load_dataset(tmp_path / "flat" / "b.mp4", require_labels=False)
+    assert one.paths == [tmp_path / "flat" / "b.mp4"]
+    with pytest.raises(ActivityError, match="no class folders"):
+        load_dataset(tmp_path / "flat")  # training still needs labels
