@@ -143,6 +143,8 @@ class FrameEncoder:
                  batch_size: int = 32, precision: str = "float32") -> None:
         self.device = torch.device(device)
         self.backbone = backbone.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest kernels once
         self.preprocess = preprocess
         self.batch_size = batch_size
         self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
