@@ -653,7 +653,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"note: `activity {args.command}` runs in one process: rank 0 does it, the other {world - 1} exit", file=sys.stderr)
         world = 1
     if world == 1:
-        args.dist = distributed.DistInfo()
+        args.dist = distributed.DistInfo(device=getattr(args, "device", "cpu"))
         return int(args.func(args) or 0)
     with distributed.session(args.device) as info:
         args.dist, args.device = info, info.device
