@@ -93,23 +93,31 @@ def _skip(path: Path, reason: str) -> None:
 
 
 def _finish(args: argparse.Namespace, processed: int, skipped: dict) -> int:
-    """Print the closing summary line and choose the exit code.
+    """Print the closing summary line (on rank 0 only under torchrun) and choose the exit code.
 
     0 when at least one video was processed; 1 when none was, or, with
-    ``--strict``, when any was skipped.
+    ``--strict``, when any was skipped. Under torchrun every rank passes the
+    totals over all ranks, so all ranks exit with the same code.
     """
     reasons: dict[str, int] = {}
     for r in skipped.values():
         key = r.split(" (")[0]
         reasons[key] = reasons.get(key, 0) + 1
     why = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    print(f"{processed} processed, {len(skipped)} skipped" + (f" ({why})" if why else ""), file=sys.stderr)
+    if _main_rank(args):
+        print(f"{processed} processed, {len(skipped)} skipped" + (f" ({why})" if why else ""), file=sys.stderr)
     if processed == 0 or (getattr(args, "strict", False) and skipped):
         return 1
     return 0
 
 
-def _extract(paths, cfg, args):
+def _main_rank(args: argparse.Namespace) -> bool:
+    """True where summaries are printed and result files written: rank 0 under torchrun, else always."""
+    dist = getattr(args, "dist", None)
+    return dist is None or dist.is_main
+
+
+def _extract(paths, cfg, args, *, progress: bool = True):
     """Features for ``paths`` through the cache, reporting unreadable videos as they are found."""
     from activity.backbones import create_backbone
     from activity.features import FeatureCache, FeatureSpec, default_cache_dir, extract
@@ -119,8 +127,43 @@ def _extract(paths, cfg, args):
     return extract(
         paths, spec, cache, lambda: create_backbone(spec.backbone),
         decoder=cfg.features.decoder, workers=args.workers, device=args.device,
-        progress=not args.quiet, on_error=_skip,
+        progress=progress and not args.quiet and _main_rank(args), on_error=_skip,
     )
+
+
+def _features(paths, cfg, args, *, read_all: bool = True):
+    """:func:`_extract`, with the extraction shared among the ranks under torchrun.
+
+    Each rank extracts its shard (:meth:`~activity.distributed.DistInfo.shard`)
+    into the cache; the ranks then exchange what they extracted and which
+    videos they skipped. With ``read_all``, this rank then reads everyone
+    else's entries from the cache (which must be a folder all ranks see;
+    an entry it cannot find there it extracts itself). Without it, the result
+    holds this rank's features only; ``failed``, ``extracted`` and ``frames``
+    always cover all ranks.
+    """
+    from activity.features import ExtractResult
+
+    dist = args.dist
+    if not dist.enabled:
+        return _extract(paths, cfg, args)
+    mine = _extract(dist.shard(paths), cfg, args)
+    failed: dict = {}
+    extracted = frames = 0
+    for part_failed, part_extracted, part_frames in dist.all_gather((mine.failed, mine.extracted, mine.frames)):
+        failed.update(part_failed)
+        extracted += part_extracted
+        frames += part_frames
+    failed = {p: failed[p] for p in dict.fromkeys(paths) if p in failed}  # in input order, as one process finds them
+    res = ExtractResult(dict(mine.features), failed, extracted, frames)
+    if read_all:
+        rest = _extract([p for p in dict.fromkeys(paths) if p not in failed and p not in mine.features], cfg, args, progress=False)
+        if rest.extracted:
+            print(f"warning: rank {dist.rank} extracted {rest.extracted} video(s) that other ranks had extracted but it could "
+                  "not find in the cache; give all ranks a --cache folder they all see", file=sys.stderr)
+        res.features.update(rest.features)
+        res.failed.update(rest.failed)
+    return res
 
 
 def _stack(ds, result):
@@ -158,14 +201,17 @@ def cmd_extract(args: argparse.Namespace) -> int:
     cfg = _config(args)
     ds = load_dataset(args.data, require_labels=False)
     t0 = time.perf_counter()
-    res = _extract(ds.paths, cfg, args)
+    res = _features(ds.paths, cfg, args, read_all=False)  # under torchrun: this rank's shard, totals over all ranks
     dt = time.perf_counter() - t0
-    require_features(res, str(args.data))
-    kept, _ = _stack(ds, res)
+    kept = [p for p in ds.paths if p not in res.failed]  # every other video has features now
+    if not kept:
+        require_features(res, str(args.data))
     cached = len(kept) - res.extracted
     rate = f", {res.frames / dt:.1f} frames/s" if res.extracted else ""
-    print(f"{len(kept)} videos with features: {res.extracted} extracted, {cached} from the cache "
-          f"({res.frames} frames in {dt:.1f} s{rate})")
+    procs = f" by {args.dist.world_size} processes" if args.dist.enabled else ""
+    if _main_rank(args):
+        print(f"{len(kept)} videos with features: {res.extracted} extracted{procs}, {cached} from the cache "
+              f"({res.frames} frames in {dt:.1f} s{rate})")
     return _finish(args, len(kept), res.failed)
 
 
@@ -189,15 +235,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     given_val = load_dataset(args.val, group_regex=args.group_regex) if args.val else None
     train_ds, val_ds, unknown = train_val_datasets(ds, given_val, cfg.train.val_fraction, seed=cfg.train.seed)
     dropped = {s.path: f"label {s.label!r} is not one of the training classes" for s in unknown}
+    main_rank = _main_rank(args)  # under torchrun only rank 0 prints and writes
     for path, reason in dropped.items():
-        _skip(path, reason)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.resume is None:
+        if main_rank:
+            _skip(path, reason)
+    if main_rank:
+        out.mkdir(parents=True, exist_ok=True)
+    if args.resume is None and main_rank:
         save_config(cfg, out / "config.yaml")
         run = {"data": str(Path(args.data).resolve()), "val": str(Path(args.val).resolve()) if args.val else None, "group_regex": args.group_regex}
         (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
-    res = _extract(train_ds.paths + (val_ds.paths if val_ds else []), cfg, args)
+    res = _features(train_ds.paths + (val_ds.paths if val_ds else []), cfg, args)
     require_features(res, str(args.data))
     train_ds, train_x = _stack(train_ds, res)
     if train_x is None:
@@ -208,14 +257,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_ds, val_x = _stack(val_ds, res)
         val_y = torch.from_numpy(val_ds.targets()) if val_x is not None else None
     missing = sorted(set(range(len(ds.classes))) - set(train_y.tolist()))
-    if missing:
+    if missing and main_rank:
         print(f"warning: no training clip for class(es) {', '.join(ds.classes[i] for i in missing)} "
               "(none readable, or all of them in the validation collection)", file=sys.stderr)
     n_val = 0 if val_x is None else len(val_x)
-    print(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(ds.classes)} classes", file=sys.stderr)
+    procs = f" in {args.dist.world_size} processes" if args.dist.enabled else ""
+    if main_rank:
+        print(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(ds.classes)} classes{procs}", file=sys.stderr)
 
-    result = fit(cfg, train_x, train_y, len(ds.classes), val_x, val_y, out_dir=out, progress=not args.quiet,
-                 resume=args.resume is not None)
+    result = fit(cfg, train_x, train_y, len(ds.classes), val_x, val_y, out_dir=out, progress=not args.quiet and main_rank,
+                 resume=args.resume is not None, dist=args.dist)
     metrics = {
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
@@ -224,10 +275,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         "val_clips": n_val,
         "skipped": {str(p): r for p, r in {**dropped, **res.failed}.items()},
     }
-    save_checkpoint(out / "model.pt", Checkpoint(result.model, list(ds.classes), cfg, int(train_x.shape[-1]), metrics))
-    (out / "train_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    val = f", best validation accuracy {result.best_val_accuracy:.3f} at epoch {result.best_epoch}" if result.best_val_accuracy is not None else ""
-    print(f"saved {out / 'model.pt'}{val}")
+    if main_rank:
+        save_checkpoint(out / "model.pt", Checkpoint(result.model, list(ds.classes), cfg, int(train_x.shape[-1]), metrics))
+        (out / "train_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        val = f", best validation accuracy {result.best_val_accuracy:.3f} at epoch {result.best_epoch}" if result.best_val_accuracy is not None else ""
+        print(f"saved {out / 'model.pt'}{val}")
     return _finish(args, len(train_x) + n_val, {**dropped, **res.failed})
 
 
@@ -251,26 +303,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from activity.checkpoint import load_checkpoint
     from activity.data import load_dataset
     from activity.evaluate import compute_metrics, format_table, write_report
-    from activity.features import require_features
+    from activity.features import ExtractResult, require_features
     from activity.predict import ActionRecognizer
 
+    dist = args.dist
     ckpt = load_checkpoint(args.checkpoint)
     ds = load_dataset(args.data, group_regex=None)
     skipped = {}
     for s in ds.samples:
         if s.label not in ckpt.classes:
             skipped[s.path] = f"label {s.label!r} is not one of the model's classes"
-            _skip(s.path, skipped[s.path])
+            if dist.is_main:
+                _skip(s.path, skipped[s.path])
     ds = ds.subset([i for i, s in enumerate(ds.samples) if s.path not in skipped])
     ds.classes = list(ckpt.classes)
     if not len(ds):
         raise ActivityError(f"{args.data}: no video with one of the model's classes ({', '.join(ckpt.classes)})")
     model = ActionRecognizer(ckpt, cache_dir=args.cache, device=args.device, workers=args.workers)
-    res = model.features(ds.paths, progress=not args.quiet, on_error=_skip)
-    require_features(res, str(args.data))
-    skipped.update(res.failed)
-    kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in res.features])
-    probs = model.probabilities(np.stack([res.features[p] for p in kept.paths]))
+    # Under torchrun each rank scores its shard; rank 0 gathers the probabilities and writes the report.
+    mine = dist.shard(ds.paths)
+    res = model.features(mine, progress=not args.quiet and dist.is_main, on_error=_skip)
+    ok = [p for p in mine if p in res.features]
+    probs = model.probabilities(np.stack([res.features[p] for p in ok])) if ok else None
+    failed = {p: r for part in dist.all_gather(res.failed) for p, r in part.items()}
+    failed = {p: failed[p] for p in dict.fromkeys(ds.paths) if p in failed}  # in input order, as one process finds them
+    skipped.update(failed)
+    scored = dist.gather((ok, probs))
+    if scored is None:  # not rank 0: the report is rank 0's
+        return _finish(args, sum(p not in failed for p in ds.paths), skipped)
+    by_path = {p: pr for part_ok, part_probs in scored if part_ok for p, pr in zip(part_ok, part_probs)}
+    if not by_path:
+        require_features(ExtractResult({}, failed), str(args.data))  # no readable video: one clear error
+    kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in by_path])
+    probs = np.stack([by_path[p] for p in kept.paths])
     y = kept.targets(ckpt.classes)
     result = compute_metrics(y, probs, ckpt.classes)
     metrics = write_report(args.out, result, ckpt.classes, kept.paths, y, probs, skipped)
@@ -381,7 +446,11 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     ds = load_dataset(args.data, group_regex=args.group_regex)
-    res = _extract(ds.paths, cfg, args)
+    # Under torchrun the ranks share the extraction; the cross-validation itself runs on rank 0.
+    res = _features(ds.paths, cfg, args, read_all=args.dist.is_main)
+    args.dist.leave()
+    if not args.dist.is_main:
+        return _finish(args, sum(p not in res.failed for p in ds.paths), res.failed)
     require_features(res, str(args.data))
     kept, feats = _stack(ds, res)
     configs = {}
@@ -567,11 +636,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Under torchrun these commands share the work among the processes; the others run on rank 0 only
+# (one set of output files), except demo, which refuses.
+DISTRIBUTED_COMMANDS = ("extract", "train", "evaluate", "cv")
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command, joining torchrun's process group when it launched several processes."""
+    from activity import distributed
+
+    world = distributed.launched_world_size()
+    if world > 1 and args.command not in DISTRIBUTED_COMMANDS:
+        if args.command == "demo":
+            raise ActivityError("demo runs as one process; start it without torchrun")
+        if distributed.launched_rank() != 0:
+            return 0
+        print(f"note: `activity {args.command}` runs in one process: rank 0 does it, the other {world - 1} exit", file=sys.stderr)
+        world = 1
+    if world == 1:
+        args.dist = distributed.DistInfo(device=getattr(args, "device", "cpu"))
+        return int(args.func(args) or 0)
+    with distributed.session(args.device) as info:
+        args.dist, args.device = info, info.device
+        return int(args.func(args) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return _run(args)
     except ActivityError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

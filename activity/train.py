@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from activity.config import Config
+from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError
 from activity.models import build_temporal_model
 from activity.sampling import segment_indices
@@ -91,12 +92,18 @@ def train_one_epoch(
     num_frames: int,
     batch_size: int,
     generator: torch.Generator,
+    order: torch.Tensor | None = None,
 ) -> tuple[float, float]:
-    """One pass over ``x (N, L, D)`` / ``y (N,)`` in shuffled batches; returns (mean loss, accuracy)."""
+    """One pass over ``x (N, L, D)`` / ``y (N,)`` in shuffled batches; returns (mean loss, accuracy).
+
+    ``order`` gives the clip indices to visit (a rank's share under torchrun);
+    by default all clips, shuffled with ``generator``.
+    """
     model.train()
-    order = torch.randperm(len(x), generator=generator)
+    if order is None:
+        order = torch.randperm(len(x), generator=generator)
     total_loss, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
+    for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         xb = select_views(x[idx], num_frames, random=True, generator=generator).float()
         yb = y[idx]
@@ -109,7 +116,7 @@ def train_one_epoch(
         scheduler.step()
         total_loss += loss.item() * len(idx)
         correct += (logits.argmax(1) == yb).sum().item()
-    return total_loss / len(x), correct / len(x)
+    return total_loss / len(order), correct / len(order)
 
 
 @torch.inference_mode()
@@ -143,6 +150,7 @@ def fit(
     out_dir: Path | None = None,
     progress: bool = True,
     resume: bool = False,
+    dist: DistInfo | None = None,
 ) -> FitResult:
     """Train a temporal model on cached features.
 
@@ -159,6 +167,9 @@ def fit(
         resume: continue from ``out_dir``'s training state: model, optimizer,
             schedule, random state and history, so the run ends where an
             uninterrupted one would.
+        dist: under torchrun, this process's place among the ranks: training
+            then runs data-parallel (see :class:`~activity.distributed.ParallelTraining`;
+            every rank passes the same data) and only rank 0 writes to ``out_dir``.
 
     Returns:
         A :class:`FitResult` with the weights of the best validation epoch
@@ -174,9 +185,12 @@ def fit(
 
     model = build_temporal_model(cfg.model, train_x.shape[-1], num_classes)
     model.norm.set_stats(*feature_stats(train_x))
+    parallel = ParallelTraining(dist, tc.seed)
+    net = parallel.wrap(model)
+    batch_size = parallel.batch_size(tc.batch_size)
     criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    steps_per_epoch = math.ceil(len(train_x) / tc.batch_size)
+    steps_per_epoch = math.ceil(parallel.num_samples(len(train_x)) / batch_size)
     total = tc.epochs * steps_per_epoch
     warmup = min(steps_per_epoch, total // 10)
 
@@ -190,13 +204,14 @@ def fit(
 
     state = _TrainState(best=(-1.0, 0.0))  # best = (val accuracy, -val loss)
     state_file = Path(out_dir) / STATE_FILE if out_dir is not None else None
+    write = out_dir is not None and parallel.is_main
     if resume:
         if state_file is None or not state_file.exists():
             raise ActivityError(f"nothing to resume: {state_file} not found")
         state = _load_state(state_file, model, optimizer, scheduler, gen, _fingerprint(cfg, train_x, val_x))
 
     writer = None
-    if out_dir is not None:
+    if write:
         metrics_file = open(Path(out_dir) / "metrics.csv", "w", newline="")
         writer = csv.DictWriter(metrics_file, ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
         writer.writeheader()
@@ -210,10 +225,12 @@ def fit(
             break
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_one_epoch(model, criterion, optimizer, scheduler, train_x, train_y, num_frames, tc.batch_size, gen)
+        order = parallel.epoch_order(len(train_x), epoch)
+        train_loss, train_acc = parallel.mean(*train_one_epoch(net, criterion, optimizer, scheduler, train_x, train_y, num_frames,
+                                                               batch_size, gen, order))
         row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_accuracy": round(train_acc, 5), "val_loss": "", "val_accuracy": "", "lr": lr}
         if has_val:
-            val_loss, val_acc = evaluate_features(model, criterion, val_x, val_y, num_frames)  # type: ignore[arg-type]
+            val_loss, val_acc = parallel.evaluate(lambda x, y: evaluate_features(model, criterion, x, y, num_frames), val_x, val_y)  # type: ignore[arg-type]
             row.update(val_loss=round(val_loss, 5), val_accuracy=round(val_acc, 5))
             if (val_acc, -val_loss) > state.best:
                 state.best, state.best_epoch, state.since_best = (val_acc, -val_loss), epoch, 0
@@ -230,7 +247,7 @@ def fit(
         if writer is not None:
             writer.writerow(row)
             metrics_file.flush()
-        if state_file is not None:
+        if write:
             _save_state(state_file, state, model, optimizer, scheduler, gen, _fingerprint(cfg, train_x, val_x))
     bar.close()
     if writer is not None:
