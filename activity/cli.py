@@ -80,10 +80,12 @@ def _config(args: argparse.Namespace):
 
 
 def _temporal_list(text: str) -> list[str]:
+    from activity.crossval import MODEL_NAMES
+
     names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in ("lstm", "mean")]
+    bad = [t for t in names if t not in MODEL_NAMES]
     if bad or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of lstm, mean; got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(MODEL_NAMES)}; got {text!r}")
     return list(dict.fromkeys(names))
 
 
@@ -371,42 +373,19 @@ def _predict_stream(model, args: argparse.Namespace) -> int:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    import copy
-
-    from activity.crossval import cross_validate
-    from activity.data import load_dataset
-    from activity.evaluate import format_table
-    from activity.features import require_features
-
-    cfg = _config(args)
-    ds = load_dataset(args.data, group_regex=args.group_regex)
-    res = _extract(ds.paths, cfg, args)
-    require_features(res, str(args.data))
-    kept, feats = _stack(ds, res)
-    configs = {}
-    for t in args.temporal:
-        c = copy.deepcopy(cfg)
-        c.set("model.temporal", t, source="--temporal")
-        configs[t] = c
-    groups = kept.groups()
-    split = f"{args.folds}-fold by group" if groups is not None else f"{args.folds}-fold stratified"
-    print(f"cross-validating {', '.join(configs)} on {len(kept)} clips, {len(kept.classes)} classes, {split}", file=sys.stderr)
-    results = cross_validate(configs, feats, kept.targets(), kept.classes, groups, folds=args.folds, seed=cfg.train.seed)
-    split = split.replace(f"{args.folds}-fold", f"{len(results[0].folds)}-fold")  # folds are capped by groups or class sizes
-    rows = []
-    for r in results:
-        s = r.summary()
-        rows.append([r.name, f"{s['top1']:.3f} ± {s['top1_std']:.3f}", f"{s['mean_class_accuracy']:.3f} ± {s['mean_class_accuracy_std']:.3f}",
-                     " ".join(f"{f['top1']:.2f}" for f in r.folds), f"{s['seconds']:.0f}"])
     import shlex
 
+    from activity.crossval import run_cv
+
+    cfg = _config(args)
+    print(f"cross-validating {', '.join(args.temporal)} on {args.data}", file=sys.stderr)
+    report = run_cv(args.data, cfg, args.temporal, folds=args.folds, group_regex=args.group_regex, cache_dir=args.cache,
+                    workers=args.workers, device=args.device, progress=not args.quiet, on_error=_skip)
     print(f"$ activity {shlex.join(sys.argv[1:])}")
-    print(format_table(rows, ["model", "top-1", "mean class acc", "per fold top-1", "train s"]))
+    print(report.table())
     if args.json:
-        payload = {"data": str(args.data), "split": split, "clips": len(kept), "skipped": {str(p): r for p, r in res.failed.items()},
-                   "config": cfg.to_dict(), "results": [{**r.summary(), "per_fold": r.folds} for r in results]}
-        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-    return _finish(args, len(kept), res.failed)
+        Path(args.json).write_text(json.dumps({"command": ["activity", *sys.argv[1:]], **report.to_dict()}, indent=2) + "\n")
+    return _finish(args, report.clips, report.skipped)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -520,7 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="class folder, list file or CSV")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
-    p.add_argument("--temporal", type=_temporal_list, default=["lstm", "mean"], help="comma-separated models to compare (default: lstm,mean)")
+    p.add_argument("--temporal", type=_temporal_list, default=["lstm", "mean", "pooled_lr", "middle_lr"],
+                   help="comma-separated models to compare: lstm, mean (trained temporal models), pooled_lr (logistic regression on "
+                        "mean and std over time of features and their differences), middle_lr (on the middle frame); default: all")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     _add_config(p)
     _add_common(p)
