@@ -35,6 +35,8 @@ class FeatureConfig:
     num_frames: int = _opt(16, "frames per clip, one from each of as many equal segments", min=1, max=512)
     views: int = _opt(1, "cached frames per segment; >1 gives training temporal jitter without decoding again (odd keeps test frames centred)", min=1, max=16)
     image_size: Optional[int] = _opt(None, "crop size fed to the backbone; null = the backbone's own", min=32, max=1024)
+    frame_fit: Literal["crop", "pad", "stretch"] = _opt("crop", "fitting frames to the square input: crop = resize the short side, centre-crop (loses the ends of the long side); pad = whole frame on a square; stretch = whole frame resized to a square")
+    enhance: Literal["none", "gamma", "clahe"] = _opt("none", "brightness per frame before the backbone, for dark footage: gamma = auto-gamma to mid-grey mean; clahe = adaptive histogram equalisation of lightness")
     decoder: Literal["auto", "decord", "opencv"] = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file")
 
 

@@ -102,13 +102,13 @@ class ExportModel(nn.Module):
 def preprocess_for_export(frames: np.ndarray | torch.Tensor, spec: FeatureSpec | Checkpoint) -> torch.Tensor:
     """The input one clip needs: uint8 RGB ``(T, H, W, 3)`` -> float32 ``(T, 3, S, S)``.
 
-    This is exactly ``spec.preprocess`` (the same call feature extraction
+    This is exactly ``spec.prepare`` (the same call feature extraction
     makes); stack clips along a new first axis for a batch. ``spec`` may be a
     :class:`~activity.features.FeatureSpec` or a loaded checkpoint.
     """
     if isinstance(spec, Checkpoint):
         spec = FeatureSpec.from_config(spec.config.features)
-    return spec.preprocess(frames)
+    return spec.prepare(frames)
 
 
 def export_metadata(ckpt: Checkpoint, fmt: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from activity.adjust import adjust_frames
 from activity.backbones import Backbone, get_spec
 from activity.config import FeatureConfig
 from activity.errors import ActivityError, VideoError
@@ -51,12 +52,25 @@ class FeatureSpec:
     num_frames: int
     views: int
     preprocess: Preprocess
+    frame_fit: str = "crop"
+    enhance: str = "none"
 
     @classmethod
     def from_config(cls, cfg: FeatureConfig) -> "FeatureSpec":
         spec = get_spec(cfg.backbone)
         pre = spec.preprocess if cfg.image_size is None else spec.preprocess.scaled(cfg.image_size)
-        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre)
+        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.frame_fit, cfg.enhance)
+
+    def prepare(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Decoded uint8 RGB frames ``(T, H, W, 3)`` -> backbone input ``(T, 3, S, S)`` float32.
+
+        The frame adjustments (:func:`activity.adjust.adjust_frames`), then the backbone's own preprocessing.
+        """
+        if self.frame_fit != "crop" or self.enhance != "none":
+            fill = tuple(round(255 * m) for m in self.preprocess.mean)  # normalises to zero
+            keep = self.preprocess.crop_size / self.preprocess.resize_size
+            frames = adjust_frames(np.asarray(frames), enhance=self.enhance, fit=self.frame_fit, fill=fill, keep=keep)  # type: ignore[arg-type]
+        return self.preprocess(frames)
 
     @property
     def length(self) -> int:
@@ -64,7 +78,11 @@ class FeatureSpec:
         return self.num_frames * self.views
 
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        for name, neutral in (("frame_fit", "crop"), ("enhance", "none")):
+            if fields[name] == neutral:  # keeps the keys of entries written before these options existed
+                del fields[name]
+        blob = json.dumps(fields, sort_keys=True)
         return f"{self.backbone}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
 
 
@@ -134,7 +152,7 @@ class _ClipDataset(Dataset):
         try:
             with open_video(path, self.decoder) as reader:  # type: ignore[arg-type]
                 frames, _ = read_sampled(reader, self.spec.length)
-            return i, self.spec.preprocess(frames), None
+            return i, self.spec.prepare(frames), None
         except VideoError as e:
             return i, None, e.reason
         except Exception as e:  # a decoder bug must not end the whole job

@@ -78,7 +78,7 @@ class ActionRecognizer:
     def encode_frames(self, frames: np.ndarray, batch_size: int = 64) -> torch.Tensor:
         """Backbone features ``(T, D)`` float32 (on the CPU) of decoded uint8 RGB frames ``(T, H, W, 3)``."""
         backbone = self._get_backbone()
-        x = self.spec.preprocess(frames)
+        x = self.spec.prepare(frames)
         with torch.inference_mode():
             return torch.cat([backbone(chunk.to(self.device)) for chunk in x.split(batch_size)]).float().cpu()
 
