@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=None, help="feature cache folder")
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     data = [i for i in args.items if "=" not in i]
     overrides = [i for i in args.items if "=" in i]
     if not data:
