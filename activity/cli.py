@@ -227,7 +227,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     save_checkpoint(out / "model.pt", Checkpoint(result.model, list(ds.classes), cfg, int(train_x.shape[-1]), metrics))
     (out / "train_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    val = f", best validation accuracy {result.best_val_accuracy:.3f} at epoch {result.best_epoch}" if result.best_val_accuracy is not None else ""
+    val = ""
+    if result.best_val_accuracy is not None:
+        at = (f"ensemble of {len(result.members)}, members' best epochs {', '.join(map(str, result.best_epoch))}"
+              if result.members else f"at epoch {result.best_epoch}")
+        val = f", best validation accuracy {result.best_val_accuracy:.3f} ({at})"
     print(f"saved {out / 'model.pt'}{val}")
     return _finish(args, len(train_x) + n_val, {**dropped, **res.failed})
 

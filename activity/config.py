@@ -36,7 +36,7 @@ class FeatureConfig:
     views: int = _opt(1, "cached frames per segment; >1 gives training temporal jitter without decoding again (odd keeps test frames centred)", min=1, max=16)
     image_size: Optional[int] = _opt(None, "crop size fed to the backbone; null = the backbone's own", min=32, max=1024)
     frame_fit: Literal["crop", "pad", "stretch"] = _opt("crop", "fitting frames to the square input: crop = resize the short side, centre-crop (loses the ends of the long side); pad = whole frame on a square; stretch = whole frame resized to a square")
-    enhance: Literal["none", "gamma", "clahe"] = _opt("none", "brightness per frame before the backbone, for dark footage: gamma = auto-gamma to mid-grey mean; clahe = adaptive histogram equalisation of lightness")
+    enhance: Literal["none", "dark", "gamma", "clahe"] = _opt("none", "brightness per frame before the backbone: dark = auto-gamma to a mid-grey mean for under-exposed frames only (mean below 0.2), others untouched; gamma = the same for every frame; clahe = adaptive histogram equalisation of lightness; none")
     decoder: Literal["auto", "decord", "opencv"] = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file")
 
 
@@ -52,6 +52,7 @@ class ModelConfig:
     input_dropout: float = _opt(0.2, "dropout on the input features", min=0.0, max=0.95)
     pooling: Literal["attention", "mean"] = _opt("attention", "pooling of LSTM outputs over valid time steps")
     frame_differences: bool = _opt(True, "LSTM input also gets each step's feature minus the previous one (cancels what does not move)")
+    ensemble: int = _opt(1, "models trained from successive seeds (train.seed, +1, ...) whose probabilities are averaged; less run-to-run variance for N times the training", min=1, max=64)
 
 
 @dataclass

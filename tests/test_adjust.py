@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from activity.adjust import adjust_frames, auto_gamma, clahe, pad_to_square, stretch_to_square
+from activity.adjust import DARK_BELOW, adjust_frames, auto_gamma, clahe, pad_to_square, stretch_to_square
 
 
 def _dark_clip(t: int = 3, h: int = 40, w: int = 60, seed: int = 0) -> np.ndarray:
@@ -79,3 +79,17 @@ def test_adjust_frames_defaults_change_nothing():
 def test_adjust_frames_rejects_unknown_options(kwargs):
     with pytest.raises(ValueError):
         adjust_frames(_dark_clip(), **kwargs)
+
+
+def test_dark_brightens_only_under_exposed_frames():
+    clip = _dark_clip()  # mean luminance about 0.06
+    clip[1] = np.random.default_rng(1).integers(60, 200, size=clip.shape[1:], dtype=np.uint8)  # an ordinary frame
+    out = adjust_frames(clip, enhance="dark")
+    np.testing.assert_array_equal(out[1], clip[1])
+    np.testing.assert_array_equal(out[[0, 2]], auto_gamma(clip[[0, 2]]))
+    assert out[0].mean() > 100
+    # the threshold: a frame just below it is brightened, one at it is not
+    below = np.full((1, 4, 4, 3), int(255 * DARK_BELOW) - 1, dtype=np.uint8)
+    at = np.full((1, 4, 4, 3), int(np.ceil(255 * DARK_BELOW)), dtype=np.uint8)
+    assert adjust_frames(below, enhance="dark")[0, 0, 0, 0] > below[0, 0, 0, 0]
+    np.testing.assert_array_equal(adjust_frames(at, enhance="dark"), at)

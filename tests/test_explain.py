@@ -185,7 +185,7 @@ def _one_step_model(cfg: Config, features: np.ndarray, k: int) -> torch.nn.Modul
 
 def test_a_model_that_reads_one_step_gets_that_step_as_top_occlusion(recognizer, clip, tmp_path):
     k = 3
-    cfg = make_config(hidden_size=8, projection=16)
+    cfg = make_config(hidden_size=8, projection=16, ensemble=1)
     base = explain(recognizer, clip, method="occlusion")  # same backbone and sampling: same features
     model = _one_step_model(cfg, base.features, k)
     rec = load(write_checkpoint(tmp_path / "one_step.pt", cfg, model))
