@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from activity.cli import main
+from activity.config import ModelConfig
 from activity.synthetic import make_order_dataset
 
 CLASSES = ["growing", "moving_right", "shrinking"]
@@ -34,7 +35,9 @@ def test_train_writes_a_complete_run(workspace, capsys):
     run = workspace["run"]
     assert {p.name for p in run.iterdir()} >= {"model.pt", "config.yaml", "metrics.csv", "train_summary.json"}
     rows = list(csv.DictReader(open(run / "metrics.csv")))
-    assert len(rows) == 3 and rows[0]["epoch"] == "1"
+    n = ModelConfig().ensemble  # the default model is an ensemble: one folder and 3 epochs per member
+    assert [(r["member"], r["epoch"]) for r in rows] == [(str(m), str(e)) for m in range(n) for e in (1, 2, 3)]
+    assert all((run / f"member{m}" / "metrics.csv").exists() for m in range(n))
     ckpt = torch.load(run / "model.pt", weights_only=True)
     assert ckpt["classes"] == CLASSES
     assert ckpt["config"]["features"]["image_size"] == 64

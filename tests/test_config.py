@@ -20,8 +20,8 @@ def test_defaults():
     assert cfg == Config()
     f, m, t = cfg.features, cfg.model, cfg.train
     assert (f.backbone, f.num_frames, f.views, f.image_size, f.decoder) == ("efficientnet_lite0", 16, 1, None, "auto")
-    assert (f.frame_fit, f.enhance) == ("crop", "none")
-    assert (m.temporal, m.projection, m.hidden_size, m.num_layers, m.pooling, m.frame_differences, m.ensemble) == ("lstm", 128, 128, 1, "attention", True, 1)
+    assert (f.frame_fit, f.enhance) == ("crop", "dark")
+    assert (m.temporal, m.projection, m.hidden_size, m.num_layers, m.pooling, m.frame_differences, m.ensemble) == ("lstm", 64, 64, 1, "attention", True, 5)
     assert (m.dropout, m.input_dropout) == (0.5, 0.2)
     assert (t.epochs, t.batch_size, t.lr, t.weight_decay, t.patience, t.val_fraction, t.seed) == (60, 32, 1e-3, 1e-2, 15, 0.2, 0)
     assert t.label_smoothing == 0.1
