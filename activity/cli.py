@@ -81,10 +81,12 @@ def _config(args: argparse.Namespace):
 
 
 def _temporal_list(text: str) -> list[str]:
+    from activity.crossval import MODEL_NAMES
+
     names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in ("lstm", "mean")]
+    bad = [t for t in names if t not in MODEL_NAMES]
     if bad or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of lstm, mean; got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(MODEL_NAMES)}; got {text!r}")
     return list(dict.fromkeys(names))
 
 
@@ -278,7 +280,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if main_rank:
         save_checkpoint(out / "model.pt", Checkpoint(result.model, list(ds.classes), cfg, int(train_x.shape[-1]), metrics))
         (out / "train_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        val = f", best validation accuracy {result.best_val_accuracy:.3f} at epoch {result.best_epoch}" if result.best_val_accuracy is not None else ""
+        val = ""
+        if result.best_val_accuracy is not None:
+            at = (f"ensemble of {len(result.members)}, members' best epochs {', '.join(map(str, result.best_epoch))}"
+                  if result.members else f"at epoch {result.best_epoch}")
+            val = f", best validation accuracy {result.best_val_accuracy:.3f} ({at})"
         print(f"saved {out / 'model.pt'}{val}")
     return _finish(args, len(train_x) + n_val, {**dropped, **res.failed})
 
@@ -437,46 +443,29 @@ def _predict_stream(model, args: argparse.Namespace) -> int:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    import copy
+    if args.dist.enabled:
+        # Under torchrun the ranks share the extraction into the cache; the cross-validation itself
+        # runs on rank 0, which then finds every entry in the cache.
+        from activity.data import load_dataset
 
-    from activity.crossval import cross_validate
-    from activity.data import load_dataset
-    from activity.evaluate import format_table
-    from activity.features import require_features
-
-    cfg = _config(args)
-    ds = load_dataset(args.data, group_regex=args.group_regex)
-    # Under torchrun the ranks share the extraction; the cross-validation itself runs on rank 0.
-    res = _features(ds.paths, cfg, args, read_all=args.dist.is_main)
-    args.dist.leave()
-    if not args.dist.is_main:
-        return _finish(args, sum(p not in res.failed for p in ds.paths), res.failed)
-    require_features(res, str(args.data))
-    kept, feats = _stack(ds, res)
-    configs = {}
-    for t in args.temporal:
-        c = copy.deepcopy(cfg)
-        c.set("model.temporal", t, source="--temporal")
-        configs[t] = c
-    groups = kept.groups()
-    split = f"{args.folds}-fold by group" if groups is not None else f"{args.folds}-fold stratified"
-    print(f"cross-validating {', '.join(configs)} on {len(kept)} clips, {len(kept.classes)} classes, {split}", file=sys.stderr)
-    results = cross_validate(configs, feats, kept.targets(), kept.classes, groups, folds=args.folds, seed=cfg.train.seed)
-    split = split.replace(f"{args.folds}-fold", f"{len(results[0].folds)}-fold")  # folds are capped by groups or class sizes
-    rows = []
-    for r in results:
-        s = r.summary()
-        rows.append([r.name, f"{s['top1']:.3f} ± {s['top1_std']:.3f}", f"{s['mean_class_accuracy']:.3f} ± {s['mean_class_accuracy_std']:.3f}",
-                     " ".join(f"{f['top1']:.2f}" for f in r.folds), f"{s['seconds']:.0f}"])
+        ds = load_dataset(args.data, group_regex=args.group_regex)
+        res = _features(ds.paths, _config(args), args, read_all=False)
+        args.dist.leave()
+        if not args.dist.is_main:
+            return _finish(args, sum(p not in res.failed for p in ds.paths), res.failed)
     import shlex
 
+    from activity.crossval import run_cv
+
+    cfg = _config(args)
+    print(f"cross-validating {', '.join(args.temporal)} on {args.data}", file=sys.stderr)
+    report = run_cv(args.data, cfg, args.temporal, folds=args.folds, group_regex=args.group_regex, cache_dir=args.cache,
+                    workers=args.workers, device=args.device, progress=not args.quiet, on_error=_skip)
     print(f"$ activity {shlex.join(sys.argv[1:])}")
-    print(format_table(rows, ["model", "top-1", "mean class acc", "per fold top-1", "train s"]))
+    print(report.table())
     if args.json:
-        payload = {"data": str(args.data), "split": split, "clips": len(kept), "skipped": {str(p): r for p, r in res.failed.items()},
-                   "config": cfg.to_dict(), "results": [{**r.summary(), "per_fold": r.folds} for r in results]}
-        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-    return _finish(args, len(kept), res.failed)
+        Path(args.json).write_text(json.dumps({"command": ["activity", *sys.argv[1:]], **report.to_dict()}, indent=2) + "\n")
+    return _finish(args, report.clips, report.skipped)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -590,7 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="class folder, list file or CSV")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
-    p.add_argument("--temporal", type=_temporal_list, default=["lstm", "mean"], help="comma-separated models to compare (default: lstm,mean)")
+    p.add_argument("--temporal", type=_temporal_list, default=["lstm", "mean", "pooled_lr", "middle_lr"],
+                   help="comma-separated models to compare: lstm, mean (trained temporal models), pooled_lr (logistic regression on "
+                        "mean and std over time of features and their differences), middle_lr (on the middle frame); default: all")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     _add_config(p)
     _add_common(p)

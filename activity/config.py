@@ -35,6 +35,8 @@ class FeatureConfig:
     num_frames: int = _opt(16, "frames per clip, one from each of as many equal segments", min=1, max=512)
     views: int = _opt(1, "cached frames per segment; >1 gives training temporal jitter without decoding again (odd keeps test frames centred)", min=1, max=16)
     image_size: Optional[int] = _opt(None, "crop size fed to the backbone; null = the backbone's own", min=32, max=1024)
+    frame_fit: Literal["crop", "pad", "stretch"] = _opt("crop", "fitting frames to the square input: crop = resize the short side, centre-crop (loses the ends of the long side); pad = whole frame on a square; stretch = whole frame resized to a square")
+    enhance: Literal["none", "dark", "gamma", "clahe"] = _opt("dark", "brightness per frame before the backbone: dark = auto-gamma to a mid-grey mean for under-exposed frames only (mean below 0.2), others untouched; gamma = the same for every frame; clahe = adaptive histogram equalisation of lightness; none")
     decoder: Literal["auto", "decord", "opencv"] = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file")
     precision: Literal["float32", "bfloat16", "float16"] = _opt("float32", "backbone arithmetic; bfloat16/float16 run it under autocast (for GPUs)")
 
@@ -44,13 +46,14 @@ class ModelConfig:
     """The temporal model over the sequence of frame features."""
 
     temporal: Literal["lstm", "mean"] = _opt("lstm", "lstm: bidirectional LSTM; mean: average of frame features, then linear")
-    projection: int = _opt(128, "LSTM: project frame features to this size first (0: feed them as they are)", min=0, max=8192)
-    hidden_size: int = _opt(128, "LSTM hidden size per direction", min=1, max=8192)
+    projection: int = _opt(64, "LSTM: project frame features to this size first (0: feed them as they are)", min=0, max=8192)
+    hidden_size: int = _opt(64, "LSTM hidden size per direction", min=1, max=8192)
     num_layers: int = _opt(1, "stacked LSTM layers", min=1, max=8)
     dropout: float = _opt(0.5, "dropout before the classifier (and between LSTM layers)", min=0.0, max=0.95)
     input_dropout: float = _opt(0.2, "dropout on the input features", min=0.0, max=0.95)
     pooling: Literal["attention", "mean"] = _opt("attention", "pooling of LSTM outputs over valid time steps")
     frame_differences: bool = _opt(True, "LSTM input also gets each step's feature minus the previous one (cancels what does not move)")
+    ensemble: int = _opt(5, "models trained from successive seeds (train.seed, +1, ...) whose probabilities are averaged; less run-to-run variance for N times the training", min=1, max=64)
 
 
 @dataclass

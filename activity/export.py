@@ -102,13 +102,28 @@ class ExportModel(nn.Module):
 def preprocess_for_export(frames: np.ndarray | torch.Tensor, spec: FeatureSpec | Checkpoint) -> torch.Tensor:
     """The input one clip needs: uint8 RGB ``(T, H, W, 3)`` -> float32 ``(T, 3, S, S)``.
 
-    This is exactly ``spec.preprocess`` (the same call feature extraction
+    This is exactly ``spec.prepare`` (the same call feature extraction
     makes); stack clips along a new first axis for a batch. ``spec`` may be a
     :class:`~activity.features.FeatureSpec` or a loaded checkpoint.
     """
     if isinstance(spec, Checkpoint):
         spec = FeatureSpec.from_config(spec.config.features)
-    return spec.preprocess(frames)
+    return spec.prepare(frames)
+
+
+_ENHANCE = {
+    "none": "nothing",
+    "dark": "as gamma, but only for frames with m < 0.2 (m before clamping); other frames unchanged",
+    "gamma": "per frame, before anything else: m = mean of the grey image (OpenCV RGB2GRAY) / 255, clamped to [1/255, 254/255]; "
+             "g = clamp(log(0.5) / log(m), 0.2, 5); each channel value v becomes round(255 * (v / 255) ** g)",
+    "clahe": "per frame, before anything else: OpenCV CLAHE (clipLimit 2, 8x8 tiles) on the L channel of RGB2LAB, then back to RGB",
+}
+_FIT = {
+    "crop": "nothing: the resize and centre crop below decide",
+    "pad": "after enhance: centre the frame on a square of side ceil(max(h, w) * resize_short_side / crop_size) "
+           "filled with round(255 * mean) per channel (top and left margins floor((side - h) / 2), floor((side - w) / 2))",
+    "stretch": "after enhance: resize the frame to max(h, w) x max(h, w) (OpenCV INTER_CUBIC), then pad as for frame_fit pad",
+}
 
 
 def export_metadata(ckpt: Checkpoint, fmt: str) -> dict[str, Any]:
@@ -137,6 +152,10 @@ def export_metadata(ckpt: Checkpoint, fmt: str) -> dict[str, Any]:
         },
         "preprocessing": {
             "color": "RGB",
+            "enhance": spec.enhance,
+            "enhance_method": _ENHANCE[spec.enhance],
+            "frame_fit": spec.frame_fit,
+            "frame_fit_method": _FIT[spec.frame_fit],
             "resize_short_side": pre.resize_size,
             "resize_long_side": "floor(resize_short_side * long / short)",
             "interpolation": pre.interpolation,

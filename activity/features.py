@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from activity.adjust import adjust_frames
 from activity.backbones import Backbone, get_spec
 from activity.config import FeatureConfig
 from activity.errors import ActivityError, VideoError
@@ -52,13 +53,33 @@ class FeatureSpec:
     num_frames: int
     views: int
     preprocess: Preprocess
+    frame_fit: str = "crop"
+    enhance: str = "none"
     precision: str = "float32"
 
     @classmethod
     def from_config(cls, cfg: FeatureConfig) -> "FeatureSpec":
         spec = get_spec(cfg.backbone)
         pre = spec.preprocess if cfg.image_size is None else spec.preprocess.scaled(cfg.image_size)
-        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.precision)
+        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.frame_fit, cfg.enhance, cfg.precision)
+
+    def crop(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Decoded uint8 RGB frames ``(T, H, W, 3)`` -> resized and cropped uint8 ``(T, 3, S, S)``.
+
+        The frame adjustments (:func:`activity.adjust.adjust_frames`), then the
+        resize and crop of the backbone's own preprocessing; what decoding
+        workers hand to :class:`FrameEncoder`.
+        """
+        if self.frame_fit != "crop" or self.enhance != "none":
+            fill = tuple(round(255 * m) for m in self.preprocess.mean)  # normalises to zero
+            keep = self.preprocess.crop_size / self.preprocess.resize_size
+            frames = adjust_frames(np.asarray(frames), enhance=self.enhance, fit=self.frame_fit, fill=fill, keep=keep)  # type: ignore[arg-type]
+        return self.preprocess.crop(frames).contiguous()
+
+    def prepare(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Decoded uint8 RGB frames ``(T, H, W, 3)`` -> backbone input ``(T, 3, S, S)`` float32
+        (:meth:`crop`, then the preprocessing's scaling and normalisation)."""
+        return self.preprocess.normalize(self.crop(frames)).contiguous()
 
     @property
     def length(self) -> int:
@@ -67,8 +88,9 @@ class FeatureSpec:
 
     def key(self) -> str:
         fields = asdict(self)
-        if fields["precision"] == "float32":
-            del fields["precision"]  # the key of float32 features is the one they had before the field existed
+        for name, neutral in (("frame_fit", "crop"), ("enhance", "none"), ("precision", "float32")):
+            if fields[name] == neutral:  # keeps the keys of entries written before these options existed
+                del fields[name]
         blob = json.dumps(fields, sort_keys=True)
         return f"{self.backbone}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
 
@@ -133,21 +155,22 @@ class FrameEncoder:
 
     Args:
         backbone: the frozen backbone (moved to ``device`` here).
-        preprocess: its preprocessing (``normalize`` is applied here).
+        spec: the features wanted: frame adjustments, preprocessing and ``precision``
+            (``"float32"``, or ``"bfloat16"``/``"float16"`` autocast).
         device: where the backbone runs.
         batch_size: frames per forward pass.
-        precision: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
     """
 
-    def __init__(self, backbone: Backbone, preprocess: Preprocess, device: str | torch.device = "cpu", *,
-                 batch_size: int = 32, precision: str = "float32") -> None:
+    def __init__(self, backbone: Backbone, spec: "FeatureSpec", device: str | torch.device = "cpu", *,
+                 batch_size: int = 32) -> None:
         self.device = torch.device(device)
         self.backbone = backbone.to(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest kernels once
-        self.preprocess = preprocess
+        self.spec = spec
+        preprocess = spec.preprocess
         self.batch_size = batch_size
-        self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
+        self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec.precision]
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(preprocess.mean, dtype=torch.float32).reshape(shape).to(self.device)
         self._std = torch.tensor(preprocess.std, dtype=torch.float32).reshape(shape).to(self.device)
@@ -166,7 +189,7 @@ class FrameEncoder:
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Features ``(T, D)`` float32 of decoded uint8 RGB frames ``(T, H, W, 3)``."""
-        return self(self.preprocess.crop(frames))
+        return self(self.spec.crop(frames))
 
 
 class _ClipDataset(Dataset):
@@ -185,7 +208,7 @@ class _ClipDataset(Dataset):
         try:
             with open_video(path, self.decoder) as reader:  # type: ignore[arg-type]
                 frames, _ = read_sampled(reader, self.spec.length)
-            return i, self.spec.preprocess.crop(frames).contiguous(), None
+            return i, self.spec.crop(frames), None
         except VideoError as e:
             return i, None, e.reason
         except Exception as e:  # a decoder bug must not end the whole job
@@ -310,7 +333,7 @@ def extract(
     if not todo:
         return result
 
-    encoder = FrameEncoder(backbone_factory(), spec.preprocess, device, batch_size=batch_size, precision=spec.precision)
+    encoder = FrameEncoder(backbone_factory(), spec, device, batch_size=batch_size)
     workers = default_workers(device) if workers is None else workers
     workers = min(workers, len(todo) - 1)  # one clip: decoding in a worker only adds the worker's start-up
     loader = DataLoader(

@@ -11,9 +11,14 @@ The LSTM can also read each step's difference from the previous step
 
 Features are standardised inside the model with statistics from the training
 set (buffers ``feature_mean`` and ``feature_std``), so a checkpoint carries them.
+
+With ``ensemble: N`` the model is an :class:`Ensemble` of N such models
+(trained from different seeds) whose class probabilities are averaged.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -93,7 +98,9 @@ class LSTMClassifier(nn.Module):
         )
         out = 2 * cfg.hidden_size
         self.pooling = cfg.pooling
-        self.attention = nn.Sequential(nn.Linear(out, out // 2), nn.Tanh(), nn.Linear(out // 2, 1)) if cfg.pooling == "attention" else None
+        # No bias on the score: softmax ignores a shift, so its gradient would be rounding noise.
+        score = nn.Sequential(nn.Linear(out, out // 2), nn.Tanh(), nn.Linear(out // 2, 1, bias=False))
+        self.attention = score if cfg.pooling == "attention" else None
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(out, num_classes)
 
@@ -117,8 +124,37 @@ class LSTMClassifier(nn.Module):
         return self.head(self.dropout(pooled)), weights
 
 
+class Ensemble(nn.Module):
+    """Several temporal models whose class probabilities are averaged.
+
+    ``forward`` returns the log of the mean probability ``(B, C)`` (so a
+    softmax of it gives the averaged probabilities) and the mean pooling
+    weights ``(B, T)``.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @property
+    def attention(self) -> nn.Module | None:
+        """The first member's attention pooling (None when the members pool uniformly)."""
+        return getattr(self.members[0], "attention", None)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [m(x, lengths) for m in self.members]
+        probs = torch.stack([logits.softmax(1) for logits, _ in outs]).mean(0)
+        return probs.clamp_min(1e-12).log(), torch.stack([w for _, w in outs]).mean(0)
+
+
 def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int) -> nn.Module:
-    """The temporal model named by ``cfg.temporal``."""
+    """The temporal model named by ``cfg.temporal``; an :class:`Ensemble` of ``cfg.ensemble`` of them if more than one."""
+    if cfg.ensemble > 1:
+        return Ensemble([_build_one(cfg, in_dim, num_classes) for _ in range(cfg.ensemble)])
+    return _build_one(cfg, in_dim, num_classes)
+
+
+def _build_one(cfg: ModelConfig, in_dim: int, num_classes: int) -> nn.Module:
     if cfg.temporal == "lstm":
         return LSTMClassifier(in_dim, num_classes, cfg)
     if cfg.temporal == "mean":

@@ -73,7 +73,7 @@ class ActionRecognizer:
                     f"backbone {self.spec.backbone} gives {backbone.feature_dim}-d features "
                     f"but the checkpoint expects {self.checkpoint.feature_dim}"
                 )
-            self._encoder = FrameEncoder(backbone, self.spec.preprocess, self.device, precision=self.spec.precision)
+            self._encoder = FrameEncoder(backbone, self.spec, self.device)
         return self._encoder
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:

@@ -23,18 +23,24 @@ from torch import nn
 from activity.config import Config
 from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError
-from activity.models import build_temporal_model
+from activity.models import Ensemble, build_temporal_model
 from activity.sampling import segment_indices
 
 
 @dataclass
 class FitResult:
-    """The trained model (best epoch's weights) and its history."""
+    """The trained model (best epoch's weights) and its history.
+
+    For an ensemble, ``members`` holds each member's result, ``best_epoch``
+    lists their best epochs, ``best_val_accuracy`` is the ensemble's and
+    ``history`` has every member's rows (with a ``member`` column).
+    """
 
     model: nn.Module
-    best_epoch: int
+    best_epoch: int | list[int]
     best_val_accuracy: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    members: list["FitResult"] = field(default_factory=list)
 
 
 def select_views(x: torch.Tensor, num_frames: int, *, random: bool, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -174,8 +180,59 @@ def fit(
     Returns:
         A :class:`FitResult` with the weights of the best validation epoch
         (ties go to the lower validation loss), or of the last epoch without
-        validation data.
+        validation data. With ``model.ensemble: N > 1``, N models are trained
+        one after the other from seeds ``train.seed + i`` (each in
+        ``out_dir/member<i>``, resumable on its own) and combined into an
+        :class:`~activity.models.Ensemble`.
     """
+    n = cfg.model.ensemble
+    if n == 1:
+        return _fit_one(cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=out_dir, progress=progress, resume=resume, dist=dist)
+    if resume and (out_dir is None or not (Path(out_dir) / "member0" / STATE_FILE).exists()):
+        raise ActivityError(f"nothing to resume: {Path(out_dir or '.') / 'member0' / STATE_FILE} not found")
+    main = dist is None or dist.is_main
+    members = []
+    for i in range(n):
+        member_cfg = copy.deepcopy(cfg)
+        member_cfg.model.ensemble = 1
+        member_cfg.train.seed = cfg.train.seed + i
+        member_dir = None
+        if out_dir is not None:
+            member_dir = Path(out_dir) / f"member{i}"
+            if main:
+                member_dir.mkdir(parents=True, exist_ok=True)
+        started = member_dir is not None and (member_dir / STATE_FILE).exists()
+        members.append(_fit_one(member_cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=member_dir,
+                                progress=progress, resume=resume and started, dist=dist))
+    model = Ensemble([m.model for m in members]).eval()
+    history = [{"member": i, **row} for i, m in enumerate(members) for row in m.history]
+    if out_dir is not None and main:
+        with open(Path(out_dir) / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, ["member", *METRIC_COLUMNS])
+            writer.writeheader()
+            writer.writerows(history)
+    has_val = val_x is not None and val_y is not None and len(val_x) > 0
+    val_acc = evaluate_features(model, nn.CrossEntropyLoss(), val_x, val_y, cfg.features.num_frames)[1] if has_val else None  # type: ignore[arg-type]
+    return FitResult(model, [m.best_epoch for m in members], val_acc, history, members)  # type: ignore[misc]
+
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+
+
+def _fit_one(
+    cfg: Config,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    num_classes: int,
+    val_x: torch.Tensor | None,
+    val_y: torch.Tensor | None,
+    *,
+    out_dir: Path | None,
+    progress: bool,
+    resume: bool,
+    dist: DistInfo | None = None,
+) -> FitResult:
+    """:func:`fit` for one model."""
     from tqdm import tqdm
 
     tc, num_frames = cfg.train, cfg.features.num_frames
@@ -213,7 +270,7 @@ def fit(
     writer = None
     if write:
         metrics_file = open(Path(out_dir) / "metrics.csv", "w", newline="")
-        writer = csv.DictWriter(metrics_file, ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
+        writer = csv.DictWriter(metrics_file, METRIC_COLUMNS)
         writer.writeheader()
         writer.writerows(state.history)  # a resumed run rewrites the rows of the epochs it keeps
         metrics_file.flush()

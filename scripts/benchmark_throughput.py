@@ -76,7 +76,7 @@ def time_backbone(backbone: Backbone, spec: FeatureSpec, batch: int, device: tor
     """Forward passes alone on a preprocessed channels-last batch: the best of ``repeats`` timed passes."""
     from activity.features import FrameEncoder
 
-    enc = FrameEncoder(backbone, spec.preprocess, device, batch_size=batch, precision=spec.precision)
+    enc = FrameEncoder(backbone, spec, device, batch_size=batch)
     x = torch.randn(batch, 3, spec.preprocess.crop_size, spec.preprocess.crop_size, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
     best = float("inf")

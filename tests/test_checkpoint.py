@@ -13,7 +13,7 @@ from activity import __version__
 from activity.checkpoint import FORMAT, FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
 from activity.config import Config
 from activity.errors import ActivityError
-from activity.models import LSTMClassifier, MeanClassifier, build_temporal_model
+from activity.models import Ensemble, LSTMClassifier, MeanClassifier, build_temporal_model
 
 D = 10
 CLASSES = ["jump", "run", "sit"]
@@ -22,21 +22,23 @@ CLASSES = ["jump", "run", "sit"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def make_checkpoint(temporal: str = "lstm") -> Checkpoint:
+def make_checkpoint(temporal: str = "lstm", ensemble: int = 1) -> Checkpoint:
     cfg = Config()
-    cfg.apply_overrides([f"model.temporal={temporal}", "model.hidden_size=12", "features.num_frames=6", "train.epochs=3"])
+    cfg.apply_overrides([f"model.temporal={temporal}", "model.hidden_size=12", "features.num_frames=6", "train.epochs=3",
+                         f"model.ensemble={ensemble}"])
     torch.manual_seed(0)
     model = build_temporal_model(cfg.model, D, len(CLASSES))
-    model.norm.set_stats(torch.randn(D), torch.rand(D) + 0.5)
+    for member in model.members if isinstance(model, Ensemble) else [model]:
+        member.norm.set_stats(torch.randn(D), torch.rand(D) + 0.5)
     with torch.no_grad():  # not the initial weights: a load must really restore them
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     return Checkpoint(model.eval(), list(CLASSES), cfg, D, {"val_accuracy": 0.75, "history": [1, 2]})
 
 
-@pytest.mark.parametrize("temporal, cls", [("lstm", LSTMClassifier), ("mean", MeanClassifier)])
-def test_round_trip_gives_identical_logits(tmp_path, temporal, cls):
-    ckpt = make_checkpoint(temporal)
+@pytest.mark.parametrize("temporal, cls, ensemble", [("lstm", LSTMClassifier, 1), ("mean", MeanClassifier, 1), ("lstm", Ensemble, 3)])
+def test_round_trip_gives_identical_logits(tmp_path, temporal, cls, ensemble):
+    ckpt = make_checkpoint(temporal, ensemble)
     path = tmp_path / "model.pt"
     save_checkpoint(path, ckpt)
     assert path.is_file()
@@ -59,8 +61,10 @@ def test_round_trip_gives_identical_logits(tmp_path, temporal, cls):
         b, wb = loaded.model(x, lengths)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(wa, wb, rtol=0, atol=0)
-    # the standardisation statistics travel with it
-    torch.testing.assert_close(loaded.model.norm.feature_mean, ckpt.model.norm.feature_mean, rtol=0, atol=0)
+    # the standardisation statistics (every member's) travel with it
+    for k, v in ckpt.model.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[k], v, rtol=0, atol=0)
+    assert any(k.endswith("norm.feature_mean") for k in ckpt.model.state_dict())
     # and a fresh model would differ, so the comparison above means something
     fresh = build_temporal_model(ckpt.config.model, D, len(CLASSES)).eval()
     assert not torch.allclose(fresh(x, lengths)[0], a)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from activity.cli import main
+from activity.config import ModelConfig
 from activity.synthetic import make_order_dataset
 
 CLASSES = ["growing", "moving_right", "shrinking"]
@@ -34,7 +35,9 @@ def test_train_writes_a_complete_run(workspace, capsys):
     run = workspace["run"]
     assert {p.name for p in run.iterdir()} >= {"model.pt", "config.yaml", "metrics.csv", "train_summary.json"}
     rows = list(csv.DictReader(open(run / "metrics.csv")))
-    assert len(rows) == 3 and rows[0]["epoch"] == "1"
+    n = ModelConfig().ensemble  # the default model is an ensemble: one folder and 3 epochs per member
+    assert [(r["member"], r["epoch"]) for r in rows] == [(str(m), str(e)) for m in range(n) for e in (1, 2, 3)]
+    assert all((run / f"member{m}" / "metrics.csv").exists() for m in range(n))
     ckpt = torch.load(run / "model.pt", weights_only=True)
     assert ckpt["classes"] == CLASSES
     assert ckpt["config"]["features"]["image_size"] == 64
@@ -177,25 +180,29 @@ def test_evaluate_skips_labels_the_model_does_not_know(workspace, tmp_path, caps
 
 def test_cv_compares_models_on_the_same_folds(workspace, tmp_path, capsys):
     out = tmp_path / "cv.json"
-    code = main(["cv", "--data", str(workspace["data"]), "--folds", "3", "--temporal", "lstm,mean", "--group-regex", r"_(\d+)\.|broken",
-                 "--json", str(out), "--cache", str(workspace["cache"]), "--quiet", *FAST])
+    argv = ["cv", "--data", str(workspace["data"]), "--folds", "3", "--temporal", "lstm,mean,pooled_lr,middle_lr", "--group-regex", r"_(\d+)\.|broken",
+            "--json", str(out), "--cache", str(workspace["cache"]), "--quiet", *FAST]
+    code = main(argv)
     assert code == 0
     printed = capsys.readouterr().out
-    assert "per fold top-1" in printed and printed.count("±") == 4
+    assert "per-fold top-1" in printed and printed.count("±") == 8
     result = json.loads(out.read_text())
-    assert result["split"] == "3-fold by group" and result["clips"] == 15
-    assert [r["name"] for r in result["results"]] == ["lstm", "mean"]
+    assert result["split"].startswith("3-fold by group") and result["clips"] == 15
+    assert [r["name"] for r in result["results"]] == ["lstm", "mean", "pooled_lr", "middle_lr"]
     for r in result["results"]:
         assert len(r["per_fold"]) == 3
         assert sum(f["num_videos"] for f in r["per_fold"]) == 15  # every clip tested exactly once
         assert 0.0 <= r["top1"] <= 1.0
+    # the same test clips in every model's folds
+    sizes = {tuple(f["num_videos"] for f in r["per_fold"]) for r in result["results"]}
+    assert len(sizes) == 1
 
 
 def test_cv_rejects_unknown_models(workspace, capsys):
     with pytest.raises(SystemExit) as e:
         main(["cv", "--data", str(workspace["data"]), "--temporal", "lstm,gru"])
     assert e.value.code == 2
-    assert "expected a comma-separated list of lstm, mean" in capsys.readouterr().err
+    assert "expected a comma-separated list of lstm, mean, pooled_lr, middle_lr" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag, value, message", [("--workers", "-1", "must be a whole number >= 0"), ("--device", "gpu", "is not a device")])

@@ -20,7 +20,8 @@ def test_defaults():
     assert cfg == Config()
     f, m, t = cfg.features, cfg.model, cfg.train
     assert (f.backbone, f.num_frames, f.views, f.image_size, f.decoder) == ("efficientnet_lite0", 16, 1, None, "auto")
-    assert (m.temporal, m.projection, m.hidden_size, m.num_layers, m.pooling, m.frame_differences) == ("lstm", 128, 128, 1, "attention", True)
+    assert (f.frame_fit, f.enhance) == ("crop", "dark")
+    assert (m.temporal, m.projection, m.hidden_size, m.num_layers, m.pooling, m.frame_differences, m.ensemble) == ("lstm", 64, 64, 1, "attention", True, 5)
     assert (m.dropout, m.input_dropout) == (0.5, 0.2)
     assert (t.epochs, t.batch_size, t.lr, t.weight_decay, t.patience, t.val_fraction, t.seed) == (60, 32, 1e-3, 1e-2, 15, 0.2, 0)
     assert t.label_smoothing == 0.1
@@ -134,6 +135,9 @@ def test_scientific_notation_for_floats():
         ("features.image_size=16", "features.image_size"),
         ("model.temporal=gru", "model.temporal"),  # bad Literal
         ("features.decoder=ffmpeg", "features.decoder"),
+        ("features.frame_fit=zoom", "features.frame_fit"),
+        ("enhance=hdr", "features.enhance"),
+        ("features.enhance=true", "features.enhance"),
         ("model.pooling=max", "model.pooling"),
         ("train.epochs=", "train.epochs"),  # empty for a required value
         ("epochs", "epochs"),  # not key=value

@@ -162,7 +162,7 @@ def _one_step_model(cfg: Config, features: np.ndarray, k: int) -> torch.nn.Modul
         counter = np.tanh(0.1 * (np.arange(T) + 1))
         lo, hi = (counter[k - 1] + counter[k]) / 2, (counter[k] + counter[k + 1]) / 2
         first, second = m.attention[0], m.attention[2]
-        first.weight.zero_(), first.bias.zero_(), second.weight.zero_(), second.bias.zero_()
+        first.weight.zero_(), first.bias.zero_(), second.weight.zero_()
         first.weight[0, 0] = first.weight[1, 0] = 200.0
         first.bias[0], first.bias[1] = -200.0 * lo, -200.0 * hi
         second.weight[0, 0], second.weight[0, 1] = 20.0, -20.0
@@ -185,7 +185,7 @@ def _one_step_model(cfg: Config, features: np.ndarray, k: int) -> torch.nn.Modul
 
 def test_a_model_that_reads_one_step_gets_that_step_as_top_occlusion(recognizer, clip, tmp_path):
     k = 3
-    cfg = make_config(hidden_size=8, projection=16)
+    cfg = make_config(hidden_size=8, projection=16, ensemble=1)
     base = explain(recognizer, clip, method="occlusion")  # same backbone and sampling: same features
     model = _one_step_model(cfg, base.features, k)
     rec = load(write_checkpoint(tmp_path / "one_step.pt", cfg, model))

@@ -57,11 +57,12 @@ def _config(temporal: str) -> Config:
     return cfg
 
 
-@pytest.fixture(scope="module", params=["lstm", "mean"])
+@pytest.fixture(scope="module", params=["lstm", "mean", "lstm-ensemble"])
 def exported(request, backbone, tmp_path_factory):
-    """A checkpoint of the given temporal kind, exported to ONNX and TorchScript."""
-    temporal = request.param
+    """A checkpoint of the given temporal kind (single model, or an ensemble of 2), exported to ONNX and TorchScript."""
+    temporal = request.param.split("-")[0]
     cfg = _config(temporal)
+    cfg.model.ensemble = 2 if request.param.endswith("ensemble") else 1
     spec = FeatureSpec.from_config(cfg.features)
     torch.manual_seed(0)
     model = build_temporal_model(cfg.model, D, len(CLASSES))
@@ -72,10 +73,11 @@ def exported(request, backbone, tmp_path_factory):
                        + [torch.randn(8, 3, S, S, generator=torch.Generator().manual_seed(2))])
     with torch.no_grad():
         feats = backbone(frames)
-        model.norm.set_stats(feats.mean(0), feats.std(0).clamp_min(0.05))
-        model.head.weight.mul_(5.0)  # logits far apart, so that a wrong graph cannot match by accident
+        for member in getattr(model, "members", [model]):
+            member.norm.set_stats(feats.mean(0), feats.std(0).clamp_min(0.05))
+            member.head.weight.mul_(5.0)  # logits far apart, so that a wrong graph cannot match by accident
     ckpt = Checkpoint(model.eval(), CLASSES, cfg, D, {})
-    d = tmp_path_factory.mktemp(f"export-{temporal}")
+    d = tmp_path_factory.mktemp(f"export-{request.param}")
     save_checkpoint(d / "model.pt", ckpt)
     onnx_path = export_model(d / "model.pt", "onnx", d / "model.onnx")
     ts_path = export_model(d / "model.pt", "torchscript", d / "model.ts", batch_size=2)
@@ -217,3 +219,29 @@ def test_missing_onnx_exporter_is_one_line(small_checkpoint, tmp_path, monkeypat
     with pytest.raises(ActivityError, match="needs the packages onnx and onnxscript"):
         export_model(small_checkpoint, "onnx", tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("enhance, fit", [("none", "crop"), ("dark", "crop"), ("gamma", "pad"), ("clahe", "stretch")])
+def test_run_exported_script_preprocesses_like_the_package(small_checkpoint, tmp_path, enhance, fit):
+    """scripts/run_exported.py (no activity import) follows the sidecar, frame adjustments included."""
+    import importlib.util
+    from pathlib import Path
+
+    from activity.checkpoint import load_checkpoint
+    from activity.export import export_metadata
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "run_exported.py"
+    module_spec = importlib.util.spec_from_file_location("run_exported", script)
+    run_exported = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(run_exported)
+
+    ckpt = load_checkpoint(small_checkpoint)
+    ckpt.config.apply_overrides([f"features.enhance={enhance}", f"features.frame_fit={fit}"])
+    pre = export_metadata(ckpt, "onnx")["preprocessing"]
+    assert (pre["enhance"], pre["frame_fit"]) == (enhance, fit)
+    frames = (order_clip("growing", num_frames=2, seed=3)[:, :, 8:40] // 4).astype(np.uint8)  # dark, portrait
+    want = preprocess_for_export(frames, ckpt).numpy()
+    got = np.stack([run_exported.preprocess(f, pre) for f in frames])
+    assert got.shape == want.shape
+    # the script re-implements torchvision's antialiased resize in NumPy: equal up to rounding of a few pixels
+    assert np.abs(got - want).mean() < 0.01 and np.abs(got - want).max() < 0.1

@@ -64,6 +64,7 @@ def no_backbone() -> nn.Module:
 def spec_for(**kw) -> FeatureSpec:
     kw.setdefault("image_size", 32)
     kw.setdefault("num_frames", 4)
+    kw.setdefault("enhance", "none")  # the clips below start dark: keep their pixels as they are
     return FeatureSpec.from_config(FeatureConfig(**kw))
 
 
@@ -95,11 +96,45 @@ def test_spec_from_config():
 
 @pytest.mark.parametrize(
     "change",
-    [{"num_frames": 8}, {"image_size": 64}, {"views": 3}, {"backbone": "efficientnet_lite1"}],
-    ids=lambda c: next(iter(c)),
+    [{"num_frames": 8}, {"image_size": 64}, {"views": 3}, {"backbone": "efficientnet_lite1"},
+     {"frame_fit": "pad"}, {"frame_fit": "stretch"}, {"enhance": "dark"}, {"enhance": "gamma"}, {"enhance": "clahe"}],
+    ids=lambda c: "=".join(map(str, next(iter(c.items())))),
 )
 def test_key_changes_with_what_changes_the_features(change):
     assert spec_for(**change).key() != spec_for().key()
+
+
+def test_neutral_frame_options_keep_the_key_of_entries_written_before_them():
+    import dataclasses
+    import hashlib
+
+    spec = spec_for()
+    before = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("frame_fit", "enhance", "precision")}
+    assert spec.key() == f"{spec.backbone}-{hashlib.sha1(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]}"
+
+
+def _portrait_with_red_ends() -> np.ndarray:
+    """A tall grey frame whose top and bottom 10 rows are red: what a centre crop throws away."""
+    frames = np.full((2, 120, 40, 3), 128, dtype=np.uint8)
+    frames[:, :10] = frames[:, -10:] = (255, 0, 0)
+    return frames
+
+
+def test_prepare_pad_and_stretch_keep_the_ends_of_a_portrait_frame():
+    frames = _portrait_with_red_ends()
+    red = lambda x: int(((x[:, 0] > 0.5) & (x[:, 1] < -0.5)).sum())  # normalised channels: red high, green low
+    crop, pad, stretch = (spec_for(frame_fit=f).prepare(frames) for f in ("crop", "pad", "stretch"))
+    assert crop.shape == pad.shape == stretch.shape == (2, 3, 32, 32)
+    assert red(crop) == 0
+    assert red(pad) > 0 and red(stretch) > red(pad)
+    # padding is the backbone's mean colour: zero after normalisation
+    assert torch.allclose(pad[:, :, 16, 1], torch.zeros(2, 3), atol=0.02)
+
+
+def test_prepare_enhance_brightens_dark_frames():
+    dark = np.random.default_rng(0).integers(0, 25, size=(2, 48, 64, 3), dtype=np.uint8)
+    plain, gamma, clahe = (spec_for(enhance=e).prepare(dark) for e in ("none", "gamma", "clahe"))
+    assert plain.mean() < -0.8 and gamma.mean() > plain.mean() + 0.5 and clahe.mean() > plain.mean()
 
 
 def test_cache_dirs_are_separate_per_spec(tmp_path):

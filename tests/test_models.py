@@ -7,6 +7,7 @@ import torch
 
 from activity.config import ModelConfig
 from activity.models import (
+    Ensemble,
     LSTMClassifier,
     MeanClassifier,
     build_temporal_model,
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def make(kind: str, **overrides) -> torch.nn.Module:
     torch.manual_seed(0)
+    overrides.setdefault("ensemble", 1)
     cfg = ModelConfig(temporal=kind, hidden_size=16, **overrides)
     model = build_temporal_model(cfg, D, C)
     # non-trivial standardisation, so that the buffers take part
@@ -204,3 +206,21 @@ def test_gradients_flow():
     grads = [p.grad for p in m.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert m.lstm.weight_ih_l0.grad.abs().sum() > 0
+
+
+def test_ensemble_averages_its_members_probabilities():
+    torch.manual_seed(0)
+    ens = build_temporal_model(ModelConfig(temporal="lstm", hidden_size=8, projection=8, ensemble=3), D, C).eval()
+    assert isinstance(ens, Ensemble) and len(ens.members) == 3
+    assert ens.attention is ens.members[0].attention is not None
+    x, lengths = torch.randn(4, 6, D), torch.tensor([6, 3, 1, 5])
+    logits, weights = ens(x, lengths)
+    outs = [m(x, lengths) for m in ens.members]
+    torch.testing.assert_close(logits.softmax(1), torch.stack([o[0].softmax(1) for o in outs]).mean(0))
+    torch.testing.assert_close(weights, torch.stack([o[1] for o in outs]).mean(0))
+    torch.testing.assert_close(weights.sum(1), torch.ones(4))
+    assert (weights[2, 1:] == 0).all()  # padding still gets no weight
+    # members differ (independent initialisation), so the average is not any one of them
+    assert not torch.allclose(outs[0][0].softmax(1), outs[1][0].softmax(1))
+    mean_ens = build_temporal_model(ModelConfig(temporal="mean", ensemble=2), D, C)
+    assert mean_ens.attention is None

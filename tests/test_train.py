@@ -38,6 +38,7 @@ def _cfg(epochs=6) -> Config:
     cfg.train.epochs = epochs
     cfg.train.batch_size = 8
     cfg.train.patience = 0
+    cfg.model.ensemble = 1
     return cfg
 
 
@@ -97,6 +98,54 @@ def test_resume_without_state_is_a_clear_error(tmp_path):
         fit(_cfg(), x, y, 3, out_dir=tmp_path, progress=False, resume=True)
 
 
+def test_ensemble_members_are_the_single_runs_of_successive_seeds(tmp_path):
+    from activity.models import Ensemble
+
+    x, y = _data()
+    xv, yv = _data(12, seed=1)
+    cfg = _cfg(epochs=3)
+    cfg.model.ensemble = 2
+    cfg.train.seed = 5
+    ens = fit(cfg, x, y, 3, xv, yv, out_dir=tmp_path, progress=False)
+    assert isinstance(ens.model, Ensemble) and len(ens.members) == 2 and len(ens.best_epoch) == 2
+    for i, seed in enumerate((5, 6)):
+        single_cfg = _cfg(epochs=3)
+        single_cfg.train.seed = seed
+        single = fit(single_cfg, x, y, 3, xv, yv, progress=False)
+        for k, v in single.model.state_dict().items():
+            assert torch.equal(v, ens.model.members[i].state_dict()[k]), (i, k)
+        assert (tmp_path / f"member{i}" / STATE_FILE).exists()
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [(r["member"], r["epoch"]) for r in rows] == [(m, e) for m in ("0", "1") for e in ("1", "2", "3")]
+    probs = ens.model(select_views(xv, 4, random=False))[0].softmax(1)
+    assert ens.best_val_accuracy == pytest.approx((probs.argmax(1) == yv).float().mean().item())
+
+
+def test_ensemble_resumes_member_by_member(tmp_path, monkeypatch):
+    x, y = _data()
+    cfg = _cfg(epochs=3)
+    cfg.model.ensemble = 2
+    full = fit(cfg, x, y, 3, out_dir=tmp_path / "full", progress=False)
+    calls = {"n": 0}
+    real_epoch = train_mod.train_one_epoch
+
+    def dies_in_member_1(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # member 0 ran 3 epochs; die in member 1's second
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", dies_in_member_1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, x, y, 3, out_dir=tmp_path / "cut", progress=False)
+    monkeypatch.setattr(train_mod, "train_one_epoch", real_epoch)
+    resumed = fit(cfg, x, y, 3, out_dir=tmp_path / "cut", progress=False, resume=True)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    with pytest.raises(ActivityError, match="nothing to resume"):
+        fit(cfg, x, y, 3, out_dir=tmp_path / "never", progress=False, resume=True)
+
+
 _SLOW_TRAIN = """
 import sys, time
 import activity.train as t
@@ -114,7 +163,7 @@ def test_killed_cli_run_resumes_to_the_same_model(tmp_path):
     data = make_order_dataset(tmp_path / "data", classes=["growing", "shrinking"], clips_per_class=4, num_frames=8, size=(48, 48))
     cache = tmp_path / "cache"
     opts = ["--cache", str(cache), "--quiet", "features.image_size=48", "features.num_frames=4", "train.epochs=8",
-            "train.patience=0", "model.hidden_size=8", "model.projection=8", "--val-fraction", "0.5"]
+            "train.patience=0", "model.hidden_size=8", "model.projection=8", "model.ensemble=1", "--val-fraction", "0.5"]
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "full"), *opts]) == 0
 
     run = tmp_path / "killed"
