@@ -53,7 +53,8 @@ def _device(text: str) -> str:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: $ACTIVITY_CACHE or ~/.cache/activity)")
     p.add_argument("--workers", type=_workers, default=None,
-                   help="processes that decode videos while the backbone runs (default: 1 per 8 cores on the CPU, all cores but one with a GPU)")
+                   help="loader processes: on the CPU each decodes and encodes clips on one thread (default: one per core); "
+                        "on a GPU they decode while it encodes (default: all cores but one); 0: all in this process")
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")

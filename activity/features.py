@@ -215,20 +215,42 @@ class _ClipDataset(Dataset):
             return i, None, f"cannot decode ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
 
 
+class _EncodingDataset(_ClipDataset):
+    """Decodes a clip and encodes it with the worker's own copy of the backbone (CPU only).
+
+    On the CPU decoding cannot hide behind the backbone: both need the cores. One
+    single-threaded process per core, each doing all the work for its clips, keeps
+    every core busy without threads stalling each other (two one-thread processes
+    encode faster than one two-thread process).
+    """
+
+    def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str, encoder: "FrameEncoder") -> None:
+        super().__init__(paths, spec, decoder)
+        self.encoder = encoder
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+        """``(i, features (T, D) float16, None)``, or ``(i, None, reason)``."""
+        i, frames, error = super().__getitem__(i)
+        return i, None if frames is None else self.encoder(frames).half(), error
+
+
 def _worker_init(_: int) -> None:
-    # Each worker decodes whole clips on one core; threads inside a worker would only contend
-    # with the backbone's.
+    # Each worker works on whole clips on one core; threads inside a worker would only contend
+    # with the other processes'.
     torch.set_num_threads(1)
     set_decode_threads(1)
 
 
 def default_workers(device: str | torch.device = "cpu") -> int:
-    """Decoding processes: on a GPU decoding is the bottleneck, so all but one core; on the CPU,
-    where the backbone needs the cores, one per eight (at least one)."""
-    cores = os.cpu_count() or 2
+    """Loader processes for this process's share of the cores (``LOCAL_WORLD_SIZE`` under torchrun).
+
+    On a GPU they decode (the bottleneck there): all cores but one. On the CPU each
+    decodes and encodes whole clips on one thread: one per core, up to 16.
+    """
+    cores = max(1, (os.cpu_count() or 2) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     if torch.device(device).type == "cuda":
         return max(1, min(cores - 1, 16))
-    return max(1, cores // 8)
+    return min(cores, 16)
 
 
 class _Batcher:
@@ -300,8 +322,10 @@ def extract(
     """Features for every video: from the cache where present, else decoded and encoded.
 
     Loader workers decode only the sampled frames of each clip and resize and
-    crop them while the backbone runs; the backbone sees fixed batches of
-    ``batch_size`` frames drawn from consecutive clips.
+    crop them. On a GPU they do so while the backbone runs, and the backbone
+    sees fixed batches of ``batch_size`` frames drawn from consecutive clips; on
+    the CPU each worker also encodes its clips, one forward pass per clip on one
+    thread, so that decoding and encoding share the cores without contention.
 
     Args:
         paths: video files.
@@ -310,8 +334,8 @@ def extract(
         backbone_factory: builds the backbone; only called when something is missing.
         decoder: video backend name.
         batch_size: frames per backbone forward pass (clips are batched together).
-        workers: loader processes that decode while the backbone runs (None:
-            :func:`default_workers`; 0: decode in this process, between forward passes).
+        workers: loader processes (None: :func:`default_workers`; 0: decode and
+            encode in this process, with all of torch's threads).
         device: where the backbone runs.
         progress: show a progress bar.
         on_error: called with ``(path, reason)`` for each video that cannot be read.
@@ -335,9 +359,13 @@ def extract(
 
     encoder = FrameEncoder(backbone_factory(), spec, device, batch_size=batch_size)
     workers = default_workers(device) if workers is None else workers
-    workers = min(workers, len(todo) - 1)  # one clip: decoding in a worker only adds the worker's start-up
+    # On the CPU the workers encode too (one thread each) and this process only stores; elsewhere
+    # they decode and this process encodes. One clip: a worker would only add its start-up.
+    in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
+    workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
+    dataset = _EncodingDataset(todo, spec, decoder, encoder) if in_workers else _ClipDataset(todo, spec, decoder)
     loader = DataLoader(
-        _ClipDataset(todo, spec, decoder),
+        dataset,
         batch_size=None,
         num_workers=workers,
         worker_init_fn=_worker_init if workers > 0 else None,
@@ -361,6 +389,8 @@ def extract(
             result.failed[p] = error
             if on_error is not None:
                 on_error(p, error)
+        elif in_workers:
+            store([(p, frames.numpy())])  # already features
         else:
             store(batcher.add(p, frames))
         bar.update(1)

@@ -370,13 +370,30 @@ def test_require_features(tmp_path, bad_videos):
 
 
 def test_loader_workers(tmp_path, videos):
-    """The default path: decoding in a worker process."""
+    """The default path on the CPU: workers decode and encode, this process only collects."""
     spec = spec_for()
     inline = run(videos, spec, None, workers=0)
-    workers = run(videos, spec, None, workers=1)
+    backbone = FakeBackbone()
+    workers = run(videos, spec, None, factory=lambda: backbone, workers=2)
     assert workers.extracted == 3
+    assert backbone.calls == 0  # every forward pass ran in a worker, on its own copy
     for v in videos:
         np.testing.assert_array_equal(inline.features[v], workers.features[v])
+    assert run(videos[:1], spec, None, factory=lambda: backbone, workers=2).extracted == 1
+    assert backbone.calls == 1  # one clip: no worker to start, encoded here
+
+
+def test_default_workers_share_the_cores_among_local_processes(monkeypatch):
+    from activity.features import default_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert (default_workers("cpu"), default_workers("cuda")) == (8, 7)  # CPU: one per core; GPU: one core for the GPU process
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun, two processes on this node
+    assert (default_workers("cpu"), default_workers("cuda")) == (4, 3)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert (default_workers("cpu"), default_workers("cuda")) == (16, 16)
 
 
 _SLOW_EXTRACT = """
