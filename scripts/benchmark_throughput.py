@@ -74,27 +74,29 @@ def clip_sets(args: argparse.Namespace, workdir: Path) -> dict[str, list[Path]]:
     return {name: paths for name, paths in (("real", real), ("long", long)) if paths}
 
 
-def time_backbone(backbone: Backbone, spec: FeatureSpec, batch: int, device: torch.device, repeats: int = 6) -> float:
-    """Forward passes alone on a preprocessed channels-last batch: the best of ``repeats`` timed passes."""
+def time_backbone(backbone: Backbone, spec: FeatureSpec, batch: int, device: torch.device, seconds: float = 4.0) -> float:
+    """Forward passes alone on a preprocessed channels-last batch: frames/s of the median pass,
+    over at least 6 passes and ``seconds`` (a shared machine's outliers either way do not count)."""
     from activity.features import FrameEncoder
 
     enc = FrameEncoder(backbone, spec, device, batch_size=batch)
     x = torch.randn(batch, 3, spec.preprocess.crop_size, spec.preprocess.crop_size, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
-    best = float("inf")
+    times: list[float] = []
     with torch.inference_mode(), torch.autocast(device.type, dtype=enc.dtype, enabled=enc.dtype is not None):
         enc.backbone(x)  # warm-up
-        for _ in range(repeats):
+        while len(times) < 6 or sum(times) < seconds:
             _sync(device)
             t0 = time.perf_counter()
             enc.backbone(x)
             _sync(device)
-            best = min(best, time.perf_counter() - t0)
-    return batch / best
+            times.append(time.perf_counter() - t0)
+    return batch / float(np.median(times))
 
 
-def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, processes: int, repeats: int = 6) -> float:
-    """CPU: ``processes`` single-threaded processes running forward passes at once; the sum of their rates."""
+def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, processes: int, seconds: float = 4.0) -> float:
+    """CPU: ``processes`` single-threaded processes running forward passes at once for about
+    ``seconds``; the sum of their rates."""
     import multiprocessing as mp
 
     from activity.features import FrameEncoder
@@ -109,10 +111,11 @@ def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, p
         with torch.inference_mode():
             enc.backbone(x)  # warm-up
             start.wait()
-            t0 = time.perf_counter()
-            for _ in range(repeats):
+            t0, n = time.perf_counter(), 0
+            while n < 6 or time.perf_counter() - t0 < seconds:
                 enc.backbone(x)
-            rates.put(batch * repeats / (time.perf_counter() - t0))
+                n += 1
+            rates.put(batch * n / (time.perf_counter() - t0))
 
     procs = [ctx.Process(target=one) for _ in range(processes)]
     for pr in procs:
