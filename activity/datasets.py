@@ -24,7 +24,9 @@ from __future__ import annotations
 import csv
 import os
 import re
+import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -282,6 +284,22 @@ class OfficialSplit:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         return [ds.to_csv(out / f"{side}.csv") for side, ds in self.sides.items()]
+
+
+def prepare_split(build: Callable[[], OfficialSplit], out: str | Path) -> int:
+    """What the ``datasets/*.py`` preparation scripts do: build the split, write its CSVs, say so.
+
+    Returns:
+        The exit code: 0, or 1 with a one-line ``error:`` on stderr when the split cannot be built.
+    """
+    try:
+        split = build()
+        written = split.write_csvs(out)
+    except ActivityError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{split.summary()}; wrote {', '.join(map(str, written))}")
+    return 0
 
 
 def hmdb51_group(file_name: str, label: str) -> str:

@@ -18,8 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from activity.datasets import OfficialSplit
-from activity.errors import ActivityError
+from activity.datasets import OfficialSplit, prepare_split
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--csv", type=Path, nargs="+", required=True, help="annotation CSV(s): train.csv, validate.csv, test.csv")
     p.add_argument("--out", type=Path, required=True, help="folder for train.csv, val.csv, test.csv")
     args = p.parse_args(argv)
-    try:
-        split = OfficialSplit.from_kinetics(args.videos, args.csv)
-        written = split.write_csvs(args.out)
-    except ActivityError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"{split.summary()}; wrote {', '.join(map(str, written))}")
-    return 0
+    return prepare_split(lambda: OfficialSplit.from_kinetics(args.videos, args.csv), args.out)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from activity.datasets import OfficialSplit
-from activity.errors import ActivityError
+from activity.datasets import OfficialSplit, prepare_split
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,14 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", type=int, required=True, help="official split: 1, 2 or 3")
     p.add_argument("--out", type=Path, required=True, help="folder for train.csv and test.csv")
     args = p.parse_args(argv)
-    try:
-        split = OfficialSplit.from_ucf101(args.videos, args.splits, args.split)
-        written = split.write_csvs(args.out)
-    except ActivityError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"{split.summary()}; wrote {', '.join(map(str, written))}")
-    return 0
+    return prepare_split(lambda: OfficialSplit.from_ucf101(args.videos, args.splits, args.split), args.out)
 
 
 if __name__ == "__main__":
