@@ -333,7 +333,8 @@ def extract(
         cache: where to read and store features (None: compute, keep in memory only).
         backbone_factory: builds the backbone; only called when something is missing.
         decoder: video backend name.
-        batch_size: frames per backbone forward pass (clips are batched together).
+        batch_size: frames per backbone forward pass (clips are batched together; on the
+            CPU with workers, each worker encodes one clip per pass).
         workers: loader processes (None: :func:`default_workers`; 0: decode and
             encode in this process, with all of torch's threads).
         device: where the backbone runs.
