@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -56,6 +57,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="loader processes: on the CPU each decodes and encodes clips on one thread (default: one per core); "
                         "on a GPU they decode while it encodes (default: all cores but one); 0: all in this process")
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
+                   help="torch.compile the backbone when the CPU workers encode (auto: from 4,000 frames to encode)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")
 
@@ -127,11 +130,13 @@ def _extract(paths, cfg, args, *, progress: bool = True):
 
     spec = FeatureSpec.from_config(cfg.features)
     cache = FeatureCache(args.cache or default_cache_dir(), spec)
-    return extract(
+    result = extract(
         paths, spec, cache, lambda: create_backbone(spec.backbone),
         decoder=cfg.features.decoder, workers=args.workers, device=args.device,
         progress=progress and not args.quiet and _main_rank(args), on_error=_skip,
+        compile_backbone=_compile_choice(args),
     )
+    return result
 
 
 def _features(paths, cfg, args, *, read_all: bool = True):
@@ -326,7 +331,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ds.classes = list(ckpt.classes)
     if not len(ds):
         raise ActivityError(f"{args.data}: no video with one of the model's classes ({', '.join(ckpt.classes)})")
-    model = ActionRecognizer(ckpt, cache_dir=args.cache, device=args.device, workers=args.workers)
+    model = ActionRecognizer(ckpt, cache_dir=args.cache, device=args.device, workers=args.workers,
+                             compile_backbone=_compile_choice(args))
     # Under torchrun each rank scores its shard; rank 0 gathers the probabilities and writes the report.
     mine = dist.shard(ds.paths)
     res = model.features(mine, progress=not args.quiet and dist.is_main, on_error=_skip)
@@ -363,7 +369,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ActivityError(f"--top-k must be at least 1, got {args.top_k}")
     if bool(args.source) == bool(args.videos):
         raise ActivityError("give either video files/folders or --source, not both or neither")
-    model = load_model(args.checkpoint, cache_dir=args.cache, device=args.device, workers=args.workers)
+    model = load_model(args.checkpoint, cache_dir=args.cache, device=args.device, workers=args.workers,
+                       compile_backbone=_compile_choice(args))
     if args.source:
         return _predict_stream(model, args)
     paths: list[Path] = []
@@ -461,7 +468,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
     cfg = _config(args)
     print(f"cross-validating {', '.join(args.temporal)} on {args.data}", file=sys.stderr)
     report = run_cv(args.data, cfg, args.temporal, folds=args.folds, group_regex=args.group_regex, cache_dir=args.cache,
-                    workers=args.workers, device=args.device, progress=not args.quiet, on_error=_skip)
+                    workers=args.workers, device=args.device, progress=not args.quiet, on_error=_skip,
+                    compile_backbone=_compile_choice(args))
     print(f"$ activity {shlex.join(sys.argv[1:])}")
     print(report.table())
     if args.json:
@@ -653,9 +661,25 @@ def _run(args: argparse.Namespace) -> int:
         return int(args.func(args) or 0)
 
 
+def _compile_choice(args: argparse.Namespace) -> bool | None:
+    return {"auto": None, "yes": True, "no": False}[args.compile]
+
+
+class _NoteHandler(logging.Handler):
+    """The package's warnings as one ``note:`` line each on stderr (looked up at each record, so
+    that captured or redirected stderr gets them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"note: {record.getMessage()}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    pkg = logging.getLogger("activity")
+    if not any(isinstance(h, _NoteHandler) for h in pkg.handlers):
+        pkg.addHandler(_NoteHandler(logging.WARNING))
+        pkg.propagate = False
     try:
         return _run(args)
     except ActivityError as e:

@@ -207,6 +207,7 @@ def run_cv(
     progress: bool = True,
     on_error: Callable[[Path, str], None] | None = None,
     threads: int | None = 1,
+    compile_backbone: bool | None = None,
 ) -> CVReport:
     """Read a collection, get its features through the cache and cross-validate the named models on the same folds.
 
@@ -222,6 +223,8 @@ def run_cv(
         progress: show progress bars.
         on_error: called with ``(path, reason)`` for each unreadable video.
         threads: CPU threads while fitting (see :func:`cross_validate`).
+        compile_backbone: ``torch.compile`` the backbone when extracting (None: as
+            :func:`~activity.features.extract` decides).
     """
     from activity.backbones import create_backbone
     from activity.data import load_dataset
@@ -232,7 +235,7 @@ def run_cv(
     spec = FeatureSpec.from_config(cfg.features)
     cache = FeatureCache(cache_dir or default_cache_dir(), spec)
     res = extract(ds.paths, spec, cache, lambda: create_backbone(spec.backbone), decoder=cfg.features.decoder,
-                  workers=workers, device=device, progress=progress, on_error=on_error)
+                  workers=workers, device=device, progress=progress, on_error=on_error, compile_backbone=compile_backbone)
     require_features(res, str(data))
     kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in res.features])
     feats = torch.from_numpy(np.stack([res.features[p] for p in kept.paths]))

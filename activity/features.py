@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -34,6 +35,8 @@ from activity.errors import ActivityError, VideoError
 from activity.io import atomic_write
 from activity.transforms import Preprocess
 from activity.video import open_video, read_sampled, set_decode_threads
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -143,6 +146,8 @@ class ExtractResult:
     failed: dict[Path, str]
     extracted: int = 0  # how many were computed (not read from the cache)
     frames: int = 0  # frames decoded and encoded
+    compiled: bool = False  # the backbone ran through torch.compile
+    notes: list[str] = field(default_factory=list)  # one-line remarks for the user (e.g. why not compiled)
 
 
 class FrameEncoder:
@@ -186,6 +191,36 @@ class FrameEncoder:
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
                 out.append(self.backbone(x).float())
         return torch.cat(out).cpu() if out else torch.zeros(0, self.backbone.feature_dim)
+
+    def compile(self, frames: int, threads: int | None = None) -> str | None:
+        """Run the backbone through ``torch.compile`` for calls of exactly ``frames`` frames.
+
+        Compiles at once with a warm-up call, so that loader workers forked
+        afterwards inherit the compiled code instead of each compiling again.
+        Features agree with the eager backbone's to float rounding (about 1e-6).
+
+        Args:
+            frames: frames per call.
+            threads: the torch threads the compiled code will run with (the CPU
+                kernels are generated for a thread count); None: the current one.
+
+        Returns:
+            None, or why the backbone stays eager (no C++ compiler, an
+            unsupported platform, ...): compiling is only ever an optimisation.
+        """
+        eager = self.backbone
+        size = self.spec.preprocess.crop_size
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(threads or before)
+            self.backbone = torch.compile(eager, dynamic=False)  # type: ignore[assignment]
+            self(torch.zeros(frames, 3, size, size, dtype=torch.uint8))
+        except Exception as e:  # anything the compiler stack raises: stay eager
+            self.backbone = eager
+            return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        finally:
+            torch.set_num_threads(before)
+        return None
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Features ``(T, D)`` float32 of decoded uint8 RGB frames ``(T, H, W, 3)``."""
@@ -239,6 +274,13 @@ def _worker_init(_: int) -> None:
     # with the other processes'.
     torch.set_num_threads(1)
     set_decode_threads(1)
+
+
+# Frames to encode from which extraction on the CPU compiles the backbone by default. On 2 cores,
+# compiling EfficientNet-Lite0 takes about 20 s the first time and about 5 s once inductor's
+# cache (/tmp/torchinductor_<user>) is warm, and then saves about 3.7 ms a frame end to end
+# (283 basketball clips, 4,528 frames: 52.4 s eager, 35.5 s compiled, 55 s compiling cold).
+COMPILE_MIN_FRAMES = 4000
 
 
 def default_workers(device: str | torch.device = "cpu") -> int:
@@ -318,6 +360,7 @@ def extract(
     device: str | torch.device = "cpu",
     progress: bool = True,
     on_error: Callable[[Path, str], None] | None = None,
+    compile_backbone: bool | None = None,
 ) -> ExtractResult:
     """Features for every video: from the cache where present, else decoded and encoded.
 
@@ -340,6 +383,10 @@ def extract(
         device: where the backbone runs.
         progress: show a progress bar.
         on_error: called with ``(path, reason)`` for each video that cannot be read.
+        compile_backbone: run the backbone through ``torch.compile`` when the workers encode on
+            the CPU (None: when at least :data:`COMPILE_MIN_FRAMES` frames are to be
+            encoded). Where compiling fails the backbone runs eagerly and
+            ``result.notes`` says why.
 
     Returns:
         An :class:`ExtractResult`; ``features[path]`` is float16 ``(spec.length, D)``.
@@ -365,6 +412,14 @@ def extract(
     in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
     workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
     dataset = _EncodingDataset(todo, spec, decoder, encoder) if in_workers else _ClipDataset(todo, spec, decoder)
+    if compile_backbone is None:
+        compile_backbone = len(todo) * spec.length >= COMPILE_MIN_FRAMES
+    if compile_backbone and in_workers:
+        why = encoder.compile(spec.length, threads=1)  # before the workers fork: they inherit the compiled code
+        result.compiled = why is None
+        if why is not None:
+            result.notes.append(f"torch.compile unavailable, encoding without it ({why})")
+            log.warning(result.notes[-1])
     loader = DataLoader(
         dataset,
         batch_size=None,

@@ -44,6 +44,8 @@ class ActionRecognizer:
         device: where the backbone runs.
         decoder: video backend (default: the one in the checkpoint's config).
         workers: loader processes for decoding (None: :func:`~activity.features.default_workers`).
+        compile_backbone: ``torch.compile`` the backbone when extracting (None: as
+            :func:`~activity.features.extract` decides).
     """
 
     def __init__(
@@ -54,8 +56,10 @@ class ActionRecognizer:
         device: str = "cpu",
         decoder: str | None = None,
         workers: int | None = None,
+        compile_backbone: bool | None = None,
     ) -> None:
         self.checkpoint = checkpoint
+        self.compile_backbone = compile_backbone
         self.classes = checkpoint.classes
         self.spec = FeatureSpec.from_config(checkpoint.config.features)
         self.cache = None if cache_dir is False else FeatureCache(cache_dir or default_cache_dir(), self.spec)
@@ -91,6 +95,7 @@ class ActionRecognizer:
         return extract(
             paths, self.spec, self.cache, lambda: self._get_encoder().backbone,
             decoder=self.decoder, workers=self.workers, device=self.device, progress=progress, on_error=on_error,
+            compile_backbone=self.compile_backbone,
         )
 
     def probabilities(self, features: np.ndarray | torch.Tensor) -> np.ndarray:

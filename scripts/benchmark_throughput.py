@@ -94,19 +94,23 @@ def time_backbone(backbone: Backbone, spec: FeatureSpec, batch: int, device: tor
     return batch / float(np.median(times))
 
 
-def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, processes: int, seconds: float = 4.0) -> float:
+def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, processes: int, seconds: float = 4.0,
+                            compiled: bool = False) -> float:
     """CPU: ``processes`` single-threaded processes running forward passes at once for about
-    ``seconds``; the sum of their rates."""
+    ``seconds``; the sum of their rates. ``compiled``: through ``torch.compile``, compiled
+    before they fork, as ``extract`` does."""
     import multiprocessing as mp
 
     from activity.features import FrameEncoder
 
+    enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
+    if compiled and (why := enc.compile(batch, threads=1)) is not None:
+        print(f"note: torch.compile unavailable ({why})", file=sys.stderr)
     ctx = mp.get_context("fork")
     start, rates = ctx.Barrier(processes), ctx.Queue()
 
     def one() -> None:
         torch.set_num_threads(1)
-        enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
         x = torch.randn(batch, 3, spec.preprocess.crop_size, spec.preprocess.crop_size).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             enc.backbone(x)  # warm-up
@@ -131,7 +135,8 @@ def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
         result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, batch_size=args.batch_size,
-                         workers=args.workers, device=args.device, progress=False)
+                         workers=args.workers, device=args.device, progress=False,
+                         compile_backbone={"auto": None, "on": True, "off": False}[args.compile])
         dt = time.perf_counter() - t0
     if result.failed:
         print(f"note: {len(result.failed)} clips failed: {next(iter(result.failed.values()))}", file=sys.stderr)
@@ -208,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-seconds", type=float, default=60.0)
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop (slow on long videos)")
     p.add_argument("--decode-only", action="store_true", help="only the decode-only rates (no backbone)")
+    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="torch.compile in the pipeline and for the one-thread limit (auto: as extract decides)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -236,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                 plain = None if args.no_naive else backbone_or_random(name, optimize=False).to(device)
                 threaded = time_backbone(backbone, spec, args.batch_size, device)
                 cores = os.cpu_count() or 1
-                single = time_backbone_processes(backbone, spec, args.batch_size, cores) if device.type == "cpu" and cores > 1 else None
+                single = (time_backbone_processes(backbone, spec, args.batch_size, cores, compiled=args.compile == "on")
+                          if device.type == "cpu" and cores > 1 else None)
                 r: dict = {"backbone_fps": max(threaded, single or 0.0), "backbone_fps_threads": threaded,
                            "backbone_fps_processes": single, "sets": {}}
                 tot = {"pipeline": [0, 0.0], "naive": [0, 0.0]}

@@ -65,6 +65,20 @@ def test_second_extract_reads_everything_from_the_cache(workspace, capsys):
     assert "skipped" in err and "broken.mp4" in err
 
 
+def test_compile_that_fails_is_one_note_and_the_extraction_goes_on(workspace, capsys, monkeypatch, tmp_path):
+    def no_compiler(*a, **k):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    args = ["extract", "--data", str(workspace["data"]), "--cache", str(tmp_path / "c"), "--quiet", "--workers", "2",
+            "--compile", "yes", *FAST[:2]]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "15 videos with features: 15 extracted" in out
+    assert [line for line in err.splitlines() if line.startswith("note:")] == [
+        "note: torch.compile unavailable, encoding without it (RuntimeError: no C++ compiler found)"]
+
+
 def test_evaluate_writes_reports(workspace, capsys):
     out_dir = workspace["root"] / "eval"
     code = main(["evaluate", str(workspace["run"] / "model.pt"), "--data", str(workspace["data"]), "--out", str(out_dir),

@@ -383,6 +383,33 @@ def test_loader_workers(tmp_path, videos):
     assert backbone.calls == 1  # one clip: no worker to start, encoded here
 
 
+def test_compiled_backbone_in_the_workers_gives_the_eager_features(videos, monkeypatch):
+    import activity.features as features
+
+    spec = spec_for()
+    eager = run(videos, spec, None, workers=0)
+    compiled = run(videos, spec, None, workers=2, compile_backbone=True)
+    assert compiled.compiled and not compiled.notes
+    for v in videos:
+        np.testing.assert_allclose(compiled.features[v].astype(np.float32), eager.features[v].astype(np.float32), rtol=2e-3, atol=2e-3)
+    assert not run(videos, spec, None, workers=2).compiled  # auto: a few frames do not pay for compiling
+    monkeypatch.setattr(features, "COMPILE_MIN_FRAMES", 3 * spec.length)
+    assert run(videos, spec, None, workers=2).compiled  # auto: enough frames
+    assert not run(videos, spec, None, workers=0).compiled  # only where the CPU workers encode
+
+
+def test_a_backbone_that_cannot_be_compiled_runs_eagerly_with_a_note(videos, monkeypatch, caplog):
+    def no_compiler(*a, **k):
+        raise RuntimeError("no C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    spec = spec_for()
+    res = run(videos, spec, None, workers=2, compile_backbone=True)
+    assert not res.compiled and res.extracted == 3
+    assert res.notes == ["torch.compile unavailable, encoding without it (RuntimeError: no C++ compiler found)"]
+    np.testing.assert_array_equal(res.features[videos[0]], run(videos, spec, None, workers=0).features[videos[0]])
+
+
 def test_default_workers_share_the_cores_among_local_processes(monkeypatch):
     from activity.features import default_workers
 
