@@ -211,6 +211,8 @@ class FrameEncoder:
         eager = self.backbone
         size = self.spec.preprocess.crop_size
         before = torch.get_num_threads()
+        # The C++ toolchain lookup warns "No CUDA runtime is found" on CPU-only machines: not news here.
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         try:
             torch.set_num_threads(threads or before)
             self.backbone = torch.compile(eager, dynamic=False)  # type: ignore[assignment]

@@ -65,6 +65,22 @@ def test_second_extract_reads_everything_from_the_cache(workspace, capsys):
     assert "skipped" in err and "broken.mp4" in err
 
 
+def test_compiled_extract_matches_the_cache_and_prints_nothing_extra(workspace, capsys, tmp_path):
+    args = ["extract", "--data", str(workspace["data"]), "--quiet", "--workers", "2", *FAST[:2]]
+    assert main([*args, "--cache", str(tmp_path / "c"), "--compile", "yes"]) == 0
+    out, err = capsys.readouterr()
+    assert "15 videos with features: 15 extracted" in out
+    assert [line for line in err.splitlines() if not line.startswith("skipped ")] == ["15 processed, 1 skipped (1 not a readable video)"]
+    # the same features as the eager run that filled the workspace's cache, to float16 rounding
+    from activity.config import FeatureConfig
+    from activity.features import FeatureCache, FeatureSpec
+
+    spec = FeatureSpec.from_config(FeatureConfig(image_size=64, num_frames=8))
+    eager, compiled = FeatureCache(workspace["cache"], spec), FeatureCache(tmp_path / "c", spec)
+    clip = sorted(p for p in (workspace["data"] / "growing").glob("*.mp4") if p.name != "broken.mp4")[0]
+    assert float(abs(eager.get(clip).astype("float32") - compiled.get(clip).astype("float32")).max()) < 1e-2
+
+
 def test_compile_that_fails_is_one_note_and_the_extraction_goes_on(workspace, capsys, monkeypatch, tmp_path):
     def no_compiler(*a, **k):
         raise RuntimeError("no C++ compiler found")
