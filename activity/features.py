@@ -212,7 +212,9 @@ class FrameEncoder:
         size = self.spec.preprocess.crop_size
         before = torch.get_num_threads()
         # The C++ toolchain lookup warns "No CUDA runtime is found" on CPU-only machines: not news here.
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        toolchain = logging.getLogger("torch.utils.cpp_extension")
+        level = toolchain.level
+        toolchain.setLevel(logging.ERROR)
         try:
             torch.set_num_threads(threads or before)
             self.backbone = torch.compile(eager, dynamic=False)  # type: ignore[assignment]
@@ -222,6 +224,7 @@ class FrameEncoder:
             return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         finally:
             torch.set_num_threads(before)
+            toolchain.setLevel(level)
         return None
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
@@ -416,12 +419,18 @@ def extract(
     dataset = _EncodingDataset(todo, spec, decoder, encoder) if in_workers else _ClipDataset(todo, spec, decoder)
     if compile_backbone is None:
         compile_backbone = len(todo) * spec.length >= COMPILE_MIN_FRAMES
+    why = None
     if compile_backbone and in_workers:
         why = encoder.compile(spec.length, threads=1)  # before the workers fork: they inherit the compiled code
         result.compiled = why is None
         if why is not None:
-            result.notes.append(f"torch.compile unavailable, encoding without it ({why})")
-            log.warning(result.notes[-1])
+            why = f"torch.compile unavailable, encoding without it ({why})"
+    elif compile_backbone:  # asked for explicitly where it does not apply
+        where = "a GPU" if encoder.device.type != "cpu" else ("one clip" if len(todo) == 1 else "no workers")
+        why = f"torch.compile is used only where CPU workers encode (here: {where}); encoding without it"
+    if why is not None:
+        result.notes.append(why)
+        log.warning(why)
     loader = DataLoader(
         dataset,
         batch_size=None,

@@ -112,7 +112,7 @@ def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, p
     def one() -> None:
         torch.set_num_threads(1)
         x = torch.randn(batch, 3, spec.preprocess.crop_size, spec.preprocess.crop_size).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=enc.dtype, enabled=enc.dtype is not None):
             enc.backbone(x)  # warm-up
             start.wait()
             t0, n = time.perf_counter(), 0
@@ -124,7 +124,7 @@ def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, p
     procs = [ctx.Process(target=one) for _ in range(processes)]
     for pr in procs:
         pr.start()
-    total = sum(rates.get() for _ in procs)
+    total = sum(rates.get(timeout=600) for _ in procs)  # a child that died raises queue.Empty, not a hang
     for pr in procs:
         pr.join()
     return total
@@ -136,7 +136,7 @@ def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args
         t0 = time.perf_counter()
         result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, batch_size=args.batch_size,
                          workers=args.workers, device=args.device, progress=False,
-                         compile_backbone={"auto": None, "on": True, "off": False}[args.compile])
+                         compile_backbone={"auto": None, "yes": True, "no": False}[args.compile])
         dt = time.perf_counter() - t0
     if result.failed:
         print(f"note: {len(result.failed)} clips failed: {next(iter(result.failed.values()))}", file=sys.stderr)
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-seconds", type=float, default=60.0)
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop (slow on long videos)")
     p.add_argument("--decode-only", action="store_true", help="only the decode-only rates (no backbone)")
-    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+    p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
                    help="torch.compile in the pipeline and for the one-thread limit (auto: as extract decides)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 plain = None if args.no_naive else backbone_or_random(name, optimize=False).to(device)
                 threaded = time_backbone(backbone, spec, args.batch_size, device)
                 cores = os.cpu_count() or 1
-                single = (time_backbone_processes(backbone, spec, args.batch_size, cores, compiled=args.compile == "on")
+                single = (time_backbone_processes(backbone, spec, args.batch_size, cores, compiled=args.compile == "yes")
                           if device.type == "cpu" and cores > 1 else None)
                 r: dict = {"backbone_fps": max(threaded, single or 0.0), "backbone_fps_threads": threaded,
                            "backbone_fps_processes": single, "sets": {}}

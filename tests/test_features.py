@@ -396,6 +396,9 @@ def test_compiled_backbone_in_the_workers_gives_the_eager_features(videos, monke
     monkeypatch.setattr(features, "COMPILE_MIN_FRAMES", 3 * spec.length)
     assert run(videos, spec, None, workers=2).compiled  # auto: enough frames
     assert not run(videos, spec, None, workers=0).compiled  # only where the CPU workers encode
+    asked = run(videos, spec, None, workers=0, compile_backbone=True)
+    assert not asked.compiled and asked.notes == [
+        "torch.compile is used only where CPU workers encode (here: no workers); encoding without it"]
 
 
 def test_a_backbone_that_cannot_be_compiled_runs_eagerly_with_a_note(videos, monkeypatch, caplog):
