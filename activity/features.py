@@ -417,20 +417,19 @@ def extract(
     in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
     workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
     dataset = _EncodingDataset(todo, spec, decoder, encoder) if in_workers else _ClipDataset(todo, spec, decoder)
-    if compile_backbone is None:
-        compile_backbone = len(todo) * spec.length >= COMPILE_MIN_FRAMES
-    why = None
-    if compile_backbone and in_workers:
+    note = None
+    if compile_backbone is None:  # auto: only where it applies, and only when it pays
+        compile_backbone = in_workers and len(todo) * spec.length >= COMPILE_MIN_FRAMES
+    if compile_backbone and not in_workers:  # asked for where it does not apply
+        where = "a GPU" if encoder.device.type != "cpu" else ("one clip" if len(todo) == 1 else "no workers")
+        note = f"torch.compile is used only where CPU workers encode (here: {where}); encoding without it"
+    elif compile_backbone:
         why = encoder.compile(spec.length, threads=1)  # before the workers fork: they inherit the compiled code
         result.compiled = why is None
-        if why is not None:
-            why = f"torch.compile unavailable, encoding without it ({why})"
-    elif compile_backbone:  # asked for explicitly where it does not apply
-        where = "a GPU" if encoder.device.type != "cpu" else ("one clip" if len(todo) == 1 else "no workers")
-        why = f"torch.compile is used only where CPU workers encode (here: {where}); encoding without it"
-    if why is not None:
-        result.notes.append(why)
-        log.warning(why)
+        note = None if why is None else f"torch.compile unavailable, encoding without it ({why})"
+    if note is not None:
+        result.notes.append(note)
+        log.warning(note)
     loader = DataLoader(
         dataset,
         batch_size=None,

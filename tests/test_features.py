@@ -395,7 +395,8 @@ def test_compiled_backbone_in_the_workers_gives_the_eager_features(videos, monke
     assert not run(videos, spec, None, workers=2).compiled  # auto: a few frames do not pay for compiling
     monkeypatch.setattr(features, "COMPILE_MIN_FRAMES", 3 * spec.length)
     assert run(videos, spec, None, workers=2).compiled  # auto: enough frames
-    assert not run(videos, spec, None, workers=0).compiled  # only where the CPU workers encode
+    inline = run(videos, spec, None, workers=0)
+    assert not inline.compiled and not inline.notes  # auto compiles only where the CPU workers encode, silently
     asked = run(videos, spec, None, workers=0, compile_backbone=True)
     assert not asked.compiled and asked.notes == [
         "torch.compile is used only where CPU workers encode (here: no workers); encoding without it"]
