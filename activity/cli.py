@@ -130,13 +130,12 @@ def _extract(paths, cfg, args, *, progress: bool = True):
 
     spec = FeatureSpec.from_config(cfg.features)
     cache = FeatureCache(args.cache or default_cache_dir(), spec)
-    result = extract(
+    return extract(
         paths, spec, cache, lambda: create_backbone(spec.backbone),
         decoder=cfg.features.decoder, workers=args.workers, device=args.device,
         progress=progress and not args.quiet and _main_rank(args), on_error=_skip,
         compile_backbone=_compile_choice(args),
     )
-    return result
 
 
 def _features(paths, cfg, args, *, read_all: bool = True):
@@ -172,17 +171,6 @@ def _features(paths, cfg, args, *, read_all: bool = True):
         res.features.update(rest.features)
         res.failed.update(rest.failed)
     return res
-
-
-def _stack(ds, result):
-    """The readable part of ``ds`` and its features ``(N, L, D)`` (None when nothing is readable)."""
-    import numpy as np
-    import torch
-
-    kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in result.features])
-    if not len(kept):
-        return kept, None
-    return kept, torch.from_numpy(np.stack([result.features[p] for p in kept.paths]))
 
 
 # ---------------------------------------------------------------- commands
@@ -256,13 +244,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     res = _features(train_ds.paths + (val_ds.paths if val_ds else []), cfg, args)
     require_features(res, str(args.data))
-    train_ds, train_x = _stack(train_ds, res)
+    train_ds, train_x = res.readable(train_ds)
     if train_x is None:
         raise ActivityError(f"{args.data}: no readable training video")
     train_y = torch.from_numpy(train_ds.targets())
     val_x = val_y = None
     if val_ds is not None:
-        val_ds, val_x = _stack(val_ds, res)
+        val_ds, val_x = res.readable(val_ds)
         val_y = torch.from_numpy(val_ds.targets()) if val_x is not None else None
     missing = sorted(set(range(len(ds.classes))) - set(train_y.tolist()))
     if missing and main_rank:

@@ -237,8 +237,7 @@ def run_cv(
     res = extract(ds.paths, spec, cache, lambda: create_backbone(spec.backbone), decoder=cfg.features.decoder,
                   workers=workers, device=device, progress=progress, on_error=on_error, compile_backbone=compile_backbone)
     require_features(res, str(data))
-    kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in res.features])
-    feats = torch.from_numpy(np.stack([res.features[p] for p in kept.paths]))
+    kept, feats = res.readable(ds)
     groups = kept.groups()
     splits = kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
     results = cross_validate(models, feats, kept.targets(), kept.classes, groups, seed=cfg.train.seed, threads=threads, splits=splits)

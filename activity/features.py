@@ -22,7 +22,7 @@ import os
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from activity.errors import ActivityError, VideoError
 from activity.io import atomic_write
 from activity.transforms import Preprocess
 from activity.video import open_video, read_sampled, set_decode_threads
+
+if TYPE_CHECKING:
+    from activity.data import VideoDataset
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,14 @@ class ExtractResult:
     frames: int = 0  # frames decoded and encoded
     compiled: bool = False  # the backbone ran through torch.compile
     notes: list[str] = field(default_factory=list)  # one-line remarks for the user (e.g. why not compiled)
+
+    def readable(self, ds: VideoDataset) -> tuple[VideoDataset, torch.Tensor | None]:
+        """The samples of ``ds`` that have features, and their features ``(N, L, D)`` float16
+        (None when no sample has)."""
+        kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in self.features])
+        if not len(kept):
+            return kept, None
+        return kept, torch.from_numpy(np.stack([self.features[p] for p in kept.paths]))
 
 
 class FrameEncoder:
