@@ -186,8 +186,10 @@ def fit(
         :class:`~activity.models.Ensemble`.
     """
     n = cfg.model.ensemble
+    stats = feature_stats(train_x)  # once: every member standardises with the same training statistics
     if n == 1:
-        return _fit_one(cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=out_dir, progress=progress, resume=resume, dist=dist)
+        return _fit_one(cfg, train_x, train_y, num_classes, val_x, val_y, stats, out_dir=out_dir, progress=progress,
+                        resume=resume, dist=dist)
     if resume and (out_dir is None or not (Path(out_dir) / "member0" / STATE_FILE).exists()):
         raise ActivityError(f"nothing to resume: {Path(out_dir or '.') / 'member0' / STATE_FILE} not found")
     main = dist is None or dist.is_main
@@ -202,7 +204,7 @@ def fit(
             if main:
                 member_dir.mkdir(parents=True, exist_ok=True)
         started = member_dir is not None and (member_dir / STATE_FILE).exists()
-        members.append(_fit_one(member_cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=member_dir,
+        members.append(_fit_one(member_cfg, train_x, train_y, num_classes, val_x, val_y, stats, out_dir=member_dir,
                                 progress=progress, resume=resume and started, dist=dist))
     model = Ensemble([m.model for m in members]).eval()
     history = [{"member": i, **row} for i, m in enumerate(members) for row in m.history]
@@ -226,13 +228,14 @@ def _fit_one(
     num_classes: int,
     val_x: torch.Tensor | None,
     val_y: torch.Tensor | None,
+    stats: tuple[torch.Tensor, torch.Tensor],
     *,
     out_dir: Path | None,
     progress: bool,
     resume: bool,
     dist: DistInfo | None = None,
 ) -> FitResult:
-    """:func:`fit` for one model."""
+    """:func:`fit` for one model; ``stats``: :func:`feature_stats` of ``train_x``."""
     from tqdm import tqdm
 
     tc, num_frames = cfg.train, cfg.features.num_frames
@@ -241,7 +244,7 @@ def _fit_one(
     gen = torch.Generator().manual_seed(tc.seed)
 
     model = build_temporal_model(cfg.model, train_x.shape[-1], num_classes)
-    model.norm.set_stats(*feature_stats(train_x))
+    model.norm.set_stats(*stats)
     parallel = ParallelTraining(dist, tc.seed)
     net = parallel.wrap(model)
     batch_size = parallel.batch_size(tc.batch_size)
