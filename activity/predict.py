@@ -104,6 +104,11 @@ class ActionRecognizer:
         probs, _ = predict_features(self.checkpoint.model, x, self.spec.num_frames)
         return probs.numpy()
 
+    def top_k(self, probs: np.ndarray, k: int) -> tuple[list[str], list[float]]:
+        """The ``k`` most probable labels of one clip's probabilities ``(C,)``, with their probabilities."""
+        order = np.argsort(-probs)[: max(1, min(k, len(self.classes)))]
+        return [self.classes[i] for i in order], [float(probs[i]) for i in order]
+
     def predict_many(
         self,
         paths: Sequence[str | Path],
@@ -118,12 +123,7 @@ class ActionRecognizer:
         if not ok:
             return [], result.failed
         probs = self.probabilities(np.stack([result.features[p] for p in ok]))
-        k = max(1, min(top_k, len(self.classes)))
-        preds = []
-        for p, pr in zip(ok, probs):
-            order = np.argsort(-pr)[:k]
-            preds.append(Prediction(p, [self.classes[i] for i in order], [float(pr[i]) for i in order]))
-        return preds, result.failed
+        return [Prediction(p, *self.top_k(pr, top_k)) for p, pr in zip(ok, probs)], result.failed
 
     def timeline(self, video: str | Path, *, window: float = 2.0, stride: float = 1.0, top_k: int = 3,
                  threshold: float = 0.0, smooth: int = 1, progress: bool = False):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from activity.errors import ActivityError
 from activity.sampling import segment_indices
@@ -106,7 +105,6 @@ def run_stream(
     if rate <= 0 or window <= 0:
         raise ActivityError(f"--rate and --window must be positive (got {rate}, {window})")
     src = _Source(str(source), window)
-    model = recognizer.checkpoint.model
     t_frames = recognizer.spec.num_frames
     stats = StreamStats()
     covered = -1  # highest frame id that some prediction has seen
@@ -130,10 +128,7 @@ def run_stream(
                 covered = last
                 idx = segment_indices(len(frames), t_frames)
                 clip = np.stack([frames[i][1] for i in idx])
-                feats = recognizer.encode_frames(clip)
-                with torch.inference_mode():
-                    logits, _ = model(feats[None])
-                p = logits.softmax(1)[0]
+                p = recognizer.probabilities(recognizer.encode_frames(clip)[None])[0]
                 k = int(p.argmax())
                 stats.inferences += 1
                 if on_result is not None:

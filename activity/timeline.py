@@ -202,8 +202,6 @@ def compute_timeline(
     buf: deque[torch.Tensor] = deque(maxlen=t_frames)
     windows: list[Window] = []
     probs: list[np.ndarray] = []
-    k = max(1, min(top_k, len(recognizer.classes)))
-    model = recognizer.checkpoint.model
     seen = 0
     info: dict = {}
     with reader:
@@ -211,13 +209,9 @@ def compute_timeline(
             buf.append(f)
             seen += 1
             if seen >= t_frames and (seen - t_frames) % hop == 0:
-                with torch.inference_mode():
-                    logits, _ = model(torch.stack(list(buf))[None])
-                p = logits.softmax(1)[0].numpy()
-                order = np.argsort(-p)[:k]
+                p = recognizer.probabilities(torch.stack(list(buf))[None])[0]
                 start = (seen - t_frames) * step
-                windows.append(Window(round(start, 3), round(start + window, 3), [recognizer.classes[i] for i in order],
-                                      [float(p[i]) for i in order]))
+                windows.append(Window(round(start, 3), round(start + window, 3), *recognizer.top_k(p, top_k)))
                 probs.append(p)
     duration = info["duration"]
     if not windows:  # shorter than one window: the whole video is one window, sampled as in predict
@@ -225,8 +219,7 @@ def compute_timeline(
         if path not in result.features:
             raise ActivityError(f"{path}: {result.failed.get(path, 'cannot read the video')}")
         p = recognizer.probabilities(result.features[path][None])[0]
-        order = np.argsort(-p)[:k]
-        windows = [Window(0.0, round(duration, 3), [recognizer.classes[i] for i in order], [float(p[i]) for i in order])]
+        windows = [Window(0.0, round(duration, 3), *recognizer.top_k(p, top_k))]
         probs = [p]
     tl = Timeline(str(path), round(duration, 3), window, round(hop * step, 3) if len(windows) > 1 else stride, windows)
     tl.segments = merge_segments(windows, np.stack(probs), recognizer.classes, duration, hop * step, threshold=threshold, smooth=smooth)
