@@ -99,8 +99,7 @@ def optimize_for_inference(net: nn.Module) -> nn.Module:
     * Batch norm folded into the convolution registered just before it (every
       network here registers each convolution right before the batch norm that
       follows it in ``forward``; tests check the outputs are unchanged for every
-      registered backbone). What follows the batch norm in the same module
-      (timm-style ``drop``/``act`` attributes) is kept.
+      registered backbone).
     * TensorFlow "same" padding of stride-1 convolutions (EfficientNet-Lite's
       reference code pads with ``F.pad`` before each convolution) moved into the
       convolution: for stride 1 it does not depend on the input size.
@@ -117,8 +116,7 @@ def optimize_for_inference(net: nn.Module) -> nn.Module:
             conv, bn = parent._modules[a], parent._modules[b]
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.running_var is not None:
                 _fold_batch_norm(conv, bn)
-                rest = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if m is not None]
-                parent._modules[b] = nn.Sequential(*rest) if rest else nn.Identity()
+                parent._modules[b] = nn.Identity()
         for name, child in list(parent._modules.items()):
             if type(child).__name__ == "Conv2dDynamicSamePadding" and tuple(child.stride) == (1, 1):
                 parent._modules[name] = _plain_same_conv(child)
