@@ -236,14 +236,14 @@ class DecordReader(VideoReader):
 
     backend = "decord"
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike) -> None:
         import decord
 
         decord.logging.set_level(decord.logging.QUIET)
         p = check_file(path)
         try:
             with _quiet_stderr():  # decord's C++ logger prints its own "ERROR opening" line
-                vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=_decode_threads if num_threads is None else num_threads)
+                vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=_decode_threads)
             count = len(vr)
             fps = float(vr.get_avg_fps())
         except Exception as e:  # decord raises its own DECORDError and RuntimeErrors
@@ -298,6 +298,9 @@ class AutoReader(VideoReader):
         try:
             self._inner = DecordReader(p)
         except (VideoError, ImportError):
+            if forward is not None and forward.num_frames > 0:  # already open, and it knows its length
+                self._inner = forward
+                return
             if forward is not None:
                 forward.close()
             self._inner = OpenCVReader(p)  # counts frames where needed; raises OpenCV's reason if it cannot read either
