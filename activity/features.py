@@ -184,21 +184,16 @@ class FrameEncoder:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest kernels once
         self.spec = spec
-        preprocess = spec.preprocess
         self.batch_size = batch_size
         self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec.precision]
-        shape = (1, 3, 1, 1)
-        self._mean = torch.tensor(preprocess.mean, dtype=torch.float32).reshape(shape).to(self.device)
-        self._std = torch.tensor(preprocess.std, dtype=torch.float32).reshape(shape).to(self.device)
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """Features ``(N, D)`` float32 on the CPU for uint8 frames ``(N, 3, S, S)``."""
         out = []
         for chunk in frames.split(self.batch_size):
-            # The same operations as Preprocess.normalize, on the device; channels-last for the convolutions.
-            x = chunk.to(self.device, non_blocking=True).float().div_(255.0).sub_(self._mean).div_(self._std)
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = self.spec.preprocess.normalize(chunk.to(self.device, non_blocking=True))
+            x = x.contiguous(memory_format=torch.channels_last)  # for the convolutions
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
                 out.append(self.backbone(x).float())
         return torch.cat(out).cpu() if out else torch.zeros(0, self.backbone.feature_dim)

@@ -81,9 +81,10 @@ class Preprocess:
         return center_crop(x, self.crop_size)
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(..., 3, S, S)`` to float32 scaled to [0, 1] and normalised with ``mean`` and ``std``."""
-        mean = torch.tensor(self.mean, dtype=torch.float32).reshape(3, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).reshape(3, 1, 1)
+        """uint8 ``(..., 3, S, S)`` to float32 scaled to [0, 1] and normalised with ``mean`` and
+        ``std``, on the frames' device."""
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=frames.device).reshape(3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=frames.device).reshape(3, 1, 1)
         return frames.float().div_(255.0).sub_(mean).div_(std)
 
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
