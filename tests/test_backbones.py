@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import skimage.data as skimage_data
 
 from activity.backbones import DEFAULT_BACKBONE, create_backbone, get_spec, list_backbones
 from activity.errors import ActivityError
 
-skimage_data = pytest.importorskip("skimage.data")
 
 # ImageNet class indices
 TIGER_CAT, TABBY, EGYPTIAN_CAT, ESPRESSO = 282, 281, 285, 967

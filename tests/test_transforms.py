@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.v2.functional as TF
 
 from activity.transforms import Preprocess, center_crop
 
-TF = pytest.importorskip("torchvision.transforms.v2.functional")
 
 
 def _torchvision(frames: np.ndarray, p: Preprocess) -> torch.Tensor:
