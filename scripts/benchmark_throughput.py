@@ -95,17 +95,22 @@ def time_backbone(backbone: Backbone, spec: FeatureSpec, batch: int, device: tor
 
 
 def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, processes: int, seconds: float = 4.0,
-                            compiled: bool = False) -> float:
+                            compiled: bool = False) -> tuple[float, float | None]:
     """CPU: ``processes`` single-threaded processes running forward passes at once for about
-    ``seconds``; the sum of their rates. ``compiled``: through ``torch.compile``, compiled
-    before they fork, as ``extract`` does."""
+    ``seconds``: (the sum of their rates, seconds spent compiling or None). ``compiled``: through
+    ``torch.compile``, compiled before they fork, as ``extract`` does."""
     import multiprocessing as mp
 
     from activity.features import FrameEncoder
 
     enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
-    if compiled and (why := enc.compile(batch, threads=1)) is not None:
-        print(f"note: torch.compile unavailable ({why})", file=sys.stderr)
+    compile_s = None
+    if compiled:
+        t0 = time.perf_counter()
+        if (why := enc.compile(batch, threads=1)) is not None:
+            print(f"note: torch.compile unavailable ({why})", file=sys.stderr)
+        else:
+            compile_s = time.perf_counter() - t0
     ctx = mp.get_context("fork")
     start, rates = ctx.Barrier(processes), ctx.Queue()
 
@@ -127,11 +132,11 @@ def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, p
     total = sum(rates.get(timeout=600) for _ in procs)  # a child that died raises queue.Empty, not a hang
     for pr in procs:
         pr.join()
-    return total
+    return total, compile_s
 
 
-def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args: argparse.Namespace) -> tuple[float, float]:
-    """``extract`` into a fresh cache: (frames/s, seconds)."""
+def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args: argparse.Namespace) -> tuple[int, float]:
+    """``extract`` into a fresh cache: (frames encoded, seconds)."""
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
         result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, batch_size=args.batch_size,
@@ -140,11 +145,11 @@ def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args
         dt = time.perf_counter() - t0
     if result.failed:
         print(f"note: {len(result.failed)} clips failed: {next(iter(result.failed.values()))}", file=sys.stderr)
-    return result.frames / dt, dt
+    return result.frames, dt
 
 
-def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone, device: torch.device) -> tuple[float, float]:
-    """Every frame read and preprocessed one by one, then one forward pass per clip: (frames/s, seconds)."""
+def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone, device: torch.device) -> tuple[int, float]:
+    """Every frame read and preprocessed one by one, then one forward pass per clip: (frames encoded, seconds)."""
     import cv2
 
     frames_done = 0
@@ -162,8 +167,7 @@ def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone, device:
         with torch.inference_mode():
             backbone(torch.stack([frames[i] for i in idx]).to(device)).cpu()  # one clip per forward pass
         frames_done += len(idx)
-    dt = time.perf_counter() - t0
-    return frames_done / dt, dt
+    return frames_done, time.perf_counter() - t0
 
 
 def time_decode(paths: list[Path], spec: FeatureSpec, backend: str, passes: int = 3) -> float | None:
@@ -243,20 +247,22 @@ def main(argv: list[str] | None = None) -> int:
                 plain = None if args.no_naive else backbone_or_random(name, optimize=False).to(device)
                 threaded = time_backbone(backbone, spec, args.batch_size, device)
                 cores = os.cpu_count() or 1
-                single = (time_backbone_processes(backbone, spec, args.batch_size, cores, compiled=args.compile == "yes")
-                          if device.type == "cpu" and cores > 1 else None)
+                single, compile_s = (time_backbone_processes(backbone, spec, args.batch_size, cores, compiled=args.compile == "yes")
+                                     if device.type == "cpu" and cores > 1 else (None, None))
                 r: dict = {"backbone_fps": max(threaded, single or 0.0), "backbone_fps_threads": threaded,
-                           "backbone_fps_processes": single, "sets": {}}
+                           "backbone_fps_processes": single, "compile_s": compile_s,
+                           # the network as published (no batch-norm folding), same threads and batch
+                           "published_fps_threads": time_backbone(plain, spec, args.batch_size, device) if plain is not None else None,
+                           "sets": {}}
                 tot = {"pipeline": [0, 0.0], "naive": [0, 0.0]}
                 for set_name, paths in sets.items():
-                    frames = len(paths) * spec.length
-                    pipe, t_pipe = time_pipeline(paths, spec, backbone, args)
-                    naive, t_naive = time_naive(paths, spec, plain, device) if plain is not None else (None, 0.0)
-                    r["sets"][set_name] = {"clips": len(paths), "pipeline_fps": pipe, "naive_fps": naive, "decode_fps": decode[set_name]}
-                    tot["pipeline"][0] += frames
-                    tot["pipeline"][1] += t_pipe
-                    tot["naive"][0] += frames
-                    tot["naive"][1] += t_naive
+                    n_pipe, t_pipe = time_pipeline(paths, spec, backbone, args)
+                    n_naive, t_naive = time_naive(paths, spec, plain, device) if plain is not None else (0, 0.0)
+                    r["sets"][set_name] = {"clips": len(paths), "pipeline_fps": n_pipe / t_pipe,
+                                           "naive_fps": n_naive / t_naive if t_naive else None, "decode_fps": decode[set_name]}
+                    for key, n, t in (("pipeline", n_pipe, t_pipe), ("naive", n_naive, t_naive)):
+                        tot[key][0] += n
+                        tot[key][1] += t
                 r["pipeline_fps"] = tot["pipeline"][0] / tot["pipeline"][1]
                 r["naive_fps"] = tot["naive"][0] / tot["naive"][1] if tot["naive"][1] else None
                 out["results"][name] = r
@@ -273,9 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         print(format_table(rows, ["backbone", "clips", "backbone fps", "pipeline fps", "÷ backbone", "naive fps", "× naive"]))
         for name, r in out["results"].items():
+            line = f"backbone fps, {name}: {_fmt(r['backbone_fps_threads'])} in one process with {torch.get_num_threads()} threads"
             if r["backbone_fps_processes"] is not None:
-                print(f"backbone fps, {name}: {_fmt(r['backbone_fps_threads'])} in one process with "
-                      f"{torch.get_num_threads()} threads, {_fmt(r['backbone_fps_processes'])} in {os.cpu_count()} one-thread processes")
+                line += f", {_fmt(r['backbone_fps_processes'])} in {os.cpu_count()} one-thread processes"
+            if r["compile_s"] is not None:
+                line += f" (compiled in {r['compile_s']:.1f} s)"
+            if r["published_fps_threads"]:
+                line += (f"; as published (no batch-norm folding) {_fmt(r['published_fps_threads'])} with "
+                         f"{torch.get_num_threads()} threads: folding x{r['backbone_fps_threads'] / r['published_fps_threads']:.2f}")
+            print(line)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
