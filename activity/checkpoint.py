@@ -118,7 +118,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     model.eval()
     stored = payload.get("features")
     if isinstance(stored, dict):
-        stored = {"precision": "float32", **stored}  # written before the field existed: float32
+        from activity.features import FeatureSpec
+
+        stored = {**FeatureSpec.NEUTRAL, **stored}  # written before those options existed: their neutral values
     if stored is not None and stored != feature_spec_dict(config):
         warnings.warn(
             f"{path}: this version of activity preprocesses frames differently from the one that wrote the "

@@ -22,7 +22,7 @@ import os
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -63,6 +63,9 @@ class FeatureSpec:
     enhance: str = "none"
     precision: str = "float32"
 
+    # Options added after entries and checkpoints were first written, with the value they had then.
+    NEUTRAL: ClassVar[dict[str, str]] = {"frame_fit": "crop", "enhance": "none", "precision": "float32"}
+
     @classmethod
     def from_config(cls, cfg: FeatureConfig) -> "FeatureSpec":
         spec = get_spec(cfg.backbone)
@@ -94,7 +97,7 @@ class FeatureSpec:
 
     def key(self) -> str:
         fields = asdict(self)
-        for name, neutral in (("frame_fit", "crop"), ("enhance", "none"), ("precision", "float32")):
+        for name, neutral in self.NEUTRAL.items():
             if fields[name] == neutral:  # keeps the keys of entries written before these options existed
                 del fields[name]
         blob = json.dumps(fields, sort_keys=True)
