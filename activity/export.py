@@ -23,14 +23,12 @@ the third decimal place (by less than 0.005 in the tests).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +38,7 @@ from activity import __version__
 from activity.checkpoint import Checkpoint, load_checkpoint
 from activity.errors import ActivityError
 from activity.features import FeatureSpec
+from activity.io import atomic_path, atomic_write
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 18
@@ -171,27 +170,6 @@ def export_metadata(ckpt: Checkpoint, fmt: str) -> dict[str, Any]:
     }
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def _temporary_beside(path: Path) -> Iterator[Path]:
-    """A temporary file name beside ``path``, renamed over it on success, removed on failure."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it an ordinary file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _prepare_out(out_path: str | Path) -> Path:
     out = Path(out_path)
     if out.is_dir():
@@ -270,10 +248,10 @@ def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path, *,
     example = torch.randn(batch_size, model.num_frames, 3, s, s, generator=torch.Generator().manual_seed(0))
     sidecar = out.with_name(out.name + ".json")
     try:
-        with _temporary_beside(out) as tmp:
+        with atomic_path(out) as tmp:
             (_export_onnx if fmt == "onnx" else _export_torchscript)(model, example, tmp)
-        with _temporary_beside(sidecar) as tmp:
-            tmp.write_text(json.dumps(export_metadata(ckpt, fmt), indent=2) + "\n")
+        with atomic_write(sidecar) as f:
+            f.write((json.dumps(export_metadata(ckpt, fmt), indent=2) + "\n").encode())
     except OSError as e:
         raise ActivityError(f"{out}: cannot write ({e.strerror or type(e).__name__})") from None
     return out

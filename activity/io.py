@@ -19,32 +19,40 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 06
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, *, durable: bool = True) -> Iterator[IO[bytes]]:
-    """Write to a temporary file beside ``path``, then flush, fsync and rename it over ``path``.
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file name beside ``path``, renamed over ``path`` when the block ends without error.
 
-    On an exception the temporary file is removed and ``path`` is untouched. The
-    temporary name (``.tmp-XXXX<suffix>.tmp``) never matches a glob for the final
-    files' suffix.
-
-    Args:
-        path: the final file.
-        durable: fsync before the rename, so the content survives a power cut. A
-            cache whose damaged entries are only misses can skip it.
+    For writers that want a file name rather than a file object (exporters). On an
+    exception the temporary file is removed and ``path`` is untouched. The temporary
+    name (``.tmp-XXXX<suffix>.tmp``) never matches a glob for the final files' suffix.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix + ".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
+        yield Path(tmp)
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, *, durable: bool = True) -> Iterator[IO[bytes]]:
+    """:func:`atomic_path` with the file open for writing, flushed (and fsynced) before the rename.
+
+    Args:
+        path: the final file.
+        durable: fsync before the rename, so the content survives a power cut. A
+            cache whose damaged entries are only misses can skip it.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+        f.flush()
+        if durable:
+            os.fsync(f.fileno())
 
 
 def atomic_torch_save(obj: object, path: str | Path) -> None:
