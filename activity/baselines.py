@@ -113,7 +113,7 @@ class LogisticBaseline:
 
     def _fit(self, c: float, z: np.ndarray, y: np.ndarray):
         if len(np.unique(y)) < 2:
-            return _Constant(len(y))
+            return _Constant()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence warnings at large C
             return self._pipeline(c).fit(z, y)
@@ -127,9 +127,6 @@ class LogisticBaseline:
 
 class _Constant:
     """The only class seen in training, with certainty."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
 
     def predict_proba(self, z: np.ndarray) -> np.ndarray:
         return np.ones((len(z), 1))

@@ -138,7 +138,7 @@ def predict_features(model: nn.Module, x: torch.Tensor, num_frames: int, batch_s
     return torch.cat(probs), torch.cat(weights)
 
 
-def evaluate_features(model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor, num_frames: int) -> tuple[float, float]:
+def evaluate_features(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_frames: int) -> tuple[float, float]:
     """(mean loss, accuracy) on centre views."""
     probs, _ = predict_features(model, x, num_frames)
     loss = nn.functional.nll_loss(probs.clamp_min(1e-12).log(), y).item()
@@ -214,7 +214,7 @@ def fit(
             writer.writeheader()
             writer.writerows(history)
     has_val = val_x is not None and val_y is not None and len(val_x) > 0
-    val_acc = evaluate_features(model, nn.CrossEntropyLoss(), val_x, val_y, cfg.features.num_frames)[1] if has_val else None  # type: ignore[arg-type]
+    val_acc = evaluate_features(model, val_x, val_y, cfg.features.num_frames)[1] if has_val else None  # type: ignore[arg-type]
     return FitResult(model, [m.best_epoch for m in members], val_acc, history, members)  # type: ignore[misc]
 
 
@@ -290,7 +290,7 @@ def _fit_one(
                                                                batch_size, gen, order))
         row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_accuracy": round(train_acc, 5), "val_loss": "", "val_accuracy": "", "lr": lr}
         if has_val:
-            val_loss, val_acc = parallel.evaluate(lambda x, y: evaluate_features(model, criterion, x, y, num_frames), val_x, val_y)  # type: ignore[arg-type]
+            val_loss, val_acc = parallel.evaluate(lambda x, y: evaluate_features(model, x, y, num_frames), val_x, val_y)  # type: ignore[arg-type]
             row.update(val_loss=round(val_loss, 5), val_accuracy=round(val_acc, 5))
             if (val_acc, -val_loss) > state.best:
                 state.best, state.best_epoch, state.since_best = (val_acc, -val_loss), epoch, 0
