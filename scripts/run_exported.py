@@ -7,6 +7,12 @@ import numpy as np
 import onnxruntime as ort
 
 
+def centre_indices(count, num_frames):
+    """The frame at the centre of each of num_frames equal segments of count frames."""
+    seg = count / num_frames
+    return np.minimum(np.floor(np.arange(num_frames) * seg + seg / 2).astype(int), count - 1)
+
+
 def sample_frames(path, num_frames):
     """RGB frames at the centres of num_frames equal segments of the video."""
     cap = cv2.VideoCapture(path)
@@ -16,8 +22,7 @@ def sample_frames(path, num_frames):
     cap.release()
     if count == 0:
         sys.exit(f"cannot read {path}")
-    seg = count / num_frames
-    indices = np.minimum(np.floor(np.arange(num_frames) * seg + seg / 2).astype(int), count - 1)
+    indices = centre_indices(count, num_frames)
     cap, frames = cv2.VideoCapture(path), {}
     for i in range(indices.max() + 1):
         if not cap.grab():

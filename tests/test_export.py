@@ -245,3 +245,7 @@ def test_run_exported_script_preprocesses_like_the_package(small_checkpoint, tmp
     assert got.shape == want.shape
     # the script re-implements torchvision's antialiased resize in NumPy: equal up to rounding of a few pixels
     assert np.abs(got - want).mean() < 0.01 and np.abs(got - want).max() < 0.1
+    from activity.sampling import segment_indices
+
+    for count, n in [(1, 16), (5, 16), (16, 16), (17, 16), (250, 16), (1000, 7)]:  # the package's frames, too
+        np.testing.assert_array_equal(run_exported.centre_indices(count, n), segment_indices(count, n))
