@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # Lazy, so that `import activity` (and the CLI's start-up) does not import torch.
     if name == "load_model":
-        from activity.predict import load_model
+        from activity.inference.recognizer import load_model
 
         return load_model
     raise AttributeError(f"module 'activity' has no attribute {name!r}")

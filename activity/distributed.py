@@ -232,7 +232,7 @@ def session(device: str = "cpu") -> Iterator[DistInfo]:
 
 
 class ParallelTraining:
-    """What :func:`activity.train.fit` needs to train one model over all ranks.
+    """What :func:`activity.temporal.train.fit` needs to train one model over all ranks.
 
     With one process every method is a pass-through, so training is exactly
     the single-process loop. With several:

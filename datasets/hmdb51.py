@@ -6,7 +6,7 @@
 --videos holds the class folders (hmdb51_org/<class>/<clip>.avi), --splits the files
 <class>_test_split<N>.txt (lines '<clip> <flag>': 1 train, 2 test, 0 unused). Writes
 OUT/train.csv and OUT/test.csv (path,label,group; absolute paths; group = the source video
-named at the start of each clip name, see activity.datasets.hmdb51_group). Listed clips
+named at the start of each clip name, see activity.data.official.hmdb51_group). Listed clips
 missing on disk are counted and left out. Nothing is downloaded.
 """
 
@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from activity.datasets import OfficialSplit, prepare_split
+from activity.data.official import OfficialSplit, prepare_split
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from activity.data import load_dataset, split_train_val
+from activity.data.collection import load_dataset, split_train_val
 from activity.errors import ActivityError
 
 

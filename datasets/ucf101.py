@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from activity.datasets import OfficialSplit, prepare_split
+from activity.data.official import OfficialSplit, prepare_split
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from activity.config import load_config
-from activity.crossval import run_cv
+from activity.evaluation.cv import run_cv
 from activity.errors import ActivityError
 
 BASELINES = ["mean", "pooled_lr", "middle_lr"]

@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_checkpoint(path: Path, num_classes: int = 5) -> Path:
-    from activity.checkpoint import Checkpoint, save_checkpoint
+    from activity.temporal.checkpoint import Checkpoint, save_checkpoint
     from activity.config import Config
-    from activity.models import build_temporal_model
+    from activity.temporal.models import build_temporal_model
 
     cfg = Config()
     model = build_temporal_model(cfg.model, 1280, num_classes)
@@ -47,7 +47,7 @@ def time_training(clips: int) -> dict:
     import torch
 
     from activity.config import Config
-    from activity.train import fit
+    from activity.temporal.train import fit
 
     cfg = Config()
     cfg.train.epochs, cfg.train.patience = 1, 0
@@ -67,7 +67,7 @@ def ten_second_clip(work: Path) -> Path:
         return real
     import numpy as np
 
-    from activity.synthetic import order_clip, write_video
+    from activity.data.synthetic import order_clip, write_video
 
     frames = np.concatenate([order_clip("growing", num_frames=50, size=(454, 256), seed=k) for k in range(5)])
     return write_video(work / "ten_seconds.mp4", frames, fps=25.0)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 mem[name] = {"peak_rss_mb": mb, "wall_s": wall}
                 rows.append([f"peak RSS, {name} on a {label}", f"{mb / 1024:.2f} GB", f"{wall:.0f} s wall", "< 2 GB"])
 
-    from activity.evaluate import format_table
+    from activity.evaluation.metrics import format_table
 
     print(command)
     print(f"{os.cpu_count()} CPUs, {out['train']['torch_threads']} torch threads")

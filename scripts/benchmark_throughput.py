@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from activity.backbones import Backbone, create_backbone, get_spec
+from activity.features.backbones import Backbone, create_backbone, get_spec
 from activity.config import FeatureConfig
 from activity.errors import ActivityError
-from activity.evaluate import format_table
-from activity.features import FeatureCache, FeatureSpec, default_workers, extract
-from activity.sampling import segment_indices
-from activity.video import open_video
+from activity.evaluation.metrics import format_table
+from activity.features.extract import FeatureCache, FeatureSpec, default_workers, extract
+from activity.data.sampling import segment_indices
+from activity.data.video import open_video
 
 
 def backbone_or_random(name: str, optimize: bool = True) -> Backbone:
@@ -59,7 +59,7 @@ def backbone_or_random(name: str, optimize: bool = True) -> Backbone:
 
 
 def clip_sets(args: argparse.Namespace, workdir: Path) -> dict[str, list[Path]]:
-    from activity.synthetic import order_clip, write_video
+    from activity.data.synthetic import order_clip, write_video
 
     shared = Path(os.environ.get("ACTIVITY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     real: list[Path] = []
@@ -77,7 +77,7 @@ def clip_sets(args: argparse.Namespace, workdir: Path) -> dict[str, list[Path]]:
 def time_backbone(backbone: Backbone, spec: FeatureSpec, batch: int, device: torch.device, seconds: float = 4.0) -> float:
     """Forward passes alone on a preprocessed channels-last batch: frames/s of the median pass,
     over at least 6 passes and ``seconds`` (a shared machine's outliers either way do not count)."""
-    from activity.features import FrameEncoder
+    from activity.features.extract import FrameEncoder
 
     enc = FrameEncoder(backbone, spec, device, batch_size=batch)
     x = torch.randn(batch, 3, spec.preprocess.crop_size, spec.preprocess.crop_size, device=device)
@@ -101,7 +101,7 @@ def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, p
     ``torch.compile``, compiled before they fork, as ``extract`` does."""
     import multiprocessing as mp
 
-    from activity.features import FrameEncoder
+    from activity.features.extract import FrameEncoder
 
     enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
     compile_s = None
@@ -173,7 +173,7 @@ def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone, device:
 def time_decode(paths: list[Path], spec: FeatureSpec, backend: str, passes: int = 3) -> float | None:
     """Open each clip and decode its sampled frames on one thread, as a loader worker does; one
     warm-up pass (file cache), then ``passes`` timed ones."""
-    from activity.video import set_decode_threads
+    from activity.data.video import set_decode_threads
 
     def one_pass() -> int:
         n = 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.synthetic import ORDER_CLASSES, order_clip
+from activity.data.synthetic import ORDER_CLASSES, order_clip
 
 
 def main(argv: list[str] | None = None) -> int:

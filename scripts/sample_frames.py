@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from activity.errors import ActivityError
-from activity.video import BACKENDS, open_video, read_sampled
-from activity.visualize import contact_sheet
+from activity.data.video import BACKENDS, open_video, read_sampled
+from activity.inference.visualize import contact_sheet
 
 
 def main(argv: list[str] | None = None) -> int:

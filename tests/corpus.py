@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.synthetic import make_order_dataset, order_clip, write_video
+from activity.data.synthetic import make_order_dataset, order_clip, write_video
 
 CLASSES = ("growing", "shrinking")
 CLIPS_PER_CLASS = 3

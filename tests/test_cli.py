@@ -12,7 +12,7 @@ import torch
 
 from activity.cli import main
 from activity.config import ModelConfig
-from activity.synthetic import make_order_dataset
+from activity.data.synthetic import make_order_dataset
 
 CLASSES = ["growing", "moving_right", "shrinking"]
 FAST = ["features.image_size=64", "features.num_frames=8", "train.epochs=3"]
@@ -46,7 +46,7 @@ def test_train_writes_a_complete_run(workspace, capsys):
     assert (pre["crop_size"], tuple(pre["mean"])) == (64, (0.5, 0.5, 0.5))  # the resolved preprocessing travels along
     import warnings
 
-    from activity.checkpoint import load_checkpoint
+    from activity.temporal.checkpoint import load_checkpoint
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an unchanged preprocessing must not warn
@@ -73,7 +73,7 @@ def test_compiled_extract_matches_the_cache_and_prints_nothing_extra(workspace, 
     assert [line for line in err.splitlines() if not line.startswith("skipped ")] == ["15 processed, 1 skipped (1 not a readable video)"]
     # the same features as the eager run that filled the workspace's cache, to float16 rounding
     from activity.config import FeatureConfig
-    from activity.features import FeatureCache, FeatureSpec
+    from activity.features.extract import FeatureCache, FeatureSpec
 
     spec = FeatureSpec.from_config(FeatureConfig(image_size=64, num_frames=8))
     eager, compiled = FeatureCache(workspace["cache"], spec), FeatureCache(tmp_path / "c", spec)

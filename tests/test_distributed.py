@@ -28,10 +28,10 @@ import torch
 
 from activity.cli import main
 from activity.config import FeatureConfig
-from activity.data import load_dataset
+from activity.data.collection import load_dataset
 from activity.distributed import DistInfo, ParallelTraining, launched_world_size
-from activity.features import FeatureCache, FeatureSpec
-from activity.synthetic import make_order_dataset
+from activity.features.extract import FeatureCache, FeatureSpec
+from activity.data.synthetic import make_order_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = ["features.image_size=64", "features.num_frames=8"]
@@ -43,7 +43,7 @@ TRAIN = [*FEATURES, "train.epochs=30", "train.batch_size=1000", "train.lr=3e-3",
 # Rank 1 dies for good right after writing its 10th cache entry; torchrun then stops rank 0 wherever it is.
 _RANK_1_DIES = """
 import os, sys
-import activity.features as f
+import activity.features.extract as f
 real, written = f.FeatureCache.put, []
 def put(self, video, features):
     real(self, video, features)
@@ -201,16 +201,16 @@ def test_distributed_model_reaches_the_single_process_accuracy(ws, trained, tmp_
 
 
 def test_interrupted_run_resumes_under_torchrun(ws, trained, tmp_path, monkeypatch):
-    import activity.train
+    import activity.temporal.train
 
-    real = activity.train._save_state
+    real = activity.temporal.train._save_state
 
     def save_then_stop(path, state, *args):
         real(path, state, *args)
         if state.epoch == 20:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(activity.train, "_save_state", save_then_stop)
+    monkeypatch.setattr(activity.temporal.train, "_save_state", save_then_stop)
     run = tmp_path / "run"
     cache = ws["root"] / "c1"
     assert in_process("train", "--data", ws["train"], "--out", run, "--cache", cache, "--quiet", *TRAIN)[0] == 130

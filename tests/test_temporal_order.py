@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from activity.backbones import create_backbone
+from activity.features.backbones import create_backbone
 from activity.config import Config
-from activity.data import load_dataset, split_train_val
-from activity.features import FeatureCache, FeatureSpec, extract
-from activity.synthetic import ORDER_CLASSES, make_order_dataset
-from activity.train import fit, predict_features
+from activity.data.collection import load_dataset, split_train_val
+from activity.features.extract import FeatureCache, FeatureSpec, extract
+from activity.data.synthetic import ORDER_CLASSES, make_order_dataset
+from activity.temporal.train import fit, predict_features
 
 GROUP = r"_(\d+)\."
 

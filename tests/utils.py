@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.synthetic import write_video
+from activity.data.synthetic import write_video
 
 
 def make_frames(num_frames: int = 12, size: tuple[int, int] = (64, 48), seed: int = 0) -> np.ndarray:

@@ -1,0 +1,5 @@
+"""The `activity` command line: parses arguments, calls :mod:`activity.workflows`, prints."""
+
+from activity.cli.main import main
+
+__all__ = ["main"]

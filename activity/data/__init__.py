@@ -1,0 +1,1 @@
+"""Step 1 of the flow: labelled clip collections and their splits, frame sampling, video decoding."""

@@ -1,0 +1,320 @@
+"""Labelled video collections and how to split them.
+
+A collection is read from one of:
+
+* a folder per class: ``root/<class>/<clip>`` (classes sorted by name);
+* a list file of ``path label`` lines;
+* a CSV file with a header ``path,label[,group]``.
+
+Relative paths in list and CSV files resolve against the file's own folder.
+Groups (the recording a clip was cut from) come from the CSV's ``group``
+column or from a regular expression over file names (``--group-regex``), and
+keep clips of one recording on one side of every split. The official splits of
+UCF101, HMDB51 and Kinetics are read by :mod:`activity.data.official`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from activity.errors import ActivityError
+from activity.io import atomic_write
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".ogv"}
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled clip."""
+
+    path: Path
+    label: str | None = None
+    group: str | None = None
+
+
+@dataclass
+class VideoDataset:
+    """An ordered list of samples and the sorted class names.
+
+    Attributes:
+        samples: the clips, in a stable order.
+        classes: sorted class names; ``samples[i].label`` is one of them.
+        source: where the collection was read from, for messages.
+    """
+
+    samples: list[Sample]
+    classes: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.classes:
+            self.classes = sorted({s.label for s in self.samples if s.label is not None})
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [s.path for s in self.samples]
+
+    def targets(self, classes: list[str] | None = None) -> np.ndarray:
+        """Class indices ``(N,)`` into ``classes`` (default: this dataset's)."""
+        index = {c: i for i, c in enumerate(classes or self.classes)}
+        return np.array([index[s.label] for s in self.samples], dtype=np.int64)
+
+    def groups(self) -> np.ndarray | None:
+        """Group ids ``(N,)`` where every sample has one, else None."""
+        if self.samples and all(s.group is not None for s in self.samples):
+            return np.array([s.group for s in self.samples])
+        return None
+
+    def subset(self, indices: np.ndarray | list[int]) -> "VideoDataset":
+        return VideoDataset([self.samples[i] for i in indices], list(self.classes), self.source)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the samples as a CSV ``path,label,group`` (absolute paths) that :meth:`from_csv` reads back.
+
+        The file is replaced atomically; a sample without a group gets an empty
+        ``group`` cell.
+
+        Returns:
+            ``path``.
+        """
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["path", "label", "group"])
+        w.writerows([s.path.resolve(), s.label, s.group or ""] for s in self.samples)
+        with atomic_write(path) as f:
+            f.write(buf.getvalue().encode("utf-8"))
+        return Path(path)
+
+    # ---------------------------------------------------------------- readers
+
+    @classmethod
+    def from_directory(cls, root: str | Path) -> "VideoDataset":
+        """A folder per class: ``root/<class>/<clip>``; class names sorted."""
+        root = Path(root)
+        class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if not class_dirs:
+            raise ActivityError(f"{root}: no class folders (expected {root}/<class>/<clip>)")
+        samples = []
+        for d in class_dirs:
+            clips = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not clips:
+                raise ActivityError(f"{d}: class {d.name!r} has no video files")
+            samples += [Sample(p, d.name) for p in clips]
+        return cls(samples, [d.name for d in class_dirs], str(root))
+
+    @classmethod
+    def from_list(cls, list_file: str | Path) -> "VideoDataset":
+        """``path label`` per line (the path may contain spaces; the label is the last field)."""
+        list_file = Path(list_file)
+        samples = []
+        for n, line in enumerate(_read_text(list_file).splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.rsplit(maxsplit=1)
+            if len(parts) != 2:
+                raise ActivityError(f"{list_file}:{n}: expected 'path label', got {line!r}")
+            samples.append(Sample(_resolve(list_file, parts[0]), parts[1]))
+        return cls(samples, source=str(list_file))
+
+    @classmethod
+    def from_csv(cls, csv_file: str | Path) -> "VideoDataset":
+        """A CSV with a header ``path,label[,group]``."""
+        csv_file = Path(csv_file)
+        reader = csv.DictReader(_read_text(csv_file).splitlines())
+        if reader.fieldnames:
+            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames]
+        rows = list(reader)
+        if not rows:
+            return cls([], source=str(csv_file))
+        missing = {"path", "label"} - set(rows[0])
+        if missing:
+            raise ActivityError(f"{csv_file}: missing column(s) {', '.join(sorted(missing))}; expected path,label[,group]")
+        samples = []
+        for n, row in enumerate(rows, 2):
+            if not row["path"] or not row["label"]:
+                raise ActivityError(f"{csv_file}:{n}: empty path or label")
+            group = (row.get("group") or "").strip() or None
+            samples.append(Sample(_resolve(csv_file, row["path"].strip()), row["label"].strip(), group))
+        return cls(samples, source=str(csv_file))
+
+    def with_group_regex(self, pattern: str) -> "VideoDataset":
+        """Set each sample's group from ``pattern`` searched in its file name (first capture group if any)."""
+        try:
+            rx = re.compile(pattern)
+        except re.error as e:
+            raise ActivityError(f"--group-regex {pattern!r} is not a valid regular expression ({e})") from None
+        samples = []
+        for s in self.samples:
+            m = rx.search(s.path.name)
+            if m is None:
+                raise ActivityError(f"{s.path}: --group-regex {pattern!r} does not match this file name")
+            samples.append(Sample(s.path, s.label, m.group(1) if rx.groups else m.group(0)))
+        return VideoDataset(samples, list(self.classes), self.source)
+
+
+def load_dataset(source: str | Path, *, group_regex: str | None = None, require_labels: bool = True) -> VideoDataset:
+    """Read a collection from a class folder, a list file or a CSV, chosen by what ``source`` is.
+
+    Where no labels are required (``activity extract``), a single video file or a
+    folder of videos without class folders also does.
+    """
+    p = Path(source)
+    if not p.exists():
+        raise ActivityError(f"{p}: no such file or directory")
+    if not require_labels and p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
+        ds = VideoDataset([Sample(p)], source=str(p))
+    elif not require_labels and p.is_dir() and not any(d.is_dir() and not d.name.startswith(".") for d in p.iterdir()):
+        ds = VideoDataset([Sample(f) for f in sorted(p.iterdir()) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS],
+                          source=str(p))
+    elif p.is_dir():
+        ds = VideoDataset.from_directory(p)
+    elif p.suffix.lower() == ".csv":
+        ds = VideoDataset.from_csv(p)
+    else:
+        ds = VideoDataset.from_list(p)
+    if not ds.samples:
+        raise ActivityError(f"{p}: the dataset is empty")
+    if require_labels and not ds.classes:
+        raise ActivityError(f"{p}: no labels found")
+    if group_regex:
+        ds = ds.with_group_regex(group_regex)
+    return ds
+
+
+def kfold_splits(
+    targets: np.ndarray, groups: np.ndarray | None, folds: int, *, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``folds`` (train, test) index pairs, stratified by class and, when ``groups`` is given, by group.
+
+    With groups, clips of one group never sit on both sides of a fold. Folds
+    are capped by the number of groups (or by the largest class without groups).
+
+    Args:
+        targets: class indices ``(N,)``.
+        groups: group ids ``(N,)`` or None.
+        folds: requested number of folds (at least 2).
+        seed: shuffling seed.
+
+    Returns:
+        A list of ``(train_indices, test_indices)`` int64 arrays, sorted.
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if folds < 2:
+        raise ActivityError(f"need at least 2 folds, got {folds}")
+    n = len(targets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns when a class has fewer members than folds
+        if groups is not None:
+            n_groups = len(set(groups.tolist()))
+            if n_groups < 2:
+                raise ActivityError("cannot split by group: every clip is in the same group")
+            splitter = StratifiedGroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
+            splits = splitter.split(np.zeros(n), targets, groups)
+        else:
+            splitter = StratifiedKFold(n_splits=min(folds, max(2, int(np.bincount(targets).max()))), shuffle=True, random_state=seed)
+            splits = splitter.split(np.zeros(n), targets)
+        try:
+            return [(np.sort(tr), np.sort(te)) for tr, te in splits]
+        except ValueError as e:  # e.g. fewer clips in every class than folds
+            raise ActivityError(f"cannot split {n} clips into {folds} folds: {str(e).splitlines()[0]}") from None
+
+
+def validation_split(
+    targets: np.ndarray, groups: np.ndarray | None, fraction: float, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Split indices into train and validation, stratified by class and by group when known.
+
+    With groups, clips of one group never sit on both sides. Of the folds of
+    ``round(1 / fraction)``, the one that keeps every class in training and
+    whose size is closest to ``fraction`` is chosen (one big group can
+    otherwise make a fold far larger than asked for).
+
+    Args:
+        targets: class indices ``(N,)``.
+        groups: group ids ``(N,)`` or None.
+        fraction: validation share.
+        seed: shuffling seed.
+
+    Returns:
+        ``(train_indices, val_indices)`` int64 arrays, or None when no fold
+        leaves every class in training.
+
+    Raises:
+        ActivityError: no folds can be made at all (the reason says why).
+    """
+    n_classes = len(set(targets.tolist()))
+    splits = kfold_splits(targets, groups, max(2, round(1.0 / fraction)), seed=seed)
+    keeps_all = [len(set(targets[tr].tolist())) == n_classes for tr, _ in splits]
+    candidates = [sp for sp, ok in zip(splits, keeps_all) if ok]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda sp: abs(len(sp[1]) - fraction * len(targets)))
+
+
+def split_train_val(
+    dataset: VideoDataset, fraction: float, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`validation_split` of a dataset, with a clear error when it cannot be made."""
+    try:
+        split, why = validation_split(dataset.targets(), dataset.groups(), fraction, seed=seed), "too few clips or recording groups per class"
+    except ActivityError as e:
+        split, why = None, str(e)
+    if split is None:
+        raise ActivityError(
+            f"{dataset.source or 'the dataset'}: no validation split of about {fraction:.0%} leaves every class in training "
+            f"({why}); pass --val, or train.val_fraction=0 to train without validation"
+        )
+    return split
+
+
+def train_val_datasets(
+    train: VideoDataset, val: VideoDataset | None, fraction: float, *, seed: int = 0
+) -> tuple[VideoDataset, VideoDataset | None, list[Sample]]:
+    """The training and validation sides of a run.
+
+    With a given validation collection, its clips whose label is not a
+    training class are left out (and returned, to be reported); otherwise a
+    share ``fraction`` of ``train`` is split off (by group when known), or no
+    validation at all when ``fraction`` is 0.
+
+    Returns:
+        ``(train, validation or None, left-out validation samples)``.
+    """
+    if val is not None:
+        unknown = [s for s in val.samples if s.label not in train.classes]
+        kept = val.subset([i for i, s in enumerate(val.samples) if s.label in train.classes])
+        kept.classes = list(train.classes)
+        return train, kept, unknown
+    if fraction > 0:
+        tr, va = split_train_val(train, fraction, seed=seed)
+        return train.subset(tr), train.subset(va), []
+    return train, None, []
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")  # also reads Excel's "CSV UTF-8" (with a byte-order mark)
+    except UnicodeDecodeError:
+        raise ActivityError(f"{path}: not a text list file (expected 'path label' lines or a CSV)") from None
+    except OSError as e:
+        raise ActivityError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _resolve(list_file: Path, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else list_file.parent / p

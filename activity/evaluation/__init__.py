@@ -1,0 +1,1 @@
+"""Step 6: metrics and reports, cross-validation, collection checks."""

@@ -1,0 +1,135 @@
+"""Checking a labelled collection before training on it.
+
+:func:`check_dataset` reports clips that cannot be decoded, clips per class,
+files with identical content (above all across classes: a label leak), and
+recordings (groups) present on both sides of a train/validation split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from activity.data.collection import VideoDataset
+from activity.errors import VideoError
+from activity.data.video import open_video, read_sampled
+
+
+@dataclass
+class CheckReport:
+    """What :func:`check_dataset` found.
+
+    Attributes:
+        clips_per_class: class -> number of clips (train and validation together).
+        unreadable: path -> reason, for clips that cannot be decoded.
+        duplicates: groups of paths with identical content.
+        cross_class: the duplicate groups whose members carry different labels.
+        split_duplicates: duplicate groups with members in both train and validation.
+        leaked_groups: recording groups present in both train and validation.
+        groups_known: whether every clip has a group.
+    """
+
+    clips_per_class: dict[str, int]
+    unreadable: dict[Path, str] = field(default_factory=dict)
+    duplicates: list[list[Path]] = field(default_factory=list)
+    cross_class: list[list[Path]] = field(default_factory=list)
+    split_duplicates: list[list[Path]] = field(default_factory=list)
+    leaked_groups: list[str] = field(default_factory=list)
+    groups_known: bool = False
+
+    @property
+    def problems(self) -> int:
+        """Count of findings that make results untrustworthy."""
+        return len(self.unreadable) + len(self.cross_class) + len(self.split_duplicates) + len(self.leaked_groups)
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def probe(path: Path, decoder: str = "auto") -> str | None:
+    """Decode three frames spread over the clip; the reason it fails, or None."""
+    try:
+        with open_video(path, decoder) as reader:  # type: ignore[arg-type]
+            read_sampled(reader, 3)
+        return None
+    except VideoError as e:
+        return e.reason
+    except Exception as e:  # a decoder bug is still a finding, not a crash
+        return f"cannot decode ({type(e).__name__})"
+
+
+def check_dataset(
+    train: VideoDataset,
+    val: VideoDataset | None = None,
+    *,
+    decoder: str = "auto",
+    progress: bool = False,
+) -> CheckReport:
+    """Check a collection (and optionally its validation collection).
+
+    Args:
+        train: the collection (or the training side of a split).
+        val: the validation side, to look for clips and recordings on both sides.
+        decoder: video backend used to probe the clips.
+        progress: show a progress bar.
+    """
+    from tqdm import tqdm
+
+    samples = [(s, "train") for s in train.samples] + [(s, "val") for s in (val.samples if val else [])]
+    per_class: dict[str, int] = defaultdict(int)
+    by_digest: dict[str, list[tuple[Path, str | None, str]]] = defaultdict(list)
+    report = CheckReport({})
+    for s, side in tqdm(samples, desc="check", unit="video", disable=None if progress else True):
+        per_class[s.label or "?"] += 1
+        reason = probe(s.path, decoder)
+        if reason is not None:
+            report.unreadable[s.path] = reason
+        if s.path.is_file():
+            try:
+                by_digest[file_digest(s.path)].append((s.path, s.label, side))
+            except OSError as e:
+                report.unreadable.setdefault(s.path, f"cannot read ({e.strerror})")
+    report.clips_per_class = dict(sorted(per_class.items()))
+    for members in by_digest.values():
+        if len(members) < 2:
+            continue
+        paths = [p for p, _, _ in members]
+        report.duplicates.append(paths)
+        if len({label for _, label, _ in members}) > 1:
+            report.cross_class.append(paths)
+        if len({side for _, _, side in members}) > 1:
+            report.split_duplicates.append(paths)
+    train_groups, val_groups = train.groups(), val.groups() if val else None
+    report.groups_known = train_groups is not None and (val is None or val_groups is not None)
+    if train_groups is not None and val_groups is not None:
+        report.leaked_groups = sorted(set(train_groups.tolist()) & set(val_groups.tolist()))
+    return report
+
+
+def format_report(report: CheckReport) -> str:
+    """A readable multi-line summary."""
+    lines = ["clips per class:"]
+    width = max((len(c) for c in report.clips_per_class), default=5)
+    lines += [f"  {c.ljust(width)}  {n}" for c, n in report.clips_per_class.items()]
+    lines.append(f"unreadable clips: {len(report.unreadable)}")
+    lines += [f"  {p}: {r}" for p, r in report.unreadable.items()]
+    lines.append(f"identical files: {len(report.duplicates)} group(s), {len(report.cross_class)} across classes (label leak)")
+    for group in report.duplicates:
+        tag = " [different labels]" if group in report.cross_class else ""
+        lines.append(f"  {' = '.join(map(str, group))}{tag}")
+    if report.split_duplicates:
+        lines.append(f"identical files on both sides of the split: {len(report.split_duplicates)}")
+    if report.leaked_groups:
+        lines.append(f"recordings on both sides of the split: {len(report.leaked_groups)} ({', '.join(report.leaked_groups[:20])})")
+    elif not report.groups_known:
+        lines.append("recording groups unknown: pass --group-regex (or a CSV group column) to check for leaks between splits")
+    lines.append(f"problems: {report.problems}")
+    return "\n".join(lines)

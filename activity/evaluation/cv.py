@@ -1,0 +1,247 @@
+"""K-fold cross-validation of temporal models and baselines on cached features.
+
+Each fold's test clips are never seen in training, nor used for early
+stopping: early stopping uses a validation split of the fold's training part
+(by group when groups are known). Several models are compared on the same
+folds in one run: trained temporal models (a :class:`~activity.config.Config`
+each) and the logistic-regression baselines of :mod:`activity.temporal.baselines`.
+
+:func:`cross_validate` works on features in memory; :func:`run_cv` reads a
+collection, extracts (or reads cached) features and runs it, which is what
+``activity cv`` and ``scripts/benchmark_accuracy.py`` do.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence, Union
+
+import numpy as np
+import torch
+
+from activity.temporal.baselines import POOLINGS, LogisticBaseline
+from activity.config import Config
+from activity.data.collection import kfold_splits, validation_split
+from activity.errors import ActivityError
+from activity.evaluation.metrics import compute_metrics, format_table
+from activity.temporal.train import fit, predict_features, select_views
+
+#: What :func:`cross_validate` compares: a config to train, or a baseline to fit.
+Model = Union[Config, LogisticBaseline]
+
+#: Names ``activity cv --temporal`` accepts.
+MODEL_NAMES = ("lstm", "mean", *POOLINGS)
+
+
+@dataclass
+class CVResult:
+    """Per-fold metrics of one model."""
+
+    name: str
+    folds: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Mean and standard deviation over folds of top-1 and mean class accuracy, and the total fitting time."""
+        out: dict[str, Any] = {"name": self.name, "folds": len(self.folds)}
+        for key in ("top1", "mean_class_accuracy"):
+            values = np.array([f[key] for f in self.folds])
+            out[key] = float(values.mean())
+            out[key + "_std"] = float(values.std())
+        out["seconds"] = float(sum(f["seconds"] for f in self.folds))
+        return out
+
+
+def cross_validate(
+    models: Mapping[str, Model],
+    features: torch.Tensor,
+    targets: np.ndarray,
+    classes: Sequence[str],
+    groups: np.ndarray | None,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    num_frames: int | None = None,
+    threads: int | None = 1,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> list[CVResult]:
+    """Train and test each named model on the same folds.
+
+    Args:
+        models: name -> a config to train (its ``model`` and ``train`` sections
+            vary; all must share ``features``, since the features are given) or
+            a :class:`~activity.temporal.baselines.LogisticBaseline` to fit.
+        features: cached features ``(N, L, D)``.
+        targets: class indices ``(N,)``.
+        classes: class names.
+        groups: group ids ``(N,)`` or None.
+        folds: number of folds.
+        seed: fold shuffling seed (also seeds each fold's validation split).
+        num_frames: frames per clip that baselines see (the centre views);
+            default: the first config's ``features.num_frames``, else ``L``.
+        threads: CPU threads for PyTorch and BLAS while fitting (restored
+            afterwards); None leaves them alone. These models are small: one
+            thread is usually fastest, and several contend with anything else
+            running (4x slower measured on a busy 2-core machine).
+        splits: ``(train, test)`` index pairs to use instead of
+            :func:`~activity.data.collection.kfold_splits` ``(targets, groups, folds, seed)``.
+
+    Returns:
+        One :class:`CVResult` per model, in the order given.
+    """
+    if splits is None:
+        splits = kfold_splits(targets, groups, folds, seed=seed)
+    if threads is None:
+        return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames)
+    from threadpoolctl import threadpool_limits  # limits the BLAS libraries loaded so far: sklearn's are (activity.temporal.baselines)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets: np.ndarray, classes: Sequence[str],
+                    groups: np.ndarray | None, splits: Sequence[tuple[np.ndarray, np.ndarray]], seed: int,
+                    num_frames: int | None) -> list[CVResult]:
+    if num_frames is None:
+        num_frames = next((m.features.num_frames for m in models.values() if isinstance(m, Config)), features.shape[1])
+    results = {name: CVResult(name) for name in models}
+    y_all = torch.from_numpy(targets)
+    for k, (train_idx, test_idx) in enumerate(splits):
+        inner_groups = groups[train_idx] if groups is not None else None
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            extra: dict[str, Any] = {}
+            if isinstance(model, Config):
+                cfg = copy.deepcopy(model)
+                tr, va = _inner_split(targets[train_idx], inner_groups, cfg.train.val_fraction, seed + k)
+                tr, va = train_idx[tr], train_idx[va]
+                fitted = fit(cfg, features[tr], y_all[tr], len(classes), features[va], y_all[va], progress=False)
+                probs = predict_features(fitted.model, features[test_idx], cfg.features.num_frames)[0].numpy()
+                extra["best_epoch"] = fitted.best_epoch
+            else:
+                baseline = copy.deepcopy(model)
+                baseline.fit(select_views(features[train_idx], num_frames, random=False), targets[train_idx], inner_groups)
+                probs = baseline.predict_proba(select_views(features[test_idx], num_frames, random=False), len(classes))
+                extra["C"] = baseline.c_
+            m = compute_metrics(targets[test_idx], probs, classes)["metrics"]
+            m.update(fold=k, seconds=time.perf_counter() - t0, **extra)
+            results[name].folds.append(m)
+    return list(results.values())
+
+
+def _inner_split(targets: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A validation split of a fold's training part, for early stopping; none where it cannot be made."""
+    try:
+        split = validation_split(targets, groups, fraction, seed=seed) if fraction > 0 else None
+    except ActivityError:
+        split = None
+    return split if split is not None else (np.arange(len(targets)), np.arange(0))
+
+
+def build_models(cfg: Config, names: Sequence[str]) -> dict[str, Model]:
+    """Name -> model: ``lstm`` and ``mean`` are ``cfg`` with that temporal model; the others are baselines.
+
+    Raises:
+        ActivityError: an unknown name.
+    """
+    models: dict[str, Model] = {}
+    for name in dict.fromkeys(names):
+        if name in ("lstm", "mean"):
+            c = copy.deepcopy(cfg)
+            c.set("model.temporal", name, source="--temporal")
+            models[name] = c
+        elif name in POOLINGS:
+            models[name] = LogisticBaseline(name, seed=cfg.train.seed)
+        else:
+            raise ActivityError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+    return models
+
+
+@dataclass
+class CVReport:
+    """One collection's cross-validation: what was split, how, and every model's per-fold metrics."""
+
+    data: str
+    split: str
+    clips: int
+    classes: list[str]
+    skipped: dict[str, str]
+    config: Config
+    results: list[CVResult]
+    test_folds: list[list[str]] = field(default_factory=list)
+
+    def table(self) -> str:
+        """Mean ± std over folds of top-1 and mean class accuracy, and the per-fold top-1."""
+        rows = []
+        for r in self.results:
+            s = r.summary()
+            rows.append([r.name, f"{100 * s['top1']:.1f} ± {100 * s['top1_std']:.1f}",
+                         f"{100 * s['mean_class_accuracy']:.1f} ± {100 * s['mean_class_accuracy_std']:.1f}",
+                         " ".join(f"{100 * f['top1']:.0f}" for f in r.folds), f"{s['seconds']:.0f}"])
+        head = f"{self.data}: {self.clips} clips, {len(self.classes)} classes, {self.split}"
+        return head + "\n" + format_table(rows, ["model", "top-1 %", "mean class acc %", "per-fold top-1 %", "fit s"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": self.data, "split": self.split, "clips": self.clips, "classes": self.classes,
+                "skipped": self.skipped, "config": self.config.to_dict(),
+                "results": [{**r.summary(), "per_fold": r.folds} for r in self.results], "test_folds": self.test_folds}
+
+
+def run_cv(
+    data: str | Path,
+    cfg: Config,
+    names: Sequence[str],
+    *,
+    folds: int = 5,
+    group_regex: str | None = None,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    on_error: Callable[[Path, str], None] | None = None,
+    threads: int | None = 1,
+    compile_backbone: bool | None = None,
+) -> CVReport:
+    """Read a collection, get its features through the cache and cross-validate the named models on the same folds.
+
+    Args:
+        data: class folder, list file or CSV.
+        cfg: the recipe (features, model, training); ``names`` pick the temporal model or baseline.
+        names: models to compare, from :data:`MODEL_NAMES`.
+        folds: number of folds (capped by the number of groups, or by the largest class).
+        group_regex: regex over file names giving the recording group; folds then never split a group.
+        cache_dir: feature cache root (default: :func:`~activity.features.extract.default_cache_dir`).
+        workers: decoding processes.
+        device: where the backbone runs.
+        progress: show progress bars.
+        on_error: called with ``(path, reason)`` for each unreadable video.
+        threads: CPU threads while fitting (see :func:`cross_validate`).
+        compile_backbone: ``torch.compile`` the backbone when extracting (None: as
+            :func:`~activity.features.extract` decides).
+    """
+    from activity.features.backbones import create_backbone
+    from activity.data.collection import load_dataset
+    from activity.features.extract import FeatureCache, FeatureSpec, default_cache_dir, extract, require_features
+
+    models = build_models(cfg, names)
+    ds = load_dataset(data, group_regex=group_regex)
+    spec = FeatureSpec.from_config(cfg.features)
+    cache = FeatureCache(cache_dir or default_cache_dir(), spec)
+    res = extract(ds.paths, spec, cache, lambda: create_backbone(spec.backbone), decoder=cfg.features.decoder,
+                  workers=workers, device=device, progress=progress, on_error=on_error, compile_backbone=compile_backbone)
+    require_features(res, str(data))
+    kept, feats = res.readable(ds)
+    groups = kept.groups()
+    splits = kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
+    results = cross_validate(models, feats, kept.targets(), kept.classes, groups, seed=cfg.train.seed, threads=threads, splits=splits)
+    k = len(splits)  # folds are capped by groups or class sizes
+    split = f"{k}-fold by group ({len(set(groups.tolist()))} groups)" if groups is not None else f"{k}-fold stratified"
+    return CVReport(str(data), split, len(kept), list(kept.classes), {str(p): r for p, r in res.failed.items()}, cfg, results,
+                    [[str(kept.paths[i]) for i in te] for _, te in splits])

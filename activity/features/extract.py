@@ -1,0 +1,481 @@
+"""Per-video backbone features, extracted once and cached on disk.
+
+An entry holds float16 features ``(num_frames * views, D)``: frames sampled
+uniformly over the whole video (``num_frames * views`` segments, centre of
+each). Training takes ``num_frames`` of them with a random position inside
+each of ``num_frames`` segments (temporal jitter without decoding again);
+evaluation and prediction take the centres.
+
+Entries live in ``CACHE/<feature key>/<video key>.npy``. The feature key hashes
+everything that changes the features (backbone and its weights, frames, views,
+preprocessing); the video key hashes the file's identity (absolute path, size,
+modification time), so an edited file is extracted again. Writes are atomic
+(temporary file, then rename), so an interrupted run leaves no partial entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from activity.transforms.adjust import adjust_frames
+from activity.features.backbones import Backbone, get_spec
+from activity.config import FeatureConfig
+from activity.errors import ActivityError, VideoError
+from activity.io import atomic_write
+from activity.transforms.preprocess import Preprocess
+from activity.data.video import open_video, read_sampled, set_decode_threads
+
+if TYPE_CHECKING:
+    from activity.data.collection import VideoDataset
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """``$ACTIVITY_CACHE``, else ``$XDG_CACHE_HOME/activity``, else ``~/.cache/activity``."""
+    if os.environ.get("ACTIVITY_CACHE"):
+        return Path(os.environ["ACTIVITY_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "activity"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything that determines a video's cached features."""
+
+    backbone: str
+    weights: str
+    num_frames: int
+    views: int
+    preprocess: Preprocess
+    frame_fit: str = "crop"
+    enhance: str = "none"
+    precision: str = "float32"
+
+    # Options added after entries and checkpoints were first written, with the value they had then.
+    NEUTRAL: ClassVar[dict[str, str]] = {"frame_fit": "crop", "enhance": "none", "precision": "float32"}
+
+    @classmethod
+    def from_config(cls, cfg: FeatureConfig) -> "FeatureSpec":
+        spec = get_spec(cfg.backbone)
+        pre = spec.preprocess if cfg.image_size is None else spec.preprocess.scaled(cfg.image_size)
+        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.frame_fit, cfg.enhance, cfg.precision)
+
+    def crop(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Decoded uint8 RGB frames ``(T, H, W, 3)`` -> resized and cropped uint8 ``(T, 3, S, S)``.
+
+        The frame adjustments (:func:`activity.transforms.adjust.adjust_frames`), then the
+        resize and crop of the backbone's own preprocessing; what decoding
+        workers hand to :class:`FrameEncoder`.
+        """
+        if self.frame_fit != "crop" or self.enhance != "none":
+            fill = tuple(round(255 * m) for m in self.preprocess.mean)  # normalises to zero
+            keep = self.preprocess.crop_size / self.preprocess.resize_size
+            frames = adjust_frames(np.asarray(frames), enhance=self.enhance, fit=self.frame_fit, fill=fill, keep=keep)  # type: ignore[arg-type]
+        return self.preprocess.crop(frames).contiguous()
+
+    def prepare(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Decoded uint8 RGB frames ``(T, H, W, 3)`` -> backbone input ``(T, 3, S, S)`` float32
+        (:meth:`crop`, then the preprocessing's scaling and normalisation)."""
+        return self.preprocess.normalize(self.crop(frames)).contiguous()
+
+    @property
+    def length(self) -> int:
+        """Frames stored per video."""
+        return self.num_frames * self.views
+
+    def key(self) -> str:
+        fields = asdict(self)
+        for name, neutral in self.NEUTRAL.items():
+            if fields[name] == neutral:  # keeps the keys of entries written before these options existed
+                del fields[name]
+        blob = json.dumps(fields, sort_keys=True)
+        return f"{self.backbone}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
+
+
+class FeatureCache:
+    """Feature files for one :class:`FeatureSpec` under a cache root."""
+
+    def __init__(self, root: str | Path, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self.dir = Path(root) / spec.key()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "spec.json"
+        if not meta.exists():
+            with atomic_write(meta) as f:
+                f.write(json.dumps(asdict(spec), indent=2).encode())
+
+    def entry(self, video: str | Path) -> Path:
+        p = Path(video).resolve()
+        st = p.stat()
+        ident = f"{p}\0{st.st_size}\0{st.st_mtime_ns}"
+        return self.dir / (hashlib.sha1(ident.encode()).hexdigest() + ".npy")
+
+    def get(self, video: str | Path) -> np.ndarray | None:
+        """Cached features ``(length, D)`` float16, or None on a miss (or an unreadable entry)."""
+        try:
+            f = self.entry(video)
+        except OSError:
+            return None
+        if not f.exists():
+            return None
+        try:
+            x = np.load(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None  # corrupt entry: treated as a miss and written again
+        if x.ndim != 2 or x.shape[0] != self.spec.length:
+            return None
+        return x
+
+    def put(self, video: str | Path, features: np.ndarray) -> None:
+        f = self.entry(video)
+        with atomic_write(f, durable=False) as tmp:  # a damaged entry is read as a miss
+            np.save(tmp, features.astype(np.float16, copy=False), allow_pickle=False)
+
+
+@dataclass
+class ExtractResult:
+    """Features by video, and the videos that failed with their reasons."""
+
+    features: dict[Path, np.ndarray]
+    failed: dict[Path, str]
+    extracted: int = 0  # how many were computed (not read from the cache)
+    frames: int = 0  # frames decoded and encoded
+    compiled: bool = False  # the backbone ran through torch.compile
+    notes: list[str] = field(default_factory=list)  # one-line remarks for the user (e.g. why not compiled)
+
+    def readable(self, ds: VideoDataset) -> tuple[VideoDataset, torch.Tensor | None]:
+        """The samples of ``ds`` that have features, and their features ``(N, L, D)`` float16
+        (None when no sample has)."""
+        kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in self.features])
+        if not len(kept):
+            return kept, None
+        return kept, torch.from_numpy(np.stack([self.features[p] for p in kept.paths]))
+
+
+class FrameEncoder:
+    """Preprocessed uint8 frames in, backbone features out, in batches on one device.
+
+    Frames arrive resized and cropped but still uint8 ``(N, 3, S, S)`` (a quarter of
+    the float32 bytes to move between processes and to the device); scaling and
+    normalisation happen on the device, in the batch. On CUDA, ``precision``
+    ``"bfloat16"`` or ``"float16"`` runs the backbone under autocast.
+
+    Args:
+        backbone: the frozen backbone (moved to ``device`` here).
+        spec: the features wanted: frame adjustments, preprocessing and ``precision``
+            (``"float32"``, or ``"bfloat16"``/``"float16"`` autocast).
+        device: where the backbone runs.
+        batch_size: frames per forward pass.
+    """
+
+    def __init__(self, backbone: Backbone, spec: "FeatureSpec", device: str | torch.device = "cpu", *,
+                 batch_size: int = 32) -> None:
+        self.device = torch.device(device)
+        self.backbone = backbone.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest kernels once
+        self.spec = spec
+        self.batch_size = batch_size
+        self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec.precision]
+
+    @torch.inference_mode()
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, D)`` float32 on the CPU for uint8 frames ``(N, 3, S, S)``."""
+        out = []
+        for chunk in frames.split(self.batch_size):
+            x = self.spec.preprocess.normalize(chunk.to(self.device, non_blocking=True))
+            x = x.contiguous(memory_format=torch.channels_last)  # for the convolutions
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+                out.append(self.backbone(x).float())
+        return torch.cat(out).cpu() if out else torch.zeros(0, self.backbone.feature_dim)
+
+    def compile(self, frames: int, threads: int | None = None) -> str | None:
+        """Run the backbone through ``torch.compile`` for calls of exactly ``frames`` frames.
+
+        Compiles at once with a warm-up call, so that loader workers forked
+        afterwards inherit the compiled code instead of each compiling again.
+        Features agree with the eager backbone's to float rounding (about 1e-6).
+
+        Args:
+            frames: frames per call.
+            threads: the torch threads the compiled code will run with (the CPU
+                kernels are generated for a thread count); None: the current one.
+
+        Returns:
+            None, or why the backbone stays eager (no C++ compiler, an
+            unsupported platform, ...): compiling is only ever an optimisation.
+        """
+        eager = self.backbone
+        size = self.spec.preprocess.crop_size
+        before = torch.get_num_threads()
+        # The C++ toolchain lookup warns "No CUDA runtime is found" on CPU-only machines: not news here.
+        toolchain = logging.getLogger("torch.utils.cpp_extension")
+        level = toolchain.level
+        toolchain.setLevel(logging.ERROR)
+        try:
+            torch.set_num_threads(threads or before)
+            self.backbone = torch.compile(eager, dynamic=False)  # type: ignore[assignment]
+            self(torch.zeros(frames, 3, size, size, dtype=torch.uint8))
+        except Exception as e:  # anything the compiler stack raises: stay eager
+            self.backbone = eager
+            return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        finally:
+            torch.set_num_threads(before)
+            toolchain.setLevel(level)
+        return None
+
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """Features ``(T, D)`` float32 of decoded uint8 RGB frames ``(T, H, W, 3)``."""
+        return self(self.spec.crop(frames))
+
+
+class _ClipDataset(Dataset):
+    """Decodes the sampled frames of each video and resizes and crops them (runs in loader workers)."""
+
+    def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str) -> None:
+        self.paths = list(paths)
+        self.spec = spec
+        self.decoder = decoder
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+        path = self.paths[i]
+        try:
+            with open_video(path, self.decoder) as reader:  # type: ignore[arg-type]
+                frames, _ = read_sampled(reader, self.spec.length)
+            return i, self.spec.crop(frames), None
+        except VideoError as e:
+            return i, None, e.reason
+        except Exception as e:  # a decoder bug must not end the whole job
+            return i, None, f"cannot decode ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+
+
+class _EncodingDataset(_ClipDataset):
+    """Decodes a clip and encodes it with the worker's own copy of the backbone (CPU only).
+
+    On the CPU decoding cannot hide behind the backbone: both need the cores. One
+    single-threaded process per core, each doing all the work for its clips, keeps
+    every core busy without threads stalling each other (two one-thread processes
+    encode faster than one two-thread process).
+    """
+
+    def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str, encoder: "FrameEncoder") -> None:
+        super().__init__(paths, spec, decoder)
+        self.encoder = encoder
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+        """``(i, features (T, D) float16, None)``, or ``(i, None, reason)``."""
+        i, frames, error = super().__getitem__(i)
+        return i, None if frames is None else self.encoder(frames).half(), error
+
+
+def _worker_init(_: int) -> None:
+    # Each worker works on whole clips on one core; threads inside a worker would only contend
+    # with the other processes'.
+    torch.set_num_threads(1)
+    set_decode_threads(1)
+
+
+# Frames to encode from which extraction on the CPU compiles the backbone by default. On 2 cores,
+# compiling EfficientNet-Lite0 takes about 20 s the first time and about 5 s once inductor's
+# cache (/tmp/torchinductor_<user>) is warm, and then saves about 3.7 ms a frame end to end
+# (283 basketball clips, 4,528 frames: 52.4 s eager, 35.5 s compiled, 55 s compiling cold).
+COMPILE_MIN_FRAMES = 4000
+
+
+def default_workers(device: str | torch.device = "cpu") -> int:
+    """Loader processes for this process's share of the cores (``LOCAL_WORLD_SIZE`` under torchrun).
+
+    On a GPU they decode (the bottleneck there): all cores but one. On the CPU each
+    decodes and encodes whole clips on one thread: one per core, up to 16.
+    """
+    cores = max(1, (os.cpu_count() or 2) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    if torch.device(device).type == "cuda":
+        return max(1, min(cores - 1, 16))
+    return min(cores, 16)
+
+
+class _Batcher:
+    """Cuts a stream of clips into forward passes of exactly ``batch_size`` frames.
+
+    Clips are added with their frames; whenever a full batch is available it is
+    encoded, and every clip whose frames have all been encoded is returned.
+    """
+
+    def __init__(self, encoder: FrameEncoder) -> None:
+        self.encoder = encoder
+        self.frames: list[torch.Tensor] = []  # not yet encoded
+        self.pending = 0
+        self.clips: deque[tuple[Path, int]] = deque()  # in order, with their frame counts
+        self.done: list[torch.Tensor] = []  # features encoded but not yet handed out
+        self.done_count = 0
+
+    def add(self, path: Path, frames: torch.Tensor) -> list[tuple[Path, np.ndarray]]:
+        self.frames.append(frames)
+        self.pending += len(frames)
+        self.clips.append((path, len(frames)))
+        bs = self.encoder.batch_size
+        if self.pending < bs:
+            return []
+        x = torch.cat(self.frames)
+        full = (len(x) // bs) * bs
+        self._encode(x[:full])
+        self.frames = [x[full:]] if full < len(x) else []
+        self.pending = len(x) - full
+        return self._ready()
+
+    def finish(self) -> list[tuple[Path, np.ndarray]]:
+        if self.frames:
+            self._encode(torch.cat(self.frames))
+            self.frames, self.pending = [], 0
+        return self._ready()
+
+    def _encode(self, x: torch.Tensor) -> None:
+        self.done.append(self.encoder(x))
+        self.done_count += len(x)
+
+    def _ready(self) -> list[tuple[Path, np.ndarray]]:
+        out = []
+        feats = torch.cat(self.done) if len(self.done) > 1 else (self.done[0] if self.done else None)
+        used = 0
+        while self.clips and self.clips[0][1] <= self.done_count - used:
+            path, n = self.clips.popleft()
+            out.append((path, feats[used : used + n].numpy().astype(np.float16)))  # type: ignore[index]
+            used += n
+        if feats is not None:
+            self.done = [feats[used:]] if used < len(feats) else []
+            self.done_count -= used
+        return out
+
+
+def extract(
+    paths: Iterable[str | Path],
+    spec: FeatureSpec,
+    cache: FeatureCache | None,
+    backbone_factory: Callable[[], Backbone],
+    *,
+    decoder: str = "auto",
+    batch_size: int = 32,
+    workers: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    on_error: Callable[[Path, str], None] | None = None,
+    compile_backbone: bool | None = None,
+) -> ExtractResult:
+    """Features for every video: from the cache where present, else decoded and encoded.
+
+    Loader workers decode only the sampled frames of each clip and resize and
+    crop them. On a GPU they do so while the backbone runs, and the backbone
+    sees fixed batches of ``batch_size`` frames drawn from consecutive clips; on
+    the CPU each worker also encodes its clips, one forward pass per clip on one
+    thread, so that decoding and encoding share the cores without contention.
+
+    Args:
+        paths: video files.
+        spec: what to extract.
+        cache: where to read and store features (None: compute, keep in memory only).
+        backbone_factory: builds the backbone; only called when something is missing.
+        decoder: video backend name.
+        batch_size: frames per backbone forward pass (clips are batched together; on the
+            CPU with workers, each worker encodes one clip per pass).
+        workers: loader processes (None: :func:`default_workers`; 0: decode and
+            encode in this process, with all of torch's threads).
+        device: where the backbone runs.
+        progress: show a progress bar.
+        on_error: called with ``(path, reason)`` for each video that cannot be read.
+        compile_backbone: run the backbone through ``torch.compile`` when the workers encode on
+            the CPU (None: when at least :data:`COMPILE_MIN_FRAMES` frames are to be
+            encoded). Where compiling fails the backbone runs eagerly and
+            ``result.notes`` says why.
+
+    Returns:
+        An :class:`ExtractResult`; ``features[path]`` is float16 ``(spec.length, D)``.
+    """
+    from tqdm import tqdm
+
+    paths = [Path(p) for p in paths]
+    result = ExtractResult({}, {})
+    todo: list[Path] = []
+    for p in dict.fromkeys(paths):
+        hit = cache.get(p) if cache is not None else None
+        if hit is not None:
+            result.features[p] = hit
+        else:
+            todo.append(p)
+    if not todo:
+        return result
+
+    encoder = FrameEncoder(backbone_factory(), spec, device, batch_size=batch_size)
+    workers = default_workers(device) if workers is None else workers
+    # On the CPU the workers encode too (one thread each) and this process only stores; elsewhere
+    # they decode and this process encodes. One clip: a worker would only add its start-up.
+    in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
+    workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
+    dataset = _EncodingDataset(todo, spec, decoder, encoder) if in_workers else _ClipDataset(todo, spec, decoder)
+    note = None
+    if compile_backbone is None:  # auto: only where it applies, and only when it pays
+        compile_backbone = in_workers and len(todo) * spec.length >= COMPILE_MIN_FRAMES
+    if compile_backbone and not in_workers:  # asked for where it does not apply
+        where = "a GPU" if encoder.device.type != "cpu" else ("one clip" if len(todo) == 1 else "no workers")
+        note = f"torch.compile is used only where CPU workers encode (here: {where}); encoding without it"
+    elif compile_backbone:
+        why = encoder.compile(spec.length, threads=1)  # before the workers fork: they inherit the compiled code
+        result.compiled = why is None
+        note = None if why is None else f"torch.compile unavailable, encoding without it ({why})"
+    if note is not None:
+        result.notes.append(note)
+        log.warning(note)
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None,
+        pin_memory=encoder.device.type == "cuda",
+    )
+    batcher = _Batcher(encoder)
+
+    def store(done: list[tuple[Path, np.ndarray]]) -> None:
+        for p, f in done:
+            if cache is not None:
+                cache.put(p, f)
+            result.features[p] = f
+            result.extracted += 1
+            result.frames += len(f)
+
+    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if progress else True, dynamic_ncols=True)
+    for i, frames, error in loader:
+        p = todo[i]
+        if error is not None:
+            result.failed[p] = error
+            if on_error is not None:
+                on_error(p, error)
+        elif in_workers:
+            store([(p, frames.numpy())])  # already features
+        else:
+            store(batcher.add(p, frames))
+        bar.update(1)
+    store(batcher.finish())
+    bar.close()
+    return result
+
+
+def require_features(result: ExtractResult, what: str) -> None:
+    """Fail clearly when no video at all could be read."""
+    if not result.features:
+        reasons = "; ".join(f"{p.name}: {r}" for p, r in list(result.failed.items())[:3])
+        raise ActivityError(f"no readable video in {what} ({reasons})")

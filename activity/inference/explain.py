@@ -1,0 +1,320 @@
+"""Which frames did the model look at? Per-frame importance for one video.
+
+>>> from activity.inference.recognizer import load_model
+>>> from activity.inference.explain import explain, save_explanation
+>>> model = load_model("run/model.pt")
+>>> expl = explain(model, "clip.mp4", method="occlusion")
+>>> expl.label, expl.probability, expl.importance.round(3)
+('dribbling', 0.81, array([0.002, 0.031, 0.412, ...]))
+>>> save_explanation(expl, "strip.png")
+
+Two methods:
+
+* ``attention``: the weights the model's attention pooling gives each time
+  step for this clip (they sum to 1). They say where the pooled
+  representation came from, not how the decision would change without a
+  frame, and only exist for an LSTM with ``pooling: attention``. For a model
+  that pools uniformly (``temporal: mean``, or ``pooling: mean``) every step
+  would get ``1/T``, which explains nothing: such a request **falls back to
+  occlusion**, and :attr:`Explanation.note` says so (``method`` then reads
+  ``"occlusion"``).
+* ``occlusion``: for each step ``t``, the feature at ``t`` is replaced by the
+  clip's mean feature (over its ``T`` steps) and the drop in the explained
+  class's probability is measured: ``p(clip) - p(clip with step t occluded)``.
+  Positive means the frame supported the class, negative that it spoke
+  against it. All ``T`` occluded clips and the clip itself go through the
+  model in one batch.
+
+The frames are exactly those :meth:`~activity.inference.recognizer.ActionRecognizer.predict`
+looks at: ``num_frames * views`` segment centres are sampled as for the
+feature cache and the centre view of each of ``num_frames`` segments is kept
+(as :func:`~activity.temporal.train.select_views` does at test time). The video is
+decoded once; features are computed from those frames with the recognizer's
+backbone and preprocessing and rounded to float16 as the cache stores them, so
+the probabilities agree with ``predict``. The feature cache is neither read
+nor written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from activity.errors import ActivityError
+from activity.data.sampling import segment_indices
+from activity.data.video import open_video, read_sampled
+from activity.inference.visualize import contact_sheet
+
+Method = Literal["attention", "occlusion"]
+METHODS: tuple[str, ...] = ("attention", "occlusion")
+
+
+@dataclass
+class Explanation:
+    """Per-frame importance of one video for one class.
+
+    Attributes:
+        path: the video.
+        frames: uint8 RGB ``(T, H, W, 3)``: the ``T = num_frames`` frames the model sees.
+        indices: their frame indices in the video, int64 ``(T,)``.
+        times: their times in seconds, ``indices / fps`` (NaN when the frame rate is unknown).
+        fps: frame rate reported by the container (0 when unknown).
+        classes: the model's class names.
+        probabilities: class probabilities of the whole clip ``(C,)``.
+        label: the explained class: the prediction, or the ``target`` asked for.
+        probability: the clip's probability of ``label``.
+        importance: per-frame importance ``(T,)`` (see the module docstring).
+        method: the method actually used (``"attention"`` or ``"occlusion"``).
+        features: the frame features fed to the temporal model, float32 ``(T, D)``.
+        target_given: whether ``label`` was asked for rather than predicted.
+        note: why the method differs from the one asked for, else None.
+    """
+
+    path: Path
+    frames: np.ndarray
+    indices: np.ndarray
+    times: np.ndarray
+    fps: float
+    classes: list[str]
+    probabilities: np.ndarray
+    label: str
+    probability: float
+    importance: np.ndarray
+    method: str
+    features: np.ndarray
+    target_given: bool = False
+    note: str | None = None
+
+    @property
+    def predicted(self) -> str:
+        """The top-1 class of the clip."""
+        return self.classes[int(np.argmax(self.probabilities))]
+
+    @property
+    def predicted_probability(self) -> float:
+        return float(np.max(self.probabilities))
+
+    @property
+    def top_frame(self) -> int:
+        """Position (``0..T-1``) of the most important frame."""
+        imp = np.asarray(self.importance, dtype=np.float64)
+        return int(np.argmax(np.where(np.isfinite(imp), imp, -np.inf)))
+
+    def as_dict(self) -> dict:
+        """A JSON-ready summary (no pixels, no features)."""
+        return {
+            "path": str(self.path),
+            "method": self.method,
+            "note": self.note,
+            "label": self.label,
+            "probability": round(float(self.probability), 6),
+            "predicted": self.predicted,
+            "predicted_probability": round(self.predicted_probability, 6),
+            "frames": [
+                {"index": int(i), "time": None if np.isnan(t) else round(float(t), 4), "importance": round(float(v), 6)}
+                for i, t, v in zip(self.indices, self.times, self.importance)
+            ],
+        }
+
+
+def uses_attention(model: torch.nn.Module) -> bool:
+    """Whether the temporal model pools with learned attention (else its weights are uniform)."""
+    return getattr(model, "attention", None) is not None
+
+
+def _resolve_target(target: str | int | None, classes: list[str], probs: np.ndarray | None = None) -> int:
+    if target is None:
+        return int(np.argmax(probs))
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        if not 0 <= int(target) < len(classes):
+            raise ActivityError(f"target class index {target} is out of range [0, {len(classes)})")
+        return int(target)
+    if isinstance(target, str) and target in classes:
+        return classes.index(target)
+    raise ActivityError(f"unknown target class {target!r}; the model's classes are {', '.join(classes)}")
+
+
+def _sampled_frames(recognizer, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """The ``num_frames`` frames ``predict`` looks at, their indices and the frame rate; one decode."""
+    spec = recognizer.spec
+    with open_video(path, recognizer.decoder) as reader:
+        dense, dense_idx = read_sampled(reader, spec.length)  # what the feature cache holds
+        fps = float(reader.fps)
+    keep = segment_indices(spec.length, spec.num_frames)  # centre views, as select_views(random=False)
+    return np.ascontiguousarray(dense[keep]), dense_idx[keep].astype(np.int64), fps
+
+
+def _frame_features(recognizer, frames: np.ndarray) -> np.ndarray:
+    """Backbone features ``(T, D)`` of decoded frames, rounded through float16 like the cache."""
+    feats = recognizer.encode_frames(frames)
+    return feats.numpy().astype(np.float16).astype(np.float32)
+
+
+def occlusion_batch(features: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``(T + 1, T, D)``: the clip itself, then the clip with step ``t`` replaced by the clip's mean feature."""
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    t = x.shape[0]
+    batch = x[None].repeat(t + 1, 1, 1)
+    steps = torch.arange(t)
+    batch[steps + 1, steps] = x.mean(0)
+    return batch
+
+
+def explain(
+    recognizer,
+    video_path: str | Path,
+    *,
+    method: Method = "attention",
+    target: str | int | None = None,
+) -> Explanation:
+    """Per-frame importance of one video.
+
+    Args:
+        recognizer: an :class:`~activity.inference.recognizer.ActionRecognizer`.
+        video_path: the video file.
+        method: ``"attention"`` (the model's pooling weights; falls back to
+            ``"occlusion"`` with a note for a model that pools uniformly) or
+            ``"occlusion"`` (drop in the class probability when a step's
+            feature is replaced by the clip's mean feature).
+        target: class (name or index) to explain; default: the predicted one.
+
+    Returns:
+        An :class:`Explanation`.
+
+    Raises:
+        ActivityError: unknown method or target class, or a video that cannot
+            be read (:class:`~activity.errors.VideoError`, naming the file).
+    """
+    if method not in METHODS:
+        raise ActivityError(f"unknown explanation method {method!r}; choose from {', '.join(METHODS)}")
+    path = Path(video_path)
+    model = recognizer.checkpoint.model
+    classes = list(recognizer.classes)
+    if target is not None:
+        _resolve_target(target, classes)  # an unknown class fails before any decoding
+    note = None
+    if method == "attention" and not uses_attention(model):
+        kind = "a mean model" if recognizer.checkpoint.config.model.temporal == "mean" else "an LSTM with mean pooling"
+        note = f"{kind} weighs every frame equally, so there are no attention weights to show; using occlusion instead"
+        method = "occlusion"
+
+    frames, indices, fps = _sampled_frames(recognizer, path)
+    features = _frame_features(recognizer, frames)
+    model.eval()
+    with torch.inference_mode():
+        if method == "attention":
+            logits, weights = model(torch.from_numpy(features)[None])
+            probs = logits.softmax(1)[0].numpy()
+            c = _resolve_target(target, classes, probs)
+            importance = weights[0].double().numpy()
+        else:
+            logits, _ = model(occlusion_batch(features))
+            p = logits.softmax(1).double().numpy()
+            probs = p[0].astype(np.float32)
+            c = _resolve_target(target, classes, probs)
+            importance = p[0, c] - p[1:, c]
+    times = indices / fps if fps > 0 else np.full(len(indices), np.nan)
+    return Explanation(
+        path=path, frames=frames, indices=indices, times=times.astype(np.float64), fps=fps,
+        classes=classes, probabilities=np.asarray(probs, dtype=np.float32), label=classes[c],
+        probability=float(probs[c]), importance=importance, method=method, features=features,
+        target_given=target is not None, note=note,
+    )
+
+
+# ---------------------------------------------------------------- drawing
+
+_POS = (240, 140, 20)  # RGB orange: supports the class
+_NEG = (50, 110, 220)  # RGB blue: speaks against it
+_TOP = (220, 30, 30)
+
+
+def _bar_tile(frame: np.ndarray, value: float, scale: float, tile_height: int, bar_height: int, top: bool) -> np.ndarray:
+    """The frame at ``tile_height``, with an importance bar of ``bar_height`` under it."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    tw = max(1, round(w * tile_height / h))
+    img = cv2.resize(frame, (tw, tile_height), interpolation=cv2.INTER_AREA)
+    if top:
+        cv2.rectangle(img, (0, 0), (tw - 1, tile_height - 1), _TOP, 3)
+    bar = np.full((bar_height, tw, 3), 235, np.uint8)
+    frac = 0.0 if scale <= 0 or not np.isfinite(value) else min(1.0, abs(value) / scale)
+    length = int(round(frac * tw))
+    if length:
+        inset = 2 if bar_height > 4 else 0
+        bar[inset : bar_height - inset, :length] = _POS if value >= 0 else _NEG
+    return np.concatenate([img, bar])
+
+
+def _banner(width: int, text: str) -> np.ndarray:
+    import cv2
+
+    band = np.full((20, width, 3), 255, np.uint8)
+    cv2.putText(band, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
+    return band
+
+
+def draw_explanation(expl: Explanation, *, columns: int = 8, tile_height: int = 120, bar_height: int = 8) -> np.ndarray:
+    """The sampled frames in a row (wrapping after ``columns``) with each frame's importance.
+
+    Every tile is the frame, a bar under it whose length is the frame's
+    importance relative to the largest absolute importance of the clip (orange:
+    supports the class; blue: a negative occlusion importance, i.e. the class
+    became more likely without the frame) and a caption with its time (or frame
+    index when the frame rate is unknown) and importance. The most important
+    frame has a red border. The title gives the explained class, its
+    probability and the method; a note (such as the attention -> occlusion
+    fallback) goes on a line under the tiles. Tiling is :func:`~activity.inference.visualize.contact_sheet`'s,
+    with each tile ``tile_height + bar_height`` pixels tall.
+
+    Returns:
+        uint8 RGB image.
+    """
+    imp = np.asarray(expl.importance, dtype=np.float64)
+    finite = np.abs(imp[np.isfinite(imp)])
+    scale = float(finite.max()) if finite.size else 0.0
+    top = expl.top_frame if scale > 0 else -1
+    tiles = np.stack([_bar_tile(f, v, scale, tile_height, bar_height, i == top) for i, (f, v) in enumerate(zip(expl.frames, imp))])
+    signed = "+" if expl.method == "occlusion" else ""
+    captions = [
+        (f"{t:.2f}s" if np.isfinite(t) else f"#{i}") + f"  {v:{signed}.3f}"
+        for i, t, v in zip(expl.indices, expl.times, imp)
+    ]
+    what = "target" if expl.target_given else "predicted"
+    title = f"{expl.path.name}: {what} {expl.label} ({expl.probability:.2f}), {expl.method} importance"
+    sheet = contact_sheet(tiles, captions, columns=columns, tile_height=tile_height + bar_height, title=title)
+    if expl.note:
+        sheet = np.concatenate([sheet, _banner(sheet.shape[1], f"note: {expl.note}")])
+    return sheet
+
+
+def save_explanation(expl: Explanation, out_path: str | Path, **draw_kwargs) -> Path:
+    """Draw ``expl`` (keyword arguments as for :func:`draw_explanation`) and write it as a PNG.
+
+    The file is PNG whatever its suffix, written atomically; missing parent
+    folders are created.
+
+    Raises:
+        ActivityError: the image cannot be written there.
+    """
+    import cv2
+
+    from activity.io import atomic_write
+
+    out = Path(out_path)
+    image = draw_explanation(expl, **draw_kwargs)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]))
+    if not ok:  # pragma: no cover - PNG encoding of a uint8 image does not fail
+        raise ActivityError(f"{out}: cannot encode the image as PNG")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out) as f:
+            f.write(buf.tobytes())
+    except OSError as e:
+        raise ActivityError(f"{out}: cannot write the image ({e.strerror or type(e).__name__})") from None
+    return out

@@ -1,0 +1,257 @@
+"""Export a trained model as one self-contained graph: ONNX or TorchScript.
+
+The exported graph is the whole model, backbone included: it maps preprocessed
+frames ``(B, T, 3, S, S)`` float32 to class logits ``(B, C)``. ``T`` is the
+checkpoint's ``features.num_frames`` and ``S`` its crop size; the batch size
+``B`` is free (dynamic) in both formats.
+
+The frames must already be sampled, resized, cropped and normalised exactly as
+the backbone's :class:`~activity.transforms.preprocess.Preprocess` does (see
+:func:`preprocess_for_export`). Everything a program needs to do that without
+``activity`` installed (class names, input shape, frame sampling, resize, crop,
+mean, std, interpolation) is written beside the model as a JSON sidecar,
+``<out>.json``.
+
+>>> from activity.inference.export import export_model
+>>> export_model("runs/mine/model.pt", "onnx", "runs/mine/model.onnx")
+PosixPath('runs/mine/model.onnx')
+
+Differences from ``activity predict``: the feature cache stores features as
+float16, the exported graph keeps them float32, so probabilities can differ in
+the third decimal place (by less than 0.005 in the tests).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from activity import __version__
+from activity.temporal.checkpoint import Checkpoint, load_checkpoint
+from activity.errors import ActivityError
+from activity.features.extract import FeatureSpec
+from activity.io import atomic_path, atomic_write
+
+FORMATS = ("onnx", "torchscript")
+ONNX_OPSET = 18
+SIDECAR_FORMAT = "activity-export"
+SIDECAR_VERSION = 1
+INPUT_NAME = "frames"
+OUTPUT_NAME = "logits"
+
+
+class ExportModel(nn.Module):
+    """Backbone and temporal model as one module: frames ``(B, T, 3, S, S)`` to logits ``(B, C)``.
+
+    Input: float32 frames, RGB, already resized (short side), centre-cropped to
+    ``S x S``, scaled to [0, 1] and normalised with the backbone's mean and std,
+    i.e. each clip is ``spec.preprocess(uint8 frames (T, H, W, 3))`` (see
+    :func:`preprocess_for_export`). The model runs the backbone on all ``B * T``
+    frames, reshapes the features to ``(B, T, D)`` and runs the temporal model
+    on full-length sequences (``lengths=None``), as prediction does.
+
+    Args:
+        backbone: frozen frame encoder, ``(N, 3, S, S) -> (N, D)``.
+        temporal: the checkpoint's temporal model, ``(B, T, D) -> (logits, weights)``.
+        num_frames: ``T``, frames per clip the temporal model was trained on.
+        crop_size: ``S``.
+    """
+
+    def __init__(self, backbone: nn.Module, temporal: nn.Module, num_frames: int, crop_size: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.temporal = temporal
+        self.num_frames = int(num_frames)
+        self.crop_size = int(crop_size)
+        self.eval().requires_grad_(False)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, backbone: nn.Module | None = None) -> "ExportModel":
+        """Build from a loaded checkpoint; the backbone is created from its config unless given."""
+        from activity.features.backbones import create_backbone
+
+        spec = FeatureSpec.from_config(ckpt.config.features)
+        if backbone is None:
+            backbone = create_backbone(spec.backbone)
+        dim = getattr(backbone, "feature_dim", ckpt.feature_dim)
+        if dim != ckpt.feature_dim:
+            raise ActivityError(
+                f"backbone {spec.backbone} gives {dim}-d features but the checkpoint expects {ckpt.feature_dim}"
+            )
+        return cls(backbone, ckpt.model, spec.num_frames, spec.preprocess.crop_size)
+
+    def train(self, mode: bool = True) -> "ExportModel":
+        return super().train(False)  # an export is for inference only: dropout stays off
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b, t = frames.shape[0], frames.shape[1]
+        feats = self.backbone(frames.flatten(0, 1))  # (B*T, D)
+        logits, _ = self.temporal(feats.reshape(b, t, feats.shape[-1]), None)
+        return logits
+
+
+def preprocess_for_export(frames: np.ndarray | torch.Tensor, spec: FeatureSpec | Checkpoint) -> torch.Tensor:
+    """The input one clip needs: uint8 RGB ``(T, H, W, 3)`` -> float32 ``(T, 3, S, S)``.
+
+    This is exactly ``spec.prepare`` (the same call feature extraction
+    makes); stack clips along a new first axis for a batch. ``spec`` may be a
+    :class:`~activity.features.extract.FeatureSpec` or a loaded checkpoint.
+    """
+    if isinstance(spec, Checkpoint):
+        spec = FeatureSpec.from_config(spec.config.features)
+    return spec.prepare(frames)
+
+
+_ENHANCE = {
+    "none": "nothing",
+    "dark": "as gamma, but only for frames with m < 0.2 (m before clamping); other frames unchanged",
+    "gamma": "per frame, before anything else: m = mean of the grey image (OpenCV RGB2GRAY) / 255, clamped to [1/255, 254/255]; "
+             "g = clamp(log(0.5) / log(m), 0.2, 5); each channel value v becomes round(255 * (v / 255) ** g)",
+    "clahe": "per frame, before anything else: OpenCV CLAHE (clipLimit 2, 8x8 tiles) on the L channel of RGB2LAB, then back to RGB",
+}
+_FIT = {
+    "crop": "nothing: the resize and centre crop below decide",
+    "pad": "after enhance: centre the frame on a square of side ceil(max(h, w) * resize_short_side / crop_size) "
+           "filled with round(255 * mean) per channel (top and left margins floor((side - h) / 2), floor((side - w) / 2))",
+    "stretch": "after enhance: resize the frame to max(h, w) x max(h, w) (OpenCV INTER_CUBIC), then pad as for frame_fit pad",
+}
+
+
+def export_metadata(ckpt: Checkpoint, fmt: str) -> dict[str, Any]:
+    """The sidecar: what a program without ``activity`` needs to feed the exported graph."""
+    spec = FeatureSpec.from_config(ckpt.config.features)
+    pre = spec.preprocess
+    s, t = pre.crop_size, spec.num_frames
+    return {
+        "format": SIDECAR_FORMAT,
+        "format_version": SIDECAR_VERSION,
+        "model_format": fmt,
+        "activity_version": __version__,
+        "classes": list(ckpt.classes),
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", t, 3, s, s],
+            "dtype": "float32",
+            "layout": "batch, frames, RGB channels, height, width",
+        },
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(ckpt.classes)], "meaning": "logits; softmax over the last axis gives probabilities"},
+        "sampling": {
+            "num_frames": t,
+            "method": "cut the video into num_frames equal segments and take each segment's centre frame: "
+                      "seg = frame_count / num_frames; index_i = min(floor(i * seg + seg / 2), frame_count - 1), "
+                      "i = 0 .. num_frames - 1",
+        },
+        "preprocessing": {
+            "color": "RGB",
+            "enhance": spec.enhance,
+            "enhance_method": _ENHANCE[spec.enhance],
+            "frame_fit": spec.frame_fit,
+            "frame_fit_method": _FIT[spec.frame_fit],
+            "resize_short_side": pre.resize_size,
+            "resize_long_side": "floor(resize_short_side * long / short)",
+            "interpolation": pre.interpolation,
+            "antialias": True,
+            "crop": "centre: top = round((height - crop_size) / 2), left = round((width - crop_size) / 2)",
+            "crop_size": s,
+            "scale": "divide by 255 to [0, 1], then (x - mean) / std per channel",
+            "mean": list(pre.mean),
+            "std": list(pre.std),
+        },
+        "backbone": {"name": spec.backbone, "weights": spec.weights},
+        "onnx_opset": ONNX_OPSET if fmt == "onnx" else None,
+    }
+
+
+def _prepare_out(out_path: str | Path) -> Path:
+    out = Path(out_path)
+    if out.is_dir():
+        raise ActivityError(f"{out}: is a folder; give the file to write")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ActivityError(f"{out}: cannot create its folder ({e.strerror or type(e).__name__})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise ActivityError(f"{out}: folder {out.parent} is not writable")
+    return out
+
+
+def _require_onnx_exporter() -> None:
+    try:
+        for name in ("onnx", "onnxscript"):
+            importlib.import_module(name)
+    except ImportError:
+        raise ActivityError("ONNX export needs the packages onnx and onnxscript (pip install onnx onnxscript)") from None
+
+
+def _export_onnx(model: ExportModel, example: torch.Tensor, path: Path) -> None:
+    # torch.onnx's exporter built on torch.export (the default since PyTorch 2.9); opset 18, one file
+    # (the weights are inside it, no external data), a dynamic batch axis named "batch".
+    if example.shape[0] == 1:
+        # torch.export fixes a dimension whose example size is 1; any other example size keeps the batch dynamic.
+        example = example.expand(2, *example.shape[1:]).contiguous()
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and buffer-assignment notices are not the user's problem
+        torch.onnx.export(
+            model, (example,), str(path),
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            opset_version=ONNX_OPSET, dynamo=True, external_data=False,
+            dynamic_shapes={INPUT_NAME: {0: batch}}, verbose=False,
+        )
+
+
+def _export_torchscript(model: ExportModel, example: torch.Tensor, path: Path) -> None:
+    # Traced, not scripted (the backbone's third-party modules do not all script). Sizes are read
+    # from the input inside the graph, so the traced module accepts any batch size.
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # TracerWarnings, and torch.jit's own deprecation notice
+        traced = torch.jit.trace(model, (example,), check_trace=False)
+        torch.jit.save(traced, str(path))
+
+
+def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path, *, batch_size: int = 1) -> Path:
+    """Export a checkpoint, backbone included, to ONNX or TorchScript, with a JSON sidecar.
+
+    Args:
+        checkpoint_path: a ``model.pt`` written by ``activity train``.
+        fmt: ``"onnx"`` or ``"torchscript"``.
+        out_path: the file to write (its folder is created); the sidecar goes to ``<out_path>.json``.
+        batch_size: batch of the example input the graph is traced with (ONNX
+            uses at least 2, as torch.export would fix a batch axis of size 1).
+            Either way the exported graph accepts any batch size.
+
+    Returns:
+        ``out_path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ActivityError: unknown format, missing or unreadable checkpoint, an out
+            path that cannot be written, or a missing ONNX exporter dependency.
+    """
+    if fmt not in FORMATS:
+        raise ActivityError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ActivityError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if fmt == "onnx":
+        _require_onnx_exporter()
+    ckpt = load_checkpoint(checkpoint_path)
+    out = _prepare_out(out_path)
+    model = ExportModel.from_checkpoint(ckpt).cpu()
+    s = model.crop_size
+    example = torch.randn(batch_size, model.num_frames, 3, s, s, generator=torch.Generator().manual_seed(0))
+    sidecar = out.with_name(out.name + ".json")
+    try:
+        with atomic_path(out) as tmp:
+            (_export_onnx if fmt == "onnx" else _export_torchscript)(model, example, tmp)
+        with atomic_write(sidecar) as f:
+            f.write((json.dumps(export_metadata(ckpt, fmt), indent=2) + "\n").encode())
+    except OSError as e:
+        raise ActivityError(f"{out}: cannot write ({e.strerror or type(e).__name__})") from None
+    return out

@@ -1,0 +1,183 @@
+"""Using a trained model on video files: the Python API under ``activity predict`` and ``evaluate``.
+
+>>> from activity.inference.recognizer import load_model
+>>> model = load_model("run/model.pt")
+>>> model.predict("clip.mp4", top_k=3)
+[('dribbling', 0.81), ('passing', 0.12), ('defense', 0.04)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from activity.features.backbones import create_backbone
+from activity.temporal.checkpoint import Checkpoint, load_checkpoint
+from activity.errors import ActivityError
+from activity.features.extract import ExtractResult, FeatureCache, FeatureSpec, FrameEncoder, default_cache_dir, extract
+from activity.temporal.train import predict_features
+
+
+@dataclass
+class Prediction:
+    """Top-k labels of one video, most probable first."""
+
+    path: Path
+    labels: list[str]
+    probabilities: list[float]
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "top_k": [{"label": l, "probability": round(p, 6)} for l, p in zip(self.labels, self.probabilities)]}
+
+
+class ActionRecognizer:
+    """A trained temporal model together with the backbone and sampling it was trained on.
+
+    Args:
+        checkpoint: a loaded :class:`~activity.temporal.checkpoint.Checkpoint`.
+        cache_dir: feature cache root (default: :func:`~activity.features.extract.default_cache_dir`);
+            ``False`` keeps features in memory only.
+        device: where the backbone runs.
+        decoder: video backend (default: the one in the checkpoint's config).
+        workers: loader processes for decoding (None: :func:`~activity.features.extract.default_workers`).
+        compile_backbone: ``torch.compile`` the backbone when extracting (None: as
+            :func:`~activity.features.extract` decides).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        cache_dir: str | Path | None | bool = None,
+        device: str = "cpu",
+        decoder: str | None = None,
+        workers: int | None = None,
+        compile_backbone: bool | None = None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.compile_backbone = compile_backbone
+        self.classes = checkpoint.classes
+        self.spec = FeatureSpec.from_config(checkpoint.config.features)
+        self.cache = None if cache_dir is False else FeatureCache(cache_dir or default_cache_dir(), self.spec)
+        self.device = device
+        self.decoder = decoder or checkpoint.config.features.decoder
+        self.workers = workers
+        self._encoder: FrameEncoder | None = None
+
+    def _get_encoder(self) -> FrameEncoder:
+        """The frozen backbone with its preprocessing, built on first use, on ``self.device``."""
+        if self._encoder is None:
+            backbone = create_backbone(self.spec.backbone)
+            if backbone.feature_dim != self.checkpoint.feature_dim:
+                raise ActivityError(
+                    f"backbone {self.spec.backbone} gives {backbone.feature_dim}-d features "
+                    f"but the checkpoint expects {self.checkpoint.feature_dim}"
+                )
+            self._encoder = FrameEncoder(backbone, self.spec, self.device)
+        return self._encoder
+
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """Backbone features ``(T, D)`` float32 (on the CPU) of decoded uint8 RGB frames ``(T, H, W, 3)``."""
+        return self._get_encoder().encode_frames(frames)
+
+    def features(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        progress: bool = False,
+        on_error: Callable[[Path, str], None] | None = None,
+    ) -> ExtractResult:
+        """Cached (or freshly extracted) features for each readable video."""
+        return extract(
+            paths, self.spec, self.cache, lambda: self._get_encoder().backbone,
+            decoder=self.decoder, workers=self.workers, device=self.device, progress=progress, on_error=on_error,
+            compile_backbone=self.compile_backbone,
+        )
+
+    def probabilities(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Class probabilities ``(N, C)`` for cached features ``(N, L, D)``."""
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        probs, _ = predict_features(self.checkpoint.model, x, self.spec.num_frames)
+        return probs.numpy()
+
+    def top_k(self, probs: np.ndarray, k: int) -> tuple[list[str], list[float]]:
+        """The ``k`` most probable labels of one clip's probabilities ``(C,)``, with their probabilities."""
+        order = np.argsort(-probs)[: max(1, min(k, len(self.classes)))]
+        return [self.classes[i] for i in order], [float(probs[i]) for i in order]
+
+    def predict_many(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        top_k: int = 5,
+        progress: bool = False,
+        on_error: Callable[[Path, str], None] | None = None,
+    ) -> tuple[list[Prediction], dict[Path, str]]:
+        """Top-k predictions for every readable video, and the reasons the others were skipped."""
+        result = self.features(paths, progress=progress, on_error=on_error)
+        ok = [Path(p) for p in paths if Path(p) in result.features]
+        if not ok:
+            return [], result.failed
+        probs = self.probabilities(np.stack([result.features[p] for p in ok]))
+        return [Prediction(p, *self.top_k(pr, top_k)) for p, pr in zip(ok, probs)], result.failed
+
+    def timeline(self, video: str | Path, *, window: float = 2.0, stride: float = 1.0, top_k: int = 3,
+                 threshold: float = 0.0, smooth: int = 1, progress: bool = False):
+        """What happens when: sliding-window predictions and merged segments (see :mod:`activity.inference.timeline`).
+
+        Returns:
+            A :class:`~activity.inference.timeline.Timeline` with ``windows`` (start, end, top-k labels and
+            probabilities) and ``segments`` (start, end, label, mean probability), times in seconds.
+        """
+        from activity.inference.timeline import compute_timeline
+
+        return compute_timeline(self, video, window=window, stride=stride, top_k=top_k, threshold=threshold,
+                                smooth=smooth, progress=progress)
+
+    def predict(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
+        """Top-k ``(label, probability)`` pairs for one video; raises a clear error if it cannot be read."""
+        preds, failed = self.predict_many([video], top_k=top_k)
+        if failed:
+            path, reason = next(iter(failed.items()))
+            raise ActivityError(f"{path}: {reason}")
+        return list(zip(preds[0].labels, preds[0].probabilities))
+
+
+def write_predictions(preds: list[Prediction], failed: dict[Path, str], out_dir: str | Path, fmt: str = "csv") -> Path:
+    """Write one row per video (top-k labels and probabilities) and the skipped files with their reasons.
+
+    ``csv`` writes ``predictions.csv`` and ``skipped.csv``; ``json`` writes ``predictions.json`` holding both.
+    """
+    import csv
+    import json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        path = out / "predictions.json"
+        path.write_text(json.dumps({"predictions": [p.as_dict() for p in preds],
+                                    "skipped": {str(p): r for p, r in failed.items()}}, indent=2) + "\n")
+        return path
+    if fmt != "csv":
+        raise ActivityError(f"unknown results format {fmt!r}; choose csv or json")
+    k = max((len(p.labels) for p in preds), default=0)
+    path = out / "predictions.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", *[c for i in range(1, k + 1) for c in (f"label_{i}", f"probability_{i}")]])
+        for p in preds:
+            w.writerow([str(p.path), *[c for l, pr in zip(p.labels, p.probabilities) for c in (l, f"{pr:.4f}")]])
+    with open(out / "skipped.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "reason"])
+        w.writerows([str(p), r] for p, r in failed.items())
+    return path
+
+
+def load_model(checkpoint: str | Path, **kwargs) -> ActionRecognizer:
+    """Load ``model.pt`` into an :class:`ActionRecognizer` (keyword arguments as for it)."""
+    return ActionRecognizer(load_checkpoint(checkpoint), **kwargs)

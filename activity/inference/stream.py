@@ -1,0 +1,142 @@
+"""Live sources: a camera, a stream URL, or a file played at its real rate.
+
+A reader thread pulls frames as they arrive into a rolling buffer holding the
+last ``window`` seconds. The main loop classifies that buffer ``rate`` times a
+second. When classification is slower than the source, the buffer rolls on
+rather than queueing: frames that left the buffer before any prediction saw
+them are counted as dropped, and predictions never lag behind the source.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from activity.errors import ActivityError
+from activity.data.sampling import segment_indices
+
+if TYPE_CHECKING:
+    from activity.inference.recognizer import ActionRecognizer
+
+
+@dataclass
+class StreamResult:
+    """One prediction: seconds since the start, top label and probability, frames dropped so far."""
+
+    time: float
+    label: str
+    probability: float
+    dropped: int
+
+
+@dataclass
+class StreamStats:
+    frames_read: int = 0
+    frames_dropped: int = 0
+    inferences: int = 0
+
+
+class _Source:
+    """Reads frames on a thread into a ring buffer of ``(frame id, RGB frame)``."""
+
+    def __init__(self, source: str, window: float) -> None:
+        import cv2
+
+        target: int | str = int(source) if source.isdigit() else source
+        self.is_file = isinstance(target, str) and "://" not in target
+        self.cap = cv2.VideoCapture(target)
+        if not self.cap.isOpened():
+            raise ActivityError(f"{source}: cannot open the source")
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else 30.0
+        self.buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=max(1, round(window * self.fps)))
+        self.lock = threading.Lock()
+        self.frames_read = 0
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import cv2
+
+        start = time.perf_counter()
+        while not self.finished.is_set():
+            ok, frame = self.cap.read()
+            if not ok:
+                break
+            with self.lock:
+                self.buffer.append((self.frames_read, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+                self.frames_read += 1
+            if self.is_file:  # play a file at its real rate
+                delay = start + self.frames_read / self.fps - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+        self.finished.set()
+        self.cap.release()
+
+    def snapshot(self) -> list[tuple[int, np.ndarray]]:
+        with self.lock:
+            return list(self.buffer)
+
+
+def run_stream(
+    recognizer: "ActionRecognizer",
+    source: str,
+    *,
+    window: float = 2.0,
+    rate: float = 1.0,
+    max_seconds: float | None = None,
+    on_result: Callable[[StreamResult], None] | None = None,
+) -> StreamStats:
+    """Classify a live source until it ends (or ``max_seconds`` pass).
+
+    Args:
+        recognizer: a loaded model.
+        source: camera index (``"0"``), stream URL, or video file (played at its real rate).
+        window: seconds of video in each prediction.
+        rate: predictions per second.
+        max_seconds: stop after this long.
+        on_result: called with each :class:`StreamResult`.
+    """
+    if rate <= 0 or window <= 0:
+        raise ActivityError(f"--rate and --window must be positive (got {rate}, {window})")
+    src = _Source(str(source), window)
+    t_frames = recognizer.spec.num_frames
+    stats = StreamStats()
+    covered = -1  # highest frame id that some prediction has seen
+    src.thread.start()
+    t0 = time.perf_counter()
+    next_tick = t0 + 1.0 / rate
+    try:
+        while True:
+            done = src.finished.is_set()
+            now = time.perf_counter()
+            if max_seconds is not None and now - t0 >= max_seconds:
+                break
+            if not done and now < next_tick:
+                time.sleep(min(0.01, next_tick - now))
+                continue
+            next_tick = max(next_tick + 1.0 / rate, now)
+            frames = src.snapshot()
+            if frames and frames[-1][0] > covered:
+                first, last = frames[0][0], frames[-1][0]
+                stats.frames_dropped += max(0, first - covered - 1)
+                covered = last
+                idx = segment_indices(len(frames), t_frames)
+                clip = np.stack([frames[i][1] for i in idx])
+                p = recognizer.probabilities(recognizer.encode_frames(clip)[None])[0]
+                k = int(p.argmax())
+                stats.inferences += 1
+                if on_result is not None:
+                    on_result(StreamResult(last / src.fps, recognizer.classes[k], float(p[k]), stats.frames_dropped))
+            if done:
+                break
+    finally:
+        src.finished.set()
+        src.thread.join(timeout=5)
+    stats.frames_read = src.frames_read
+    return stats

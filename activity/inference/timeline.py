@@ -1,0 +1,262 @@
+"""What happens when in a long video: sliding-window predictions and merged segments.
+
+A window of ``window`` seconds holds ``num_frames`` frames, one every
+``step = window / num_frames`` seconds. Frames are decoded once, in order, at
+that rate, and each frame's feature is computed once; consecutive windows,
+``stride`` seconds apart (rounded to a whole number of steps), share them. Only
+the features of the current window are kept, so memory does not grow with the
+video's length.
+
+Each window owns the stretch of time around its centre (half a stride on each
+side); consecutive windows with the same label above a threshold merge into a
+segment, so segment boundaries fall where the label changes.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+import torch
+
+from activity.data.video import VideoReader, open_video
+
+if TYPE_CHECKING:
+    from activity.inference.recognizer import ActionRecognizer
+
+
+@dataclass
+class Window:
+    """One window's top-k prediction; times in seconds."""
+
+    start: float
+    end: float
+    labels: list[str]
+    probabilities: list[float]
+
+
+@dataclass
+class Segment:
+    """A stretch of time with one label; ``probability`` is the mean over its windows."""
+
+    start: float
+    end: float
+    label: str
+    probability: float
+
+
+@dataclass
+class Timeline:
+    """Sliding-window predictions over one video and the segments they merge into."""
+
+    path: str
+    duration: float
+    window: float
+    stride: float
+    windows: list[Window] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def write_csv(self, out_dir: str | Path, stem: str | None = None) -> tuple[Path, Path]:
+        """Write ``<stem>.windows.csv`` and ``<stem>.segments.csv`` (stem: the video's, by default); return both paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = stem or Path(self.path).stem
+        windows, segments = out / f"{stem}.windows.csv", out / f"{stem}.segments.csv"
+        k = max((len(w.labels) for w in self.windows), default=0)
+        with open(windows, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["start", "end", *[c for i in range(1, k + 1) for c in (f"label_{i}", f"probability_{i}")]])
+            for win in self.windows:
+                w.writerow([f"{win.start:.3f}", f"{win.end:.3f}", *[c for l, p in zip(win.labels, win.probabilities) for c in (l, f"{p:.4f}")]])
+        with open(segments, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["start", "end", "label", "probability"])
+            for s in self.segments:
+                w.writerow([f"{s.start:.3f}", f"{s.end:.3f}", s.label, f"{s.probability:.4f}"])
+        return windows, segments
+
+    def label_at(self, t: float) -> Segment | None:
+        """The segment covering time ``t``, if any."""
+        for s in self.segments:
+            if s.start <= t < s.end:
+                return s
+        return None
+
+
+def merge_segments(
+    windows: list[Window], probs: np.ndarray, classes: list[str], duration: float, stride: float,
+    *, threshold: float = 0.0, smooth: int = 1,
+) -> list[Segment]:
+    """Merge consecutive windows with the same top label into segments.
+
+    Args:
+        windows: the windows, in time order.
+        probs: their class probabilities ``(W, C)``.
+        classes: class names.
+        duration: video length in seconds (the last segment ends there).
+        stride: seconds between window starts.
+        threshold: windows whose top probability is below it belong to no segment.
+        smooth: average probabilities over this many neighbouring windows first (odd; 1: none).
+    """
+    if not windows:
+        return []
+    if smooth > 1:
+        kernel = np.ones(smooth) / smooth
+        pad = np.pad(probs, ((smooth // 2, smooth - 1 - smooth // 2), (0, 0)), mode="edge")
+        probs = np.stack([np.convolve(pad[:, c], kernel, mode="valid") for c in range(probs.shape[1])], axis=1)
+    top = probs.argmax(1)
+    centres = np.array([(w.start + w.end) / 2 for w in windows])
+    segments: list[Segment] = []
+    run: list[int] = []
+
+    def close(run: list[int]) -> None:
+        a, b = run[0], run[-1]
+        start = 0.0 if a == 0 else max(0.0, centres[a] - stride / 2)
+        end = duration if b == len(windows) - 1 else min(duration, centres[b] + stride / 2)
+        segments.append(Segment(round(start, 3), round(end, 3), classes[top[a]], float(probs[run, top[a]].mean())))
+
+    for i in range(len(windows)):
+        confident = probs[i, top[i]] >= threshold
+        if run and (not confident or top[i] != top[run[-1]]):
+            close(run)
+            run = []
+        if confident:
+            run.append(i)
+    if run:
+        close(run)
+    return segments
+
+
+def _frame_features(recognizer: "ActionRecognizer", reader: VideoReader, step: float, info: dict, *, chunk: int = 16,
+                    progress: bool = False) -> Iterator[tuple[float, torch.Tensor]]:
+    """Yield ``(time, feature (D,))`` every ``step`` seconds through the video, decoding each frame once.
+
+    Sets ``info["duration"]`` (seconds) at the start, and again if the video turns out shorter.
+    """
+    from tqdm import tqdm
+
+    fps = reader.fps if reader.fps > 0 else 25.0
+    info["duration"] = reader.num_frames / fps
+    total = max(1, int(reader.num_frames / fps / step))
+    bar = tqdm(total=round(total * step, 1), desc="timeline", unit="s", disable=None if progress else True, dynamic_ncols=True)
+    k = 0
+    while k < total:
+        ks = np.arange(k, min(k + chunk, total))
+        idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), reader.num_frames - 1)
+        frames = reader.get_frames(idx)
+        if reader.num_frames <= idx[-1]:  # the container over-reported its length
+            total = int(reader.num_frames / fps / step)
+            info["duration"] = reader.num_frames / fps
+            keep = idx < reader.num_frames
+            ks, frames = ks[keep], frames[keep]
+        feats = recognizer.encode_frames(frames)
+        for kk, f in zip(ks, feats):
+            yield (kk + 0.5) * step, f
+        bar.update(round(len(ks) * step, 3))
+        k = int(ks[-1]) + 1 if len(ks) else total
+    bar.close()
+
+
+def compute_timeline(
+    recognizer: "ActionRecognizer",
+    path: str | Path,
+    *,
+    window: float = 2.0,
+    stride: float = 1.0,
+    top_k: int = 3,
+    threshold: float = 0.0,
+    smooth: int = 1,
+    progress: bool = False,
+) -> Timeline:
+    """Sliding-window predictions over a whole video.
+
+    Args:
+        recognizer: a loaded model.
+        path: video file.
+        window: window length in seconds (at least ``num_frames`` frames of the video; the
+            timeline reports the window it used).
+        stride: seconds between window starts (rounded to a multiple of ``window / num_frames``).
+        top_k: labels kept per window.
+        threshold: minimum top probability for a window to join a segment.
+        smooth: moving average over this many windows before merging.
+        progress: show a progress bar (position in the video and speed).
+    """
+    from activity.errors import ActivityError
+
+    if window <= 0 or stride <= 0:
+        raise ActivityError(f"--window and --stride must be positive (got {window}, {stride})")
+    path = Path(path)
+    t_frames = recognizer.spec.num_frames
+    reader = open_video(path, recognizer.decoder, sequential=True)  # type: ignore[arg-type]
+    # Never sample faster than the video's frames: a shorter window would only repeat them.
+    step = max(window / t_frames, 1.0 / (reader.fps if reader.fps > 0 else 25.0))
+    window = step * t_frames
+    hop = max(1, round(stride / step))
+    buf: deque[torch.Tensor] = deque(maxlen=t_frames)
+    windows: list[Window] = []
+    probs: list[np.ndarray] = []
+    seen = 0
+    info: dict = {}
+    with reader:
+        for _, f in _frame_features(recognizer, reader, step, info, progress=progress):
+            buf.append(f)
+            seen += 1
+            if seen >= t_frames and (seen - t_frames) % hop == 0:
+                p = recognizer.probabilities(torch.stack(list(buf))[None])[0]
+                start = (seen - t_frames) * step
+                windows.append(Window(round(start, 3), round(start + window, 3), *recognizer.top_k(p, top_k)))
+                probs.append(p)
+    duration = info["duration"]
+    if not windows:  # shorter than one window: the whole video is one window, sampled as in predict
+        result = recognizer.features([path])
+        if path not in result.features:
+            raise ActivityError(f"{path}: {result.failed.get(path, 'cannot read the video')}")
+        p = recognizer.probabilities(result.features[path][None])[0]
+        windows = [Window(0.0, round(duration, 3), *recognizer.top_k(p, top_k))]
+        probs = [p]
+    tl = Timeline(str(path), round(duration, 3), window, round(hop * step, 3) if len(windows) > 1 else stride, windows)
+    tl.segments = merge_segments(windows, np.stack(probs), recognizer.classes, duration, hop * step, threshold=threshold, smooth=smooth)
+    return tl
+
+
+def write_overlay(timeline: Timeline, video: str | Path, out: str | Path, *, progress: bool = False) -> Path:
+    """Write ``video`` again with the current segment's label and probability drawn on every frame."""
+    import cv2
+    from tqdm import tqdm
+
+    from activity.errors import ActivityError
+
+    cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise ActivityError(f"{out}: cannot write the overlay video")
+    scale = max(0.4, h / 480)
+    bar = tqdm(total=int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None, desc="overlay", unit="frame", disable=None if progress else True)
+    i = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        seg = timeline.label_at(i / fps)
+        text = f"{seg.label} {seg.probability:.2f}" if seg else "-"
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+        cv2.rectangle(frame, (0, 0), (tw + 12, th + 14), (0, 0, 0), -1)
+        cv2.putText(frame, text, (6, th + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
+        writer.write(frame)
+        i += 1
+        bar.update(1)
+    bar.close()
+    cap.release()
+    writer.release()
+    return out

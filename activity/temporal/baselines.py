@@ -1,0 +1,138 @@
+"""Baselines without a sequence model: logistic regression on pooled frame features.
+
+A temporal model earns its place only if it beats these on the same folds:
+
+* ``pooled_lr``: the mean and standard deviation over time of the frame
+  features and of their frame-to-frame differences (``4 * D`` numbers per
+  clip), the strongest baseline without a sequence model;
+* ``middle_lr``: the feature of the clip's middle frame alone (a single image).
+
+Both standardise with training-set statistics, then fit a multinomial logistic
+regression whose inverse regularisation ``C`` is chosen by an inner
+cross-validation over the training clips (grouped by recording where groups
+are known), so no test clip influences it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from activity.errors import ActivityError
+
+#: C values tried by the inner cross-validation.
+DEFAULT_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+def middle_frame(x: np.ndarray) -> np.ndarray:
+    """The middle step's feature: ``(N, T, D)`` -> ``(N, D)``."""
+    return x[:, x.shape[1] // 2]
+
+
+def pooled_statistics(x: np.ndarray) -> np.ndarray:
+    """Mean and std over time of the features and of their differences: ``(N, T, D)`` -> ``(N, 4 * D)``.
+
+    A clip of one step has zero differences.
+    """
+    d = np.diff(x, axis=1) if x.shape[1] > 1 else np.zeros_like(x)
+    return np.concatenate([x.mean(1), x.std(1), d.mean(1), d.std(1)], axis=1)
+
+
+POOLINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "pooled_lr": pooled_statistics,
+    "middle_lr": middle_frame,
+}
+
+
+@dataclass
+class LogisticBaseline:
+    """Standardisation and logistic regression on a fixed pooling of the frame features.
+
+    Args:
+        name: one of :data:`POOLINGS`.
+        cs: ``C`` values tried by the inner cross-validation.
+        inner_folds: folds of that inner cross-validation.
+        seed: seed of the inner folds.
+    """
+
+    name: str
+    cs: tuple[float, ...] = DEFAULT_CS
+    inner_folds: int = 3
+    seed: int = 0
+    c_: float | None = field(default=None, init=False)
+    classes_: np.ndarray | None = field(default=None, init=False)
+    _model: object = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.name not in POOLINGS:
+            raise ActivityError(f"unknown baseline {self.name!r}; choose from {', '.join(POOLINGS)}")
+
+    def _pipeline(self, c: float):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+
+    def fit(self, x: np.ndarray | torch.Tensor, y: np.ndarray, groups: np.ndarray | None = None) -> "LogisticBaseline":
+        """Choose ``C`` by inner cross-validation on ``(x, y)``, then fit on all of it.
+
+        Args:
+            x: frame features ``(N, T, D)``.
+            y: class indices ``(N,)``.
+            groups: recording groups ``(N,)`` or None; inner folds never split a group.
+        """
+        from activity.data.collection import kfold_splits
+
+        z = POOLINGS[self.name](_numpy(x))
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        try:
+            splits = kfold_splits(y, groups, self.inner_folds, seed=self.seed) if len(self.cs) > 1 else []
+        except ActivityError:
+            splits = []  # too few clips or groups for inner folds: keep the middle C
+        if splits:
+            scores = [np.mean([self._score(c, z, y, tr, te) for tr, te in splits]) for c in self.cs]
+            self.c_ = self.cs[int(np.argmax(scores))]  # ties go to the stronger regularisation (smaller C first)
+        else:
+            self.c_ = self.cs[len(self.cs) // 2]
+        self._model = self._fit(self.c_, z, y)
+        return self
+
+    def predict_proba(self, x: np.ndarray | torch.Tensor, num_classes: int) -> np.ndarray:
+        """Class probabilities ``(N, num_classes)``; classes absent from training get zero."""
+        if self._model is None or self.classes_ is None:
+            raise ActivityError("baseline used before fit")
+        p = self._model.predict_proba(POOLINGS[self.name](_numpy(x)))
+        out = np.zeros((len(p), num_classes))
+        out[:, self.classes_] = p
+        return out
+
+    def _fit(self, c: float, z: np.ndarray, y: np.ndarray):
+        if len(np.unique(y)) < 2:
+            return _Constant()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence warnings at large C
+            return self._pipeline(c).fit(z, y)
+
+    def _score(self, c: float, z: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray) -> float:
+        model = self._fit(c, z[tr], y[tr])
+        classes = np.unique(y[tr])
+        pred = classes[model.predict_proba(z[te]).argmax(1)]
+        return float((pred == y[te]).mean())
+
+
+class _Constant:
+    """The only class seen in training, with certainty."""
+
+    def predict_proba(self, z: np.ndarray) -> np.ndarray:
+        return np.ones((len(z), 1))
+
+
+def _numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.float().numpy()
+    return np.asarray(x, dtype=np.float64)

@@ -1,0 +1,388 @@
+"""Training the temporal model on cached features.
+
+Plain functions you can read top to bottom: :func:`fit` runs AdamW with a
+warm-up and cosine schedule, label smoothing, early stopping on validation
+accuracy and keeps the best weights; :func:`train_one_epoch` and
+:func:`evaluate_features` are the two halves of an epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from activity.config import Config
+from activity.distributed import DistInfo, ParallelTraining
+from activity.errors import ActivityError
+from activity.temporal.models import Ensemble, build_temporal_model
+from activity.data.sampling import segment_indices
+
+
+@dataclass
+class FitResult:
+    """The trained model (best epoch's weights) and its history.
+
+    For an ensemble, ``members`` holds each member's result, ``best_epoch``
+    lists their best epochs, ``best_val_accuracy`` is the ensemble's and
+    ``history`` has every member's rows (with a ``member`` column).
+    """
+
+    model: nn.Module
+    best_epoch: int | list[int]
+    best_val_accuracy: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    members: list["FitResult"] = field(default_factory=list)
+
+
+def select_views(x: torch.Tensor, num_frames: int, *, random: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick ``num_frames`` steps from dense cached features.
+
+    Args:
+        x: features ``(B, L, D)`` with ``L = num_frames * views``.
+        num_frames: steps to keep.
+        random: a random position inside each of ``num_frames`` equal segments
+            of the dense sequence, per clip (training); else the centres.
+
+    Returns:
+        ``(B, num_frames, D)``.
+    """
+    b, length, _ = x.shape
+    if length == num_frames:
+        return x
+    if not random:
+        return x[:, torch.from_numpy(segment_indices(length, num_frames))]
+    seg = length / num_frames
+    offsets = torch.rand(b, num_frames, generator=generator) * seg
+    idx = (torch.arange(num_frames) * seg + offsets).floor().long().clamp_(0, length - 1)
+    return torch.gather(x, 1, idx.to(x.device)[:, :, None].expand(-1, -1, x.shape[2]))
+
+
+def feature_stats(x: torch.Tensor, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and (unbiased) std over all clips and steps of ``(N, L, D)`` features.
+
+    Chunk by chunk (Chan et al.'s pairwise merge of means and squared deviations),
+    so float16 features are never copied to float32 all at once.
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    n = 0
+    mean = torch.zeros(flat.shape[1], dtype=torch.float64)
+    m2 = torch.zeros_like(mean)
+    for c in flat.split(chunk):
+        c = c.float()
+        k = len(c)
+        c_mean = c.mean(0)
+        c_m2 = (c - c_mean).square_().sum(0).double()
+        delta = c_mean.double() - mean
+        mean += delta * (k / (n + k))
+        m2 += c_m2 + delta.square() * (n * k / (n + k))
+        n += k
+    return mean.float(), (m2 / max(n - 1, 1)).sqrt().float()
+
+
+def train_one_epoch(
+    model: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_frames: int,
+    batch_size: int,
+    generator: torch.Generator,
+    order: torch.Tensor | None = None,
+) -> tuple[float, float]:
+    """One pass over ``x (N, L, D)`` / ``y (N,)`` in shuffled batches; returns (mean loss, accuracy).
+
+    ``order`` gives the clip indices to visit (a rank's share under torchrun);
+    by default all clips, shuffled with ``generator``.
+    """
+    model.train()
+    if order is None:
+        order = torch.randperm(len(x), generator=generator)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        xb = select_views(x[idx], num_frames, random=True, generator=generator).float()
+        yb = y[idx]
+        logits, _ = model(xb)
+        loss = criterion(logits, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(idx)
+        correct += (logits.argmax(1) == yb).sum().item()
+    return total_loss / len(order), correct / len(order)
+
+
+@torch.inference_mode()
+def predict_features(model: nn.Module, x: torch.Tensor, num_frames: int, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities ``(N, C)`` and pooling weights ``(N, T)`` for cached features ``(N, L, D)`` (centre views)."""
+    model.eval()
+    probs, weights = [], []
+    for start in range(0, len(x), batch_size):
+        xb = select_views(x[start : start + batch_size], num_frames, random=False).float()
+        logits, w = model(xb)
+        probs.append(logits.softmax(1))
+        weights.append(w)
+    return torch.cat(probs), torch.cat(weights)
+
+
+def evaluate_features(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_frames: int) -> tuple[float, float]:
+    """(mean loss, accuracy) on centre views."""
+    probs, _ = predict_features(model, x, num_frames)
+    loss = nn.functional.nll_loss(probs.clamp_min(1e-12).log(), y).item()
+    return loss, (probs.argmax(1) == y).float().mean().item()
+
+
+def fit(
+    cfg: Config,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    num_classes: int,
+    val_x: torch.Tensor | None = None,
+    val_y: torch.Tensor | None = None,
+    *,
+    out_dir: Path | None = None,
+    progress: bool = True,
+    resume: bool = False,
+    dist: DistInfo | None = None,
+) -> FitResult:
+    """Train a temporal model on cached features.
+
+    Args:
+        cfg: the run's config (``model`` and ``train`` sections are used).
+        train_x: training features ``(N, L, D)``, ``L = num_frames * views``.
+        train_y: class indices ``(N,)``.
+        num_classes: number of classes.
+        val_x: validation features ``(M, L, D)``, or None to train for all epochs.
+        val_y: validation class indices ``(M,)``.
+        out_dir: where ``metrics.csv`` (one row per epoch) and the training
+            state (``train_state.pt``, written atomically after every epoch) go.
+        progress: show a progress bar.
+        resume: continue from ``out_dir``'s training state: model, optimizer,
+            schedule, random state and history, so the run ends where an
+            uninterrupted one would.
+        dist: under torchrun, this process's place among the ranks: training
+            then runs data-parallel (see :class:`~activity.distributed.ParallelTraining`;
+            every rank passes the same data) and only rank 0 writes to ``out_dir``.
+
+    Returns:
+        A :class:`FitResult` with the weights of the best validation epoch
+        (ties go to the lower validation loss), or of the last epoch without
+        validation data. With ``model.ensemble: N > 1``, N models are trained
+        one after the other from seeds ``train.seed + i`` (each in
+        ``out_dir/member<i>``, resumable on its own) and combined into an
+        :class:`~activity.temporal.models.Ensemble`.
+    """
+    n = cfg.model.ensemble
+    stats = feature_stats(train_x)  # once: every member standardises with the same training statistics
+    if n == 1:
+        return _fit_one(cfg, train_x, train_y, num_classes, val_x, val_y, stats, out_dir=out_dir, progress=progress,
+                        resume=resume, dist=dist)
+    if resume and (out_dir is None or not (Path(out_dir) / "member0" / STATE_FILE).exists()):
+        raise ActivityError(f"nothing to resume: {Path(out_dir or '.') / 'member0' / STATE_FILE} not found")
+    main = dist is None or dist.is_main
+    members = []
+    for i in range(n):
+        member_cfg = copy.deepcopy(cfg)
+        member_cfg.model.ensemble = 1
+        member_cfg.train.seed = cfg.train.seed + i
+        member_dir = None
+        if out_dir is not None:
+            member_dir = Path(out_dir) / f"member{i}"
+            if main:
+                member_dir.mkdir(parents=True, exist_ok=True)
+        started = member_dir is not None and (member_dir / STATE_FILE).exists()
+        members.append(_fit_one(member_cfg, train_x, train_y, num_classes, val_x, val_y, stats, out_dir=member_dir,
+                                progress=progress, resume=resume and started, dist=dist))
+    model = Ensemble([m.model for m in members]).eval()
+    history = [{"member": i, **row} for i, m in enumerate(members) for row in m.history]
+    if out_dir is not None and main:
+        with open(Path(out_dir) / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, ["member", *METRIC_COLUMNS])
+            writer.writeheader()
+            writer.writerows(history)
+    has_val = val_x is not None and val_y is not None and len(val_x) > 0
+    val_acc = evaluate_features(model, val_x, val_y, cfg.features.num_frames)[1] if has_val else None  # type: ignore[arg-type]
+    return FitResult(model, [m.best_epoch for m in members], val_acc, history, members)  # type: ignore[misc]
+
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+
+
+def _fit_one(
+    cfg: Config,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    num_classes: int,
+    val_x: torch.Tensor | None,
+    val_y: torch.Tensor | None,
+    stats: tuple[torch.Tensor, torch.Tensor],
+    *,
+    out_dir: Path | None,
+    progress: bool,
+    resume: bool,
+    dist: DistInfo | None = None,
+) -> FitResult:
+    """:func:`fit` for one model; ``stats``: :func:`feature_stats` of ``train_x``."""
+    from tqdm import tqdm
+
+    tc, num_frames = cfg.train, cfg.features.num_frames
+    torch.manual_seed(tc.seed)
+    np.random.seed(tc.seed)
+    gen = torch.Generator().manual_seed(tc.seed)
+
+    model = build_temporal_model(cfg.model, train_x.shape[-1], num_classes)
+    model.norm.set_stats(*stats)
+    parallel = ParallelTraining(dist, tc.seed)
+    net = parallel.wrap(model)
+    batch_size = parallel.batch_size(tc.batch_size)
+    criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    steps_per_epoch = math.ceil(parallel.num_samples(len(train_x)) / batch_size)
+    total = tc.epochs * steps_per_epoch
+    warmup = min(steps_per_epoch, total // 10)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    has_val = val_x is not None and val_y is not None and len(val_x) > 0
+
+    state = _TrainState(best=(-1.0, 0.0))  # best = (val accuracy, -val loss)
+    state_file = Path(out_dir) / STATE_FILE if out_dir is not None else None
+    write = out_dir is not None and parallel.is_main
+    if resume:
+        if state_file is None or not state_file.exists():
+            raise ActivityError(f"nothing to resume: {state_file} not found")
+        state = _load_state(state_file, model, optimizer, scheduler, gen, _fingerprint(cfg, train_x, val_x))
+
+    writer = None
+    if write:
+        metrics_file = open(Path(out_dir) / "metrics.csv", "w", newline="")
+        writer = csv.DictWriter(metrics_file, METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(state.history)  # a resumed run rewrites the rows of the epochs it keeps
+        metrics_file.flush()
+
+    bar = tqdm(range(state.epoch + 1, tc.epochs + 1), desc="train", unit="epoch", initial=state.epoch, total=tc.epochs,
+               disable=None if progress else True, dynamic_ncols=True)
+    for epoch in bar:
+        if state.stopped:
+            break
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        order = parallel.epoch_order(len(train_x), epoch)
+        train_loss, train_acc = parallel.mean(*train_one_epoch(net, criterion, optimizer, scheduler, train_x, train_y, num_frames,
+                                                               batch_size, gen, order))
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_accuracy": round(train_acc, 5), "val_loss": "", "val_accuracy": "", "lr": lr}
+        if has_val:
+            val_loss, val_acc = parallel.evaluate(lambda x, y: evaluate_features(model, x, y, num_frames), val_x, val_y)  # type: ignore[arg-type]
+            row.update(val_loss=round(val_loss, 5), val_accuracy=round(val_acc, 5))
+            if (val_acc, -val_loss) > state.best:
+                state.best, state.best_epoch, state.since_best = (val_acc, -val_loss), epoch, 0
+                state.best_state = copy.deepcopy(model.state_dict())
+            else:
+                state.since_best += 1
+            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}", best=f"{state.best[0]:.3f}@{state.best_epoch}")
+        else:
+            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}")
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        state.history.append(row)
+        state.epoch = epoch
+        state.stopped = bool(has_val and tc.patience and state.since_best >= tc.patience)
+        if writer is not None:
+            writer.writerow(row)
+            metrics_file.flush()
+        if write:
+            _save_state(state_file, state, model, optimizer, scheduler, gen, _fingerprint(cfg, train_x, val_x))
+    bar.close()
+    if writer is not None:
+        metrics_file.close()
+    best_epoch = state.best_epoch
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    else:
+        best_epoch = len(state.history)
+    model.eval()
+    return FitResult(model, best_epoch, state.best[0] if has_val else None, state.history)
+
+
+STATE_FILE = "train_state.pt"
+STATE_FORMAT = "activity-train-state"
+
+
+@dataclass
+class _TrainState:
+    """Where training stands after a completed epoch (everything but the live objects)."""
+
+    epoch: int = 0
+    best: tuple[float, float] = (-1.0, 0.0)
+    best_epoch: int = 0
+    since_best: int = 0
+    stopped: bool = False
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _fingerprint(cfg: Config, train_x: torch.Tensor, val_x: torch.Tensor | None) -> str:
+    """What must not change between an interrupted run and its resumption."""
+    import hashlib
+    import json
+
+    blob = json.dumps({"config": cfg.to_dict(), "train_shape": list(train_x.shape),
+                       "val_shape": list(val_x.shape) if val_x is not None else None}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _save_state(path: Path, state: _TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, fingerprint: str) -> None:
+    from activity.io import atomic_torch_save
+
+    atomic_torch_save({
+        "format": STATE_FORMAT,
+        "fingerprint": fingerprint,
+        "epoch": state.epoch,
+        "best": list(state.best),
+        "best_epoch": state.best_epoch,
+        "since_best": state.since_best,
+        "stopped": state.stopped,
+        "best_state": state.best_state,
+        "history": state.history,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }, path)
+
+
+def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, fingerprint: str) -> _TrainState:
+    try:
+        s = torch.load(path, map_location="cpu", weights_only=True)
+        if s.get("format") != STATE_FORMAT:
+            raise ValueError("not a training state")
+    except Exception as e:
+        raise ActivityError(f"{path}: cannot resume from it ({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})") from None
+    if s["fingerprint"] != fingerprint:
+        raise ActivityError(f"{path}: the config or the data differ from the interrupted run; cannot resume")
+    model.load_state_dict(s["model"])
+    optimizer.load_state_dict(s["optimizer"])
+    scheduler.load_state_dict(s["scheduler"])
+    gen.set_state(s["generator"])
+    torch.set_rng_state(s["torch_rng"])
+    return _TrainState(s["epoch"], tuple(s["best"]), s["best_epoch"], s["since_best"], s["stopped"], s["best_state"], s["history"])

@@ -1,0 +1,1 @@
+"""Step 2: decoded frames to backbone input (frame adjustments, resize, crop, normalisation)."""

@@ -1,0 +1,365 @@
+"""Video decoding: both backends, the auto fallback, bad files and lying containers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from activity import video as video_mod
+from activity.errors import VideoError
+from activity.data.sampling import segment_indices
+from activity.data.video import OpenCVReader, open_video, read_sampled
+
+try:
+    from utils import make_video, nearest_frame
+except ImportError:  # tests/ imported as a package
+    from tests.utils import make_video, nearest_frame
+
+try:
+    import decord  # noqa: F401
+
+    HAVE_DECORD = True
+except ImportError:  # not on this platform
+    HAVE_DECORD = False
+
+BACKENDS = [
+    pytest.param("decord", marks=pytest.mark.skipif(not HAVE_DECORD, reason="decord not installed on this platform")),
+    "opencv",
+]
+ALL_BACKENDS = [*BACKENDS, "auto"]
+
+NUM_FRAMES, SIZE, FPS = 12, (64, 48), 8.0  # 1.5 s
+
+
+@pytest.fixture(scope="module")
+def lossless(tmp_path_factory):
+    """A lossless FFV1 clip and the frames written into it."""
+    return make_video(tmp_path_factory.mktemp("video") / "clip.avi", NUM_FRAMES, SIZE, FPS, lossless=True)
+
+
+@pytest.fixture(scope="module")
+def lossy(tmp_path_factory):
+    """An MPEG-4 clip and the frames written into it."""
+    return make_video(tmp_path_factory.mktemp("video") / "clip.mp4", NUM_FRAMES, SIZE, FPS)
+
+
+# ---------------------------------------------------------------- the helper itself
+
+
+def test_helper_frames_are_distinct(lossless):
+    _, frames = lossless
+    assert frames.shape == (NUM_FRAMES, SIZE[1], SIZE[0], 3) and frames.dtype == np.uint8
+    means = frames.reshape(NUM_FRAMES, -1).mean(1)
+    assert np.all(np.diff(means) > 5), "each frame should be clearly brighter than the previous"
+    assert all(nearest_frame(f, frames) == i for i, f in enumerate(frames))
+
+
+# ---------------------------------------------------------------- metadata and exact frames
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_metadata(lossless, backend):
+    path, _ = lossless
+    with open_video(path, backend) as r:
+        assert r.num_frames == NUM_FRAMES
+        assert r.fps == pytest.approx(FPS, abs=1e-3)
+        assert r.size == SIZE
+        assert (r.width, r.height) == SIZE
+        assert r.duration == pytest.approx(NUM_FRAMES / FPS, abs=1e-3)
+        assert r.path == Path(path)
+        assert str(path) in repr(r)
+        if backend != "auto":
+            assert r.backend == backend
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_all_frames_equal_what_was_written(lossless, backend):
+    path, frames = lossless
+    with open_video(path, backend) as r:
+        got = r.get_frames(range(NUM_FRAMES))
+    assert got.dtype == np.uint8
+    assert got.shape == frames.shape
+    np.testing.assert_array_equal(got, frames)
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord not installed on this platform")
+def test_decord_and_opencv_agree_exactly(lossless):
+    path, _ = lossless
+    idx = [11, 0, 5, 5, 3]
+    with open_video(path, "decord") as a, open_video(path, "opencv") as b:
+        np.testing.assert_array_equal(a.get_frames(idx), b.get_frames(idx))
+        np.testing.assert_array_equal(a.get_frames(range(NUM_FRAMES)), b.get_frames(range(NUM_FRAMES)))
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_random_order_and_repeated_indices(lossless, backend):
+    path, frames = lossless
+    idx = [7, 2, 11, 2, 0, 7, 7, 5]
+    with open_video(path, backend) as r:
+        got = r.get_frames(idx)
+        np.testing.assert_array_equal(got, frames[idx])
+        # going backwards after reading the end (OpenCV rewinds) and reading again
+        np.testing.assert_array_equal(r.get_frames([10]), frames[[10]])
+        np.testing.assert_array_equal(r.get_frames([1, 1]), frames[[1, 1]])
+        np.testing.assert_array_equal(r.get_frames(np.array([3, 9], dtype=np.int64)), frames[[3, 9]])
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_read_sampled_centre(lossless, backend):
+    path, frames = lossless
+    with open_video(path, backend) as r:
+        got, idx = read_sampled(r, 4)
+    assert got.shape == (4, SIZE[1], SIZE[0], 3)
+    assert idx.dtype == np.int64
+    np.testing.assert_array_equal(idx, segment_indices(NUM_FRAMES, 4))
+    np.testing.assert_array_equal(got, frames[idx])
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_read_sampled_more_segments_than_frames(lossless, backend):
+    path, frames = lossless
+    with open_video(path, backend) as r:
+        got, idx = read_sampled(r, 30)
+    assert got.shape[0] == 30 and len(idx) == 30
+    assert np.all(np.diff(idx) >= 0) and idx.min() == 0 and idx.max() == NUM_FRAMES - 1
+    np.testing.assert_array_equal(got, frames[idx])
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_read_sampled_random(lossless, backend):
+    path, frames = lossless
+    with open_video(path, backend) as r:
+        got, idx = read_sampled(r, 6, random=True, rng=np.random.default_rng(3))
+        got2, idx2 = read_sampled(r, 6, random=True, rng=np.random.default_rng(3))
+    assert got.shape[0] == 6
+    assert np.all((idx >= 0) & (idx < NUM_FRAMES))
+    # one frame from each of 6 segments of 2 frames
+    np.testing.assert_array_equal(idx // 2, np.arange(6))
+    np.testing.assert_array_equal(got, frames[idx])
+    np.testing.assert_array_equal(idx, idx2)
+    np.testing.assert_array_equal(got, got2)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_empty_index_list(lossless, backend):
+    path, _ = lossless
+    with open_video(path, backend) as r:
+        got = r.get_frames([])
+    assert got.shape[0] == 0
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_lossy_mp4_frames_identifiable(lossy, backend):
+    path, frames = lossy
+    with open_video(path, backend) as r:
+        assert r.num_frames == NUM_FRAMES and r.size == SIZE
+        idx = [0, 6, 11, 3, 3]
+        got = r.get_frames(idx)
+    assert got.shape == (5, SIZE[1], SIZE[0], 3)
+    assert [nearest_frame(f, frames) for f in got] == idx
+    # lossy, but close
+    assert np.abs(got.astype(int) - frames[idx].astype(int)).mean() < 12
+
+
+def test_unknown_backend_is_rejected(lossless):
+    with pytest.raises(ValueError, match="unknown video backend"):
+        open_video(lossless[0], "ffmpeg")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- auto backend
+
+
+def test_auto_reads_clips_forward_and_seeks_in_long_videos(lossless, monkeypatch):
+    with open_video(lossless[0], "auto") as r:
+        assert r.backend == "opencv"  # a clip: reading forward is less work than seeking
+    monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", NUM_FRAMES - 1)  # now it counts as long
+    with open_video(lossless[0], "auto") as r:
+        assert r.backend == ("decord" if HAVE_DECORD else "opencv")
+        np.testing.assert_array_equal(r.get_frames([4, 1]), lossless[1][[4, 1]])
+
+
+def test_auto_reads_forward_for_a_caller_that_reads_every_frame(lossless, monkeypatch):
+    """A timeline reads nearly every frame in order: forward reading whatever the length (and flat memory)."""
+    monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", 0)
+    with open_video(lossless[0], "auto", sequential=True) as r:
+        assert r.backend == "opencv"
+        np.testing.assert_array_equal(r.get_frames([0, 1, 2]), lossless[1][:3])
+
+
+@pytest.fixture
+def seek_first(monkeypatch):
+    """Make every video long enough for auto to try decord first."""
+    monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", 0)
+
+
+def test_auto_falls_back_when_decord_cannot_open(lossless, monkeypatch, seek_first):
+    path, frames = lossless
+
+    def refuse(self, p, num_threads=0):
+        raise VideoError(str(p), "decord cannot open it (test)")
+
+    monkeypatch.setattr(video_mod.DecordReader, "__init__", refuse)
+    with open_video(path, "auto") as r:
+        assert r.backend == "opencv"
+        assert r.num_frames == NUM_FRAMES
+        np.testing.assert_array_equal(r.get_frames([4, 1]), frames[[4, 1]])
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord not installed on this platform")
+def test_auto_falls_back_when_decord_fails_while_decoding(lossless, monkeypatch, seek_first):
+    path, frames = lossless
+
+    def fail(self, indices):
+        raise VideoError(str(self.path), "decord failed to decode (size must exactly match)")
+
+    monkeypatch.setattr(video_mod.DecordReader, "get_frames", fail)
+    with open_video(path, "auto") as r:
+        assert r.backend == "decord"
+        got, idx = read_sampled(r, 5)
+        assert r.backend == "opencv"
+    np.testing.assert_array_equal(idx, segment_indices(NUM_FRAMES, 5))
+    np.testing.assert_array_equal(got, frames[idx])
+
+
+# ---------------------------------------------------------------- files that are not videos
+
+
+def _bad_file(kind: str, tmp: Path) -> Path:
+    if kind == "missing":
+        return tmp / "does_not_exist.mp4"
+    if kind == "directory":
+        p = tmp / "a_folder.mp4"
+        p.mkdir()
+        return p
+    if kind == "zero_bytes":
+        p = tmp / "empty.mp4"
+        p.write_bytes(b"")
+        return p
+    if kind == "random_bytes":
+        p = tmp / "noise.mp4"
+        p.write_bytes(np.random.default_rng(0).bytes(4096))
+        return p
+    if kind == "text_as_avi":
+        p = tmp / "notes.avi"
+        p.write_text("this is a text file, not a video\n" * 50)
+        return p
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("missing", "no such file"),
+        ("directory", "directory"),
+        ("zero_bytes", "empty"),
+        ("random_bytes", None),
+        ("text_as_avi", None),
+    ],
+)
+def test_bad_files_raise_video_error_naming_the_file(tmp_path, backend, kind, reason):
+    path = _bad_file(kind, tmp_path)
+    with pytest.raises(VideoError) as ei:
+        with open_video(path, backend) as r:
+            r.get_frames([0])
+    err = ei.value
+    assert str(path) in str(err)
+    assert err.path == str(path)
+    assert "\n" not in str(err)
+    if reason is not None:
+        assert reason in err.reason
+
+
+# ---------------------------------------------------------------- containers that over-report their length
+
+
+def _lying_reader(path: Path, reported: int) -> OpenCVReader:
+    r = OpenCVReader(path)
+    assert r.num_frames == NUM_FRAMES
+    r.num_frames = reported  # what a broken container header would claim
+    return r
+
+
+def test_over_reported_length_never_returns_past_last_frame(lossless):
+    path, frames = lossless
+    r = _lying_reader(path, 30)
+    idx = [25, 3, 11, 12, 29]
+    got = r.get_frames(idx)
+    assert got.shape == (5, SIZE[1], SIZE[0], 3)
+    # every returned frame is a real one; indices past the end get the last decoded frame
+    np.testing.assert_array_equal(got[[1, 2]], frames[[3, 11]])
+    for k in (0, 3, 4):
+        np.testing.assert_array_equal(got[k], frames[NUM_FRAMES - 1])
+    assert r.num_frames <= NUM_FRAMES
+
+
+def test_over_reported_length_read_sampled_stays_in_range(lossless):
+    path, frames = lossless
+    r = _lying_reader(path, 20)
+    got, idx = read_sampled(r, 4)
+    assert r.num_frames <= NUM_FRAMES
+    assert np.all(idx < r.num_frames)
+    assert len(idx) == 4 and np.all(np.diff(idx) >= 0)
+    np.testing.assert_array_equal(got, frames[idx])  # the frames are the ones reported
+
+
+def test_over_reported_length_resamples_over_true_length(lossless):
+    path, frames = lossless
+    r = _lying_reader(path, 20)
+    got, idx = read_sampled(r, 4)
+    assert r.num_frames == NUM_FRAMES
+    np.testing.assert_array_equal(idx, segment_indices(NUM_FRAMES, 4))
+    np.testing.assert_array_equal(got, frames[idx])
+
+
+def test_badly_over_reported_length_still_decodes(lossless):
+    path, frames = lossless
+    r = _lying_reader(path, 100)  # centre of the first of 4 segments is frame 12: past the end
+    got, idx = read_sampled(r, 4)
+    assert r.num_frames == NUM_FRAMES
+    np.testing.assert_array_equal(idx, segment_indices(NUM_FRAMES, 4))
+    np.testing.assert_array_equal(got, frames[idx])
+
+
+# ---------------------------------------------------------------- real clips (optional)
+
+# HEVC clips on which decord fails while decoding ("size must exactly match"); auto falls back to OpenCV.
+DECORD_FAILS = {
+    "defense_56.mp4",
+    "nothing_2.mp4",
+    "nothing_52.mp4",
+    "nothing_57.mp4",
+    "passing_45.mp4",
+    "passing_53.mp4",
+    "passing_58.mp4",
+    "shooting_4.mp4",
+}
+
+
+def test_shared_basketball_clips_all_decode_with_auto(seek_first, shared_data):
+    """With decord tried first (as for long videos), exactly the clips decord fails on fall back to OpenCV."""
+    clips = sorted(p for p in (shared_data / "basketball").rglob("*") if p.suffix.lower() == ".mp4")
+    assert len(clips) == 283
+    fell_back, failed = set(), {}
+    for p in clips:
+        try:
+            with open_video(p, "auto") as r:
+                frames, idx = read_sampled(r, 16)
+                assert frames.shape == (16, r.height, r.width, 3), p
+                assert frames.dtype == np.uint8
+                assert np.all((idx >= 0) & (idx < r.num_frames)) and np.all(np.diff(idx) >= 0), p
+                assert frames.std() > 0, f"{p}: blank frames"
+                if r.backend != "decord":
+                    fell_back.add(p.name)
+        except VideoError as e:
+            failed[p.name] = str(e)
+    assert not failed, failed
+    if HAVE_DECORD:
+        assert fell_back == DECORD_FAILS
+        for name in sorted(DECORD_FAILS)[:2]:  # decord itself really fails on them
+            p = next(c for c in clips if c.name == name)
+            with pytest.raises(VideoError, match="decord"):
+                with open_video(p, "decord") as r:
+                    read_sampled(r, 16)

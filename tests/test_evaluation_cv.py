@@ -1,0 +1,114 @@
+"""Cross-validation on cached features: same folds for every model, every clip tested once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from activity.temporal.baselines import LogisticBaseline
+from activity.config import Config
+from activity.evaluation.cv import _inner_split, build_models, cross_validate, run_cv
+from activity.errors import ActivityError
+
+try:
+    from utils import make_video
+except ImportError:  # tests/ imported as a package
+    from tests.utils import make_video
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _cfg(temporal: str) -> Config:
+    cfg = Config()
+    cfg.features.num_frames = 4
+    cfg.model.temporal = temporal
+    cfg.model.hidden_size = cfg.model.projection = 8
+    cfg.train.epochs = 2
+    return cfg
+
+
+def test_every_clip_is_tested_once_per_model_on_the_same_folds():
+    y = np.arange(24) % 3
+    x = torch.randn(24, 4, 16) + torch.from_numpy(y)[:, None, None].float()
+    results = cross_validate({"lstm": _cfg("lstm"), "mean": _cfg("mean")}, x, y, ["a", "b", "c"], None, folds=4)
+    assert [r.name for r in results] == ["lstm", "mean"]
+    for r in results:
+        assert len(r.folds) == 4 and sum(f["num_videos"] for f in r.folds) == 24
+    assert [f["num_videos"] for f in results[0].folds] == [f["num_videos"] for f in results[1].folds]
+
+
+def test_folds_too_small_for_early_stopping_train_without_it():
+    # one clip per class in a fold's training part: no validation split can keep every class
+    tr, va = _inner_split(np.array([0, 1, 2]), np.array(["g1", "g2", "g3"]), 0.2, seed=0)
+    assert tr.tolist() == [0, 1, 2] and va.size == 0
+    y = np.array([0, 0, 0, 1, 1, 2])
+    groups = np.array(["g1", "g1", "g2", "g3", "g3", "g1"])  # like ucf101-samples: one big group
+    results = cross_validate({"mean": _cfg("mean")}, torch.randn(6, 4, 16), y, ["a", "b", "c"], groups, folds=3)
+    assert sum(f["num_videos"] for f in results[0].folds) == 6
+
+
+def test_baselines_and_trained_models_share_the_folds():
+    y = np.arange(30) % 3
+    x = torch.randn(30, 4, 16) + 2 * torch.from_numpy(y)[:, None, None].float()
+    models = build_models(_cfg("lstm"), ["mean", "pooled_lr", "middle_lr"])
+    assert isinstance(models["pooled_lr"], LogisticBaseline) and models["mean"].model.temporal == "mean"
+    results = cross_validate(models, x, y, ["a", "b", "c"], None, folds=3)
+    sizes = [[f["num_videos"] for f in r.folds] for r in results]
+    assert sizes[0] == sizes[1] == sizes[2] and sum(sizes[0]) == 30
+    assert results[1].summary()["top1"] > 0.8  # separable by the mean: the baseline must find it
+    assert all("C" in f for f in results[1].folds)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ActivityError, match="unknown model 'gru'"):
+        build_models(Config(), ["lstm", "gru"])
+
+
+def test_threads_are_restored():
+    before = torch.get_num_threads()
+    y = np.arange(12) % 2
+    cross_validate({"middle_lr": LogisticBaseline("middle_lr", cs=(1.0,))}, torch.randn(12, 4, 8), y, ["a", "b"], None, folds=2, threads=1)
+    assert torch.get_num_threads() == before
+
+
+def _clips(root, groups_per_class: dict[str, list[int]]) -> None:
+    """Tiny generated clips named <class>_<group>_<n>.mp4, like ARID's."""
+    seed = 0
+    for cls, groups in groups_per_class.items():
+        for g in groups:
+            for n in range(2):
+                seed += 1
+                make_video(root / cls / f"{cls}_{g}_{n}.mp4", num_frames=4, size=(32, 24), seed=seed)
+
+
+def test_run_cv_folds_are_stratified_and_never_split_a_recording(tmp_path):
+    data = tmp_path / "data"
+    _clips(data, {"a": [1, 2, 3, 4], "b": [5, 6, 7, 8], "c": [9, 10, 11, 12]})
+    cfg = _cfg("mean")
+    cfg.features.image_size = 32
+    report = run_cv(data, cfg, ["mean", "middle_lr"], folds=4, group_regex=r"_(\d+)_", cache_dir=tmp_path / "cache", progress=False)
+    assert report.split == "4-fold by group (12 groups)" and report.clips == 24
+    seen = [p for fold in report.test_folds for p in fold]
+    assert sorted(seen) == sorted(str(p) for p in data.rglob("*.mp4"))  # every clip tested once
+    group = lambda p: Path(p).name.split("_")[1]
+    for i, fold in enumerate(report.test_folds):
+        others = {group(p) for j, f in enumerate(report.test_folds) if j != i for p in f}
+        assert not {group(p) for p in fold} & others  # a recording sits in one fold only
+        assert {Path(p).parent.name for p in fold} == {"a", "b", "c"}  # every class in every fold
+    table = report.table()
+    assert "mean" in table and "middle_lr" in table and "4-fold by group" in table
+    assert json.loads(json.dumps(report.to_dict()))["results"][1]["name"] == "middle_lr"
+
+
+def test_run_cv_without_groups_is_stratified(tmp_path):
+    data = tmp_path / "data"
+    _clips(data, {"a": [1, 2, 3], "b": [4, 5, 6]})
+    cfg = _cfg("mean")
+    cfg.features.image_size = 32
+    report = run_cv(data, cfg, ["middle_lr"], folds=3, cache_dir=tmp_path / "cache", progress=False)
+    assert report.split == "3-fold stratified"
+    assert [sorted(Path(p).parent.name for p in f) for f in report.test_folds] == [["a", "a", "b", "b"]] * 3

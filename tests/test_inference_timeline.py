@@ -1,0 +1,170 @@
+"""Long videos (timeline), live sources, batch result files and the Python API, on generated videos."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from activity.cli import main
+from activity.data.synthetic import make_order_dataset, order_clip, write_video
+from activity.inference.timeline import Window, merge_segments
+
+CLASSES = ["growing", "moving_right"]
+FPS = 12.0
+CLIP = 24  # frames: a 2 s action
+OPTS = ["features.image_size=96", "features.num_frames=8"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("timeline")
+    data = make_order_dataset(root / "data", classes=CLASSES, clips_per_class=12, num_frames=CLIP, size=(96, 72), fps=FPS)
+    cache = root / "cache"
+    assert main(["train", "--data", str(data), "--out", str(root / "run"), "--cache", str(cache), "--quiet",
+                 *OPTS, "train.epochs=30", "--group-regex", r"_(\d+)\."]) == 0
+    # A long video whose action changes at known times: growing 0-6 s, moving_right 6-12 s, growing 12-18 s.
+    plan = ["growing"] * 3 + ["moving_right"] * 3 + ["growing"] * 3
+    frames = np.concatenate([order_clip(c, num_frames=CLIP, size=(96, 72), seed=1000 + i) for i, c in enumerate(plan)])
+    long_video = write_video(root / "long.mp4", frames, FPS)
+    return {"root": root, "ckpt": root / "run" / "model.pt", "cache": cache, "long": long_video, "data": data, "frames": len(frames)}
+
+
+def test_timeline_segments_fall_within_one_stride_of_the_truth(trained, capsys):
+    stride = 1.0
+    code = main(["predict", str(trained["ckpt"]), str(trained["long"]), "--timeline", "--window", "2", "--stride", str(stride),
+                 "--json", "--cache", str(trained["cache"]), "--quiet"])
+    assert code == 0
+    tl = json.loads(capsys.readouterr().out)["timelines"][0]
+    assert tl["duration"] == pytest.approx(18.0, abs=0.2)
+    assert len(tl["windows"]) == 17  # starts 0, 1, ..., 16
+    assert all(w["end"] - w["start"] == pytest.approx(2.0) for w in tl["windows"])
+    labels = [s["label"] for s in tl["segments"]]
+    assert labels == ["growing", "moving_right", "growing"], tl["segments"]
+    boundaries = [tl["segments"][0]["end"], tl["segments"][1]["end"]]
+    assert boundaries[0] == pytest.approx(6.0, abs=stride)
+    assert boundaries[1] == pytest.approx(12.0, abs=stride)
+    assert tl["segments"][0]["start"] == 0.0 and tl["segments"][-1]["end"] == tl["duration"]
+
+
+def test_timeline_csv_and_overlay(trained, tmp_path):
+    overlay = tmp_path / "overlay.mp4"
+    code = main(["predict", str(trained["ckpt"]), str(trained["long"]), "--timeline", "--results-dir", str(tmp_path),
+                 "--overlay", str(overlay), "--cache", str(trained["cache"]), "--quiet"])
+    assert code == 0
+    windows = list(csv.DictReader(open(tmp_path / "long.windows.csv")))
+    segments = list(csv.DictReader(open(tmp_path / "long.segments.csv")))
+    assert len(windows) == 17 and windows[0]["label_1"] in CLASSES
+    assert [s["label"] for s in segments] == ["growing", "moving_right", "growing"]
+    cap = cv2.VideoCapture(str(overlay))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == trained["frames"]
+    ok, frame = cap.read()
+    assert ok and frame[:20, :60].mean() < 60  # the label box is drawn in the corner
+
+
+def test_merge_segments_threshold_and_smoothing():
+    windows = [Window(float(i), float(i) + 2, [], []) for i in range(6)]
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.45, 0.55], [0.9, 0.1], [0.2, 0.8], [0.1, 0.9]])
+    raw = merge_segments(windows, probs, ["a", "b"], duration=7.0, stride=1.0)
+    assert [s.label for s in raw] == ["a", "b", "a", "b"]
+    assert raw[0].start == 0.0 and raw[-1].end == 7.0 and raw[0].end == pytest.approx(2.5)
+    gaps = merge_segments(windows, probs, ["a", "b"], duration=7.0, stride=1.0, threshold=0.6)
+    assert [s.label for s in gaps] == ["a", "a", "b"]  # the unsure window belongs to no segment
+    smooth = merge_segments(windows, probs, ["a", "b"], duration=7.0, stride=1.0, smooth=3)
+    assert [s.label for s in smooth] == ["a", "b"]
+
+
+def test_batch_results_files(trained, tmp_path, capsys):
+    folder = trained["data"] / "growing"
+    (folder / "zz_broken.mp4").write_bytes(b"nope")
+    try:
+        for fmt in ("csv", "json"):
+            out = tmp_path / fmt
+            code = main(["predict", str(trained["ckpt"]), str(folder), "--results-dir", str(out), "--results-format", fmt,
+                         "--top-k", "2", "--cache", str(trained["cache"]), "--quiet"])
+            assert code == 0
+        rows = list(csv.DictReader(open(tmp_path / "csv" / "predictions.csv")))
+        assert len(rows) == 12 and set(rows[0]) == {"path", "label_1", "probability_1", "label_2", "probability_2"}
+        skipped = list(csv.DictReader(open(tmp_path / "csv" / "skipped.csv")))
+        assert [r["path"] for r in skipped] == [str(folder / "zz_broken.mp4")] and skipped[0]["reason"]
+        data = json.loads((tmp_path / "json" / "predictions.json").read_text())
+        assert len(data["predictions"]) == 12 and list(data["skipped"]) == [str(folder / "zz_broken.mp4")]
+    finally:
+        (folder / "zz_broken.mp4").unlink()
+
+
+def test_live_source_from_a_file_at_real_rate(trained, capsys):
+    short = write_video(trained["root"] / "short.mp4", order_clip("moving_right", num_frames=36, size=(96, 72), seed=7), FPS)
+    t0 = time.perf_counter()
+    code = main(["predict", str(trained["ckpt"]), "--source", str(short), "--rate", "2", "--json", "--cache", str(trained["cache"])])
+    elapsed = time.perf_counter() - t0
+    assert code == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(l) for l in captured.out.splitlines()]
+    # However slow the machine: a prediction while playing, and a last one on the final frames.
+    assert len(lines) >= 2
+    assert all(l["label"] in CLASSES and 0 <= l["probability"] <= 1 for l in lines)
+    assert all(a["time"] < b["time"] for a, b in zip(lines, lines[1:]))
+    assert lines[-1]["time"] == pytest.approx(35 / FPS, abs=0.01)
+    assert "36 frames read" in captured.err
+    assert 0 <= lines[-1]["dropped"] < 36  # slow predictions drop frames instead of lagging
+    assert elapsed >= 2.5  # a 3 s file is played at its real rate, not as fast as it decodes
+
+
+def test_python_api(trained):
+    from activity import load_model
+
+    model = load_model(trained["ckpt"], cache_dir=trained["cache"])
+    top = model.predict(trained["data"] / "moving_right" / "moving_right_000.mp4", top_k=2)
+    assert [l for l, _ in top] == ["moving_right", "growing"] and sum(p for _, p in top) == pytest.approx(1.0, abs=1e-5)
+    tl = model.timeline(trained["long"], window=2.0, stride=2.0)
+    assert len(tl.windows) == 9 and tl.stride == pytest.approx(2.0)
+    assert tl.label_at(7.0).label == "moving_right"
+
+
+def test_source_and_videos_are_exclusive(trained, capsys):
+    assert main(["predict", str(trained["ckpt"]), str(trained["long"]), "--source", "0"]) == 1
+    assert "either video files/folders or --source" in capsys.readouterr().err
+
+
+def test_window_longer_than_the_video_reports_its_real_duration(trained):
+    from activity import load_model
+
+    model = load_model(trained["ckpt"], cache_dir=trained["cache"])
+    clip = trained["data"] / "growing" / "growing_000.mp4"  # 24 frames at 12 fps: 2 s
+    tl = model.timeline(clip, window=100.0, stride=1.0)
+    assert tl.duration == pytest.approx(2.0) and tl.stride == 1.0 and len(tl.windows) == 1
+    assert tl.segments[0].end == pytest.approx(2.0)
+
+
+def test_timeline_csvs_of_same_named_videos_do_not_overwrite(trained, tmp_path):
+    for d in ("a", "b"):
+        (tmp_path / "in" / d).mkdir(parents=True)
+        (tmp_path / "in" / d / "clip.mp4").write_bytes(trained["long"].read_bytes())
+    assert main(["predict", str(trained["ckpt"]), str(tmp_path / "in"), "--timeline", "--results-dir", str(tmp_path / "out"),
+                 "--cache", str(trained["cache"]), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "clip-2.segments.csv", "clip-2.windows.csv", "clip.segments.csv", "clip.windows.csv"]
+
+
+
+def test_window_shorter_than_the_frames_it_needs_is_widened(trained):
+    from activity import load_model
+
+    model = load_model(trained["ckpt"], cache_dir=trained["cache"])
+    tl = model.timeline(trained["long"], window=0.001, stride=1.0)  # 8 frames at 12 fps need 0.667 s
+    assert tl.window == pytest.approx(8 / FPS)
+    assert all(w.end - w.start == pytest.approx(8 / FPS, abs=1e-3) for w in tl.windows)
+    assert len(tl.windows) == pytest.approx(18, abs=1)
+
+
+def test_backbone_lives_on_the_recognizers_device(trained):
+    """Timeline, live sources and explain all encode through it: --device must reach them."""
+    from activity import load_model
+
+    model = load_model(trained["ckpt"], cache_dir=False, device="meta")  # no GPU here; "meta" is a real second device
+    assert next(model._get_encoder().backbone.parameters()).device.type == "meta"

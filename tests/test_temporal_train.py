@@ -1,0 +1,197 @@
+"""Training: view selection, and resuming an interrupted run to the same end as an uninterrupted one."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import activity.temporal.train as train_mod
+from activity.cli import main
+from activity.config import Config
+from activity.errors import ActivityError
+from activity.data.synthetic import make_order_dataset
+from activity.temporal.train import STATE_FILE, fit, select_views
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _data(n=48, length=8, dim=16, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    x = torch.randn(n, length, dim, generator=g) + y[:, None, None].float()
+    return x, y
+
+
+def _cfg(epochs=6) -> Config:
+    cfg = Config()
+    cfg.features.num_frames = 4
+    cfg.features.views = 2
+    cfg.model.hidden_size = 8
+    cfg.model.projection = 8
+    cfg.train.epochs = epochs
+    cfg.train.batch_size = 8
+    cfg.train.patience = 0
+    cfg.model.ensemble = 1
+    return cfg
+
+
+def test_select_views_centres_and_random_segments():
+    x = torch.arange(8.0).reshape(1, 8, 1)  # dense sequence, 4 segments of 2
+    assert select_views(x, 4, random=False).flatten().tolist() == [1.0, 3.0, 5.0, 7.0]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        picked = select_views(x, 4, random=True, generator=g).flatten()
+        assert all(2 * i <= v <= 2 * i + 1 for i, v in enumerate(picked.tolist()))
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch):
+    x, y = _data()
+    xv, yv = _data(12, seed=1)
+    full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
+    full_dir.mkdir(), cut_dir.mkdir()
+    full = fit(_cfg(), x, y, 3, xv, yv, out_dir=full_dir, progress=False)
+
+    calls = {"n": 0}
+    real_epoch = train_mod.train_one_epoch
+
+    def dies_in_epoch_4(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # the process dies during epoch 4
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", dies_in_epoch_4)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_cfg(), x, y, 3, xv, yv, out_dir=cut_dir, progress=False)
+    monkeypatch.setattr(train_mod, "train_one_epoch", real_epoch)
+    assert len(list(csv.DictReader(open(cut_dir / "metrics.csv")))) == 3
+
+    resumed = fit(_cfg(), x, y, 3, xv, yv, out_dir=cut_dir, progress=False, resume=True)
+    assert resumed.best_epoch == full.best_epoch
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(resumed.history) == strip(full.history)
+    rows = list(csv.DictReader(open(cut_dir / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == [str(i) for i in range(1, 7)]
+
+
+def test_resume_refuses_a_changed_config(tmp_path):
+    x, y = _data()
+    fit(_cfg(epochs=2), x, y, 3, out_dir=tmp_path, progress=False)
+    cfg = _cfg(epochs=2)
+    cfg.train.lr = 0.5
+    with pytest.raises(ActivityError, match="differ from the interrupted run"):
+        fit(cfg, x, y, 3, out_dir=tmp_path, progress=False, resume=True)
+
+
+def test_resume_without_state_is_a_clear_error(tmp_path):
+    x, y = _data()
+    with pytest.raises(ActivityError, match="nothing to resume"):
+        fit(_cfg(), x, y, 3, out_dir=tmp_path, progress=False, resume=True)
+
+
+def test_ensemble_members_are_the_single_runs_of_successive_seeds(tmp_path):
+    from activity.temporal.models import Ensemble
+
+    x, y = _data()
+    xv, yv = _data(12, seed=1)
+    cfg = _cfg(epochs=3)
+    cfg.model.ensemble = 2
+    cfg.train.seed = 5
+    ens = fit(cfg, x, y, 3, xv, yv, out_dir=tmp_path, progress=False)
+    assert isinstance(ens.model, Ensemble) and len(ens.members) == 2 and len(ens.best_epoch) == 2
+    for i, seed in enumerate((5, 6)):
+        single_cfg = _cfg(epochs=3)
+        single_cfg.train.seed = seed
+        single = fit(single_cfg, x, y, 3, xv, yv, progress=False)
+        for k, v in single.model.state_dict().items():
+            assert torch.equal(v, ens.model.members[i].state_dict()[k]), (i, k)
+        assert (tmp_path / f"member{i}" / STATE_FILE).exists()
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [(r["member"], r["epoch"]) for r in rows] == [(m, e) for m in ("0", "1") for e in ("1", "2", "3")]
+    probs = ens.model(select_views(xv, 4, random=False))[0].softmax(1)
+    assert ens.best_val_accuracy == pytest.approx((probs.argmax(1) == yv).float().mean().item())
+
+
+def test_ensemble_resumes_member_by_member(tmp_path, monkeypatch):
+    x, y = _data()
+    cfg = _cfg(epochs=3)
+    cfg.model.ensemble = 2
+    full = fit(cfg, x, y, 3, out_dir=tmp_path / "full", progress=False)
+    calls = {"n": 0}
+    real_epoch = train_mod.train_one_epoch
+
+    def dies_in_member_1(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # member 0 ran 3 epochs; die in member 1's second
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", dies_in_member_1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, x, y, 3, out_dir=tmp_path / "cut", progress=False)
+    monkeypatch.setattr(train_mod, "train_one_epoch", real_epoch)
+    resumed = fit(cfg, x, y, 3, out_dir=tmp_path / "cut", progress=False, resume=True)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    with pytest.raises(ActivityError, match="nothing to resume"):
+        fit(cfg, x, y, 3, out_dir=tmp_path / "never", progress=False, resume=True)
+
+
+_SLOW_TRAIN = """
+import sys, time
+import activity.temporal.train as t
+real = t.train_one_epoch
+def slow(*a, **k):
+    time.sleep(0.4)
+    return real(*a, **k)
+t.train_one_epoch = slow
+from activity.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_killed_cli_run_resumes_to_the_same_model(tmp_path):
+    data = make_order_dataset(tmp_path / "data", classes=["growing", "shrinking"], clips_per_class=4, num_frames=8, size=(48, 48))
+    cache = tmp_path / "cache"
+    opts = ["--cache", str(cache), "--quiet", "features.image_size=48", "features.num_frames=4", "train.epochs=8",
+            "train.patience=0", "model.hidden_size=8", "model.projection=8", "model.ensemble=1", "--val-fraction", "0.5"]
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "full"), *opts]) == 0
+
+    run = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_TRAIN, "train", "--data", str(data), "--out", str(run), *opts], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        metrics = run / "metrics.csv"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:  # header + 3 epochs
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "model.pt").exists()
+    assert (run / STATE_FILE).exists()
+
+    assert main(["train", "--resume", str(run), "--cache", str(cache), "--quiet"]) == 0
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    b = torch.load(run / "model.pt", weights_only=True)
+    assert a["metrics"]["best_epoch"] == b["metrics"]["best_epoch"]
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 8
+
+
+def test_resume_rejects_other_options(tmp_path):
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "config.yaml").write_text("{}")
+    assert main(["train", "--resume", str(tmp_path), "--data", "x"]) == 1
