@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 mem[name] = {"peak_rss_mb": mb, "wall_s": wall}
                 rows.append([f"peak RSS, {name} on a {label}", f"{mb / 1024:.2f} GB", f"{wall:.0f} s wall", "< 2 GB"])
 
-    from activity.evaluation.metrics import format_table
+    from activity.evaluation.reports import format_table
 
     print(command)
     print(f"{os.cpu_count()} CPUs, {out['train']['torch_threads']} torch threads")

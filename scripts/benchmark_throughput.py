@@ -40,8 +40,10 @@ import torch
 from activity.features.backbones import Backbone, create_backbone, get_spec
 from activity.config import FeatureConfig
 from activity.errors import ActivityError
-from activity.evaluation.metrics import format_table
-from activity.features.extract import FeatureCache, FeatureSpec, default_workers, extract
+from activity.evaluation.reports import format_table
+from activity.features.cache import FeatureCache
+from activity.features.extract import default_workers, extract
+from activity.features.spec import FeatureSpec
 from activity.data.sampling import segment_indices
 from activity.data.video import open_video
 
@@ -77,7 +79,7 @@ def clip_sets(args: argparse.Namespace, workdir: Path) -> dict[str, list[Path]]:
 def time_backbone(backbone: Backbone, spec: FeatureSpec, batch: int, device: torch.device, seconds: float = 4.0) -> float:
     """Forward passes alone on a preprocessed channels-last batch: frames/s of the median pass,
     over at least 6 passes and ``seconds`` (a shared machine's outliers either way do not count)."""
-    from activity.features.extract import FrameEncoder
+    from activity.features.encoder import FrameEncoder
 
     enc = FrameEncoder(backbone, spec, device, batch_size=batch)
     x = torch.randn(batch, 3, spec.preprocess.crop_size, spec.preprocess.crop_size, device=device)
@@ -101,7 +103,7 @@ def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, p
     ``torch.compile``, compiled before they fork, as ``extract`` does."""
     import multiprocessing as mp
 
-    from activity.features.extract import FrameEncoder
+    from activity.features.encoder import FrameEncoder
 
     enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
     compile_s = None

@@ -73,7 +73,8 @@ def test_compiled_extract_matches_the_cache_and_prints_nothing_extra(workspace, 
     assert [line for line in err.splitlines() if not line.startswith("skipped ")] == ["15 processed, 1 skipped (1 not a readable video)"]
     # the same features as the eager run that filled the workspace's cache, to float16 rounding
     from activity.config import FeatureConfig
-    from activity.features.extract import FeatureCache, FeatureSpec
+    from activity.features.cache import FeatureCache
+    from activity.features.spec import FeatureSpec
 
     spec = FeatureSpec.from_config(FeatureConfig(image_size=64, num_frames=8))
     eager, compiled = FeatureCache(workspace["cache"], spec), FeatureCache(tmp_path / "c", spec)

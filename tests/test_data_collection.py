@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from activity.data.collection import Sample, VideoDataset, load_dataset, split_train_val
+from activity.data.collection import Sample, VideoDataset, load_dataset
+
+from activity.data.splits import split_train_val
 from activity.errors import ActivityError
 
 
@@ -270,7 +272,7 @@ def test_subset_keeps_classes():
 
 
 def test_train_val_datasets_given_split_and_none():
-    from activity.data.collection import train_val_datasets
+    from activity.data.splits import train_val_datasets
 
     train = VideoDataset([Sample(Path(f"/d/{c}_{i}.mp4"), c, f"g{i}") for c in "ab" for i in range(5)])
     val = VideoDataset([Sample(Path("/v/a.mp4"), "a"), Sample(Path("/v/z.mp4"), "zebra")])

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from activity.evaluation.metrics import compute_metrics, format_table, topk_accuracy, write_report
+from activity.evaluation.metrics import compute_metrics, topk_accuracy
+
+from activity.evaluation.reports import format_table, write_report
 
 
 def probs_for(pred: list[int], num_classes: int, confidence: float = 0.6) -> np.ndarray:

@@ -13,7 +13,9 @@ from torch import nn
 
 from activity.config import FeatureConfig
 from activity.errors import ActivityError
-from activity.features.extract import FeatureCache, FeatureSpec, default_cache_dir, extract, require_features
+from activity.features.cache import FeatureCache, default_cache_dir
+from activity.features.extract import extract, require_features
+from activity.features.spec import FeatureSpec
 from activity.data.video import open_video, read_sampled
 
 try:
@@ -448,7 +450,7 @@ def test_extract_killed_midway_resumes_without_corrupt_entries_or_repeated_work(
     import time
 
     from activity.config import FeatureConfig
-    from activity.features.extract import FeatureSpec
+    from activity.features.spec import FeatureSpec
     from activity.data.synthetic import make_order_dataset
 
     data = make_order_dataset(tmp_path / "data", classes=["growing", "shrinking"], clips_per_class=24, num_frames=8, size=(32, 32))

@@ -20,7 +20,8 @@ from activity.temporal.checkpoint import Checkpoint, load_checkpoint, save_check
 from activity.config import Config
 from activity.errors import ActivityError
 from activity.inference.export import ExportModel, export_model, preprocess_for_export
-from activity.features.extract import FeatureSpec, extract
+from activity.features.extract import extract
+from activity.features.spec import FeatureSpec
 from activity.temporal.models import build_temporal_model
 from activity.data.sampling import segment_indices
 from activity.data.synthetic import order_clip, write_video

@@ -13,8 +13,11 @@ import torch
 
 from activity.features.backbones import create_backbone
 from activity.config import Config
-from activity.data.collection import load_dataset, split_train_val
-from activity.features.extract import FeatureCache, FeatureSpec, extract
+from activity.data.collection import load_dataset
+from activity.data.splits import split_train_val
+from activity.features.cache import FeatureCache
+from activity.features.extract import extract
+from activity.features.spec import FeatureSpec
 from activity.data.synthetic import ORDER_CLASSES, make_order_dataset
 from activity.temporal.train import fit, predict_features
 

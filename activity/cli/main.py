@@ -126,7 +126,9 @@ def _main_rank(args: argparse.Namespace) -> bool:
 def _extract(paths, cfg, args, *, progress: bool = True):
     """Features for ``paths`` through the cache, reporting unreadable videos as they are found."""
     from activity.features.backbones import create_backbone
-    from activity.features.extract import FeatureCache, FeatureSpec, default_cache_dir, extract
+    from activity.features.cache import FeatureCache, default_cache_dir
+    from activity.features.extract import extract
+    from activity.features.spec import FeatureSpec
 
     spec = FeatureSpec.from_config(cfg.features)
     cache = FeatureCache(args.cache or default_cache_dir(), spec)
@@ -177,7 +179,7 @@ def _features(paths, cfg, args, *, read_all: bool = True):
 
 def cmd_backbones(args: argparse.Namespace) -> int:
     from activity.features.backbones import DEFAULT_BACKBONE, get_spec, list_backbones
-    from activity.evaluation.metrics import format_table
+    from activity.evaluation.reports import format_table
 
     rows = []
     for name in list_backbones():
@@ -216,7 +218,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from activity.temporal.checkpoint import Checkpoint, save_checkpoint
     from activity.config import save_config
-    from activity.data.collection import load_dataset, train_val_datasets
+    from activity.data.collection import load_dataset
+    from activity.data.splits import train_val_datasets
     from activity.features.extract import require_features
     from activity.temporal.train import fit
 
@@ -302,7 +305,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from activity.temporal.checkpoint import load_checkpoint
     from activity.data.collection import load_dataset
-    from activity.evaluation.metrics import compute_metrics, format_table, write_report
+    from activity.evaluation.metrics import compute_metrics
+    from activity.evaluation.reports import format_table, write_report
     from activity.features.extract import ExtractResult, require_features
     from activity.inference.recognizer import ActionRecognizer
 
@@ -350,7 +354,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from activity.data.collection import VIDEO_EXTENSIONS
-    from activity.evaluation.metrics import format_table
+    from activity.evaluation.reports import format_table
     from activity.inference.recognizer import load_model, write_predictions
 
     if args.top_k < 1:
@@ -394,7 +398,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _predict_timeline(model, paths: list[Path], args: argparse.Namespace, empty: dict[Path, str]) -> int:
-    from activity.evaluation.metrics import format_table
+    from activity.evaluation.reports import format_table
     from activity.errors import VideoError
     from activity.inference.timeline import write_overlay
 

@@ -193,117 +193,12 @@ def load_dataset(source: str | Path, *, group_regex: str | None = None, require_
     return ds
 
 
-def kfold_splits(
-    targets: np.ndarray, groups: np.ndarray | None, folds: int, *, seed: int = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``folds`` (train, test) index pairs, stratified by class and, when ``groups`` is given, by group.
-
-    With groups, clips of one group never sit on both sides of a fold. Folds
-    are capped by the number of groups (or by the largest class without groups).
-
-    Args:
-        targets: class indices ``(N,)``.
-        groups: group ids ``(N,)`` or None.
-        folds: requested number of folds (at least 2).
-        seed: shuffling seed.
-
-    Returns:
-        A list of ``(train_indices, test_indices)`` int64 arrays, sorted.
-    """
-    import warnings
-
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    if folds < 2:
-        raise ActivityError(f"need at least 2 folds, got {folds}")
-    n = len(targets)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn warns when a class has fewer members than folds
-        if groups is not None:
-            n_groups = len(set(groups.tolist()))
-            if n_groups < 2:
-                raise ActivityError("cannot split by group: every clip is in the same group")
-            splitter = StratifiedGroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
-            splits = splitter.split(np.zeros(n), targets, groups)
-        else:
-            splitter = StratifiedKFold(n_splits=min(folds, max(2, int(np.bincount(targets).max()))), shuffle=True, random_state=seed)
-            splits = splitter.split(np.zeros(n), targets)
-        try:
-            return [(np.sort(tr), np.sort(te)) for tr, te in splits]
-        except ValueError as e:  # e.g. fewer clips in every class than folds
-            raise ActivityError(f"cannot split {n} clips into {folds} folds: {str(e).splitlines()[0]}") from None
 
 
-def validation_split(
-    targets: np.ndarray, groups: np.ndarray | None, fraction: float, *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Split indices into train and validation, stratified by class and by group when known.
-
-    With groups, clips of one group never sit on both sides. Of the folds of
-    ``round(1 / fraction)``, the one that keeps every class in training and
-    whose size is closest to ``fraction`` is chosen (one big group can
-    otherwise make a fold far larger than asked for).
-
-    Args:
-        targets: class indices ``(N,)``.
-        groups: group ids ``(N,)`` or None.
-        fraction: validation share.
-        seed: shuffling seed.
-
-    Returns:
-        ``(train_indices, val_indices)`` int64 arrays, or None when no fold
-        leaves every class in training.
-
-    Raises:
-        ActivityError: no folds can be made at all (the reason says why).
-    """
-    n_classes = len(set(targets.tolist()))
-    splits = kfold_splits(targets, groups, max(2, round(1.0 / fraction)), seed=seed)
-    keeps_all = [len(set(targets[tr].tolist())) == n_classes for tr, _ in splits]
-    candidates = [sp for sp, ok in zip(splits, keeps_all) if ok]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda sp: abs(len(sp[1]) - fraction * len(targets)))
 
 
-def split_train_val(
-    dataset: VideoDataset, fraction: float, *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`validation_split` of a dataset, with a clear error when it cannot be made."""
-    try:
-        split, why = validation_split(dataset.targets(), dataset.groups(), fraction, seed=seed), "too few clips or recording groups per class"
-    except ActivityError as e:
-        split, why = None, str(e)
-    if split is None:
-        raise ActivityError(
-            f"{dataset.source or 'the dataset'}: no validation split of about {fraction:.0%} leaves every class in training "
-            f"({why}); pass --val, or train.val_fraction=0 to train without validation"
-        )
-    return split
 
 
-def train_val_datasets(
-    train: VideoDataset, val: VideoDataset | None, fraction: float, *, seed: int = 0
-) -> tuple[VideoDataset, VideoDataset | None, list[Sample]]:
-    """The training and validation sides of a run.
-
-    With a given validation collection, its clips whose label is not a
-    training class are left out (and returned, to be reported); otherwise a
-    share ``fraction`` of ``train`` is split off (by group when known), or no
-    validation at all when ``fraction`` is 0.
-
-    Returns:
-        ``(train, validation or None, left-out validation samples)``.
-    """
-    if val is not None:
-        unknown = [s for s in val.samples if s.label not in train.classes]
-        kept = val.subset([i for i, s in enumerate(val.samples) if s.label in train.classes])
-        kept.classes = list(train.classes)
-        return train, kept, unknown
-    if fraction > 0:
-        tr, va = split_train_val(train, fraction, seed=seed)
-        return train.subset(tr), train.subset(va), []
-    return train, None, []
 
 
 def _read_text(path: Path) -> str:

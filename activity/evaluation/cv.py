@@ -24,9 +24,10 @@ import torch
 
 from activity.temporal.baselines import POOLINGS, LogisticBaseline
 from activity.config import Config
-from activity.data.collection import kfold_splits, validation_split
+from activity.data.splits import kfold_splits, validation_split
 from activity.errors import ActivityError
-from activity.evaluation.metrics import compute_metrics, format_table
+from activity.evaluation.metrics import compute_metrics
+from activity.evaluation.reports import format_table
 from activity.temporal.train import fit, predict_features, select_views
 
 #: What :func:`cross_validate` compares: a config to train, or a baseline to fit.
@@ -86,7 +87,7 @@ def cross_validate(
             thread is usually fastest, and several contend with anything else
             running (4x slower measured on a busy 2-core machine).
         splits: ``(train, test)`` index pairs to use instead of
-            :func:`~activity.data.collection.kfold_splits` ``(targets, groups, folds, seed)``.
+            :func:`~activity.data.splits.kfold_splits` ``(targets, groups, folds, seed)``.
 
     Returns:
         One :class:`CVResult` per model, in the order given.
@@ -217,7 +218,7 @@ def run_cv(
         names: models to compare, from :data:`MODEL_NAMES`.
         folds: number of folds (capped by the number of groups, or by the largest class).
         group_regex: regex over file names giving the recording group; folds then never split a group.
-        cache_dir: feature cache root (default: :func:`~activity.features.extract.default_cache_dir`).
+        cache_dir: feature cache root (default: :func:`~activity.features.cache.default_cache_dir`).
         workers: decoding processes.
         device: where the backbone runs.
         progress: show progress bars.
@@ -228,7 +229,9 @@ def run_cv(
     """
     from activity.features.backbones import create_backbone
     from activity.data.collection import load_dataset
-    from activity.features.extract import FeatureCache, FeatureSpec, default_cache_dir, extract, require_features
+    from activity.features.cache import FeatureCache, default_cache_dir
+    from activity.features.extract import extract, require_features
+    from activity.features.spec import FeatureSpec
 
     models = build_models(cfg, names)
     ds = load_dataset(data, group_regex=group_regex)

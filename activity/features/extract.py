@@ -1,40 +1,32 @@
-"""Per-video backbone features, extracted once and cached on disk.
+"""Extraction: features for a list of videos, from the cache where present, else decoded and
+encoded, with loader workers (on the CPU each worker decodes and encodes whole clips).
 
 An entry holds float16 features ``(num_frames * views, D)``: frames sampled
 uniformly over the whole video (``num_frames * views`` segments, centre of
 each). Training takes ``num_frames`` of them with a random position inside
 each of ``num_frames`` segments (temporal jitter without decoding again);
 evaluation and prediction take the centres.
-
-Entries live in ``CACHE/<feature key>/<video key>.npy``. The feature key hashes
-everything that changes the features (backbone and its weights, frames, views,
-preprocessing); the video key hashes the file's identity (absolute path, size,
-modification time), so an edited file is extracted again. Writes are atomic
-(temporary file, then rename), so an interrupted run leaves no partial entry.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from activity.transforms.adjust import adjust_frames
-from activity.features.backbones import Backbone, get_spec
-from activity.config import FeatureConfig
-from activity.errors import ActivityError, VideoError
-from activity.io import atomic_write
-from activity.transforms.preprocess import Preprocess
 from activity.data.video import open_video, read_sampled, set_decode_threads
+from activity.errors import ActivityError, VideoError
+from activity.features.backbones import Backbone
+from activity.features.cache import FeatureCache
+from activity.features.encoder import FrameEncoder
+from activity.features.spec import FeatureSpec
 
 if TYPE_CHECKING:
     from activity.data.collection import VideoDataset
@@ -42,106 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def default_cache_dir() -> Path:
-    """``$ACTIVITY_CACHE``, else ``$XDG_CACHE_HOME/activity``, else ``~/.cache/activity``."""
-    if os.environ.get("ACTIVITY_CACHE"):
-        return Path(os.environ["ACTIVITY_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "activity"
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Everything that determines a video's cached features."""
-
-    backbone: str
-    weights: str
-    num_frames: int
-    views: int
-    preprocess: Preprocess
-    frame_fit: str = "crop"
-    enhance: str = "none"
-    precision: str = "float32"
-
-    # Options added after entries and checkpoints were first written, with the value they had then.
-    NEUTRAL: ClassVar[dict[str, str]] = {"frame_fit": "crop", "enhance": "none", "precision": "float32"}
-
-    @classmethod
-    def from_config(cls, cfg: FeatureConfig) -> "FeatureSpec":
-        spec = get_spec(cfg.backbone)
-        pre = spec.preprocess if cfg.image_size is None else spec.preprocess.scaled(cfg.image_size)
-        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.frame_fit, cfg.enhance, cfg.precision)
-
-    def crop(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Decoded uint8 RGB frames ``(T, H, W, 3)`` -> resized and cropped uint8 ``(T, 3, S, S)``.
-
-        The frame adjustments (:func:`activity.transforms.adjust.adjust_frames`), then the
-        resize and crop of the backbone's own preprocessing; what decoding
-        workers hand to :class:`FrameEncoder`.
-        """
-        if self.frame_fit != "crop" or self.enhance != "none":
-            fill = tuple(round(255 * m) for m in self.preprocess.mean)  # normalises to zero
-            keep = self.preprocess.crop_size / self.preprocess.resize_size
-            frames = adjust_frames(np.asarray(frames), enhance=self.enhance, fit=self.frame_fit, fill=fill, keep=keep)  # type: ignore[arg-type]
-        return self.preprocess.crop(frames).contiguous()
-
-    def prepare(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Decoded uint8 RGB frames ``(T, H, W, 3)`` -> backbone input ``(T, 3, S, S)`` float32
-        (:meth:`crop`, then the preprocessing's scaling and normalisation)."""
-        return self.preprocess.normalize(self.crop(frames)).contiguous()
-
-    @property
-    def length(self) -> int:
-        """Frames stored per video."""
-        return self.num_frames * self.views
-
-    def key(self) -> str:
-        fields = asdict(self)
-        for name, neutral in self.NEUTRAL.items():
-            if fields[name] == neutral:  # keeps the keys of entries written before these options existed
-                del fields[name]
-        blob = json.dumps(fields, sort_keys=True)
-        return f"{self.backbone}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
 
 
-class FeatureCache:
-    """Feature files for one :class:`FeatureSpec` under a cache root."""
-
-    def __init__(self, root: str | Path, spec: FeatureSpec) -> None:
-        self.spec = spec
-        self.dir = Path(root) / spec.key()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        meta = self.dir / "spec.json"
-        if not meta.exists():
-            with atomic_write(meta) as f:
-                f.write(json.dumps(asdict(spec), indent=2).encode())
-
-    def entry(self, video: str | Path) -> Path:
-        p = Path(video).resolve()
-        st = p.stat()
-        ident = f"{p}\0{st.st_size}\0{st.st_mtime_ns}"
-        return self.dir / (hashlib.sha1(ident.encode()).hexdigest() + ".npy")
-
-    def get(self, video: str | Path) -> np.ndarray | None:
-        """Cached features ``(length, D)`` float16, or None on a miss (or an unreadable entry)."""
-        try:
-            f = self.entry(video)
-        except OSError:
-            return None
-        if not f.exists():
-            return None
-        try:
-            x = np.load(f, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            return None  # corrupt entry: treated as a miss and written again
-        if x.ndim != 2 or x.shape[0] != self.spec.length:
-            return None
-        return x
-
-    def put(self, video: str | Path, features: np.ndarray) -> None:
-        f = self.entry(video)
-        with atomic_write(f, durable=False) as tmp:  # a damaged entry is read as a miss
-            np.save(tmp, features.astype(np.float16, copy=False), allow_pickle=False)
 
 
 @dataclass
@@ -164,81 +60,6 @@ class ExtractResult:
         return kept, torch.from_numpy(np.stack([self.features[p] for p in kept.paths]))
 
 
-class FrameEncoder:
-    """Preprocessed uint8 frames in, backbone features out, in batches on one device.
-
-    Frames arrive resized and cropped but still uint8 ``(N, 3, S, S)`` (a quarter of
-    the float32 bytes to move between processes and to the device); scaling and
-    normalisation happen on the device, in the batch. On CUDA, ``precision``
-    ``"bfloat16"`` or ``"float16"`` runs the backbone under autocast.
-
-    Args:
-        backbone: the frozen backbone (moved to ``device`` here).
-        spec: the features wanted: frame adjustments, preprocessing and ``precision``
-            (``"float32"``, or ``"bfloat16"``/``"float16"`` autocast).
-        device: where the backbone runs.
-        batch_size: frames per forward pass.
-    """
-
-    def __init__(self, backbone: Backbone, spec: "FeatureSpec", device: str | torch.device = "cpu", *,
-                 batch_size: int = 32) -> None:
-        self.device = torch.device(device)
-        self.backbone = backbone.to(self.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest kernels once
-        self.spec = spec
-        self.batch_size = batch_size
-        self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec.precision]
-
-    @torch.inference_mode()
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """Features ``(N, D)`` float32 on the CPU for uint8 frames ``(N, 3, S, S)``."""
-        out = []
-        for chunk in frames.split(self.batch_size):
-            x = self.spec.preprocess.normalize(chunk.to(self.device, non_blocking=True))
-            x = x.contiguous(memory_format=torch.channels_last)  # for the convolutions
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-                out.append(self.backbone(x).float())
-        return torch.cat(out).cpu() if out else torch.zeros(0, self.backbone.feature_dim)
-
-    def compile(self, frames: int, threads: int | None = None) -> str | None:
-        """Run the backbone through ``torch.compile`` for calls of exactly ``frames`` frames.
-
-        Compiles at once with a warm-up call, so that loader workers forked
-        afterwards inherit the compiled code instead of each compiling again.
-        Features agree with the eager backbone's to float rounding (about 1e-6).
-
-        Args:
-            frames: frames per call.
-            threads: the torch threads the compiled code will run with (the CPU
-                kernels are generated for a thread count); None: the current one.
-
-        Returns:
-            None, or why the backbone stays eager (no C++ compiler, an
-            unsupported platform, ...): compiling is only ever an optimisation.
-        """
-        eager = self.backbone
-        size = self.spec.preprocess.crop_size
-        before = torch.get_num_threads()
-        # The C++ toolchain lookup warns "No CUDA runtime is found" on CPU-only machines: not news here.
-        toolchain = logging.getLogger("torch.utils.cpp_extension")
-        level = toolchain.level
-        toolchain.setLevel(logging.ERROR)
-        try:
-            torch.set_num_threads(threads or before)
-            self.backbone = torch.compile(eager, dynamic=False)  # type: ignore[assignment]
-            self(torch.zeros(frames, 3, size, size, dtype=torch.uint8))
-        except Exception as e:  # anything the compiler stack raises: stay eager
-            self.backbone = eager
-            return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        finally:
-            torch.set_num_threads(before)
-            toolchain.setLevel(level)
-        return None
-
-    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
-        """Features ``(T, D)`` float32 of decoded uint8 RGB frames ``(T, H, W, 3)``."""
-        return self(self.spec.crop(frames))
 
 
 class _ClipDataset(Dataset):

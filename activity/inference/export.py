@@ -37,7 +37,7 @@ from torch import nn
 from activity import __version__
 from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 from activity.errors import ActivityError
-from activity.features.extract import FeatureSpec
+from activity.features.spec import FeatureSpec
 from activity.io import atomic_path, atomic_write
 
 FORMATS = ("onnx", "torchscript")
@@ -103,7 +103,7 @@ def preprocess_for_export(frames: np.ndarray | torch.Tensor, spec: FeatureSpec |
 
     This is exactly ``spec.prepare`` (the same call feature extraction
     makes); stack clips along a new first axis for a batch. ``spec`` may be a
-    :class:`~activity.features.extract.FeatureSpec` or a loaded checkpoint.
+    :class:`~activity.features.spec.FeatureSpec` or a loaded checkpoint.
     """
     if isinstance(spec, Checkpoint):
         spec = FeatureSpec.from_config(spec.config.features)

@@ -18,7 +18,10 @@ import torch
 from activity.features.backbones import create_backbone
 from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 from activity.errors import ActivityError
-from activity.features.extract import ExtractResult, FeatureCache, FeatureSpec, FrameEncoder, default_cache_dir, extract
+from activity.features.cache import FeatureCache, default_cache_dir
+from activity.features.encoder import FrameEncoder
+from activity.features.extract import ExtractResult, extract
+from activity.features.spec import FeatureSpec
 from activity.temporal.train import predict_features
 
 
@@ -39,7 +42,7 @@ class ActionRecognizer:
 
     Args:
         checkpoint: a loaded :class:`~activity.temporal.checkpoint.Checkpoint`.
-        cache_dir: feature cache root (default: :func:`~activity.features.extract.default_cache_dir`);
+        cache_dir: feature cache root (default: :func:`~activity.features.cache.default_cache_dir`);
             ``False`` keeps features in memory only.
         device: where the backbone runs.
         decoder: video backend (default: the one in the checkpoint's config).

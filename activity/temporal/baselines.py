@@ -85,7 +85,7 @@ class LogisticBaseline:
             y: class indices ``(N,)``.
             groups: recording groups ``(N,)`` or None; inner folds never split a group.
         """
-        from activity.data.collection import kfold_splits
+        from activity.data.splits import kfold_splits
 
         z = POOLINGS[self.name](_numpy(x))
         y = np.asarray(y)

@@ -55,7 +55,7 @@ def feature_spec_dict(config: Config) -> dict[str, Any]:
     """Backbone, weights, frames, views and preprocessing that ``config`` resolves to."""
     from dataclasses import asdict
 
-    from activity.features.extract import FeatureSpec
+    from activity.features.spec import FeatureSpec
 
     return asdict(FeatureSpec.from_config(config.features))
 
@@ -118,7 +118,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     model.eval()
     stored = payload.get("features")
     if isinstance(stored, dict):
-        from activity.features.extract import FeatureSpec
+        from activity.features.spec import FeatureSpec
 
         stored = {**FeatureSpec.NEUTRAL, **stored}  # written before those options existed: their neutral values
     if stored is not None and stored != feature_spec_dict(config):
