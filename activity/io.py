@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 
 def _umask() -> int:
@@ -61,3 +63,25 @@ def atomic_torch_save(obj: object, path: str | Path) -> None:
 
     with atomic_write(path) as f:
         torch.save(obj, f)
+
+
+@contextlib.contextmanager
+def atomic_text(path: str | Path) -> Iterator[IO[str]]:
+    """:func:`atomic_write` as UTF-8 text, line endings written as given (``csv`` writers need ``newline=""``)."""
+    with atomic_write(path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        yield text
+        text.flush()
+        text.detach()  # leave the binary file to atomic_write, which fsyncs and renames it
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically; returns ``path``."""
+    with atomic_text(path) as f:
+        f.write(text)
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON (with a final newline) atomically; returns ``path``."""
+    return write_text(path, json.dumps(obj, indent=2) + "\n")

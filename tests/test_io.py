@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -39,3 +40,16 @@ def test_a_write_in_progress_never_matches_the_final_suffix(tmp_path):
         assert list(tmp_path.glob("*.npy")) == []
         assert len(list(tmp_path.iterdir())) == 1
     assert [p.name for p in tmp_path.glob("*.npy")] == ["entry.npy"]
+
+
+def test_atomic_text_writes_whole_files_and_nothing_on_error(tmp_path):
+    from activity.io import atomic_text, write_json
+
+    out = write_json(tmp_path / "m.json", {"top1": 0.5})
+    assert json.loads(out.read_text()) == {"top1": 0.5} and out.read_text().endswith("}\n")
+    with pytest.raises(RuntimeError):
+        with atomic_text(tmp_path / "m.json") as f:
+            f.write("half")
+            raise RuntimeError("killed")
+    assert json.loads(out.read_text()) == {"top1": 0.5}  # the old file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # and no temporary file is left
