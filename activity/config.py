@@ -20,10 +20,18 @@ from typing import Any, Literal, Optional
 import yaml
 
 from activity.errors import ConfigError
+from activity.registry import (
+    BACKBONES,
+    DECODERS,
+    ENHANCEMENTS,
+    TEMPORAL_MODELS,
+    Registry,
+)
 
 
-def _opt(default: Any, help: str, *, min: float | None = None, max: float | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "min": min, "max": max})
+def _opt(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+         registry: Registry | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "registry": registry})
 
 
 @dataclass
@@ -31,13 +39,13 @@ class FeatureConfig:
     """What the backbone sees. All fields but ``decoder`` are part of the feature cache key
     (both decoders return the same frames)."""
 
-    backbone: str = _opt("efficientnet_lite0", "frame encoder (see `activity backbones`)")
+    backbone: str = _opt("efficientnet_lite0", "frame encoder (see `activity backbones`)", registry=BACKBONES)
     num_frames: int = _opt(16, "frames per clip, one from each of as many equal segments", min=1, max=512)
     views: int = _opt(1, "cached frames per segment; >1 gives training temporal jitter without decoding again (odd keeps test frames centred)", min=1, max=16)
     image_size: Optional[int] = _opt(None, "crop size fed to the backbone; null = the backbone's own", min=32, max=1024)
     frame_fit: Literal["crop", "pad", "stretch"] = _opt("crop", "fitting frames to the square input: crop = resize the short side, centre-crop (loses the ends of the long side); pad = whole frame on a square; stretch = whole frame resized to a square")
-    enhance: Literal["none", "dark", "gamma", "clahe"] = _opt("dark", "brightness per frame before the backbone: dark = auto-gamma to a mid-grey mean for under-exposed frames only (mean below 0.2), others untouched; gamma = the same for every frame; clahe = adaptive histogram equalisation of lightness; none")
-    decoder: Literal["auto", "decord", "opencv"] = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file")
+    enhance: str = _opt("dark", "brightness per frame before the backbone: dark = auto-gamma to a mid-grey mean for under-exposed frames only (mean below 0.2), others untouched; gamma = the same for every frame; clahe = adaptive histogram equalisation of lightness; none", registry=ENHANCEMENTS)
+    decoder: str = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file", registry=DECODERS)
     precision: Literal["float32", "bfloat16", "float16"] = _opt("float32", "backbone arithmetic; bfloat16/float16 run it under autocast (for GPUs)")
 
 
@@ -45,7 +53,7 @@ class FeatureConfig:
 class ModelConfig:
     """The temporal model over the sequence of frame features."""
 
-    temporal: Literal["lstm", "mean"] = _opt("lstm", "lstm: bidirectional LSTM; mean: average of frame features, then linear")
+    temporal: str = _opt("lstm", "lstm: bidirectional LSTM; mean: average of frame features, then linear", registry=TEMPORAL_MODELS)
     projection: int = _opt(64, "LSTM: project frame features to this size first (0: feed them as they are)", min=0, max=8192)
     hidden_size: int = _opt(64, "LSTM hidden size per direction", min=1, max=8192)
     num_layers: int = _opt(1, "stacked LSTM layers", min=1, max=8)
@@ -106,6 +114,19 @@ class Config:
         obj = getattr(self, section)
         f = {f.name: f for f in dataclasses.fields(obj)}[key]
         setattr(obj, key, _check(f"{section}.{key}", value, f, source))
+
+    def check(self) -> "Config":
+        """Check every value as :meth:`set` does (for configs built in Python, which skip those checks).
+
+        Raises:
+            ConfigError: naming the first key with a wrong type, an out-of-range value or an
+                unknown name (backbone, decoder, enhancement, temporal model).
+        """
+        for section in _sections():
+            obj = getattr(self, section)
+            for f in dataclasses.fields(obj):
+                _check(f"{section}.{f.name}", getattr(obj, f.name), f, "config")
+        return self
 
     def apply_overrides(self, overrides: list[str]) -> None:
         """Apply ``key=value`` strings; values are parsed as YAML scalars."""
@@ -201,6 +222,10 @@ def _check(name: str, value: Any, f: dataclasses.Field, source: str) -> Any:
     elif tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: {name} must be a string, got {value!r}")
+        registry = f.metadata.get("registry")
+        if registry is not None and value not in registry:
+            raise ConfigError(f"{source}: {name}={value!r} is not allowed: unknown {registry.kind}; "
+                              f"choose from {', '.join(registry.names())}")
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"

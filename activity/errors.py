@@ -27,5 +27,6 @@ class VideoError(ActivityError):
         super().__init__(f"{path}: {reason}")
 
 
-class ConfigError(ActivityError):
-    """An unknown key, wrong type or out-of-range value in a config."""
+class ConfigError(ActivityError, ValueError):
+    """An unknown key or name, a wrong type or an out-of-range value (in a config, or passed to a
+    function that takes a registered name)."""

@@ -26,8 +26,9 @@ import sys
 from pathlib import Path
 
 from activity.config import load_config
-from activity.evaluation.cv import run_cv
 from activity.errors import ActivityError
+from activity.features.extract import ExtractOptions
+from activity.workflows import cv
 
 BASELINES = ["mean", "pooled_lr", "middle_lr"]
 
@@ -54,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         reports = []
         for d in data:
             print(f"benchmarking {d}", file=sys.stderr)
-            reports.append(run_cv(d, cfg, names, folds=args.folds, group_regex=args.group_regex, cache_dir=args.cache,
-                                  workers=args.workers, progress=not args.quiet,
-                                  on_error=lambda path, why: print(f"skipped {path}: {why}", file=sys.stderr)))
+            opts = ExtractOptions(cache_dir=args.cache, workers=args.workers, progress=not args.quiet,
+                                  on_error=lambda path, why: print(f"skipped {path}: {why}", file=sys.stderr))
+            reports.append(cv(d, cfg, names, opts, folds=args.folds, group_regex=args.group_regex))
     except ActivityError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_checkpoint(path: Path, num_classes: int = 5) -> Path:
-    from activity.temporal.checkpoint import Checkpoint, save_checkpoint
     from activity.config import Config
+    from activity.temporal.checkpoint import Checkpoint, save_checkpoint
     from activity.temporal.models import build_temporal_model
 
     cfg = Config()

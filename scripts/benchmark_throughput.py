@@ -37,15 +37,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from activity.features.backbones import Backbone, create_backbone, get_spec
 from activity.config import FeatureConfig
-from activity.errors import ActivityError
-from activity.evaluation.reports import format_table
-from activity.features.cache import FeatureCache
-from activity.features.extract import default_workers, extract
-from activity.features.spec import FeatureSpec
 from activity.data.sampling import segment_indices
 from activity.data.video import open_video
+from activity.errors import ActivityError
+from activity.evaluation.reports import format_table
+from activity.features.backbones import Backbone, create_backbone, get_spec
+from activity.features.cache import FeatureCache
+from activity.features.extract import ExtractOptions, default_workers, extract
+from activity.features.spec import FeatureSpec
 
 
 def backbone_or_random(name: str, optimize: bool = True) -> Backbone:
@@ -141,9 +141,9 @@ def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args
     """``extract`` into a fresh cache: (frames encoded, seconds)."""
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
-        result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, batch_size=args.batch_size,
-                         workers=args.workers, device=args.device, progress=False,
-                         compile_backbone={"auto": None, "yes": True, "no": False}[args.compile])
+        opts = ExtractOptions(batch_size=args.batch_size, workers=args.workers, device=args.device, progress=False,
+                              compile_backbone={"auto": None, "yes": True, "no": False}[args.compile])
+        result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, opts)
         dt = time.perf_counter() - t0
     if result.failed:
         print(f"note: {len(result.failed)} clips failed: {next(iter(result.failed.values()))}", file=sys.stderr)

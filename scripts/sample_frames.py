@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from activity.data.video import open_video, read_sampled
 from activity.errors import ActivityError
-from activity.data.video import BACKENDS, open_video, read_sampled
 from activity.inference.visualize import contact_sheet
+from activity.registry import DECODERS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-frames", type=int, default=16, help="frames to sample (default 16)")
     p.add_argument("--train", action="store_true", help="random position in each segment, as in training (default: centres)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--decoder", choices=BACKENDS, default="auto")
+    p.add_argument("--decoder", choices=DECODERS.names(), default="auto")
     args = p.parse_args(argv)
     try:
         if args.num_frames < 1:

@@ -27,9 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from corpus import (
+    BAD,
+    DIRECTORY,
+    UNICODE,
+    build_corpus,
+    ffmpeg_exe,
+    must_process,
+    must_skip,
+    odd,
+    video_files,
+)
 
 from activity.cli import main
-from corpus import BAD, DIRECTORY, UNICODE, build_corpus, ffmpeg_exe, must_process, must_skip, odd, video_files
 
 FAST = ["features.image_size=64", "features.num_frames=8", "train.epochs=3"]
 SUMMARY = re.compile(r"^(\d+) processed, (\d+) skipped(?: \((.+)\))?$")

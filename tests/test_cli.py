@@ -159,7 +159,7 @@ def test_backbones_lists_offline_default(capsys):
     "argv, message",
     [
         (["train", "--data", "{root}/missing", "--out", "{root}/r"], "missing: no such file or directory"),
-        (["train", "--data", "{data}", "--out", "{root}/r", "--backbone", "vgg99"], "unknown backbone 'vgg99'"),
+        (["train", "--data", "{data}", "--out", "{root}/r", "--backbone", "vgg99"], "features.backbone='vgg99' is not allowed: unknown backbone"),
         (["train", "--data", "{data}", "--out", "{root}/r", "model.hidden_size=-4"], "model.hidden_size=-4 is out of range"),
         (["train", "--data", "{data}", "--out", "{root}/r", "model.temporal=gru"], "model.temporal='gru' is not allowed"),
         (["train", "--data", "{data}", "--out", "{root}/r", "train.epochz=3"], "unknown key 'train.epochz'"),

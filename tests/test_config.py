@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from activity import config as config_mod
-from activity.config import Config, FeatureConfig, ModelConfig, TrainConfig, load_config, save_config
+from activity.config import (
+    Config,
+    FeatureConfig,
+    ModelConfig,
+    TrainConfig,
+    load_config,
+    save_config,
+)
 from activity.errors import ActivityError, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from activity.data.collection import Sample, VideoDataset, load_dataset
-
 from activity.data.splits import split_train_val
 from activity.errors import ActivityError
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from activity import video as video_mod
-from activity.errors import VideoError
 from activity.data.sampling import segment_indices
 from activity.data.video import OpenCVReader, open_video, read_sampled
+from activity.errors import VideoError
 
 try:
     from utils import make_video, nearest_frame

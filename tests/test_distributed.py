@@ -29,10 +29,10 @@ import torch
 from activity.cli import main
 from activity.config import FeatureConfig
 from activity.data.collection import load_dataset
+from activity.data.synthetic import make_order_dataset
 from activity.distributed import DistInfo, ParallelTraining, launched_world_size
 from activity.features.cache import FeatureCache
 from activity.features.spec import FeatureSpec
-from activity.data.synthetic import make_order_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = ["features.image_size=64", "features.num_frames=8"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 
-from activity.evaluation.check import check_dataset
 from activity.cli import main
 from activity.data.collection import load_dataset
 from activity.data.synthetic import make_order_dataset
+from activity.evaluation.check import check_dataset
 
 
 def _collection(tmp_path):

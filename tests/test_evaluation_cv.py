@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from activity.temporal.baselines import LogisticBaseline
 from activity.config import Config
-from activity.evaluation.cv import _inner_split, build_models, cross_validate, run_cv
 from activity.errors import ActivityError
+from activity.evaluation.cv import _inner_split, build_models, cross_validate
+from activity.features.extract import ExtractOptions
+from activity.temporal.baselines import LogisticBaseline
+from activity.workflows import cv as run_cv
 
 try:
     from utils import make_video
@@ -90,7 +92,8 @@ def test_run_cv_folds_are_stratified_and_never_split_a_recording(tmp_path):
     _clips(data, {"a": [1, 2, 3, 4], "b": [5, 6, 7, 8], "c": [9, 10, 11, 12]})
     cfg = _cfg("mean")
     cfg.features.image_size = 32
-    report = run_cv(data, cfg, ["mean", "middle_lr"], folds=4, group_regex=r"_(\d+)_", cache_dir=tmp_path / "cache", progress=False)
+    report = run_cv(data, cfg, ["mean", "middle_lr"], ExtractOptions(cache_dir=tmp_path / "cache", progress=False), folds=4,
+                    group_regex=r"_(\d+)_")
     assert report.split == "4-fold by group (12 groups)" and report.clips == 24
     seen = [p for fold in report.test_folds for p in fold]
     assert sorted(seen) == sorted(str(p) for p in data.rglob("*.mp4"))  # every clip tested once
@@ -109,6 +112,6 @@ def test_run_cv_without_groups_is_stratified(tmp_path):
     _clips(data, {"a": [1, 2, 3], "b": [4, 5, 6]})
     cfg = _cfg("mean")
     cfg.features.image_size = 32
-    report = run_cv(data, cfg, ["middle_lr"], folds=3, cache_dir=tmp_path / "cache", progress=False)
+    report = run_cv(data, cfg, ["middle_lr"], ExtractOptions(cache_dir=tmp_path / "cache", progress=False), folds=3)
     assert report.split == "3-fold stratified"
     assert [sorted(Path(p).parent.name for p in f) for f in report.test_folds] == [["a", "a", "b", "b"]] * 3

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from activity.evaluation.metrics import compute_metrics, topk_accuracy
-
 from activity.evaluation.reports import format_table, write_report
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import torch
 import skimage.data as skimage_data
+import torch
 
-from activity.features.backbones import DEFAULT_BACKBONE, create_backbone, get_spec, list_backbones
 from activity.errors import ActivityError
-
+from activity.features.backbones import (
+    DEFAULT_BACKBONE,
+    create_backbone,
+    get_spec,
+    list_backbones,
+)
 
 # ImageNet class indices
 TIGER_CAT, TABBY, EGYPTIAN_CAT, ESPRESSO = 282, 281, 285, 967

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from activity.config import FeatureConfig
+from activity.data.video import open_video, read_sampled
 from activity.errors import ActivityError
 from activity.features.cache import FeatureCache, default_cache_dir
-from activity.features.extract import extract, require_features
+from activity.features.extract import ExtractOptions, extract, require_features
 from activity.features.spec import FeatureSpec
-from activity.data.video import open_video, read_sampled
 
 try:
     from utils import make_video
@@ -73,7 +73,7 @@ def spec_for(**kw) -> FeatureSpec:
 def run(paths, spec, cache, factory=None, **kw):
     kw.setdefault("workers", 0)
     kw.setdefault("progress", False)
-    return extract(paths, spec, cache, factory or Factory(), **kw)
+    return extract(paths, spec, cache, factory or Factory(), ExtractOptions(**kw))
 
 
 @pytest.fixture
@@ -450,8 +450,8 @@ def test_extract_killed_midway_resumes_without_corrupt_entries_or_repeated_work(
     import time
 
     from activity.config import FeatureConfig
-    from activity.features.spec import FeatureSpec
     from activity.data.synthetic import make_order_dataset
+    from activity.features.spec import FeatureSpec
 
     data = make_order_dataset(tmp_path / "data", classes=["growing", "shrinking"], clips_per_class=24, num_frames=8, size=(32, 32))
     cache = tmp_path / "cache"
@@ -522,3 +522,14 @@ def test_reduced_precision_is_close_and_cached_apart(tmp_path, videos):
     assert not np.array_equal(a, b)
     np.testing.assert_allclose(b, a, rtol=0.03, atol=0.03)
     assert len(list((tmp_path / "c").glob("*/*.npy"))) == 2
+
+
+@pytest.mark.parametrize("kw, key", [
+    ({}, "efficientnet_lite0-793f7a9a9b9b"),
+    ({"enhance": "none"}, "efficientnet_lite0-602d2de4934b"),
+    ({"num_frames": 8, "views": 3, "image_size": 160, "frame_fit": "pad", "backbone": "resnet18"}, "resnet18-ff5e0a59ca03"),
+])
+def test_cache_keys_are_those_earlier_versions_wrote(kw, key):
+    """Keys computed by the release before the package was split into subpackages: a cache it filled is
+    still found (moving a class must not change what the key hashes)."""
+    assert FeatureSpec.from_config(FeatureConfig(**kw)).key() == key

@@ -11,15 +11,20 @@ import pytest
 import torch
 
 import activity.inference.recognizer
-from activity.temporal.checkpoint import Checkpoint, save_checkpoint
 from activity.config import Config
-from activity.errors import ActivityError
-from activity.inference.explain import Explanation, draw_explanation, explain, save_explanation
-from activity.temporal.models import build_temporal_model
 from activity.data.sampling import segment_indices
 from activity.data.synthetic import make_order_dataset
-from activity.temporal.train import select_views
+from activity.errors import ActivityError
+from activity.inference.explain import (
+    Explanation,
+    draw_explanation,
+    explain,
+    save_explanation,
+)
 from activity.inference.visualize import contact_sheet
+from activity.temporal.checkpoint import Checkpoint, save_checkpoint
+from activity.temporal.models import build_temporal_model
+from activity.temporal.train import select_views
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 import torch
 
-from activity.features.backbones import create_backbone
-from activity.temporal.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from activity.config import Config
-from activity.errors import ActivityError
-from activity.inference.export import ExportModel, export_model, preprocess_for_export
-from activity.features.extract import extract
-from activity.features.spec import FeatureSpec
-from activity.temporal.models import build_temporal_model
 from activity.data.sampling import segment_indices
 from activity.data.synthetic import order_clip, write_video
+from activity.errors import ActivityError
+from activity.features.backbones import create_backbone
+from activity.features.extract import ExtractOptions, extract
+from activity.features.spec import FeatureSpec
+from activity.inference.export import ExportModel, export_model, preprocess_for_export
+from activity.temporal.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from activity.temporal.models import build_temporal_model
 from activity.temporal.train import predict_features
 
 ort = pytest.importorskip("onnxruntime", reason="ONNX tests need onnxruntime")
@@ -148,7 +148,7 @@ def test_export_model_is_the_package_model(exported, backbone):
     from activity.data.video import open_video, read_sampled
 
     video = write_video(exported["dir"] / "clip.avi", order_clip("growing", num_frames=24, seed=7))  # lossless
-    res = extract([video], spec, None, lambda: backbone, decoder="opencv", workers=0, progress=False)
+    res = extract([video], spec, None, lambda: backbone, ExtractOptions(decoder="opencv", workers=0, progress=False))
     probs, _ = predict_features(ckpt.model, torch.from_numpy(res.features[video][None]).float(), T)
     with open_video(video, "opencv") as reader:
         frames, _ = read_sampled(reader, T)
@@ -228,8 +228,8 @@ def test_run_exported_script_preprocesses_like_the_package(small_checkpoint, tmp
     import importlib.util
     from pathlib import Path
 
-    from activity.temporal.checkpoint import load_checkpoint
     from activity.inference.export import export_metadata
+    from activity.temporal.checkpoint import load_checkpoint
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "run_exported.py"
     module_spec = importlib.util.spec_from_file_location("run_exported", script)

@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from activity.temporal.baselines import LogisticBaseline, middle_frame, pooled_statistics
 from activity.errors import ActivityError
+from activity.temporal.baselines import (
+    LogisticBaseline,
+    middle_frame,
+    pooled_statistics,
+)
 
 
 def test_pooled_statistics_are_mean_and_std_of_features_and_differences():

@@ -10,10 +10,21 @@ import pytest
 import torch
 
 from activity import __version__
-from activity.temporal.checkpoint import FORMAT, FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
 from activity.config import Config
 from activity.errors import ActivityError
-from activity.temporal.models import Ensemble, LSTMClassifier, MeanClassifier, build_temporal_model
+from activity.temporal.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    Checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from activity.temporal.models import (
+    Ensemble,
+    LSTMClassifier,
+    MeanClassifier,
+    build_temporal_model,
+)
 
 D = 10
 CLASSES = ["jump", "run", "sit"]

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from activity.features.backbones import create_backbone
 from activity.config import Config
 from activity.data.collection import load_dataset
 from activity.data.splits import split_train_val
-from activity.features.cache import FeatureCache
-from activity.features.extract import extract
-from activity.features.spec import FeatureSpec
 from activity.data.synthetic import ORDER_CLASSES, make_order_dataset
+from activity.features.backbones import create_backbone
+from activity.features.cache import FeatureCache
+from activity.features.extract import ExtractOptions, extract
+from activity.features.spec import FeatureSpec
 from activity.temporal.train import fit, predict_features
 
 GROUP = r"_(\d+)\."
@@ -37,7 +37,7 @@ def order_features(tmp_path_factory):
 
     def load(r):
         ds = load_dataset(r, group_regex=GROUP)
-        res = extract(ds.paths, spec, cache, lambda: backbone, progress=False)
+        res = extract(ds.paths, spec, cache, lambda: backbone, ExtractOptions(progress=False))
         assert not res.failed
         return ds, torch.from_numpy(np.stack([res.features[p] for p in ds.paths])), torch.from_numpy(ds.targets())
 

@@ -15,8 +15,8 @@ import torch
 import activity.temporal.train as train_mod
 from activity.cli import main
 from activity.config import Config
-from activity.errors import ActivityError
 from activity.data.synthetic import make_order_dataset
+from activity.errors import ActivityError
 from activity.temporal.train import STATE_FILE, fit, select_views
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

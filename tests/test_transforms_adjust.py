@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from activity.transforms.adjust import DARK_BELOW, adjust_frames, auto_gamma, clahe, pad_to_square, stretch_to_square
+from activity.transforms.adjust import (
+    DARK_BELOW,
+    adjust_frames,
+    auto_gamma,
+    clahe,
+    pad_to_square,
+    stretch_to_square,
+)
 
 
 def _dark_clip(t: int = 3, h: int = 40, w: int = 60, seed: int = 0) -> np.ndarray:

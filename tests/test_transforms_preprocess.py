@@ -10,7 +10,6 @@ import torchvision.transforms.v2.functional as TF
 from activity.transforms.preprocess import Preprocess, center_crop
 
 
-
 def _torchvision(frames: np.ndarray, p: Preprocess) -> torch.Tensor:
     from torchvision.transforms import InterpolationMode
 

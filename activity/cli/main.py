@@ -15,10 +15,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from activity.errors import ActivityError
 
+if TYPE_CHECKING:
+    from activity.features.extract import ExtractOptions
 
 # ---------------------------------------------------------------- shared helpers
 
@@ -70,7 +72,6 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from activity.features.backbones import get_spec
     from activity.config import load_config
 
     cfg = load_config(args.config, args.overrides)
@@ -80,17 +81,15 @@ def _config(args: argparse.Namespace):
         cfg.set("model.temporal", args.temporal, source="--temporal")
     if getattr(args, "val_fraction", None) is not None:
         cfg.set("train.val_fraction", args.val_fraction, source="--val-fraction")
-    get_spec(cfg.features.backbone)  # unknown backbone: fail before any work
     return cfg
 
 
 def _temporal_list(text: str) -> list[str]:
-    from activity.evaluation.cv import MODEL_NAMES
+    from activity.evaluation.cv import model_names
 
     names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in MODEL_NAMES]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(MODEL_NAMES)}; got {text!r}")
+    if not names or any(t not in model_names() for t in names):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(model_names())}; got {text!r}")
     return list(dict.fromkeys(names))
 
 
@@ -110,76 +109,29 @@ def _finish(args: argparse.Namespace, processed: int, skipped: dict) -> int:
         key = r.split(" (")[0]
         reasons[key] = reasons.get(key, 0) + 1
     why = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    if _main_rank(args):
+    if args.dist.is_main:
         print(f"{processed} processed, {len(skipped)} skipped" + (f" ({why})" if why else ""), file=sys.stderr)
     if processed == 0 or (getattr(args, "strict", False) and skipped):
         return 1
     return 0
 
 
-def _main_rank(args: argparse.Namespace) -> bool:
-    """True where summaries are printed and result files written: rank 0 under torchrun, else always."""
-    dist = getattr(args, "dist", None)
-    return dist is None or dist.is_main
+def _options(args: argparse.Namespace, *, progress: bool = True) -> ExtractOptions:
+    """The extraction options of a command's ``--cache``, ``--workers``, ``--device``, ``--compile`` and ``--quiet``."""
+    from activity.features.extract import ExtractOptions
 
-
-def _extract(paths, cfg, args, *, progress: bool = True):
-    """Features for ``paths`` through the cache, reporting unreadable videos as they are found."""
-    from activity.features.backbones import create_backbone
-    from activity.features.cache import FeatureCache, default_cache_dir
-    from activity.features.extract import extract
-    from activity.features.spec import FeatureSpec
-
-    spec = FeatureSpec.from_config(cfg.features)
-    cache = FeatureCache(args.cache or default_cache_dir(), spec)
-    return extract(
-        paths, spec, cache, lambda: create_backbone(spec.backbone),
-        decoder=cfg.features.decoder, workers=args.workers, device=args.device,
-        progress=progress and not args.quiet and _main_rank(args), on_error=_skip,
-        compile_backbone=_compile_choice(args),
+    return ExtractOptions(
+        cache_dir=getattr(args, "cache", None), workers=getattr(args, "workers", None), device=getattr(args, "device", "cpu"),
+        compile_backbone={"auto": None, "yes": True, "no": False}[getattr(args, "compile", "auto")],
+        progress=progress and not getattr(args, "quiet", False), on_error=_skip, dist=args.dist,
     )
-
-
-def _features(paths, cfg, args, *, read_all: bool = True):
-    """:func:`_extract`, with the extraction shared among the ranks under torchrun.
-
-    Each rank extracts its shard (:meth:`~activity.distributed.DistInfo.shard`)
-    into the cache; the ranks then exchange what they extracted and which
-    videos they skipped. With ``read_all``, this rank then reads everyone
-    else's entries from the cache (which must be a folder all ranks see;
-    an entry it cannot find there it extracts itself). Without it, the result
-    holds this rank's features only; ``failed``, ``extracted`` and ``frames``
-    always cover all ranks.
-    """
-    from activity.features.extract import ExtractResult
-
-    dist = args.dist
-    if not dist.enabled:
-        return _extract(paths, cfg, args)
-    mine = _extract(dist.shard(paths), cfg, args)
-    failed: dict = {}
-    extracted = frames = 0
-    for part_failed, part_extracted, part_frames in dist.all_gather((mine.failed, mine.extracted, mine.frames)):
-        failed.update(part_failed)
-        extracted += part_extracted
-        frames += part_frames
-    failed = {p: failed[p] for p in dict.fromkeys(paths) if p in failed}  # in input order, as one process finds them
-    res = ExtractResult(dict(mine.features), failed, extracted, frames)
-    if read_all:
-        rest = _extract([p for p in dict.fromkeys(paths) if p not in failed and p not in mine.features], cfg, args, progress=False)
-        if rest.extracted:
-            print(f"warning: rank {dist.rank} extracted {rest.extracted} video(s) that other ranks had extracted but it could "
-                  "not find in the cache; give all ranks a --cache folder they all see", file=sys.stderr)
-        res.features.update(rest.features)
-        res.failed.update(rest.failed)
-    return res
 
 
 # ---------------------------------------------------------------- commands
 
 def cmd_backbones(args: argparse.Namespace) -> int:
-    from activity.features.backbones import DEFAULT_BACKBONE, get_spec, list_backbones
     from activity.evaluation.reports import format_table
+    from activity.features.backbones import DEFAULT_BACKBONE, get_spec, list_backbones
 
     rows = []
     for name in list_backbones():
@@ -191,215 +143,94 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    import time
+    from activity import workflows
 
-    from activity.data.collection import load_dataset
-    from activity.features.extract import require_features
-
-    cfg = _config(args)
-    ds = load_dataset(args.data, require_labels=False)
-    t0 = time.perf_counter()
-    res = _features(ds.paths, cfg, args, read_all=False)  # under torchrun: this rank's shard, totals over all ranks
-    dt = time.perf_counter() - t0
-    kept = [p for p in ds.paths if p not in res.failed]  # every other video has features now
-    if not kept:
-        require_features(res, str(args.data))
-    cached = len(kept) - res.extracted
-    rate = f", {res.frames / dt:.1f} frames/s" if res.extracted else ""
+    opts = _options(args)
+    r = workflows.extract(args.data, _config(args), opts)
+    rate = f", {r.frames / r.seconds:.1f} frames/s" if r.extracted else ""
     procs = f" by {args.dist.world_size} processes" if args.dist.enabled else ""
-    if _main_rank(args):
-        print(f"{len(kept)} videos with features: {res.extracted} extracted{procs}, {cached} from the cache "
-              f"({res.frames} frames in {dt:.1f} s{rate})")
-    return _finish(args, len(kept), res.failed)
+    if opts.is_main:
+        print(f"{r.videos} videos with features: {r.extracted} extracted{procs}, {r.cached} from the cache "
+              f"({r.frames} frames in {r.seconds:.1f} s{rate})")
+    return _finish(args, r.videos, r.skipped)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
+    from activity import workflows
 
-    from activity.temporal.checkpoint import Checkpoint, save_checkpoint
-    from activity.config import save_config
-    from activity.data.collection import load_dataset
-    from activity.data.splits import train_val_datasets
-    from activity.features.extract import require_features
-    from activity.temporal.train import fit
-
+    opts = _options(args)
     if args.resume is not None:
-        cfg = _resume_args(args)
+        if args.data or args.out or args.val or args.config or args.overrides or args.backbone or args.temporal:
+            raise ActivityError("--resume continues a run with its own data and config; pass no other data or config options")
+        r = workflows.resume(args.resume, opts)
     else:
         if args.data is None or args.out is None:
             raise ActivityError("train needs --data and --out (or --resume RUN_DIR)")
-        cfg = _config(args)
-    out = Path(args.out)
-    ds = load_dataset(args.data, group_regex=args.group_regex)
-    given_val = load_dataset(args.val, group_regex=args.group_regex) if args.val else None
-    train_ds, val_ds, unknown = train_val_datasets(ds, given_val, cfg.train.val_fraction, seed=cfg.train.seed)
-    dropped = {s.path: f"label {s.label!r} is not one of the training classes" for s in unknown}
-    main_rank = _main_rank(args)  # under torchrun only rank 0 prints and writes
-    for path, reason in dropped.items():
-        if main_rank:
-            _skip(path, reason)
-    if main_rank:
-        out.mkdir(parents=True, exist_ok=True)
-    if args.resume is None and main_rank:
-        save_config(cfg, out / "config.yaml")
-        run = {"data": str(Path(args.data).resolve()), "val": str(Path(args.val).resolve()) if args.val else None, "group_regex": args.group_regex}
-        (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
-
-    res = _features(train_ds.paths + (val_ds.paths if val_ds else []), cfg, args)
-    require_features(res, str(args.data))
-    train_ds, train_x = res.readable(train_ds)
-    if train_x is None:
-        raise ActivityError(f"{args.data}: no readable training video")
-    train_y = torch.from_numpy(train_ds.targets())
-    val_x = val_y = None
-    if val_ds is not None:
-        val_ds, val_x = res.readable(val_ds)
-        val_y = torch.from_numpy(val_ds.targets()) if val_x is not None else None
-    missing = sorted(set(range(len(ds.classes))) - set(train_y.tolist()))
-    if missing and main_rank:
-        print(f"warning: no training clip for class(es) {', '.join(ds.classes[i] for i in missing)} "
-              "(none readable, or all of them in the validation collection)", file=sys.stderr)
-    n_val = 0 if val_x is None else len(val_x)
-    procs = f" in {args.dist.world_size} processes" if args.dist.enabled else ""
-    if main_rank:
-        print(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(ds.classes)} classes{procs}", file=sys.stderr)
-
-    result = fit(cfg, train_x, train_y, len(ds.classes), val_x, val_y, out_dir=out, progress=not args.quiet and main_rank,
-                 resume=args.resume is not None, dist=args.dist)
-    metrics = {
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
-        "val_accuracy": result.best_val_accuracy,
-        "train_clips": len(train_x),
-        "val_clips": n_val,
-        "skipped": {str(p): r for p, r in {**dropped, **res.failed}.items()},
-    }
-    if main_rank:
-        save_checkpoint(out / "model.pt", Checkpoint(result.model, list(ds.classes), cfg, int(train_x.shape[-1]), metrics))
-        (out / "train_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        r = workflows.train(args.data, args.out, _config(args), opts, val=args.val, group_regex=args.group_regex)
+    if opts.is_main:
         val = ""
-        if result.best_val_accuracy is not None:
-            at = (f"ensemble of {len(result.members)}, members' best epochs {', '.join(map(str, result.best_epoch))}"
-                  if result.members else f"at epoch {result.best_epoch}")
-            val = f", best validation accuracy {result.best_val_accuracy:.3f} ({at})"
-        print(f"saved {out / 'model.pt'}{val}")
-    return _finish(args, len(train_x) + n_val, {**dropped, **res.failed})
-
-
-def _resume_args(args: argparse.Namespace):
-    """Fill ``args`` and the config from an interrupted run's folder."""
-    from activity.config import load_config
-
-    run_dir = Path(args.resume)
-    if not (run_dir / "run.json").is_file() or not (run_dir / "config.yaml").is_file():
-        raise ActivityError(f"{run_dir}: not a run folder to resume (no run.json and config.yaml)")
-    if args.data or args.out or args.val or args.config or args.overrides or args.backbone or args.temporal:
-        raise ActivityError("--resume continues a run with its own data and config; pass no other data or config options")
-    run = json.loads((run_dir / "run.json").read_text())
-    args.data, args.val, args.group_regex, args.out = run["data"], run["val"], run["group_regex"], run_dir
-    return load_config(run_dir / "config.yaml")
+        if r.fit.best_val_accuracy is not None:
+            at = (f"ensemble of {len(r.fit.members)}, members' best epochs {', '.join(map(str, r.fit.best_epoch))}"
+                  if r.fit.members else f"at epoch {r.fit.best_epoch}")
+            val = f", best validation accuracy {r.fit.best_val_accuracy:.3f} ({at})"
+        print(f"saved {r.checkpoint}{val}")
+    return _finish(args, r.train_clips + r.val_clips, r.skipped)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
+    from activity import workflows
+    from activity.evaluation.reports import format_table
 
-    from activity.temporal.checkpoint import load_checkpoint
-    from activity.data.collection import load_dataset
-    from activity.evaluation.metrics import compute_metrics
-    from activity.evaluation.reports import format_table, write_report
-    from activity.features.extract import ExtractResult, require_features
-    from activity.inference.recognizer import ActionRecognizer
-
-    dist = args.dist
-    ckpt = load_checkpoint(args.checkpoint)
-    ds = load_dataset(args.data, group_regex=None)
-    skipped = {}
-    for s in ds.samples:
-        if s.label not in ckpt.classes:
-            skipped[s.path] = f"label {s.label!r} is not one of the model's classes"
-            if dist.is_main:
-                _skip(s.path, skipped[s.path])
-    ds = ds.subset([i for i, s in enumerate(ds.samples) if s.path not in skipped])
-    ds.classes = list(ckpt.classes)
-    if not len(ds):
-        raise ActivityError(f"{args.data}: no video with one of the model's classes ({', '.join(ckpt.classes)})")
-    model = ActionRecognizer(ckpt, cache_dir=args.cache, device=args.device, workers=args.workers,
-                             compile_backbone=_compile_choice(args))
-    # Under torchrun each rank scores its shard; rank 0 gathers the probabilities and writes the report.
-    mine = dist.shard(ds.paths)
-    res = model.features(mine, progress=not args.quiet and dist.is_main, on_error=_skip)
-    ok = [p for p in mine if p in res.features]
-    probs = model.probabilities(np.stack([res.features[p] for p in ok])) if ok else None
-    failed = {p: r for part in dist.all_gather(res.failed) for p, r in part.items()}
-    failed = {p: failed[p] for p in dict.fromkeys(ds.paths) if p in failed}  # in input order, as one process finds them
-    skipped.update(failed)
-    scored = dist.gather((ok, probs))
-    if scored is None:  # not rank 0: the report is rank 0's
-        return _finish(args, sum(p not in failed for p in ds.paths), skipped)
-    by_path = {p: pr for part_ok, part_probs in scored if part_ok for p, pr in zip(part_ok, part_probs)}
-    if not by_path:
-        require_features(ExtractResult({}, failed), str(args.data))  # no readable video: one clear error
-    kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in by_path])
-    probs = np.stack([by_path[p] for p in kept.paths])
-    y = kept.targets(ckpt.classes)
-    result = compute_metrics(y, probs, ckpt.classes)
-    metrics = write_report(args.out, result, ckpt.classes, kept.paths, y, probs, skipped)
-    rows = [[c, f"{result['report'][c]['precision']:.3f}", f"{result['report'][c]['recall']:.3f}", f"{result['report'][c]['f1-score']:.3f}", str(int(result['report'][c]['support']))] for c in ckpt.classes]
-    print(format_table(rows, ["class", "precision", "recall", "f1", "clips"]))
-    top5 = f"  top-5 {metrics['top5']:.3f}" if "top5" in metrics else ""
-    print(f"\ntop-1 {metrics['top1']:.3f}{top5}  mean class accuracy {metrics['mean_class_accuracy']:.3f}  "
-          f"({metrics['num_videos']} videos, {metrics['skipped']} skipped) -> {args.out}")
-    return _finish(args, len(kept), skipped)
+    r = workflows.evaluate(args.checkpoint, args.data, args.out, _options(args))
+    if r.metrics is not None and r.report is not None:  # rank 0 (or one process): the report
+        rows = [[c, f"{r.report[c]['precision']:.3f}", f"{r.report[c]['recall']:.3f}", f"{r.report[c]['f1-score']:.3f}",
+                 str(int(r.report[c]['support']))] for c in r.classes]
+        print(format_table(rows, ["class", "precision", "recall", "f1", "clips"]))
+        m = r.metrics
+        top5 = f"  top-5 {m['top5']:.3f}" if "top5" in m else ""
+        print(f"\ntop-1 {m['top1']:.3f}{top5}  mean class accuracy {m['mean_class_accuracy']:.3f}  "
+              f"({m['num_videos']} videos, {m['skipped']} skipped) -> {args.out}")
+    return _finish(args, r.processed, r.skipped)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from activity.data.collection import VIDEO_EXTENSIONS
+    from activity import workflows
     from activity.evaluation.reports import format_table
-    from activity.inference.recognizer import load_model, write_predictions
+    from activity.inference.recognizer import load_model
 
     if args.top_k < 1:
         raise ActivityError(f"--top-k must be at least 1, got {args.top_k}")
     if bool(args.source) == bool(args.videos):
         raise ActivityError("give either video files/folders or --source, not both or neither")
-    model = load_model(args.checkpoint, cache_dir=args.cache, device=args.device, workers=args.workers,
-                       compile_backbone=_compile_choice(args))
+    opts = _options(args)
+    model = load_model(args.checkpoint, opts)
     if args.source:
         return _predict_stream(model, args)
-    paths: list[Path] = []
-    empty: dict[Path, str] = {}
-    for v in args.videos:
-        p = Path(v)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
-            if not found:
-                empty[p] = "is a directory with no video files"
-                _skip(p, empty[p])
-            paths += found
-        else:
-            paths.append(p)
     if args.timeline:
+        paths, empty = workflows.video_files(args.videos)
+        for p, reason in empty.items():
+            _skip(p, reason)
         return _predict_timeline(model, paths, args, empty)
-    preds, failed = model.predict_many(paths, top_k=args.top_k, progress=not args.quiet and len(paths) > 1, on_error=_skip)
-    failed = {**empty, **failed}
-    if args.results_dir:
-        written = write_predictions(preds, failed, args.results_dir, args.results_format)
-        print(f"wrote {written}", file=sys.stderr)
+    r = workflows.predict(model, args.videos, opts, top_k=args.top_k, results_dir=args.results_dir,
+                          results_format=args.results_format)
+    if r.written is not None:
+        print(f"wrote {r.written}", file=sys.stderr)
     if args.json:
-        out = {"predictions": [p.as_dict() for p in preds], "skipped": {str(p): r for p, r in failed.items()}}
+        out = {"predictions": [p.as_dict() for p in r.predictions], "skipped": {str(p): why for p, why in r.skipped.items()}}
         print(json.dumps(out, indent=2))
-    elif not args.results_dir or len(preds) <= 20:
+    elif not args.results_dir or len(r.predictions) <= 20:
         rows = []
-        for p in preds:
+        for p in r.predictions:
             for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), 1):
                 rows.append([str(p.path) if rank == 1 else "", str(rank), label, f"{prob:.3f}"])
         if rows:
             print(format_table(rows, ["video", "rank", "label", "probability"]))
-    return _finish(args, len(preds), failed)
+    return _finish(args, len(r.predictions), r.skipped)
 
 
 def _predict_timeline(model, paths: list[Path], args: argparse.Namespace, empty: dict[Path, str]) -> int:
-    from activity.evaluation.reports import format_table
     from activity.errors import VideoError
+    from activity.evaluation.reports import format_table
     from activity.inference.timeline import write_overlay
 
     if args.overlay and len(paths) != 1:
@@ -443,35 +274,33 @@ def _predict_stream(model, args: argparse.Namespace) -> int:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
+    import shlex
+
+    from activity import workflows
+    from activity.io import write_json
+
+    cfg = _config(args)
+    opts = _options(args)
     if args.dist.enabled:
         # Under torchrun the ranks share the extraction into the cache; the cross-validation itself
         # runs on rank 0, which then finds every entry in the cache.
-        from activity.data.collection import load_dataset
-
-        ds = load_dataset(args.data, group_regex=args.group_regex)
-        res = _features(ds.paths, _config(args), args, read_all=False)
+        r = workflows.extract(args.data, cfg, opts)
         args.dist.leave()
         if not args.dist.is_main:
-            return _finish(args, sum(p not in res.failed for p in ds.paths), res.failed)
-    import shlex
-
-    from activity.evaluation.cv import run_cv
-
-    cfg = _config(args)
+            return _finish(args, r.videos, r.skipped)
+        opts = opts.replace(dist=None, on_error=None)  # rank 0 reported the skipped videos already
     print(f"cross-validating {', '.join(args.temporal)} on {args.data}", file=sys.stderr)
-    report = run_cv(args.data, cfg, args.temporal, folds=args.folds, group_regex=args.group_regex, cache_dir=args.cache,
-                    workers=args.workers, device=args.device, progress=not args.quiet, on_error=_skip,
-                    compile_backbone=_compile_choice(args))
+    report = workflows.cv(args.data, cfg, args.temporal, opts, folds=args.folds, group_regex=args.group_regex)
     print(f"$ activity {shlex.join(sys.argv[1:])}")
     print(report.table())
     if args.json:
-        Path(args.json).write_text(json.dumps({"command": ["activity", *sys.argv[1:]], **report.to_dict()}, indent=2) + "\n")
+        write_json(args.json, {"command": ["activity", *sys.argv[1:]], **report.to_dict()})
     return _finish(args, report.clips, report.skipped)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from activity.evaluation.check import check_dataset, format_report
     from activity.data.collection import load_dataset
+    from activity.evaluation.check import check_dataset, format_report
 
     ds = load_dataset(args.data, group_regex=args.group_regex)
     val = load_dataset(args.val, group_regex=args.group_regex) if args.val else None
@@ -519,6 +348,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from activity import __version__
+    from activity.evaluation.cv import model_names
+    from activity.registry import DECODERS, TEMPORAL_MODELS
 
     parser = argparse.ArgumentParser(prog="activity", description="Recognise human actions in video with a frozen CNN and a bidirectional LSTM.")
     parser.add_argument("--version", action="version", version=f"activity {__version__}")
@@ -541,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val", help="validation collection (default: a split of --data)")
     g.add_argument("--val-fraction", type=float, default=None, help="validation share of --data (split by group when known)")
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group, e.g. '_g(\\d+)_'")
-    p.add_argument("--temporal", choices=["lstm", "mean"], default=None, help="temporal model (default: lstm)")
+    p.add_argument("--temporal", choices=TEMPORAL_MODELS.names(), default=None, help="temporal model (default: lstm)")
     _add_config(p)
     _add_common(p)
     p.set_defaults(func=cmd_train)
@@ -580,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="class folder, list file or CSV")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
-    p.add_argument("--temporal", type=_temporal_list, default=["lstm", "mean", "pooled_lr", "middle_lr"],
+    p.add_argument("--temporal", type=_temporal_list, default=model_names(),
                    help="comma-separated models to compare: lstm, mean (trained temporal models), pooled_lr (logistic regression on "
                         "mean and std over time of features and their differences), middle_lr (on the middle frame); default: all")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
@@ -594,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="class folder, list file or CSV")
     p.add_argument("--val", help="validation collection to check against DATA")
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
-    p.add_argument("--decoder", choices=["auto", "decord", "opencv"], default="auto")
+    p.add_argument("--decoder", choices=DECODERS.names(), default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_check)
 
@@ -653,16 +484,14 @@ def _run(args: argparse.Namespace) -> int:
         return int(args.func(args) or 0)
 
 
-def _compile_choice(args: argparse.Namespace) -> bool | None:
-    return {"auto": None, "yes": True, "no": False}[args.compile]
-
-
 class _NoteHandler(logging.Handler):
-    """The package's warnings as one ``note:`` line each on stderr (looked up at each record, so
-    that captured or redirected stderr gets them)."""
+    """The package's messages on stderr: progress (INFO) as they are, warnings as one ``note:`` line
+    each (``warning:`` where the record says so); stderr is looked up at each record, so that captured
+    or redirected stderr gets them."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"note: {record.getMessage()}", file=sys.stderr)
+        prefix = getattr(record, "prefix", "note") if record.levelno >= logging.WARNING else None
+        print(f"{prefix}: {record.getMessage()}" if prefix else record.getMessage(), file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -670,7 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pkg = logging.getLogger("activity")
     if not any(isinstance(h, _NoteHandler) for h in pkg.handlers):
-        pkg.addHandler(_NoteHandler(logging.WARNING))
+        pkg.addHandler(_NoteHandler(logging.INFO))
+        pkg.setLevel(logging.INFO)
         pkg.propagate = False
     try:
         return _run(args)

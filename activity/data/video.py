@@ -25,19 +25,18 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from activity.errors import VideoError
 from activity.data.sampling import segment_indices
+from activity.errors import VideoError
+from activity.registry import DECODERS
 
 # OpenCV's FFmpeg prints its own lines ("moov atom not found", "header damaged") for damaged
 # files; activity reports each bad file once, with its path and reason, instead.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-Backend = Literal["auto", "decord", "opencv"]
-BACKENDS: tuple[str, ...] = ("auto", "decord", "opencv")
 
 _decode_threads = 0  # threads inside one decoder; 0: the library's choice
 
@@ -328,29 +327,33 @@ class AutoReader(VideoReader):
         self._inner.close()
 
 
-def open_video(path: str | os.PathLike, backend: Backend = "auto", *, sequential: bool = False) -> VideoReader:
-    """Open a video with the chosen backend.
+def _open_decord(path: str | os.PathLike, *, sequential: bool = False) -> VideoReader:
+    try:
+        return DecordReader(path)
+    except ImportError:
+        raise VideoError(str(path), "decord is not installed on this platform; use decoder 'opencv'") from None
+
+
+DECODERS.add("auto", AutoReader)
+DECODERS.add("decord", _open_decord)
+DECODERS.add("opencv", lambda path, *, sequential=False: OpenCVReader(path))
+
+
+def open_video(path: str | os.PathLike, decoder: str = "auto", *, sequential: bool = False) -> VideoReader:
+    """Open a video with the chosen decoder (a name in :data:`~activity.registry.DECODERS`).
 
     Args:
         path: video file.
+        decoder: ``"auto"`` (per file: OpenCV reading forward for clips, decord
+            seeking in long videos, OpenCV where decord fails), ``"decord"`` or ``"opencv"``.
         sequential: the caller will read (nearly) every frame in order; ``auto``
             then reads forward (OpenCV) whatever the length.
-        backend: ``"auto"`` (per file: OpenCV reading forward for clips, decord
-            seeking in long videos, OpenCV where decord fails), ``"decord"`` or ``"opencv"``.
 
     Raises:
         VideoError: the file is missing, empty, or not a readable video.
+        ConfigError: an unknown decoder name.
     """
-    if backend == "auto":
-        return AutoReader(path, sequential=sequential)
-    if backend == "decord":
-        try:
-            return DecordReader(path)
-        except ImportError:
-            raise VideoError(str(path), "decord is not installed on this platform; use backend 'opencv'") from None
-    if backend == "opencv":
-        return OpenCVReader(path)
-    raise ValueError(f"unknown video backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    return DECODERS.get(decoder)(path, sequential=sequential)
 
 
 def read_sampled(

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from activity.data.collection import VideoDataset
-from activity.errors import VideoError
 from activity.data.video import open_video, read_sampled
+from activity.errors import VideoError
 
 
 @dataclass

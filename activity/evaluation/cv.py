@@ -16,25 +16,26 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 import torch
 
-from activity.temporal.baselines import POOLINGS, LogisticBaseline
 from activity.config import Config
 from activity.data.splits import kfold_splits, validation_split
 from activity.errors import ActivityError
 from activity.evaluation.metrics import compute_metrics
 from activity.evaluation.reports import format_table
+from activity.registry import BASELINES, TEMPORAL_MODELS
+from activity.temporal.baselines import LogisticBaseline
 from activity.temporal.train import fit, predict_features, select_views
 
 #: What :func:`cross_validate` compares: a config to train, or a baseline to fit.
 Model = Union[Config, LogisticBaseline]
 
-#: Names ``activity cv --temporal`` accepts.
-MODEL_NAMES = ("lstm", "mean", *POOLINGS)
+def model_names() -> list[str]:
+    """Names ``activity cv --temporal`` accepts: the temporal models, then the baselines."""
+    return TEMPORAL_MODELS.names() + BASELINES.names()
 
 
 @dataclass
@@ -96,7 +97,9 @@ def cross_validate(
         splits = kfold_splits(targets, groups, folds, seed=seed)
     if threads is None:
         return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames)
-    from threadpoolctl import threadpool_limits  # limits the BLAS libraries loaded so far: sklearn's are (activity.temporal.baselines)
+    from threadpoolctl import (
+        threadpool_limits,  # limits the BLAS libraries loaded so far: sklearn's are (activity.temporal.baselines)
+    )
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -154,14 +157,14 @@ def build_models(cfg: Config, names: Sequence[str]) -> dict[str, Model]:
     """
     models: dict[str, Model] = {}
     for name in dict.fromkeys(names):
-        if name in ("lstm", "mean"):
+        if name in TEMPORAL_MODELS:
             c = copy.deepcopy(cfg)
             c.set("model.temporal", name, source="--temporal")
             models[name] = c
-        elif name in POOLINGS:
+        elif name in BASELINES:
             models[name] = LogisticBaseline(name, seed=cfg.train.seed)
         else:
-            raise ActivityError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+            raise ActivityError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
     return models
 
 
@@ -193,58 +196,3 @@ class CVReport:
         return {"data": self.data, "split": self.split, "clips": self.clips, "classes": self.classes,
                 "skipped": self.skipped, "config": self.config.to_dict(),
                 "results": [{**r.summary(), "per_fold": r.folds} for r in self.results], "test_folds": self.test_folds}
-
-
-def run_cv(
-    data: str | Path,
-    cfg: Config,
-    names: Sequence[str],
-    *,
-    folds: int = 5,
-    group_regex: str | None = None,
-    cache_dir: str | Path | None = None,
-    workers: int | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-    on_error: Callable[[Path, str], None] | None = None,
-    threads: int | None = 1,
-    compile_backbone: bool | None = None,
-) -> CVReport:
-    """Read a collection, get its features through the cache and cross-validate the named models on the same folds.
-
-    Args:
-        data: class folder, list file or CSV.
-        cfg: the recipe (features, model, training); ``names`` pick the temporal model or baseline.
-        names: models to compare, from :data:`MODEL_NAMES`.
-        folds: number of folds (capped by the number of groups, or by the largest class).
-        group_regex: regex over file names giving the recording group; folds then never split a group.
-        cache_dir: feature cache root (default: :func:`~activity.features.cache.default_cache_dir`).
-        workers: decoding processes.
-        device: where the backbone runs.
-        progress: show progress bars.
-        on_error: called with ``(path, reason)`` for each unreadable video.
-        threads: CPU threads while fitting (see :func:`cross_validate`).
-        compile_backbone: ``torch.compile`` the backbone when extracting (None: as
-            :func:`~activity.features.extract` decides).
-    """
-    from activity.features.backbones import create_backbone
-    from activity.data.collection import load_dataset
-    from activity.features.cache import FeatureCache, default_cache_dir
-    from activity.features.extract import extract, require_features
-    from activity.features.spec import FeatureSpec
-
-    models = build_models(cfg, names)
-    ds = load_dataset(data, group_regex=group_regex)
-    spec = FeatureSpec.from_config(cfg.features)
-    cache = FeatureCache(cache_dir or default_cache_dir(), spec)
-    res = extract(ds.paths, spec, cache, lambda: create_backbone(spec.backbone), decoder=cfg.features.decoder,
-                  workers=workers, device=device, progress=progress, on_error=on_error, compile_backbone=compile_backbone)
-    require_features(res, str(data))
-    kept, feats = res.readable(ds)
-    groups = kept.groups()
-    splits = kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
-    results = cross_validate(models, feats, kept.targets(), kept.classes, groups, seed=cfg.train.seed, threads=threads, splits=splits)
-    k = len(splits)  # folds are capped by groups or class sizes
-    split = f"{k}-fold by group ({len(set(groups.tolist()))} groups)" if groups is not None else f"{k}-fold stratified"
-    return CVReport(str(data), split, len(kept), list(kept.classes), {str(p): r for p, r in res.failed.items()}, cfg, results,
-                    [[str(kept.paths[i]) for i in te] for _, te in splits])

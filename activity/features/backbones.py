@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from activity.errors import ActivityError
+from activity.registry import BACKBONES
 from activity.transforms.preprocess import Preprocess
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -238,30 +239,22 @@ def _torchvision_spec(name: str, weights_enum: str, feature_dim: int, head: str)
     )
 
 
-def _registry() -> dict[str, Callable[[], BackboneSpec]]:
-    reg: dict[str, Callable[[], BackboneSpec]] = {f"efficientnet_lite{n}": (lambda n=n: _lite_spec(n)) for n in _LITE_SIZES}
-    reg.update({
-        "resnet18": lambda: _torchvision_spec("resnet18", "ResNet18_Weights", 512, "fc"),
-        "resnet50": lambda: _torchvision_spec("resnet50", "ResNet50_Weights", 2048, "fc"),
-        "mobilenet_v3_large": lambda: _torchvision_spec("mobilenet_v3_large", "MobileNet_V3_Large_Weights", 960, "classifier"),
-        "efficientnet_b0": lambda: _torchvision_spec("efficientnet_b0", "EfficientNet_B0_Weights", 1280, "classifier"),
-    })
-    return reg
-
-
-_REGISTRY = _registry()
+for _n in _LITE_SIZES:
+    BACKBONES.add(f"efficientnet_lite{_n}", lambda n=_n: _lite_spec(n))
+BACKBONES.add("resnet18", lambda: _torchvision_spec("resnet18", "ResNet18_Weights", 512, "fc"))
+BACKBONES.add("resnet50", lambda: _torchvision_spec("resnet50", "ResNet50_Weights", 2048, "fc"))
+BACKBONES.add("mobilenet_v3_large", lambda: _torchvision_spec("mobilenet_v3_large", "MobileNet_V3_Large_Weights", 960, "classifier"))
+BACKBONES.add("efficientnet_b0", lambda: _torchvision_spec("efficientnet_b0", "EfficientNet_B0_Weights", 1280, "classifier"))
 
 
 def list_backbones() -> list[str]:
     """Names of all registered backbones."""
-    return list(_REGISTRY)
+    return BACKBONES.names()
 
 
 def get_spec(name: str) -> BackboneSpec:
     """The :class:`BackboneSpec` registered under ``name``."""
-    if name not in _REGISTRY:
-        raise ActivityError(f"unknown backbone {name!r}; choose from {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]()
+    return BACKBONES.get(name)()
 
 
 def create_backbone(name: str = DEFAULT_BACKBONE, *, optimize: bool = True) -> Backbone:

@@ -10,21 +10,24 @@ evaluation and prediction take the centres.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from activity.config import FeatureConfig
 from activity.data.video import open_video, read_sampled, set_decode_threads
+from activity.distributed import DistInfo
 from activity.errors import ActivityError, VideoError
-from activity.features.backbones import Backbone
-from activity.features.cache import FeatureCache
+from activity.features.backbones import Backbone, create_backbone
+from activity.features.cache import FeatureCache, default_cache_dir
 from activity.features.encoder import FrameEncoder
 from activity.features.spec import FeatureSpec
 
@@ -183,19 +186,54 @@ class _Batcher:
         return out
 
 
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How features are extracted (what is extracted is the :class:`~activity.features.spec.FeatureSpec`).
+
+    One object for every workflow that reads videos: ``extract``, ``train``,
+    ``evaluate``, ``predict``, ``cv``.
+
+    Attributes:
+        cache_dir: feature cache root (None: :func:`~activity.features.cache.default_cache_dir`;
+            False: no cache, features kept in memory only).
+        workers: loader processes (None: :func:`default_workers`; 0: decode and encode
+            in this process, with all of torch's threads).
+        device: where the backbone runs.
+        decoder: video decoder name (None: the config's ``features.decoder``).
+        batch_size: frames per backbone forward pass (clips are batched together; on the
+            CPU with workers, each worker encodes one clip per pass).
+        compile_backbone: run the backbone through ``torch.compile`` when the workers encode
+            on the CPU (None: when at least :data:`COMPILE_MIN_FRAMES` frames are to be encoded).
+        progress: show progress bars.
+        on_error: called with ``(path, reason)`` for each video that cannot be read.
+        dist: the torchrun process group (None: one process); ranks share the extraction.
+    """
+
+    cache_dir: str | Path | None | bool = None
+    workers: int | None = None
+    device: str = "cpu"
+    decoder: str | None = None
+    batch_size: int = 32
+    compile_backbone: bool | None = None
+    progress: bool = True
+    on_error: Callable[[Path, str], None] | None = None
+    dist: DistInfo | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """True where summaries are printed and result files written: rank 0 under torchrun, else always."""
+        return self.dist is None or self.dist.is_main
+
+    def replace(self, **changes: Any) -> "ExtractOptions":
+        return dataclasses.replace(self, **changes)
+
+
 def extract(
     paths: Iterable[str | Path],
     spec: FeatureSpec,
     cache: FeatureCache | None,
     backbone_factory: Callable[[], Backbone],
-    *,
-    decoder: str = "auto",
-    batch_size: int = 32,
-    workers: int | None = None,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-    on_error: Callable[[Path, str], None] | None = None,
-    compile_backbone: bool | None = None,
+    options: ExtractOptions = ExtractOptions(),
 ) -> ExtractResult:
     """Features for every video: from the cache where present, else decoded and encoded.
 
@@ -204,30 +242,18 @@ def extract(
     sees fixed batches of ``batch_size`` frames drawn from consecutive clips; on
     the CPU each worker also encodes its clips, one forward pass per clip on one
     thread, so that decoding and encoding share the cores without contention.
+    Where compiling fails the backbone runs eagerly and ``result.notes`` says why.
 
     Args:
         paths: video files.
         spec: what to extract.
         cache: where to read and store features (None: compute, keep in memory only).
         backbone_factory: builds the backbone; only called when something is missing.
-        decoder: video backend name.
-        batch_size: frames per backbone forward pass (clips are batched together; on the
-            CPU with workers, each worker encodes one clip per pass).
-        workers: loader processes (None: :func:`default_workers`; 0: decode and
-            encode in this process, with all of torch's threads).
-        device: where the backbone runs.
-        progress: show a progress bar.
-        on_error: called with ``(path, reason)`` for each video that cannot be read.
-        compile_backbone: run the backbone through ``torch.compile`` when the workers encode on
-            the CPU (None: when at least :data:`COMPILE_MIN_FRAMES` frames are to be
-            encoded). Where compiling fails the backbone runs eagerly and
-            ``result.notes`` says why.
+        options: how (``cache_dir`` and ``dist`` are not used here: see :class:`Extractor`).
 
     Returns:
         An :class:`ExtractResult`; ``features[path]`` is float16 ``(spec.length, D)``.
     """
-    from tqdm import tqdm
-
     paths = [Path(p) for p in paths]
     result = ExtractResult({}, {})
     todo: list[Path] = []
@@ -239,27 +265,15 @@ def extract(
             todo.append(p)
     if not todo:
         return result
-
-    encoder = FrameEncoder(backbone_factory(), spec, device, batch_size=batch_size)
-    workers = default_workers(device) if workers is None else workers
+    encoder = FrameEncoder(backbone_factory(), spec, options.device, batch_size=options.batch_size)
+    workers = default_workers(options.device) if options.workers is None else options.workers
     # On the CPU the workers encode too (one thread each) and this process only stores; elsewhere
     # they decode and this process encodes. One clip: a worker would only add its start-up.
     in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
     workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
+    _maybe_compile(encoder, result, options.compile_backbone, in_workers, len(todo), spec.length)
+    decoder = options.decoder or "auto"
     dataset = _EncodingDataset(todo, spec, decoder, encoder) if in_workers else _ClipDataset(todo, spec, decoder)
-    note = None
-    if compile_backbone is None:  # auto: only where it applies, and only when it pays
-        compile_backbone = in_workers and len(todo) * spec.length >= COMPILE_MIN_FRAMES
-    if compile_backbone and not in_workers:  # asked for where it does not apply
-        where = "a GPU" if encoder.device.type != "cpu" else ("one clip" if len(todo) == 1 else "no workers")
-        note = f"torch.compile is used only where CPU workers encode (here: {where}); encoding without it"
-    elif compile_backbone:
-        why = encoder.compile(spec.length, threads=1)  # before the workers fork: they inherit the compiled code
-        result.compiled = why is None
-        note = None if why is None else f"torch.compile unavailable, encoding without it ({why})"
-    if note is not None:
-        result.notes.append(note)
-        log.warning(note)
     loader = DataLoader(
         dataset,
         batch_size=None,
@@ -268,7 +282,32 @@ def extract(
         prefetch_factor=4 if workers > 0 else None,
         pin_memory=encoder.device.type == "cuda",
     )
-    batcher = _Batcher(encoder)
+    _drain(loader, todo, cache, result, None if in_workers else _Batcher(encoder), options)
+    return result
+
+
+def _maybe_compile(encoder: FrameEncoder, result: ExtractResult, wanted: bool | None, in_workers: bool,
+                   clips: int, length: int) -> None:
+    """Compile the backbone where it applies (and, for ``wanted=None``, where it pays); notes say why not."""
+    note = None
+    if wanted is None:  # auto: only where it applies, and only when it pays
+        wanted = in_workers and clips * length >= COMPILE_MIN_FRAMES
+    if wanted and not in_workers:  # asked for where it does not apply
+        where = "a GPU" if encoder.device.type != "cpu" else ("one clip" if clips == 1 else "no workers")
+        note = f"torch.compile is used only where CPU workers encode (here: {where}); encoding without it"
+    elif wanted:
+        why = encoder.compile(length, threads=1)  # before the workers fork: they inherit the compiled code
+        result.compiled = why is None
+        note = None if why is None else f"torch.compile unavailable, encoding without it ({why})"
+    if note is not None:
+        result.notes.append(note)
+        log.warning(note)
+
+
+def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, result: ExtractResult,
+           batcher: _Batcher | None, options: ExtractOptions) -> None:
+    """Store what the loader yields: features (workers encoded) or frames to batch (``batcher``)."""
+    from tqdm import tqdm
 
     def store(done: list[tuple[Path, np.ndarray]]) -> None:
         for p, f in done:
@@ -278,21 +317,81 @@ def extract(
             result.extracted += 1
             result.frames += len(f)
 
-    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if progress else True, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if options.progress else True, dynamic_ncols=True)
     for i, frames, error in loader:
         p = todo[i]
         if error is not None:
             result.failed[p] = error
-            if on_error is not None:
-                on_error(p, error)
-        elif in_workers:
+            if options.on_error is not None:
+                options.on_error(p, error)
+        elif batcher is None:
             store([(p, frames.numpy())])  # already features
         else:
             store(batcher.add(p, frames))
         bar.update(1)
-    store(batcher.finish())
+    if batcher is not None:
+        store(batcher.finish())
     bar.close()
-    return result
+
+
+class Extractor:
+    """The one place that turns a feature config and :class:`ExtractOptions` into a spec, a cache
+    and extraction; used by every workflow, the recognizer and cross-validation.
+
+    Args:
+        features: the config's ``features`` section.
+        options: how to extract.
+        backbone_factory: builds the backbone when something must be encoded
+            (default: :func:`~activity.features.backbones.create_backbone` of the spec's backbone).
+    """
+
+    def __init__(self, features: FeatureConfig, options: ExtractOptions = ExtractOptions(), *,
+                 backbone_factory: Callable[[], Backbone] | None = None) -> None:
+        self.spec = FeatureSpec.from_config(features)
+        self.options = options if options.decoder else options.replace(decoder=features.decoder)
+        cache_dir = options.cache_dir
+        self.cache = None if cache_dir is False else FeatureCache(cache_dir or default_cache_dir(), self.spec)  # type: ignore[arg-type]
+        self.backbone_factory = backbone_factory or (lambda: create_backbone(self.spec.backbone))
+
+    def __call__(self, paths: Sequence[str | Path], *, read_all: bool = True, progress: bool | None = None,
+                 on_error: Callable[[Path, str], None] | None = None) -> ExtractResult:
+        """Features for ``paths``; under torchrun the ranks share the work.
+
+        Each rank extracts its shard (:meth:`~activity.distributed.DistInfo.shard`)
+        into the cache; the ranks then exchange what they extracted and which
+        videos they skipped. With ``read_all``, this rank then reads everyone
+        else's entries from the cache (which must be a folder all ranks see;
+        an entry it cannot find there it extracts itself). Without it, the result
+        holds this rank's features only; ``failed``, ``extracted`` and ``frames``
+        always cover all ranks.
+        """
+        opts = self.options.replace(progress=self.options.progress if progress is None else progress,
+                                    on_error=on_error or self.options.on_error)
+        dist = opts.dist
+        if dist is None or not dist.enabled:
+            return self._extract(paths, opts)
+        mine = self._extract(dist.shard(list(paths)), opts)
+        failed: dict[Path, str] = {}
+        extracted = frames = 0
+        for part_failed, part_extracted, part_frames in dist.all_gather((mine.failed, mine.extracted, mine.frames)):
+            failed.update(part_failed)
+            extracted += part_extracted
+            frames += part_frames
+        order = [Path(p) for p in dict.fromkeys(paths)]
+        failed = {p: failed[p] for p in order if p in failed}  # in input order, as one process finds them
+        res = ExtractResult(dict(mine.features), failed, extracted, frames)
+        if read_all:
+            rest = self._extract([p for p in order if p not in failed and p not in mine.features], opts.replace(progress=False))
+            if rest.extracted:
+                log.warning(f"rank {dist.rank} extracted {rest.extracted} video(s) that other ranks had extracted but it "
+                            "could not find in the cache; give all ranks a --cache folder they all see")
+            res.features.update(rest.features)
+            res.failed.update(rest.failed)
+        return res
+
+    def _extract(self, paths: Sequence[str | Path], opts: ExtractOptions) -> ExtractResult:
+        opts = opts.replace(progress=opts.progress and opts.is_main)
+        return extract(paths, self.spec, self.cache, self.backbone_factory, opts)
 
 
 def require_features(result: ExtractResult, what: str) -> None:

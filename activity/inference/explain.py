@@ -44,9 +44,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from activity.errors import ActivityError
 from activity.data.sampling import segment_indices
 from activity.data.video import open_video, read_sampled
+from activity.errors import ActivityError
 from activity.inference.visualize import contact_sheet
 
 Method = Literal["attention", "occlusion"]
@@ -141,7 +141,7 @@ def _resolve_target(target: str | int | None, classes: list[str], probs: np.ndar
 def _sampled_frames(recognizer, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
     """The ``num_frames`` frames ``predict`` looks at, their indices and the frame rate; one decode."""
     spec = recognizer.spec
-    with open_video(path, recognizer.decoder) as reader:
+    with open_video(path, recognizer.options.decoder) as reader:
         dense, dense_idx = read_sampled(reader, spec.length)  # what the feature cache holds
         fps = float(reader.fps)
     keep = segment_indices(spec.length, spec.num_frames)  # centre views, as select_views(random=False)
@@ -192,7 +192,7 @@ def explain(
     if method not in METHODS:
         raise ActivityError(f"unknown explanation method {method!r}; choose from {', '.join(METHODS)}")
     path = Path(video_path)
-    model = recognizer.checkpoint.model
+    model = recognizer.model
     classes = list(recognizer.classes)
     if target is not None:
         _resolve_target(target, classes)  # an unknown class fails before any decoding

@@ -35,10 +35,10 @@ import torch
 from torch import nn
 
 from activity import __version__
-from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 from activity.errors import ActivityError
 from activity.features.spec import FeatureSpec
 from activity.io import atomic_path, atomic_write
+from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 18

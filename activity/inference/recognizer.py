@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from activity.features.backbones import create_backbone
-from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 from activity.errors import ActivityError
-from activity.features.cache import FeatureCache, default_cache_dir
+from activity.features.backbones import create_backbone
 from activity.features.encoder import FrameEncoder
-from activity.features.extract import ExtractResult, extract
-from activity.features.spec import FeatureSpec
+from activity.features.extract import ExtractOptions, Extractor, ExtractResult
+from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 from activity.temporal.train import predict_features
 
 
@@ -42,37 +41,28 @@ class ActionRecognizer:
 
     Args:
         checkpoint: a loaded :class:`~activity.temporal.checkpoint.Checkpoint`.
-        cache_dir: feature cache root (default: :func:`~activity.features.cache.default_cache_dir`);
-            ``False`` keeps features in memory only.
-        device: where the backbone runs.
-        decoder: video backend (default: the one in the checkpoint's config).
-        workers: loader processes for decoding (None: :func:`~activity.features.extract.default_workers`).
-        compile_backbone: ``torch.compile`` the backbone when extracting (None: as
-            :func:`~activity.features.extract` decides).
+        options: how to extract features (cache, workers, device, decoder, compile);
+            ``options.decoder`` None means the one in the checkpoint's config.
+        **kwargs: instead of ``options``, its fields (``cache_dir=False`` keeps
+            features in memory only, ``device="cuda"``, ...).
     """
 
-    def __init__(
-        self,
-        checkpoint: Checkpoint,
-        *,
-        cache_dir: str | Path | None | bool = None,
-        device: str = "cpu",
-        decoder: str | None = None,
-        workers: int | None = None,
-        compile_backbone: bool | None = None,
-    ) -> None:
+    def __init__(self, checkpoint: Checkpoint, options: ExtractOptions | None = None, **kwargs: Any) -> None:
+        options = (options or ExtractOptions(progress=False)).replace(**kwargs)
         self.checkpoint = checkpoint
-        self.compile_backbone = compile_backbone
         self.classes = checkpoint.classes
-        self.spec = FeatureSpec.from_config(checkpoint.config.features)
-        self.cache = None if cache_dir is False else FeatureCache(cache_dir or default_cache_dir(), self.spec)
-        self.device = device
-        self.decoder = decoder or checkpoint.config.features.decoder
-        self.workers = workers
+        self.extractor = Extractor(checkpoint.config.features, options, backbone_factory=lambda: self._get_encoder().backbone)
+        self.spec = self.extractor.spec
+        self.options = self.extractor.options
         self._encoder: FrameEncoder | None = None
 
+    @property
+    def model(self) -> nn.Module:
+        """The temporal model: features ``(B, T, D)`` -> ``(logits (B, C), per-step importances (B, T))``."""
+        return self.checkpoint.model
+
     def _get_encoder(self) -> FrameEncoder:
-        """The frozen backbone with its preprocessing, built on first use, on ``self.device``."""
+        """The frozen backbone with its preprocessing, built on first use, on ``options.device``."""
         if self._encoder is None:
             backbone = create_backbone(self.spec.backbone)
             if backbone.feature_dim != self.checkpoint.feature_dim:
@@ -80,7 +70,7 @@ class ActionRecognizer:
                     f"backbone {self.spec.backbone} gives {backbone.feature_dim}-d features "
                     f"but the checkpoint expects {self.checkpoint.feature_dim}"
                 )
-            self._encoder = FrameEncoder(backbone, self.spec, self.device)
+            self._encoder = FrameEncoder(backbone, self.spec, self.options.device)
         return self._encoder
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
@@ -94,17 +84,13 @@ class ActionRecognizer:
         progress: bool = False,
         on_error: Callable[[Path, str], None] | None = None,
     ) -> ExtractResult:
-        """Cached (or freshly extracted) features for each readable video."""
-        return extract(
-            paths, self.spec, self.cache, lambda: self._get_encoder().backbone,
-            decoder=self.decoder, workers=self.workers, device=self.device, progress=progress, on_error=on_error,
-            compile_backbone=self.compile_backbone,
-        )
+        """Cached (or freshly extracted) features for each readable video (this rank's, under torchrun)."""
+        return self.extractor(paths, read_all=False, progress=progress, on_error=on_error)
 
     def probabilities(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
         """Class probabilities ``(N, C)`` for cached features ``(N, L, D)``."""
         x = torch.as_tensor(np.asarray(features, dtype=np.float32))
-        probs, _ = predict_features(self.checkpoint.model, x, self.spec.num_frames)
+        probs, _ = predict_features(self.model, x, self.spec.num_frames)
         return probs.numpy()
 
     def top_k(self, probs: np.ndarray, k: int) -> tuple[list[str], list[float]]:
@@ -181,6 +167,6 @@ def write_predictions(preds: list[Prediction], failed: dict[Path, str], out_dir:
     return path
 
 
-def load_model(checkpoint: str | Path, **kwargs) -> ActionRecognizer:
-    """Load ``model.pt`` into an :class:`ActionRecognizer` (keyword arguments as for it)."""
-    return ActionRecognizer(load_checkpoint(checkpoint), **kwargs)
+def load_model(checkpoint: str | Path, options: ExtractOptions | None = None, **kwargs: Any) -> ActionRecognizer:
+    """Load ``model.pt`` into an :class:`ActionRecognizer` (arguments as for it)."""
+    return ActionRecognizer(load_checkpoint(checkpoint), options, **kwargs)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from activity.errors import ActivityError
 from activity.data.sampling import segment_indices
+from activity.errors import ActivityError
 
 if TYPE_CHECKING:
     from activity.inference.recognizer import ActionRecognizer

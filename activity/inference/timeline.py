@@ -194,7 +194,7 @@ def compute_timeline(
         raise ActivityError(f"--window and --stride must be positive (got {window}, {stride})")
     path = Path(path)
     t_frames = recognizer.spec.num_frames
-    reader = open_video(path, recognizer.decoder, sequential=True)  # type: ignore[arg-type]
+    reader = open_video(path, recognizer.options.decoder, sequential=True)  # type: ignore[arg-type]
     # Never sample faster than the video's frames: a shorter window would only repeat them.
     step = max(window / t_frames, 1.0 / (reader.fps if reader.fps > 0 else 25.0))
     window = step * t_frames

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from activity.errors import ActivityError
+from activity.registry import BASELINES
 
 #: C values tried by the inner cross-validation.
 DEFAULT_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -45,10 +45,8 @@ def pooled_statistics(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x.mean(1), x.std(1), d.mean(1), d.std(1)], axis=1)
 
 
-POOLINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "pooled_lr": pooled_statistics,
-    "middle_lr": middle_frame,
-}
+BASELINES.add("pooled_lr", pooled_statistics)
+BASELINES.add("middle_lr", middle_frame)
 
 
 @dataclass
@@ -56,7 +54,7 @@ class LogisticBaseline:
     """Standardisation and logistic regression on a fixed pooling of the frame features.
 
     Args:
-        name: one of :data:`POOLINGS`.
+        name: a name in :data:`~activity.registry.BASELINES`.
         cs: ``C`` values tried by the inner cross-validation.
         inner_folds: folds of that inner cross-validation.
         seed: seed of the inner folds.
@@ -71,8 +69,7 @@ class LogisticBaseline:
     _model: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.name not in POOLINGS:
-            raise ActivityError(f"unknown baseline {self.name!r}; choose from {', '.join(POOLINGS)}")
+        BASELINES.get(self.name)  # an unknown name fails here, naming the choices
 
     def _pipeline(self, c: float):
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
@@ -87,7 +84,7 @@ class LogisticBaseline:
         """
         from activity.data.splits import kfold_splits
 
-        z = POOLINGS[self.name](_numpy(x))
+        z = BASELINES.get(self.name)(_numpy(x))
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         try:
@@ -106,7 +103,7 @@ class LogisticBaseline:
         """Class probabilities ``(N, num_classes)``; classes absent from training get zero."""
         if self._model is None or self.classes_ is None:
             raise ActivityError("baseline used before fit")
-        p = self._model.predict_proba(POOLINGS[self.name](_numpy(x)))
+        p = self._model.predict_proba(BASELINES.get(self.name)(_numpy(x)))
         out = np.zeros((len(p), num_classes))
         out[:, self.classes_] = p
         return out

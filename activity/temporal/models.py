@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from activity.config import ModelConfig
+from activity.registry import TEMPORAL_MODELS
 
 
 def valid_mask(lengths: torch.Tensor | None, batch: int, steps: int, device: torch.device) -> torch.Tensor:
@@ -124,6 +125,10 @@ class LSTMClassifier(nn.Module):
         return self.head(self.dropout(pooled)), weights
 
 
+TEMPORAL_MODELS.add("lstm", LSTMClassifier)
+TEMPORAL_MODELS.add("mean", MeanClassifier)
+
+
 class Ensemble(nn.Module):
     """Several temporal models whose class probabilities are averaged.
 
@@ -155,8 +160,4 @@ def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int) -> nn.
 
 
 def _build_one(cfg: ModelConfig, in_dim: int, num_classes: int) -> nn.Module:
-    if cfg.temporal == "lstm":
-        return LSTMClassifier(in_dim, num_classes, cfg)
-    if cfg.temporal == "mean":
-        return MeanClassifier(in_dim, num_classes, cfg)
-    raise ValueError(f"unknown temporal model {cfg.temporal!r}")
+    return TEMPORAL_MODELS.get(cfg.temporal)(in_dim, num_classes, cfg)

@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from activity.config import Config
+from activity.data.sampling import segment_indices
 from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError
 from activity.temporal.models import Ensemble, build_temporal_model
-from activity.data.sampling import segment_indices
 
 
 @dataclass

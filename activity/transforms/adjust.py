@@ -25,7 +25,8 @@ from typing import Literal, Sequence
 import cv2
 import numpy as np
 
-Enhance = Literal["none", "dark", "gamma", "clahe"]
+from activity.registry import ENHANCEMENTS
+
 FrameFit = Literal["crop", "pad", "stretch"]
 
 #: Mean luminance (on ``[0, 1]``) below which ``enhance: dark`` brightens a frame.
@@ -126,7 +127,13 @@ def stretch_to_square(frames: np.ndarray, fill: Sequence[int] = (0, 0, 0), keep:
     return pad_to_square(square, fill, keep)
 
 
-def adjust_frames(frames: np.ndarray, *, enhance: Enhance = "none", fit: FrameFit = "crop",
+ENHANCEMENTS.add("none", lambda frames: frames)
+ENHANCEMENTS.add("dark", lambda frames: auto_gamma(frames, below=DARK_BELOW))
+ENHANCEMENTS.add("gamma", auto_gamma)
+ENHANCEMENTS.add("clahe", clahe)
+
+
+def adjust_frames(frames: np.ndarray, *, enhance: str = "none", fit: FrameFit = "crop",
                   fill: Sequence[int] = (0, 0, 0), keep: float = 1.0) -> np.ndarray:
     """Brightness first, then fitting to a square: what ``features.enhance`` and ``features.frame_fit`` ask for.
 
@@ -143,14 +150,7 @@ def adjust_frames(frames: np.ndarray, *, enhance: Enhance = "none", fit: FrameFi
     Returns:
         uint8 RGB frames; square ``(T, S, S, 3)`` unless ``fit`` is ``crop``.
     """
-    if enhance == "dark":
-        frames = auto_gamma(frames, below=DARK_BELOW)
-    elif enhance == "gamma":
-        frames = auto_gamma(frames)
-    elif enhance == "clahe":
-        frames = clahe(frames)
-    elif enhance != "none":
-        raise ValueError(f"unknown enhance {enhance!r}")
+    frames = ENHANCEMENTS.get(enhance)(frames)
     if fit == "pad":
         frames = pad_to_square(frames, fill, keep)
     elif fit == "stretch":

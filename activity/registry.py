@@ -1,0 +1,103 @@
+"""One registry per kind of thing: backbones, decoders, enhancements, temporal models, baselines.
+
+The config's allowed values, the CLI's choices and cross-validation's model
+names are all read from these, so a name is written once, where the thing is
+implemented::
+
+    from activity.registry import TEMPORAL_MODELS
+
+    @TEMPORAL_MODELS.register("lstm")
+    class LSTMClassifier(nn.Module): ...
+
+    TEMPORAL_MODELS.names()          # ['lstm', 'mean']
+    TEMPORAL_MODELS.get("lstm")      # the class
+    TEMPORAL_MODELS.get("gru")       # ConfigError: unknown temporal model 'gru'; choose from lstm, mean
+
+The registries are declared here, below every other module, so that
+:mod:`activity.config` can check a value against them. Their entries are
+registered by the module that implements them (its ``provider``), which is
+imported the first time a registry is read.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Generic, Iterator, TypeVar
+
+from activity.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Names to implementations of one kind of thing.
+
+    Args:
+        kind: what is registered, for messages ("backbone").
+        key: the config key whose values are these names ("features.backbone"), if any.
+        provider: the module that registers the entries (imported on first read).
+    """
+
+    def __init__(self, kind: str, key: str | None, provider: str) -> None:
+        self.kind = kind
+        self.key = key
+        self.provider = provider
+        self._entries: dict[str, T] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: register the decorated class or function under ``name``."""
+
+        def add(obj: T) -> T:
+            self.add(name, obj)
+            return obj
+
+        return add
+
+    def add(self, name: str, obj: T) -> None:
+        """Register ``obj`` under ``name``; a name is registered once."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = obj
+
+    def _load(self) -> dict[str, T]:
+        if not self._loaded:
+            self._loaded = True
+            importlib.import_module(self.provider)
+        return self._entries
+
+    def names(self) -> list[str]:
+        """Registered names, in registration order."""
+        return list(self._load())
+
+    def get(self, name: str) -> T:
+        """The entry registered under ``name``.
+
+        Raises:
+            ConfigError: no such name; the message names the config key and the choices.
+        """
+        entries = self._load()
+        if name not in entries:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose from {', '.join(entries)}")
+        return entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._load()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+#: Frame encoders (:class:`~activity.features.backbones.BackboneSpec` factories).
+BACKBONES: Registry[Callable] = Registry("backbone", "features.backbone", "activity.features.backbones")
+#: Video decoders (functions ``(path, *, sequential) -> VideoReader``).
+DECODERS: Registry[Callable] = Registry("decoder", "features.decoder", "activity.data.video")
+#: Brightness adjustments of decoded frames (functions ``(T, H, W, 3) uint8 -> same``).
+ENHANCEMENTS: Registry[Callable] = Registry("enhancement", "features.enhance", "activity.transforms.adjust")
+#: Temporal models over frame features (classes ``(in_dim, num_classes, ModelConfig) -> nn.Module``).
+TEMPORAL_MODELS: Registry[type] = Registry("temporal model", "model.temporal", "activity.temporal.models")
+#: Baselines for cross-validation (pooling functions ``(N, T, D) -> (N, F)`` under a logistic regression).
+BASELINES: Registry[Callable] = Registry("baseline", None, "activity.temporal.baselines")

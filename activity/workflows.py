@@ -1,0 +1,413 @@
+"""What a user does, as plain functions: extract, train, evaluate, predict and cross-validate.
+
+Each takes a config (or a checkpoint) and an :class:`~activity.features.extract.ExtractOptions`
+and returns a result object; the ``activity`` command line only parses its
+arguments, calls one of these and prints the result. Under torchrun (an
+``options.dist`` that is enabled) the ranks share the extraction and only rank
+0 writes files.
+
+>>> from activity import workflows
+>>> from activity.config import load_config
+>>> from activity.features.extract import ExtractOptions
+>>> run = workflows.train("clips/", "run/", load_config(), ExtractOptions(workers=0))
+>>> report = workflows.evaluate("run/model.pt", "test_clips/", "eval/")
+>>> report.metrics["top1"]
+0.91
+
+Progress messages go to the ``activity`` logger (INFO), warnings at WARNING;
+unreadable videos are reported through ``options.on_error`` and returned in
+each result's ``skipped``, and every other video is still processed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from activity.config import Config, load_config, save_config
+from activity.errors import ActivityError
+from activity.features.extract import (
+    ExtractOptions,
+    Extractor,
+    ExtractResult,
+    require_features,
+)
+from activity.io import write_json
+
+if TYPE_CHECKING:
+    from activity.data.collection import VideoDataset
+    from activity.evaluation.cv import CVReport
+    from activity.inference.recognizer import ActionRecognizer, Prediction
+    from activity.temporal.train import FitResult
+
+log = logging.getLogger(__name__)
+
+#: A video and why it was skipped.
+Skipped = dict[Path, str]
+
+
+def _warn(message: str) -> None:
+    log.warning(message, extra={"prefix": "warning"})
+
+
+def _skip(options: ExtractOptions, skipped: Skipped) -> None:
+    """Report each skipped video through ``options.on_error`` (on rank 0 only)."""
+    if options.on_error is not None and options.is_main:
+        for path, reason in skipped.items():
+            options.on_error(path, reason)
+
+
+def check_config(cfg: Config) -> Config:
+    """Fail before any work, with the key named, on a bad value in a config built in Python
+    (:meth:`~activity.config.Config.check`)."""
+    return cfg.check()
+
+
+# ---------------------------------------------------------------- extract
+
+@dataclass
+class ExtractReport:
+    """What :func:`extract` did: videos with features now, how many were computed, and the skipped ones."""
+
+    videos: int
+    extracted: int
+    cached: int
+    frames: int
+    seconds: float
+    skipped: Skipped = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def extract(data: str | Path, cfg: Config, options: ExtractOptions = ExtractOptions()) -> ExtractReport:
+    """Extract and cache backbone features for a collection (labels not needed).
+
+    Args:
+        data: class folder, list file, CSV, a folder of videos or one video.
+        cfg: the config; only its ``features`` section matters.
+        options: how to extract (cache, workers, device, ...).
+
+    Raises:
+        ActivityError: the collection is missing or empty, or no video could be read.
+    """
+    from activity.data.collection import load_dataset
+
+    check_config(cfg)
+    ds = load_dataset(data, require_labels=False)
+    t0 = time.perf_counter()
+    res = Extractor(cfg.features, options)(ds.paths, read_all=False)  # under torchrun: this rank's shard, totals over all
+    kept = [p for p in ds.paths if p not in res.failed]  # every other video has features now
+    if not kept:
+        require_features(res, str(data))
+    return ExtractReport(len(kept), res.extracted, len(kept) - res.extracted, res.frames, time.perf_counter() - t0,
+                         dict(res.failed), list(res.notes))
+
+
+# ---------------------------------------------------------------- train
+
+@dataclass
+class TrainReport:
+    """A finished training run: where its checkpoint is, the fit, and what was left out."""
+
+    out: Path
+    checkpoint: Path
+    classes: list[str]
+    fit: FitResult
+    train_clips: int
+    val_clips: int
+    feature_dim: int
+    skipped: Skipped = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """What ``train_summary.json`` and the checkpoint record."""
+        return {"best_epoch": self.fit.best_epoch, "epochs_run": len(self.fit.history),
+                "val_accuracy": self.fit.best_val_accuracy, "train_clips": self.train_clips,
+                "val_clips": self.val_clips, "skipped": {str(p): r for p, r in self.skipped.items()}}
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    cfg: Config,
+    options: ExtractOptions = ExtractOptions(),
+    *,
+    val: str | Path | None = None,
+    group_regex: str | None = None,
+    resume: bool = False,
+) -> TrainReport:
+    """Train a temporal model on a collection's cached features; writes ``out/model.pt`` and the run's files.
+
+    Args:
+        data: class folder, list file or CSV.
+        out: run folder (``model.pt``, ``config.yaml``, ``run.json``, ``metrics.csv``, ``train_summary.json``).
+        cfg: the recipe.
+        options: how to extract features.
+        val: a validation collection (default: a split of ``data`` by ``cfg.train.val_fraction``,
+            by group when known).
+        group_regex: regex over file names giving the recording group.
+        resume: continue an interrupted run in ``out`` (see :func:`resume`).
+    """
+    from activity.data.collection import load_dataset
+    from activity.data.splits import train_val_datasets
+
+    check_config(cfg)
+    out = Path(out)
+    ds = load_dataset(data, group_regex=group_regex)
+    given_val = load_dataset(val, group_regex=group_regex) if val else None
+    train_ds, val_ds, unknown = train_val_datasets(ds, given_val, cfg.train.val_fraction, seed=cfg.train.seed)
+    dropped = {s.path: f"label {s.label!r} is not one of the training classes" for s in unknown}
+    _skip(options, dropped)
+    if options.is_main:  # under torchrun only rank 0 writes
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            save_config(cfg, out / "config.yaml")
+            write_json(out / "run.json", {"data": str(Path(data).resolve()), "val": str(Path(val).resolve()) if val else None,
+                                          "group_regex": group_regex})
+    res = Extractor(cfg.features, options)(train_ds.paths + (val_ds.paths if val_ds else []))
+    require_features(res, str(data))
+    sides = _training_tensors(res, train_ds, val_ds, str(data))
+    report = _fit(cfg, sides, ds.classes, out, options, resume)
+    report.skipped = {**dropped, **res.failed}
+    if options.is_main:
+        _save_run(report, cfg)
+    return report
+
+
+def _training_tensors(res: ExtractResult, train_ds: VideoDataset, val_ds: VideoDataset | None, what: str) -> tuple:
+    """``(train_x (N, L, D), train_y (N,), val_x or None, val_y or None)`` of the readable clips."""
+    import torch
+
+    train_ds, train_x = res.readable(train_ds)
+    if train_x is None:
+        raise ActivityError(f"{what}: no readable training video")
+    train_y = torch.from_numpy(train_ds.targets())
+    val_x = val_y = None
+    if val_ds is not None:
+        val_ds, val_x = res.readable(val_ds)
+        val_y = torch.from_numpy(val_ds.targets()) if val_x is not None else None
+    return train_x, train_y, val_x, val_y
+
+
+def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: ExtractOptions, resume: bool) -> TrainReport:
+    from activity.temporal.train import fit
+
+    train_x, train_y, val_x, val_y = sides
+    missing = sorted(set(range(len(classes))) - set(train_y.tolist()))
+    if missing and options.is_main:
+        _warn(f"no training clip for class(es) {', '.join(classes[i] for i in missing)} "
+              "(none readable, or all of them in the validation collection)")
+    n_val = 0 if val_x is None else len(val_x)
+    dist = options.dist
+    procs = f" in {dist.world_size} processes" if dist is not None and dist.enabled else ""
+    if options.is_main:
+        log.info(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(classes)} classes{procs}")
+    result = fit(cfg, train_x, train_y, len(classes), val_x, val_y, out_dir=out, progress=options.progress and options.is_main,
+                 resume=resume, dist=dist)
+    return TrainReport(out, out / "model.pt", list(classes), result, len(train_x), n_val, int(train_x.shape[-1]))
+
+
+def _save_run(report: TrainReport, cfg: Config) -> None:
+    from activity.temporal.checkpoint import Checkpoint, save_checkpoint
+
+    ckpt = Checkpoint(report.fit.model, report.classes, cfg, report.feature_dim, report.metrics)
+    save_checkpoint(report.checkpoint, ckpt)
+    write_json(report.out / "train_summary.json", report.metrics)
+
+
+def resume(run_dir: str | Path, options: ExtractOptions = ExtractOptions()) -> TrainReport:
+    """Continue an interrupted :func:`train` run from its last completed epoch, with its own data and config."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file() or not (run_dir / "config.yaml").is_file():
+        raise ActivityError(f"{run_dir}: not a run folder to resume (no run.json and config.yaml)")
+    run = json.loads((run_dir / "run.json").read_text())
+    return train(run["data"], run_dir, load_config(run_dir / "config.yaml"), options, val=run["val"],
+                 group_regex=run["group_regex"], resume=True)
+
+
+# ---------------------------------------------------------------- evaluate
+
+@dataclass
+class EvaluateReport:
+    """An evaluation: metrics as written to ``metrics.json`` (None on ranks other than 0), and the skipped videos."""
+
+    out: Path
+    classes: list[str]
+    processed: int
+    metrics: dict[str, Any] | None
+    report: dict[str, Any] | None  # per class: precision, recall, f1-score, support
+    skipped: Skipped = field(default_factory=dict)
+
+
+def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path,
+             options: ExtractOptions = ExtractOptions()) -> EvaluateReport:
+    """Evaluate a checkpoint on a labelled collection; writes metrics.json, per_class.csv,
+    confusion_matrix.csv/.png and predictions.csv under ``out``.
+
+    Clips whose label is not one of the model's classes are skipped and reported.
+    """
+    from activity.data.collection import load_dataset
+    from activity.evaluation.metrics import compute_metrics
+    from activity.evaluation.reports import write_report
+    from activity.inference.recognizer import load_model
+
+    model = load_model(checkpoint, options)
+    classes = list(model.classes)
+    ds = load_dataset(data, group_regex=None)
+    skipped = {s.path: f"label {s.label!r} is not one of the model's classes" for s in ds.samples if s.label not in classes}
+    _skip(options, skipped)
+    ds = ds.subset([i for i, s in enumerate(ds.samples) if s.path not in skipped])
+    ds.classes = classes
+    if not len(ds):
+        raise ActivityError(f"{data}: no video with one of the model's classes ({', '.join(classes)})")
+    by_path, failed = _score_shards(model, ds.paths, options)
+    skipped.update(failed)
+    if by_path is None:  # not rank 0: the report is rank 0's
+        return EvaluateReport(Path(out), classes, sum(p not in failed for p in ds.paths), None, None, skipped)
+    if not by_path:
+        require_features(ExtractResult({}, failed), str(data))  # no readable video: one clear error
+    kept = ds.subset([i for i, s in enumerate(ds.samples) if s.path in by_path])
+    probs = np.stack([by_path[p] for p in kept.paths])
+    y = kept.targets(classes)
+    result = compute_metrics(y, probs, classes)
+    metrics = write_report(out, result, classes, kept.paths, y, probs, skipped)
+    return EvaluateReport(Path(out), classes, len(kept), metrics, result["report"], skipped)
+
+
+def _score_shards(model: ActionRecognizer, paths: list[Path], options: ExtractOptions
+                  ) -> tuple[dict[Path, np.ndarray] | None, Skipped]:
+    """Class probabilities by video, gathered on rank 0 (None elsewhere), and the failures of all ranks in input order.
+
+    Under torchrun each rank scores its shard of ``paths``.
+    """
+    from activity.distributed import DistInfo
+
+    dist = options.dist or DistInfo()
+    mine = dist.shard(paths)
+    res = model.features(mine, progress=options.progress and dist.is_main, on_error=options.on_error)
+    ok = [p for p in mine if p in res.features]
+    probs = model.probabilities(np.stack([res.features[p] for p in ok])) if ok else None
+    failed = {p: r for part in dist.all_gather(res.failed) for p, r in part.items()}
+    failed = {p: failed[p] for p in dict.fromkeys(paths) if p in failed}  # in input order, as one process finds them
+    scored = dist.gather((ok, probs))
+    if scored is None:
+        return None, failed
+    return {p: pr for part_ok, part_probs in scored if part_ok for p, pr in zip(part_ok, part_probs)}, failed
+
+
+# ---------------------------------------------------------------- predict
+
+@dataclass
+class PredictReport:
+    """Top-k predictions of each readable video, the skipped ones, and the results file if one was written."""
+
+    predictions: list[Prediction]
+    skipped: Skipped = field(default_factory=dict)
+    written: Path | None = None
+
+
+def video_files(inputs: Sequence[str | Path]) -> tuple[list[Path], Skipped]:
+    """Video files and folders -> the files (a folder's videos, sorted, searched recursively), and the empty folders."""
+    from activity.data.collection import VIDEO_EXTENSIONS
+
+    paths: list[Path] = []
+    empty: Skipped = {}
+    for v in inputs:
+        p = Path(v)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+            if not found:
+                empty[p] = "is a directory with no video files"
+            paths += found
+        else:
+            paths.append(p)
+    return paths, empty
+
+
+def predict(
+    model: str | Path | ActionRecognizer,
+    videos: Sequence[str | Path],
+    options: ExtractOptions = ExtractOptions(),
+    *,
+    top_k: int = 5,
+    results_dir: str | Path | None = None,
+    results_format: str = "csv",
+) -> PredictReport:
+    """Top-k actions for each video (files, or folders of them).
+
+    Args:
+        model: a checkpoint path, or a loaded :class:`~activity.inference.recognizer.ActionRecognizer`.
+        videos: video files or folders of videos.
+        options: how to extract features (ignored when ``model`` is already loaded).
+        top_k: labels per video.
+        results_dir: also write ``predictions.csv``/``skipped.csv`` (or ``predictions.json``) there.
+        results_format: ``csv`` or ``json``.
+    """
+    from activity.inference.recognizer import load_model, write_predictions
+
+    if top_k < 1:
+        raise ActivityError(f"--top-k must be at least 1, got {top_k}")
+    if isinstance(model, (str, Path)):
+        model = load_model(model, options)
+    paths, empty = video_files(videos)
+    _skip(options, empty)
+    preds, failed = model.predict_many(paths, top_k=top_k, progress=options.progress and len(paths) > 1,
+                                       on_error=options.on_error)
+    report = PredictReport(preds, {**empty, **failed})
+    if results_dir is not None:
+        report.written = write_predictions(preds, report.skipped, results_dir, results_format)
+    return report
+
+
+# ---------------------------------------------------------------- cv
+
+def cv(
+    data: str | Path,
+    cfg: Config,
+    names: Sequence[str],
+    options: ExtractOptions = ExtractOptions(),
+    *,
+    folds: int = 5,
+    group_regex: str | None = None,
+    threads: int | None = 1,
+) -> CVReport:
+    """Read a collection, get its features through the cache and cross-validate the named models on the same folds.
+
+    Args:
+        data: class folder, list file or CSV.
+        cfg: the recipe (features, model, training); ``names`` pick the temporal model or baseline.
+        names: models to compare (:func:`activity.evaluation.cv.model_names`).
+        options: how to extract features. Under torchrun the ranks share the
+            extraction; the cross-validation itself runs on every rank that calls this
+            (the CLI lets rank 0 do it).
+        folds: number of folds (capped by the number of groups, or by the largest class).
+        group_regex: regex over file names giving the recording group; folds then never split a group.
+        threads: CPU threads while fitting (see :func:`~activity.evaluation.cv.cross_validate`).
+    """
+    from activity.data.collection import load_dataset
+    from activity.data.splits import kfold_splits
+    from activity.evaluation.cv import CVReport, build_models, cross_validate
+
+    check_config(cfg)
+    models = build_models(cfg, names)
+    ds = load_dataset(data, group_regex=group_regex)
+    res = Extractor(cfg.features, options)(ds.paths)
+    require_features(res, str(data))
+    kept, feats = res.readable(ds)
+    groups = kept.groups()
+    splits = kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
+    results = cross_validate(models, feats, kept.targets(), kept.classes, groups, seed=cfg.train.seed, threads=threads,
+                             splits=splits)
+    k = len(splits)  # folds are capped by groups or class sizes
+    split = f"{k}-fold by group ({len(set(groups.tolist()))} groups)" if groups is not None else f"{k}-fold stratified"
+    return CVReport(str(data), split, len(kept), list(kept.classes), {str(p): r for p, r in res.failed.items()}, cfg,
+                    results, [[str(kept.paths[i]) for i in te] for _, te in splits])
+
+
+__all__ = ["ExtractOptions", "ExtractReport", "TrainReport", "EvaluateReport", "PredictReport", "check_config",
+           "extract", "train", "resume", "evaluate", "predict", "video_files", "cv"]
