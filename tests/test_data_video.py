@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from activity import video as video_mod
+from activity.data import video as video_mod
 from activity.errors import VideoError
 from activity.data.sampling import segment_indices
 from activity.data.video import OpenCVReader, open_video, read_sampled
