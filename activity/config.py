@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from activity.errors import ConfigError
+from activity.io import write_text
 from activity.registry import (
     BACKBONES,
     DECODERS,
@@ -158,7 +159,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML that :func:`load_config` reads back; the file appears whole or not at all."""
+    write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def _sections() -> dict[str, type]:

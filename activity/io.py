@@ -21,15 +21,23 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 06
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, keep_suffix: bool = False) -> Iterator[Path]:
     """A temporary file name beside ``path``, renamed over ``path`` when the block ends without error.
 
     For writers that want a file name rather than a file object (exporters). On an
     exception the temporary file is removed and ``path`` is untouched. The temporary
     name (``.tmp-XXXX<suffix>.tmp``) never matches a glob for the final files' suffix.
+
+    Args:
+        path: the final file.
+        keep_suffix: end the temporary name with ``path``'s own suffix
+            (``.tmp-XXXX<suffix>``), for writers that choose the format by it
+            (OpenCV's ``VideoWriter`` cannot open ``.mp4.tmp``). Such a name does
+            match a glob for that suffix while the write is in progress.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix + ".tmp", dir=path.parent)
+    suffix = path.suffix if keep_suffix else path.suffix + ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -76,6 +76,23 @@ def test_save_and_load_round_trip(tmp_path):
     assert load_config(p) == cfg
 
 
+
+def test_save_that_fails_before_it_is_on_disk_keeps_the_old_config(tmp_path, monkeypatch):
+    import activity.io
+
+    p = tmp_path / "config.yaml"
+    save_config(Config(), p)
+    before = p.read_text()
+
+    def no_space(fd: int) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(activity.io.os, "fsync", no_space)
+    with pytest.raises(OSError, match="no space"):
+        save_config(load_config(None, ["model.hidden_size=32"]), p)
+    assert p.read_text() == before
+    assert [q.name for q in tmp_path.iterdir()] == ["config.yaml"]
+
 def test_overrides_dotted_and_bare():
     cfg = load_config(
         None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from activity.data.sampling import segment_indices
+from activity.data.sampling import jittered_segment_indices, segment_indices
 
 
 @pytest.mark.parametrize(
@@ -104,3 +104,41 @@ def test_errors(num_frames, num_segments, match):
         segment_indices(num_frames, num_segments)
     with pytest.raises(ValueError, match=match):
         segment_indices(num_frames, num_segments, random=True, rng=np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- many clips at once (training on cached features)
+
+
+def test_jittered_keeps_each_index_in_its_segment_per_clip():
+    idx = jittered_segment_indices(40, 8, 500, np.random.default_rng(3))  # segments of exactly 5 steps
+    assert idx.shape == (500, 8) and idx.dtype == np.int64
+    np.testing.assert_array_equal(idx // 5, np.broadcast_to(np.arange(8), idx.shape))
+
+
+def test_jittered_covers_each_segment_uniformly_and_clips_differ():
+    idx = jittered_segment_indices(40, 8, 4000, np.random.default_rng(4))
+    counts = np.bincount((idx % 5).ravel(), minlength=5)  # position inside the segment
+    assert counts.min() > 0.9 * idx.size / 5 and counts.max() < 1.1 * idx.size / 5
+    assert len({tuple(r) for r in idx[:50]}) > 40  # each clip draws its own positions
+
+
+def test_jittered_uneven_segments_stay_in_range_and_in_order():
+    idx = jittered_segment_indices(13, 5, 1000, np.random.default_rng(5))
+    assert idx.min() >= 0 and idx.max() <= 12
+    assert np.all(np.diff(idx, axis=1) >= 0)
+    seg = 13 / 5
+    assert np.all(idx >= np.floor(np.arange(5) * seg)) and np.all(idx < np.arange(1, 6) * seg)
+
+
+def test_one_jittered_clip_is_the_random_segment_indices():
+    a = jittered_segment_indices(100, 7, 1, np.random.default_rng(9))[0]
+    b = segment_indices(100, 7, random=True, rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_jittered_errors():
+    with pytest.raises(ValueError, match="batch"):
+        jittered_segment_indices(10, 2, -1)
+    with pytest.raises(ValueError, match="num_frames"):
+        jittered_segment_indices(0, 2, 3)
+    assert jittered_segment_indices(10, 2, 0).shape == (0, 2)

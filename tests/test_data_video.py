@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from activity import video as video_mod
+import activity
+from activity.data import video as video_mod
 from activity.data.sampling import segment_indices
-from activity.data.video import OpenCVReader, open_video, read_sampled
+from activity.data.video import (
+    OpenCVReader,
+    VideoReader,
+    open_source,
+    open_video,
+    read_sampled,
+)
 from activity.errors import VideoError
 
 try:
@@ -321,6 +329,100 @@ def test_badly_over_reported_length_still_decodes(lossless):
     assert r.num_frames == NUM_FRAMES
     np.testing.assert_array_equal(idx, segment_indices(NUM_FRAMES, 4))
     np.testing.assert_array_equal(got, frames[idx])
+
+
+# ---------------------------------------------------------------- every frame in order
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("clip", ["lossless", "lossy"])
+def test_iter_frames_yields_each_frame_once_as_read_sampled_decodes_it(request, clip, backend):
+    path, written = request.getfixturevalue(clip)
+    with open_video(path, backend, sequential=True) as r:
+        got = list(r.iter_frames(chunk=5))
+    assert [i for i, _ in got] == list(range(NUM_FRAMES))
+    every = np.stack([f for _, f in got])
+    assert every.shape == (NUM_FRAMES, SIZE[1], SIZE[0], 3) and every.dtype == np.uint8
+    with open_video(path, backend) as r:
+        sampled, idx = read_sampled(r, 5)
+    np.testing.assert_array_equal(every[idx], sampled)
+    if clip == "lossless":
+        np.testing.assert_array_equal(every, written)
+
+
+def test_iter_frames_starts_from_the_first_frame_after_random_access(lossless):
+    path, frames = lossless
+    with OpenCVReader(path) as r:
+        r.get_frames([7])
+        got = [f for _, f in r.iter_frames()]
+    np.testing.assert_array_equal(np.stack(got), frames)
+
+
+@pytest.mark.parametrize("reported", [20, 8])
+@pytest.mark.parametrize("walk", ["forward", "by_get_frames"])
+def test_iter_frames_ends_at_the_last_real_frame_whatever_the_container_says(lossless, reported, walk):
+    path, frames = lossless
+    r = _lying_reader(path, reported)
+    if walk == "by_get_frames":  # the generic walk decord uses: only as far as the count it knows
+        got = list(VideoReader.iter_frames(r, chunk=5))
+        expected = min(reported, NUM_FRAMES)
+    else:  # OpenCV reads forward to the end of the stream
+        got = list(r.iter_frames())
+        expected = NUM_FRAMES
+    assert [i for i, _ in got] == list(range(expected))
+    np.testing.assert_array_equal(np.stack([f for _, f in got]), frames[:expected])
+    assert r.num_frames == expected
+
+
+# ---------------------------------------------------------------- live sources
+
+
+def test_live_source_reads_a_file_frame_by_frame(lossless):
+    path, frames = lossless
+    with open_source(path) as src:
+        assert src.is_file and src.fps == pytest.approx(FPS)
+        got = []
+        while (frame := src.read()) is not None:
+            got.append(frame)
+        assert src.read() is None  # and stays ended
+    np.testing.assert_array_equal(np.stack(got), frames)
+
+
+@pytest.mark.parametrize(
+    "kind, reason",
+    [("missing", "no such file"), ("directory", "directory"), ("zero_bytes", "empty"), ("text_as_avi", "cannot open the video")],
+)
+def test_live_file_source_that_cannot_open_says_why_in_one_line(tmp_path, kind, reason):
+    path = _bad_file(kind, tmp_path)
+    with pytest.raises(VideoError) as ei:
+        open_source(path)
+    assert ei.value.path == str(path) and reason in ei.value.reason and "\n" not in str(ei.value)
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [(99, "99: cannot open the camera"), ("rtsp://127.0.0.1:9/none", "rtsp://127.0.0.1:9/none: cannot open the stream")],
+)
+def test_live_camera_or_stream_that_cannot_open_is_named(source, message):
+    with pytest.raises(VideoError) as ei:
+        open_source(source)
+    assert str(ei.value) == message
+
+
+def test_no_module_but_the_video_module_opens_videos_with_opencv():
+    """Every read of a video goes through activity/data/video.py (writing with cv2.VideoWriter is allowed)."""
+    root = Path(activity.__file__).parent
+    offenders = []
+    for py in sorted(root.rglob("*.py")):
+        if py == root / "data" / "video.py":
+            continue
+        for node in ast.walk(ast.parse(py.read_text(), str(py))):
+            names = [node.attr] if isinstance(node, ast.Attribute) else [node.id] if isinstance(node, ast.Name) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [a.name for a in node.names]
+            if "VideoCapture" in names:
+                offenders.append(f"{py.relative_to(root)}:{node.lineno}")
+    assert offenders == []
 
 
 # ---------------------------------------------------------------- real clips (optional)

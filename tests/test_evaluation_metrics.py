@@ -168,6 +168,50 @@ def test_report_with_many_classes(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["skipped"] == 0
 
 
+
+class _Unprintable:
+    """A path that fails when written out, as a full disk or a bug would midway through a file."""
+
+    def __str__(self) -> str:
+        raise OSError("no space left on device")
+
+
+def _old_report(out: Path) -> dict[str, bytes]:
+    out.mkdir(parents=True)
+    old = {n: f"old {n}".encode() for n in ("metrics.json", "per_class.csv", "confusion_matrix.csv", "confusion_matrix.png", "predictions.csv")}
+    for name, data in old.items():
+        (out / name).write_bytes(data)
+    return old
+
+
+def test_report_failing_midway_through_a_file_leaves_the_old_file_and_no_temporary(tmp_path):
+    out = tmp_path / "eval"
+    old = _old_report(out)
+    probs = probs_for(PRED3, 3, confidence=0.8)
+    paths = [Path("a.mp4"), Path("b.mp4"), _Unprintable(), *[Path(f"{i}.mp4") for i in range(7)]]  # predictions.csv, row 3
+    with pytest.raises(OSError, match="no space"):
+        write_report(out, compute_metrics(Y3, probs, CLASSES3), CLASSES3, paths, Y3, probs, {})
+    assert sorted(p.name for p in out.iterdir()) == sorted(old)  # no .tmp-* left behind
+    assert (out / "predictions.csv").read_bytes() == old["predictions.csv"]
+    assert json.loads((out / "metrics.json").read_text())["num_videos"] == 10  # the files before it were written whole
+
+
+def test_confusion_png_failing_midway_leaves_no_partial_image(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def savefig_then_fail(self, fname, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG half an image")
+        raise OSError("no space left on device")
+
+    out = tmp_path / "eval"
+    old = _old_report(out)
+    monkeypatch.setattr(Figure, "savefig", savefig_then_fail)
+    probs = probs_for(PRED3, 3, confidence=0.8)
+    with pytest.raises(OSError, match="no space"):
+        write_report(out, compute_metrics(Y3, probs, CLASSES3), CLASSES3, [Path(f"{i}.mp4") for i in range(10)], Y3, probs, {})
+    assert sorted(p.name for p in out.iterdir()) == sorted(old)
+    assert (out / "confusion_matrix.png").read_bytes() == old["confusion_matrix.png"]
+
 def test_format_table():
     text = format_table([["a", "1"], ["long name", "22"]], ["name", "n"])
     lines = text.splitlines()

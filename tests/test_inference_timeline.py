@@ -12,7 +12,15 @@ import pytest
 
 from activity.cli import main
 from activity.data.synthetic import make_order_dataset, order_clip, write_video
-from activity.inference.timeline import Window, merge_segments
+from activity.data.video import open_video
+from activity.inference.timeline import (
+    Segment,
+    Timeline,
+    Window,
+    _draw_label,
+    merge_segments,
+    write_overlay,
+)
 
 CLASSES = ["growing", "moving_right"]
 FPS = 12.0
@@ -168,3 +176,98 @@ def test_backbone_lives_on_the_recognizers_device(trained):
 
     model = load_model(trained["ckpt"], cache_dir=False, device="meta")  # no GPU here; "meta" is a real second device
     assert next(model._get_encoder().backbone.parameters()).device.type == "meta"
+
+
+# ---------------------------------------------------------------- result files and the overlay, without a model
+
+
+class _Unformattable(float):
+    """A probability that fails when written out, as a full disk or a bug would midway through a file."""
+
+    def __format__(self, spec: str) -> str:
+        raise OSError("no space left on device")
+
+
+def _no_space(fd: int) -> None:
+    raise OSError("no space left on device")
+
+
+def _plan_timeline(path, duration: float) -> Timeline:
+    return Timeline(str(path), duration, 2.0, 1.0, [Window(0.0, 2.0, ["growing"], [0.9])],
+                    [Segment(0.0, 1.0, "growing", 0.9), Segment(1.0, duration, "moving_right", 0.8)])
+
+
+def test_overlay_keeps_every_frame_and_the_rate_and_labels_each_by_its_segment(tmp_path):
+    frames = order_clip("growing", num_frames=30, size=(320, 240), seed=3)
+    video = write_video(tmp_path / "in.mp4", frames, FPS)
+    out = write_overlay(_plan_timeline(video, 30 / FPS), video, tmp_path / "out" / "overlay.mp4")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["overlay.mp4"]
+    with open_video(out, "opencv") as r:
+        assert (r.num_frames, r.size) == (30, (320, 240)) and r.fps == pytest.approx(FPS)
+        got = np.stack([f for _, f in r.iter_frames()]).astype(np.int16)
+    drawn = {}
+    for text in ("growing 0.90", "moving_right 0.80"):  # the corner each label draws, on a plain frame
+        corner = np.full((240, 320, 3), 128, np.uint8)
+        _draw_label(corner, text, 0.5)
+        drawn[text] = corner[:40, :200].astype(np.int16)
+    nearest = [min(drawn, key=lambda t: np.abs(g[:40, :200] - drawn[t]).mean()) for g in got]
+    assert nearest == ["growing 0.90"] * 12 + ["moving_right 0.80"] * 18  # the change at 1 s = frame 12
+
+
+def test_overlay_failing_midway_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    import activity.inference.timeline as timeline_mod
+
+    video = write_video(tmp_path / "in.mp4", order_clip("growing", num_frames=20, size=(96, 72), seed=3), FPS)
+    (tmp_path / "out").mkdir()
+    old = tmp_path / "out" / "overlay.mp4"
+    old.write_bytes(b"old overlay")
+    calls = []
+    real = timeline_mod._draw_label
+
+    def fail_on_the_tenth(frame, text, scale):
+        calls.append(text)
+        if len(calls) == 10:
+            raise OSError("no space left on device")
+        real(frame, text, scale)
+
+    monkeypatch.setattr(timeline_mod, "_draw_label", fail_on_the_tenth)
+    with pytest.raises(OSError, match="no space"):
+        write_overlay(_plan_timeline(video, 20 / FPS), video, old)
+    assert [p.name for p in old.parent.iterdir()] == ["overlay.mp4"] and old.read_bytes() == b"old overlay"
+
+
+def test_overlay_of_a_missing_video_names_it(tmp_path):
+    from activity.errors import VideoError
+
+    with pytest.raises(VideoError, match="no such file"):
+        write_overlay(_plan_timeline(tmp_path / "gone.mp4", 2.0), tmp_path / "gone.mp4", tmp_path / "overlay.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_timeline_csv_failing_midway_leaves_no_partial_file(tmp_path):
+    tl = _plan_timeline(tmp_path / "long.mp4", 3.0)
+    tl.segments.append(Segment(3.0, 4.0, "growing", _Unformattable(0.5)))  # the third row of segments.csv
+    with pytest.raises(OSError, match="no space"):
+        tl.write_csv(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["long.windows.csv"]  # whole; no segments, no .tmp-*
+    assert len(list(csv.DictReader(open(tmp_path / "out" / "long.windows.csv")))) == 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_prediction_files_failing_midway_keep_the_old_files(tmp_path, fmt, monkeypatch):
+    from pathlib import Path
+
+    import activity.io
+    from activity.inference.recognizer import Prediction, write_predictions
+
+    preds = [Prediction(Path(f"{i}.mp4"), ["growing", "moving_right"], [0.7, 0.3]) for i in range(3)]
+    first = write_predictions(preds, {Path("bad.mp4"): "no decodable frames"}, tmp_path, fmt)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(before) == ({"predictions.csv", "skipped.csv"} if fmt == "csv" else {"predictions.json"}) and first.name in before
+    if fmt == "csv":
+        preds[1] = Prediction(Path("1.mp4"), ["growing"], [_Unformattable(0.6)])
+    else:  # JSON is formatted before it is written: fail on the way to disk instead
+        monkeypatch.setattr(activity.io.os, "fsync", _no_space)
+    with pytest.raises(OSError, match="no space"):
+        write_predictions(preds[:2], {}, tmp_path, fmt)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -53,3 +53,19 @@ def test_atomic_text_writes_whole_files_and_nothing_on_error(tmp_path):
             raise RuntimeError("killed")
     assert json.loads(out.read_text()) == {"top1": 0.5}  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # and no temporary file is left
+
+
+def test_atomic_path_can_keep_the_suffix_for_writers_that_choose_the_format_by_it(tmp_path):
+    from activity.io import atomic_path
+
+    with atomic_path(tmp_path / "out.mp4", keep_suffix=True) as tmp:
+        assert tmp.name.startswith(".tmp-") and tmp.suffix == ".mp4" and tmp.parent == tmp_path
+        tmp.write_bytes(b"video")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "out.mp4", keep_suffix=True) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"] and (tmp_path / "out.mp4").read_bytes() == b"video"
+    with atomic_path(tmp_path / "out.mp4") as tmp:
+        assert tmp.name.endswith(".mp4.tmp")  # the default never matches '*.mp4'

@@ -15,6 +15,7 @@ import torch
 import activity.temporal.train as train_mod
 from activity.cli import main
 from activity.config import Config
+from activity.data.sampling import segment_indices
 from activity.data.synthetic import make_order_dataset
 from activity.errors import ActivityError
 from activity.temporal.train import STATE_FILE, fit, select_views
@@ -50,6 +51,30 @@ def test_select_views_centres_and_random_segments():
         picked = select_views(x, 4, random=True, generator=g).flatten()
         assert all(2 * i <= v <= 2 * i + 1 for i, v in enumerate(picked.tolist()))
 
+
+
+@pytest.mark.parametrize("length, num_frames", [(8, 4), (32, 8), (13, 5), (3, 6)])
+def test_select_views_centres_are_segment_indices(length, num_frames):
+    x = torch.arange(float(length)).reshape(1, length, 1).expand(3, -1, 2)
+    picked = select_views(x, num_frames, random=False)
+    assert picked.shape == (3, num_frames, 2)
+    expected = segment_indices(length, num_frames).tolist()
+    assert all(picked[b, :, d].long().tolist() == expected for b in range(3) for d in range(2))
+
+
+def test_select_views_random_follows_the_sampling_rule_and_the_generator():
+    length, num_frames, b = 40, 8, 300
+    x = torch.arange(float(length)).reshape(1, length, 1).expand(b, -1, 1)
+    picked = select_views(x, num_frames, random=True, generator=torch.Generator().manual_seed(1))[..., 0].long()
+    assert torch.equal(picked // 5, torch.arange(num_frames).expand(b, -1))  # inside its segment, per clip
+    assert set((picked % 5).flatten().tolist()) == set(range(5))  # anywhere inside it
+    again = select_views(x, num_frames, random=True, generator=torch.Generator().manual_seed(1))[..., 0].long()
+    other = select_views(x, num_frames, random=True, generator=torch.Generator().manual_seed(2))[..., 0].long()
+    assert torch.equal(picked, again) and not torch.equal(picked, other)
+    torch.manual_seed(5)
+    a = select_views(x, num_frames, random=True)
+    torch.manual_seed(5)
+    assert torch.equal(a, select_views(x, num_frames, random=True))  # no generator: torch's global seed decides
 
 def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch):
     x, y = _data()

@@ -25,7 +25,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -128,6 +128,29 @@ class VideoReader:
         """
         raise NotImplementedError
 
+    def iter_frames(self, chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
+        """Every frame in order from the first, decoded once each.
+
+        Stops after the last frame that decodes (``num_frames`` is lowered when
+        the container over-reported it).
+
+        Args:
+            chunk: frames decoded per call to :meth:`get_frames`.
+
+        Yields:
+            ``(index, frame)``: the frame index and its uint8 RGB ``(H, W, 3)`` image.
+
+        Raises:
+            VideoError: the file cannot be decoded.
+        """
+        i = 0
+        while i < self.num_frames:
+            frames = self.get_frames(np.arange(i, min(i + chunk, self.num_frames)))
+            n = min(len(frames), self.num_frames - i)  # num_frames may have dropped while decoding
+            for k in range(n):
+                yield i + k, frames[k]
+            i += n
+
     def close(self) -> None:  # pragma: no cover - trivial
         """Release the decoder."""
 
@@ -226,6 +249,25 @@ class OpenCVReader(VideoReader):
         self._size = (w, h)  # what decodes, e.g. after a rotation
         return np.stack([decoded.get(int(i), last) for i in idx])
 
+    def iter_frames(self, chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
+        """Every frame in order, read forward to the end of the stream whatever the container reported.
+
+        Leaves ``num_frames`` at the count that decoded. See :meth:`VideoReader.iter_frames`.
+        """
+        import cv2
+
+        if self._pos:
+            self._rewind()
+        while True:
+            ok, frame = self._cap.read()
+            if not ok or frame is None:
+                break
+            self._pos += 1
+            yield self._pos - 1, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        if self._pos == 0:
+            raise VideoError(str(self.path), "no decodable frames")
+        self.num_frames = self._pos
+
     def close(self) -> None:
         self._cap.release()
 
@@ -323,6 +365,11 @@ class AutoReader(VideoReader):
             self._inner = OpenCVReader(self.path)
             return self._inner.get_frames(np.minimum(np.asarray(indices), self.num_frames - 1))
 
+    def iter_frames(self, chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
+        if isinstance(self._inner, OpenCVReader):  # to the real end of the stream
+            return self._inner.iter_frames(chunk)
+        return super().iter_frames(chunk)  # decord, through get_frames (and its fallback)
+
     def close(self) -> None:
         self._inner.close()
 
@@ -379,6 +426,67 @@ def read_sampled(
         if reader.num_frames == n:
             return frames, indices
     return frames, np.minimum(indices, reader.num_frames - 1)
+
+
+LIVE_FPS_MAX = 1000.0
+"""A live source reporting this many frames per second or more reports nonsense (some cameras say 0 or 90000)."""
+
+
+class LiveSource:
+    """Frames from a camera, a stream URL or a file, one at a time as the source delivers them (OpenCV).
+
+    Attributes:
+        name: the source as given (a camera index as its number).
+        is_file: the source is a file (not a camera index, not a URL), so it can
+            be played at its own rate.
+        fps: frames per second the source reports (0 when unknown or implausible).
+    """
+
+    def __init__(self, source: int | str | os.PathLike) -> None:
+        import cv2
+
+        self.name = str(source)
+        self.is_file = not isinstance(source, int) and "://" not in self.name
+        self._cap = cv2.VideoCapture(source if isinstance(source, int) else self.name)
+        if not self._cap.isOpened():
+            self._cap.release()
+            if self.is_file:
+                check_file(source)  # a clearer reason where there is one: missing, a directory, empty...
+            kind = "camera" if isinstance(source, int) else "stream" if not self.is_file else "video (OpenCV cannot open it)"
+            raise VideoError(self.name, f"cannot open the {kind}")
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if np.isfinite(fps) and 0 < fps < LIVE_FPS_MAX else 0.0
+
+    def read(self) -> np.ndarray | None:
+        """The next frame as uint8 RGB ``(H, W, 3)``; ``None`` once the source has ended (or failed)."""
+        import cv2
+
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            return None
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        """Release the source."""
+        self._cap.release()
+
+    def __enter__(self) -> "LiveSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LiveSource({self.name!r}, fps={self.fps:.2f}, file={self.is_file})"
+
+
+def open_source(source: int | str | os.PathLike) -> LiveSource:
+    """Open a live source: a camera by index (``0``), a stream URL (``rtsp://...``) or a video file.
+
+    Raises:
+        VideoError: the source cannot be opened; the message names it.
+    """
+    return LiveSource(source)
 
 
 @contextlib.contextmanager

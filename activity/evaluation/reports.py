@@ -1,14 +1,18 @@
 """Evaluation reports as files people can read and plot (metrics.json, per_class.csv,
-confusion_matrix.csv/.png, predictions.csv), and plain-text tables."""
+confusion_matrix.csv/.png, predictions.csv), and plain-text tables.
+
+Every file is written through :mod:`activity.io`: it appears whole or not at all.
+"""
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from activity.io import atomic_path, atomic_text, write_json
 
 
 def write_report(
@@ -29,10 +33,10 @@ def write_report(
     metrics = dict(result["metrics"])
     metrics["skipped"] = len(skipped)
     metrics["skipped_files"] = {str(p): r for p, r in skipped.items()}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "metrics.json", metrics)
 
     report = result["report"]
-    with open(out / "per_class.csv", "w", newline="") as f:
+    with atomic_text(out / "per_class.csv") as f:
         w = csv.writer(f)
         w.writerow(["class", "precision", "recall", "f1", "support", "accuracy"])
         for i, c in enumerate(classes):
@@ -40,14 +44,14 @@ def write_report(
             w.writerow([c, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1-score']:.4f}", int(r["support"]), f"{result['per_class_accuracy'][i]:.4f}"])
 
     cm = result["confusion"]
-    with open(out / "confusion_matrix.csv", "w", newline="") as f:
+    with atomic_text(out / "confusion_matrix.csv") as f:
         w = csv.writer(f)
         w.writerow(["true \\ predicted", *classes])
         for c, row in zip(classes, cm):
             w.writerow([c, *map(int, row)])
     plot_confusion(cm, classes, out / "confusion_matrix.png")
 
-    with open(out / "predictions.csv", "w", newline="") as f:
+    with atomic_text(out / "predictions.csv") as f:
         w = csv.writer(f)
         w.writerow(["path", "true_label", "predicted_label", "probability", "correct"])
         for p, t, pr in zip(paths, y_true, probs):
@@ -79,8 +83,11 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: Path) -> None:
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black")
     ax.set_title("confusion matrix\n(colour: share of the true class)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def format_table(rows: list[list[str]], header: list[str]) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from activity.data.sampling import segment_indices
+from activity.data.video import open_source
 from activity.errors import ActivityError
 
 if TYPE_CHECKING:
@@ -45,15 +46,9 @@ class _Source:
     """Reads frames on a thread into a ring buffer of ``(frame id, RGB frame)``."""
 
     def __init__(self, source: str, window: float) -> None:
-        import cv2
-
-        target: int | str = int(source) if source.isdigit() else source
-        self.is_file = isinstance(target, str) and "://" not in target
-        self.cap = cv2.VideoCapture(target)
-        if not self.cap.isOpened():
-            raise ActivityError(f"{source}: cannot open the source")
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if fps and 0 < fps < 1000 else 30.0
+        self.src = open_source(int(source) if source.isdigit() else source)
+        self.is_file = self.src.is_file
+        self.fps = self.src.fps or 30.0
         self.buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=max(1, round(window * self.fps)))
         self.lock = threading.Lock()
         self.frames_read = 0
@@ -61,22 +56,20 @@ class _Source:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        import cv2
-
         start = time.perf_counter()
         while not self.finished.is_set():
-            ok, frame = self.cap.read()
-            if not ok:
+            frame = self.src.read()
+            if frame is None:
                 break
             with self.lock:
-                self.buffer.append((self.frames_read, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+                self.buffer.append((self.frames_read, frame))
                 self.frames_read += 1
             if self.is_file:  # play a file at its real rate
                 delay = start + self.frames_read / self.fps - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
         self.finished.set()
-        self.cap.release()
+        self.src.close()
 
     def snapshot(self) -> list[tuple[int, np.ndarray]]:
         with self.lock:

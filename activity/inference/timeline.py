@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from activity.data.video import VideoReader, open_video
+from activity.io import atomic_path, atomic_text
 
 if TYPE_CHECKING:
     from activity.inference.recognizer import ActionRecognizer
@@ -64,18 +65,21 @@ class Timeline:
         return asdict(self)
 
     def write_csv(self, out_dir: str | Path, stem: str | None = None) -> tuple[Path, Path]:
-        """Write ``<stem>.windows.csv`` and ``<stem>.segments.csv`` (stem: the video's, by default); return both paths."""
+        """Write ``<stem>.windows.csv`` and ``<stem>.segments.csv`` (stem: the video's, by default); return both paths.
+
+        Each file appears whole or not at all (:func:`activity.io.atomic_text`).
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         stem = stem or Path(self.path).stem
         windows, segments = out / f"{stem}.windows.csv", out / f"{stem}.segments.csv"
         k = max((len(w.labels) for w in self.windows), default=0)
-        with open(windows, "w", newline="") as f:
+        with atomic_text(windows) as f:
             w = csv.writer(f)
             w.writerow(["start", "end", *[c for i in range(1, k + 1) for c in (f"label_{i}", f"probability_{i}")]])
             for win in self.windows:
                 w.writerow([f"{win.start:.3f}", f"{win.end:.3f}", *[c for l, p in zip(win.labels, win.probabilities) for c in (l, f"{p:.4f}")]])
-        with open(segments, "w", newline="") as f:
+        with atomic_text(segments) as f:
             w = csv.writer(f)
             w.writerow(["start", "end", "label", "probability"])
             for s in self.segments:
@@ -227,36 +231,45 @@ def compute_timeline(
 
 
 def write_overlay(timeline: Timeline, video: str | Path, out: str | Path, *, progress: bool = False) -> Path:
-    """Write ``video`` again with the current segment's label and probability drawn on every frame."""
+    """Write ``video`` again (MPEG-4, same size and rate) with the current segment's label and probability on every frame.
+
+    The file appears under ``out`` only once it is complete.
+
+    Raises:
+        VideoError: ``video`` cannot be read.
+        ActivityError: ``out`` cannot be written.
+    """
     import cv2
     from tqdm import tqdm
 
     from activity.errors import ActivityError
 
-    cap = cv2.VideoCapture(str(video))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise ActivityError(f"{out}: cannot write the overlay video")
-    scale = max(0.4, h / 480)
-    bar = tqdm(total=int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None, desc="overlay", unit="frame", disable=None if progress else True)
-    i = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        seg = timeline.label_at(i / fps)
-        text = f"{seg.label} {seg.probability:.2f}" if seg else "-"
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-        cv2.rectangle(frame, (0, 0), (tw + 12, th + 14), (0, 0, 0), -1)
-        cv2.putText(frame, text, (6, th + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
-        writer.write(frame)
-        i += 1
-        bar.update(1)
-    bar.close()
-    cap.release()
-    writer.release()
+    with open_video(video, sequential=True) as reader, atomic_path(out, keep_suffix=True) as tmp:
+        fps = reader.fps or 25.0
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, reader.size)
+        if not writer.isOpened():
+            raise ActivityError(f"{out}: cannot write the overlay video")
+        scale = max(0.4, reader.height / 480)
+        bar = tqdm(total=reader.num_frames or None, desc="overlay", unit="frame", disable=None if progress else True)
+        try:
+            for i, frame in reader.iter_frames():
+                seg = timeline.label_at(i / fps)
+                bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+                _draw_label(bgr, f"{seg.label} {seg.probability:.2f}" if seg else "-", scale)
+                writer.write(bgr)
+                bar.update(1)
+        finally:
+            bar.close()
+            writer.release()
     return out
+
+
+def _draw_label(frame: np.ndarray, text: str, scale: float) -> None:
+    """Draw ``text`` in white on a black box in the top-left corner of a ``(H, W, 3)`` frame, in place."""
+    import cv2
+
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    cv2.rectangle(frame, (0, 0), (tw + 12, th + 14), (0, 0, 0), -1)
+    cv2.putText(frame, text, (6, th + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)

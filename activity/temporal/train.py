@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from activity.config import Config
-from activity.data.sampling import segment_indices
+from activity.data.sampling import jittered_segment_indices, segment_indices
 from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError
 from activity.temporal.models import Ensemble, build_temporal_model
@@ -44,13 +44,16 @@ class FitResult:
 
 
 def select_views(x: torch.Tensor, num_frames: int, *, random: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pick ``num_frames`` steps from dense cached features.
+    """Pick ``num_frames`` steps from dense cached features, by the rule of :mod:`activity.data.sampling`.
 
     Args:
         x: features ``(B, L, D)`` with ``L = num_frames * views``.
         num_frames: steps to keep.
         random: a random position inside each of ``num_frames`` equal segments
             of the dense sequence, per clip (training); else the centres.
+        generator: torch generator the random positions are seeded from (one draw
+            per call), so a seeded or resumed run picks the same views; torch's
+            global generator when ``None``.
 
     Returns:
         ``(B, num_frames, D)``.
@@ -59,10 +62,9 @@ def select_views(x: torch.Tensor, num_frames: int, *, random: bool, generator: t
     if length == num_frames:
         return x
     if not random:
-        return x[:, torch.from_numpy(segment_indices(length, num_frames))]
-    seg = length / num_frames
-    offsets = torch.rand(b, num_frames, generator=generator) * seg
-    idx = (torch.arange(num_frames) * seg + offsets).floor().long().clamp_(0, length - 1)
+        return x[:, torch.from_numpy(segment_indices(length, num_frames)).to(x.device)]
+    seed = int(torch.randint(2**31, (1,), generator=generator))
+    idx = torch.from_numpy(jittered_segment_indices(length, num_frames, b, np.random.default_rng(seed)))
     return torch.gather(x, 1, idx.to(x.device)[:, :, None].expand(-1, -1, x.shape[2]))
 
 
