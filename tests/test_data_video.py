@@ -171,8 +171,8 @@ def test_lossy_mp4_frames_identifiable(lossy, backend):
     assert np.abs(got.astype(int) - frames[idx].astype(int)).mean() < 12
 
 
-def test_unknown_backend_is_rejected(lossless):
-    with pytest.raises(ValueError, match="unknown video backend"):
+def test_unknown_decoder_is_rejected(lossless):
+    with pytest.raises(ValueError, match="unknown decoder .ffmpeg."):
         open_video(lossless[0], "ffmpeg")  # type: ignore[arg-type]
 
 

@@ -49,7 +49,8 @@ class ActionRecognizer:
     """
 
     def __init__(self, checkpoint: Checkpoint, options: ExtractOptions | None = None, **kwargs: Any) -> None:
-        options = (options or ExtractOptions(progress=False)).replace(**kwargs)
+        # Each process extracts what it is given: sharding among torchrun's ranks is the caller's (workflows.evaluate).
+        options = (options or ExtractOptions(progress=False)).replace(**kwargs, dist=None)
         self.checkpoint = checkpoint
         self.classes = checkpoint.classes
         self.extractor = Extractor(checkpoint.config.features, options, backbone_factory=lambda: self._get_encoder().backbone)
@@ -85,7 +86,7 @@ class ActionRecognizer:
         progress: bool = False,
         on_error: Callable[[Path, str], None] | None = None,
     ) -> ExtractResult:
-        """Cached (or freshly extracted) features for each readable video (this rank's, under torchrun)."""
+        """Cached (or freshly extracted) features for each readable video."""
         return self.extractor(paths, read_all=False, progress=progress, on_error=on_error)
 
     def probabilities(self, features: np.ndarray | torch.Tensor) -> np.ndarray:

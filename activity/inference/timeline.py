@@ -18,7 +18,7 @@ import csv
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,25 @@ from activity.data.video import VideoReader, open_video
 from activity.io import atomic_path, atomic_text
 
 if TYPE_CHECKING:
-    from activity.inference.recognizer import ActionRecognizer
+    from activity.features.extract import ExtractOptions, ExtractResult
+    from activity.features.spec import FeatureSpec
+
+
+class Recognizer(Protocol):
+    """What a timeline needs of a model (:class:`~activity.inference.recognizer.ActionRecognizer` has it);
+    a protocol, so that the recognizer can offer ``timeline()`` without this module importing it."""
+
+    classes: list[str]
+    spec: FeatureSpec
+    options: ExtractOptions
+
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor: ...
+
+    def probabilities(self, features: np.ndarray | torch.Tensor) -> np.ndarray: ...
+
+    def top_k(self, probs: np.ndarray, k: int) -> tuple[list[str], list[float]]: ...
+
+    def features(self, paths: Sequence[str | Path]) -> ExtractResult: ...
 
 
 @dataclass
@@ -138,7 +156,7 @@ def merge_segments(
     return segments
 
 
-def _frame_features(recognizer: "ActionRecognizer", reader: VideoReader, step: float, info: dict, *, chunk: int = 16,
+def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, info: dict, *, chunk: int = 16,
                     progress: bool = False) -> Iterator[tuple[float, torch.Tensor]]:
     """Yield ``(time, feature (D,))`` every ``step`` seconds through the video, decoding each frame once.
 
@@ -169,7 +187,7 @@ def _frame_features(recognizer: "ActionRecognizer", reader: VideoReader, step: f
 
 
 def compute_timeline(
-    recognizer: "ActionRecognizer",
+    recognizer: Recognizer,
     path: str | Path,
     *,
     window: float = 2.0,

@@ -62,7 +62,18 @@ class _Standardize(nn.Module):
         return (x - self.feature_mean) / self.feature_std
 
 
-class MeanClassifier(nn.Module):
+class TemporalModel(nn.Module):
+    """What every temporal model is: standardised frame features ``(B, T, D)`` (with optional valid
+    lengths ``(B,)``) -> ``(logits (B, C), per-step pooling weights (B, T))``."""
+
+    norm: _Standardize
+
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardise inputs with these per-dimension statistics ``(D,)`` of the training features."""
+        self.norm.set_stats(mean, std)
+
+
+class MeanClassifier(TemporalModel):
     """The baseline: average the frame features over valid steps, then a linear layer."""
 
     def __init__(self, in_dim: int, num_classes: int, cfg: ModelConfig) -> None:
@@ -79,7 +90,7 @@ class MeanClassifier(nn.Module):
         return self.head(self.dropout(pooled)), weights
 
 
-class LSTMClassifier(nn.Module):
+class LSTMClassifier(TemporalModel):
     """Bidirectional LSTM over frame features, pooled over valid steps, then a linear head."""
 
     def __init__(self, in_dim: int, num_classes: int, cfg: ModelConfig) -> None:
@@ -145,6 +156,11 @@ class Ensemble(nn.Module):
     def attention(self) -> nn.Module | None:
         """The first member's attention pooling (None when the members pool uniformly)."""
         return getattr(self.members[0], "attention", None)
+
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Every member standardises with these training statistics ``(D,)``."""
+        for m in self.members:
+            m.set_feature_stats(mean, std)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         outs = [m(x, lengths) for m in self.members]

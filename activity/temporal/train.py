@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -240,87 +240,127 @@ def _fit_one(
     """:func:`fit` for one model; ``stats``: :func:`feature_stats` of ``train_x``."""
     from tqdm import tqdm
 
-    tc, num_frames = cfg.train, cfg.features.num_frames
+    tc = cfg.train
     torch.manual_seed(tc.seed)
     np.random.seed(tc.seed)
-    gen = torch.Generator().manual_seed(tc.seed)
-
-    model = build_temporal_model(cfg.model, train_x.shape[-1], num_classes)
-    model.norm.set_stats(*stats)
-    parallel = ParallelTraining(dist, tc.seed)
-    net = parallel.wrap(model)
-    batch_size = parallel.batch_size(tc.batch_size)
-    criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    steps_per_epoch = math.ceil(parallel.num_samples(len(train_x)) / batch_size)
-    total = tc.epochs * steps_per_epoch
-    warmup = min(steps_per_epoch, total // 10)
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-    has_val = val_x is not None and val_y is not None and len(val_x) > 0
-
+    run = _Run(cfg, train_x, train_y, val_x, val_y, num_classes, stats, dist)
     state = _TrainState(best=(-1.0, 0.0))  # best = (val accuracy, -val loss)
     state_file = Path(out_dir) / STATE_FILE if out_dir is not None else None
-    write = out_dir is not None and parallel.is_main
     if resume:
         if state_file is None or not state_file.exists():
             raise ActivityError(f"nothing to resume: {state_file} not found")
-        state = _load_state(state_file, model, optimizer, scheduler, gen, _fingerprint(cfg, train_x, val_x))
-
-    writer = None
-    if write:
-        metrics_file = open(Path(out_dir) / "metrics.csv", "w", newline="")
-        writer = csv.DictWriter(metrics_file, METRIC_COLUMNS)
-        writer.writeheader()
-        writer.writerows(state.history)  # a resumed run rewrites the rows of the epochs it keeps
-        metrics_file.flush()
-
+        state = _load_state(state_file, run.model, run.optimizer, run.scheduler, run.gen, run.fingerprint())
+    log = _MetricsLog(Path(out_dir) / "metrics.csv" if out_dir is not None and run.parallel.is_main else None, state.history)
     bar = tqdm(range(state.epoch + 1, tc.epochs + 1), desc="train", unit="epoch", initial=state.epoch, total=tc.epochs,
                disable=None if progress else True, dynamic_ncols=True)
     for epoch in bar:
         if state.stopped:
             break
+        row = run.epoch(epoch, state)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", **(
+            {"val_acc": f"{row['val_accuracy']:.3f}", "best": f"{state.best[0]:.3f}@{state.best_epoch}"} if run.has_val
+            else {"acc": f"{row['train_accuracy']:.3f}"}))
+        log.write(row)
+        if log.path is not None:
+            _save_state(state_file, state, run.model, run.optimizer, run.scheduler, run.gen, run.fingerprint())
+    bar.close()
+    log.close()
+    return run.result(state)
+
+
+class _Run:
+    """One model's training: the model, optimizer, schedule and random state, and one epoch of it."""
+
+    def __init__(self, cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None,
+                 val_y: torch.Tensor | None, num_classes: int, stats: tuple[torch.Tensor, torch.Tensor],
+                 dist: DistInfo | None) -> None:
+        tc = cfg.train
+        self.cfg, self.train_x, self.train_y, self.val_x, self.val_y = cfg, train_x, train_y, val_x, val_y
+        self.has_val = val_x is not None and val_y is not None and len(val_x) > 0
+        self.gen = torch.Generator().manual_seed(tc.seed)
+        self.model = build_temporal_model(cfg.model, train_x.shape[-1], num_classes)
+        self.model.set_feature_stats(*stats)
+        self.parallel = ParallelTraining(dist, tc.seed)
+        self.net = self.parallel.wrap(self.model)
+        self.batch_size = self.parallel.batch_size(tc.batch_size)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        steps_per_epoch = math.ceil(self.parallel.num_samples(len(train_x)) / self.batch_size)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _warmup_cosine(steps_per_epoch, tc.epochs))
+
+    def fingerprint(self) -> str:
+        return _fingerprint(self.cfg, self.train_x, self.val_x)
+
+    def epoch(self, epoch: int, state: "_TrainState") -> dict[str, Any]:
+        """Train one epoch, validate, and update ``state`` (best weights, early stopping); returns its metrics row."""
         t0 = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        order = parallel.epoch_order(len(train_x), epoch)
-        train_loss, train_acc = parallel.mean(*train_one_epoch(net, criterion, optimizer, scheduler, train_x, train_y, num_frames,
-                                                               batch_size, gen, order))
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_accuracy": round(train_acc, 5), "val_loss": "", "val_accuracy": "", "lr": lr}
-        if has_val:
-            val_loss, val_acc = parallel.evaluate(lambda x, y: evaluate_features(model, x, y, num_frames), val_x, val_y)  # type: ignore[arg-type]
+        num_frames, tc = self.cfg.features.num_frames, self.cfg.train
+        lr = self.optimizer.param_groups[0]["lr"]
+        order = self.parallel.epoch_order(len(self.train_x), epoch)
+        train_loss, train_acc = self.parallel.mean(*train_one_epoch(
+            self.net, self.criterion, self.optimizer, self.scheduler, self.train_x, self.train_y, num_frames,
+            self.batch_size, self.gen, order))
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_accuracy": round(train_acc, 5),
+                               "val_loss": "", "val_accuracy": "", "lr": lr}
+        if self.has_val:
+            val_loss, val_acc = self.parallel.evaluate(
+                lambda x, y: evaluate_features(self.model, x, y, num_frames), self.val_x, self.val_y)  # type: ignore[arg-type]
             row.update(val_loss=round(val_loss, 5), val_accuracy=round(val_acc, 5))
             if (val_acc, -val_loss) > state.best:
                 state.best, state.best_epoch, state.since_best = (val_acc, -val_loss), epoch, 0
-                state.best_state = copy.deepcopy(model.state_dict())
+                state.best_state = copy.deepcopy(self.model.state_dict())
             else:
                 state.since_best += 1
-            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}", best=f"{state.best[0]:.3f}@{state.best_epoch}")
-        else:
-            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}")
         row["seconds"] = round(time.perf_counter() - t0, 3)
         state.history.append(row)
         state.epoch = epoch
-        state.stopped = bool(has_val and tc.patience and state.since_best >= tc.patience)
-        if writer is not None:
-            writer.writerow(row)
-            metrics_file.flush()
-        if write:
-            _save_state(state_file, state, model, optimizer, scheduler, gen, _fingerprint(cfg, train_x, val_x))
-    bar.close()
-    if writer is not None:
-        metrics_file.close()
-    best_epoch = state.best_epoch
-    if state.best_state is not None:
-        model.load_state_dict(state.best_state)
-    else:
-        best_epoch = len(state.history)
-    model.eval()
-    return FitResult(model, best_epoch, state.best[0] if has_val else None, state.history)
+        state.stopped = bool(self.has_val and tc.patience and state.since_best >= tc.patience)
+        return row
+
+    def result(self, state: "_TrainState") -> FitResult:
+        """The best validation epoch's weights (the last epoch's without validation data), in eval mode."""
+        best_epoch = state.best_epoch
+        if state.best_state is not None:
+            self.model.load_state_dict(state.best_state)
+        else:
+            best_epoch = len(state.history)
+        self.model.eval()
+        return FitResult(self.model, best_epoch, state.best[0] if self.has_val else None, state.history)
+
+
+def _warmup_cosine(steps_per_epoch: int, epochs: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear warm-up over the first epoch (at most a tenth of the run), then cosine to 0."""
+    total = epochs * steps_per_epoch
+    warmup = min(steps_per_epoch, total // 10)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return factor
+
+
+class _MetricsLog:
+    """``metrics.csv``, one row per epoch, flushed as it goes (None: no file); a resumed run rewrites the rows it keeps."""
+
+    def __init__(self, path: Path | None, history: list[dict[str, Any]]) -> None:
+        self.path = path
+        self._file = open(path, "w", newline="") if path is not None else None
+        self._writer = csv.DictWriter(self._file, METRIC_COLUMNS) if self._file is not None else None
+        if self._writer is not None:
+            self._writer.writeheader()
+            self._writer.writerows(history)
+            self._file.flush()  # type: ignore[union-attr]
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._writer is not None:
+            self._writer.writerow(row)
+            self._file.flush()  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 STATE_FILE = "train_state.pt"

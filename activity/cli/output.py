@@ -1,0 +1,44 @@
+"""What the commands print: one function per workflow result, shared by the commands and the demo."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from activity.evaluation.reports import format_table
+
+if TYPE_CHECKING:
+    from activity.workflows import EvaluateReport, PredictReport, TrainReport
+
+
+def print_train(r: TrainReport) -> None:
+    """``saved RUN/model.pt, best validation accuracy ... (at epoch N)``."""
+    val = ""
+    if r.fit.best_val_accuracy is not None:
+        at = (f"ensemble of {len(r.fit.members)}, members' best epochs {', '.join(map(str, r.fit.best_epoch))}"  # type: ignore[arg-type]
+              if r.fit.members else f"at epoch {r.fit.best_epoch}")
+        val = f", best validation accuracy {r.fit.best_val_accuracy:.3f} ({at})"
+    print(f"saved {r.checkpoint}{val}")
+
+
+def print_evaluation(r: EvaluateReport) -> None:
+    """The per-class table, then top-1, top-5 and mean class accuracy (nothing on ranks other than 0)."""
+    if r.metrics is None or r.report is None:
+        return
+    rows = [[c, f"{r.report[c]['precision']:.3f}", f"{r.report[c]['recall']:.3f}", f"{r.report[c]['f1-score']:.3f}",
+             str(int(r.report[c]["support"]))] for c in r.classes]
+    print(format_table(rows, ["class", "precision", "recall", "f1", "clips"]))
+    m = r.metrics
+    top5 = f"  top-5 {m['top5']:.3f}" if "top5" in m else ""
+    print(f"\ntop-1 {m['top1']:.3f}{top5}  mean class accuracy {m['mean_class_accuracy']:.3f}  "
+          f"({m['num_videos']} videos, {m['skipped']} skipped) -> {r.out}")
+
+
+def print_predictions(r: PredictReport) -> None:
+    """One row per video and rank: the label and its probability."""
+    rows = []
+    for p in r.predictions:
+        for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), 1):
+            rows.append([str(p.path) if rank == 1 else "", str(rank), label, f"{prob:.3f}"])
+    if rows:
+        print(format_table(rows, ["video", "rank", "label", "probability"]))
+

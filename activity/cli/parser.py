@@ -1,0 +1,203 @@
+"""The ``activity`` argument parser: one sub-command per workflow, choices read from the registries."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from activity.cli import commands as cmd
+
+
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return n
+
+
+def _positive(text: str) -> int:
+    n = _workers(text)
+    if n == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def _device(text: str) -> str:
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA GPU is available here; use cpu")
+    return text
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: $ACTIVITY_CACHE or ~/.cache/activity)")
+    p.add_argument("--workers", type=_workers, default=None,
+                   help="loader processes: on the CPU each decodes and encodes clips on one thread (default: one per core); "
+                        "on a GPU they decode while it encodes (default: all cores but one); 0: all in this process")
+    p.add_argument("--device", type=_device, default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
+                   help="torch.compile the backbone when the CPU workers encode (auto: from 4,000 frames to encode)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults, see configs/default.yaml)")
+    p.add_argument("--backbone", default=None, help="frame encoder (see `activity backbones`)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=30 model.hidden_size=128")
+
+
+def _temporal_list(text: str) -> list[str]:
+    from activity.evaluation.cv import model_names
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names or any(t not in model_names() for t in names):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(model_names())}; got {text!r}")
+    return list(dict.fromkeys(names))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from activity import __version__
+
+    parser = argparse.ArgumentParser(prog="activity", description="Recognise human actions in video with a frozen CNN and a bidirectional LSTM.")
+    parser.add_argument("--version", action="version", version=f"activity {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_backbones, _add_extract, _add_train, _add_evaluate, _add_predict, _add_cv, _add_check, _add_export, _add_explain, _add_demo):
+        add(sub)
+    return parser
+
+
+def _add_backbones(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backbones", help="list the frame encoders", description="List the registered backbones.")
+    p.set_defaults(func=cmd.cmd_backbones)
+
+
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="extract and cache backbone features", description="Extract backbone features for a collection of videos into the cache.")
+    p.add_argument("--data", required=True, help="class folder, list file, CSV, a folder of videos or one video")
+    _add_config(p)
+    _add_common(p)
+    p.set_defaults(func=cmd.cmd_extract)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from activity.registry import TEMPORAL_MODELS
+
+    p = sub.add_parser("train", help="train a temporal model", description="Train a temporal model on cached features; writes RUN_DIR/model.pt, config.yaml, metrics.csv.")
+    p.add_argument("--data", help="class folder, list file or CSV")
+    p.add_argument("--out", type=Path, help="run folder")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue an interrupted run from its last completed epoch")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--val", help="validation collection (default: a split of --data)")
+    g.add_argument("--val-fraction", type=float, default=None, help="validation share of --data (split by group when known)")
+    p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group, e.g. '_g(\\d+)_'")
+    p.add_argument("--temporal", choices=TEMPORAL_MODELS.names(), default=None, help="temporal model (default: lstm)")
+    _add_config(p)
+    _add_common(p)
+    p.set_defaults(func=cmd.cmd_train)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on labelled videos", description="Evaluate a checkpoint; writes metrics.json, per_class.csv, confusion_matrix.csv/.png and predictions.csv.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", required=True, help="class folder, list file or CSV")
+    p.add_argument("--out", required=True, type=Path, help="report folder")
+    _add_common(p)
+    p.set_defaults(func=cmd.cmd_evaluate)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify video files, long videos or a live source",
+                       description="Top-k actions for each video (files or folders); --timeline for what happens when in long "
+                                   "videos; --source for a camera or stream.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("videos", nargs="*", help="video files or folders of videos")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--results-dir", type=Path, default=None, help="write the results there (predictions, or timeline CSVs)")
+    p.add_argument("--results-format", choices=["csv", "json"], default="csv", help="file format of --results-dir predictions")
+    g = p.add_argument_group("long videos")
+    g.add_argument("--timeline", action="store_true", help="sliding-window predictions and merged segments")
+    g.add_argument("--window", type=float, default=2.0, help="window length in seconds (default 2; also used by --source)")
+    g.add_argument("--stride", type=float, default=1.0, help="seconds between windows (default 1)")
+    g.add_argument("--threshold", type=float, default=0.0, help="minimum probability for a window to join a segment")
+    g.add_argument("--smooth", type=int, default=1, help="average this many neighbouring windows before merging")
+    g.add_argument("--overlay", type=Path, default=None, help="write the video with the current label drawn on it")
+    g = p.add_argument_group("live sources")
+    g.add_argument("--source", default=None, help="camera index, stream URL, or a file played at its real rate")
+    g.add_argument("--rate", type=float, default=1.0, help="predictions per second (default 1)")
+    g.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    _add_common(p)
+    p.set_defaults(func=cmd.cmd_predict)
+
+
+def _add_cv(sub: argparse._SubParsersAction) -> None:
+    from activity.evaluation.cv import model_names
+
+    p = sub.add_parser("cv", help="k-fold cross-validation of temporal models", description="Compare temporal models on the same k folds (stratified; by group when known). Each fold's test clips are never used for training or early stopping.")
+    p.add_argument("--data", required=True, help="class folder, list file or CSV")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
+    p.add_argument("--temporal", type=_temporal_list, default=model_names(),
+                   help="comma-separated models to compare: lstm, mean (trained temporal models), pooled_lr (logistic regression on "
+                        "mean and std over time of features and their differences), middle_lr (on the middle frame); default: all")
+    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    _add_config(p)
+    _add_common(p)
+    p.set_defaults(func=cmd.cmd_cv)
+
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    from activity.registry import DECODERS
+
+    p = sub.add_parser("check", help="check a collection for unreadable clips, duplicates and leaks",
+                       description="Report unreadable clips, clips per class, identical files (across classes: a label leak) and "
+                                   "recordings on both sides of a train/validation split. Exit code 1 when problems are found.")
+    p.add_argument("data", help="class folder, list file or CSV")
+    p.add_argument("--val", help="validation collection to check against DATA")
+    p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
+    p.add_argument("--decoder", choices=DECODERS.names(), default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd.cmd_check)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint, backbone included, to ONNX or TorchScript",
+                       description="Write the whole model (backbone + temporal model) as one graph: preprocessed frames "
+                                   "(B, T, 3, S, S) -> logits (B, C), plus FILE.json describing the input, sampling and preprocessing.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--out", required=True, type=Path, metavar="FILE")
+    p.set_defaults(func=cmd.cmd_export)
+
+
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="show which frames a prediction rests on",
+                       description="Draw the frames the model sees with each one's importance (attention weights or occlusion) as a PNG.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("video", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="PNG file to write")
+    p.add_argument("--method", choices=["attention", "occlusion"], default="attention",
+                   help="attention: the model's pooling weights (a model that pools uniformly falls back to occlusion); "
+                        "occlusion: drop in probability when a frame's feature is replaced by the clip's mean")
+    p.add_argument("--target", default=None, help="class to explain (default: the predicted one)")
+    p.add_argument("--columns", type=_positive, default=8, help="frames per row (default: 8)")
+    p.add_argument("--json", action="store_true", help="also print the per-frame importances as JSON")
+    p.add_argument("--device", type=_device, default="cpu", help="device for the backbone (default: cpu)")
+    p.set_defaults(func=cmd.cmd_explain)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the whole pipeline on generated clips", description="Generate a small labelled collection, then extract, train, evaluate and predict.")
+    p.add_argument("--out", default="demo_run", help="folder for the generated clips and the run (default: demo_run)")
+    p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: OUT/cache)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd.cmd_demo)
