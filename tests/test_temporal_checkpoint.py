@@ -244,3 +244,17 @@ def test_damaged_checkpoint_is_a_one_line_activity_error(tmp_path, edit):
     with pytest.raises(ActivityError) as ei:
         load_checkpoint(path)
     assert str(path) in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_a_checkpoint_written_before_the_package_was_split_loads_and_predicts_the_same():
+    """tests/data/checkpoint-0.1.0.pt: written by activity 0.1.0 as it was before the modules moved into
+    subpackages (a 2-model ensemble of small LSTMs over 1280-d features), with its probabilities for a
+    seeded input; loading it must give the same model."""
+    from activity.temporal.train import predict_features
+
+    data = Path(__file__).parent / "data"
+    ckpt = load_checkpoint(data / "checkpoint-0.1.0.pt")
+    assert ckpt.classes == ["a", "b", "c"] and ckpt.feature_dim == 1280 and ckpt.config.model.ensemble == 2
+    x = torch.randn(2, 4, 1280, generator=torch.Generator().manual_seed(1))
+    probs, _ = predict_features(ckpt.model, x, 4)
+    np.testing.assert_allclose(probs.numpy(), np.load(data / "checkpoint-0.1.0-probs.npy"), rtol=0, atol=1e-6)

@@ -13,10 +13,12 @@ from activity.cli import output
 from activity.errors import ActivityError
 
 if TYPE_CHECKING:
+    from activity.config import Config
     from activity.features.extract import ExtractOptions
 
 
-def _config(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config of ``--config``, the ``key=value`` overrides, ``--backbone``, ``--temporal`` and ``--val-fraction``."""
     from activity.config import load_config
 
     cfg = load_config(args.config, args.overrides)
@@ -45,21 +47,21 @@ def _finish(args: argparse.Namespace, processed: int, skipped: dict) -> int:
         key = r.split(" (")[0]
         reasons[key] = reasons.get(key, 0) + 1
     why = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    if args.dist.is_main:
+    if getattr(args, "dist", None) is None or args.dist.is_main:
         print(f"{processed} processed, {len(skipped)} skipped" + (f" ({why})" if why else ""), file=sys.stderr)
     if processed == 0 or (getattr(args, "strict", False) and skipped):
         return 1
     return 0
 
 
-def _options(args: argparse.Namespace, *, progress: bool = True) -> ExtractOptions:
+def options_from_args(args: argparse.Namespace, *, progress: bool = True) -> ExtractOptions:
     """The extraction options of a command's ``--cache``, ``--workers``, ``--device``, ``--compile`` and ``--quiet``."""
     from activity.features.extract import ExtractOptions
 
     return ExtractOptions(
         cache_dir=getattr(args, "cache", None), workers=getattr(args, "workers", None), device=getattr(args, "device", "cpu"),
         compile_backbone={"auto": None, "yes": True, "no": False}[getattr(args, "compile", "auto")],
-        progress=progress and not getattr(args, "quiet", False), on_error=_skip, dist=args.dist,
+        progress=progress and not getattr(args, "quiet", False), on_error=_skip, dist=getattr(args, "dist", None),
     )
 
 
@@ -79,8 +81,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from activity import workflows
 
-    opts = _options(args)
-    r = workflows.extract(args.data, _config(args), opts)
+    opts = options_from_args(args)
+    r = workflows.extract(args.data, config_from_args(args), opts)
     rate = f", {r.frames / r.seconds:.1f} frames/s" if r.extracted else ""
     procs = f" by {args.dist.world_size} processes" if args.dist.enabled else ""
     if opts.is_main:
@@ -92,7 +94,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from activity import workflows
 
-    opts = _options(args)
+    opts = options_from_args(args)
     if args.resume is not None:
         if args.data or args.out or args.val or args.config or args.overrides or args.backbone or args.temporal:
             raise ActivityError("--resume continues a run with its own data and config; pass no other data or config options")
@@ -100,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if args.data is None or args.out is None:
             raise ActivityError("train needs --data and --out (or --resume RUN_DIR)")
-        r = workflows.train(args.data, args.out, _config(args), opts, val=args.val, group_regex=args.group_regex)
+        r = workflows.train(args.data, args.out, config_from_args(args), opts, val=args.val, group_regex=args.group_regex)
     if opts.is_main:
         output.print_train(r)
     return _finish(args, r.train_clips + r.val_clips, r.skipped)
@@ -109,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from activity import workflows
 
-    r = workflows.evaluate(args.checkpoint, args.data, args.out, _options(args))
+    r = workflows.evaluate(args.checkpoint, args.data, args.out, options_from_args(args))
     output.print_evaluation(r)
     return _finish(args, r.processed, r.skipped)
 
@@ -122,7 +124,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ActivityError(f"--top-k must be at least 1, got {args.top_k}")
     if bool(args.source) == bool(args.videos):
         raise ActivityError("give either video files/folders or --source, not both or neither")
-    opts = _options(args)
+    opts = options_from_args(args)
     model = load_model(args.checkpoint, opts)
     if args.source:
         return _predict_stream(model, args)
@@ -194,8 +196,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
     from activity import workflows
     from activity.io import write_json
 
-    cfg = _config(args)
-    opts = _options(args)
+    cfg = config_from_args(args)
+    opts = options_from_args(args)
     if args.dist.enabled:
         # Under torchrun the ranks share the extraction into the cache; the cross-validation itself
         # runs on rank 0, which then finds every entry in the cache.
