@@ -1,9 +1,15 @@
-"""Shared fixtures: generated clip collections and the real clips in ../shared/data."""
+"""Shared fixtures: the real clips in ../shared/data, the CLI run in-process (``cli``), a run trained on
+generated clips (``trained_run``) and checkpoints of random models (``random_checkpoint``)."""
 
 from __future__ import annotations
 
 import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, NamedTuple, Sequence
 
 import pytest
 
@@ -39,3 +45,158 @@ def one_torch_thread():
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's feature cache from a test."""
     monkeypatch.setenv("ACTIVITY_CACHE", str(tmp_path_factory.mktemp("default-cache")))
+
+
+# ---------------------------------------------------------------- the CLI in this process
+
+
+SUMMARY = re.compile(r"^(\d+) processed, (\d+) skipped(?: \((.+)\))?$")
+
+
+class CliResult(NamedTuple):
+    """What one in-process ``main(argv)`` returned and wrote."""
+
+    code: int
+    out: str  # everything written to stdout (fd 1), from Python or below it
+    err: str  # everything written to stderr (fd 2): Python, the decoders' C libraries, the loader's worker process
+
+    def skip_lines(self) -> list[str]:
+        """The ``skipped PATH: reason`` lines of stderr."""
+        return [line for line in self.err.splitlines() if line.startswith("skipped ")]
+
+    def summaries(self) -> list[re.Match]:
+        """The ``N processed, M skipped (...)`` lines of stderr, matched."""
+        return [m for m in map(SUMMARY.match, self.err.splitlines()) if m]
+
+
+def run_cli(argv: Sequence[object]) -> CliResult:
+    """``main(argv)`` in-process, with stdout and stderr pointed at files as in a shell redirect.
+
+    Captures file descriptors 1 and 2 and gives Python real streams on them
+    (``fileno()`` works, as it does for the console command), so the capture
+    holds what a user would see, in order. Works inside module- and
+    session-scoped fixtures, where ``capsys`` cannot be used.
+    """
+    from activity.cli import main
+
+    with tempfile.TemporaryFile() as fd_out, tempfile.TemporaryFile() as fd_err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved_fds = os.dup(1), os.dup(2)
+        saved_streams = sys.stdout, sys.stderr
+        os.dup2(fd_out.fileno(), 1)
+        os.dup2(fd_err.fileno(), 2)
+        sys.stdout = open(1, "w", encoding="utf-8", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)
+        try:
+            code = main([str(a) for a in argv])
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            sys.stdout, sys.stderr = saved_streams
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            os.close(saved_fds[0])
+            os.close(saved_fds[1])
+        fd_out.seek(0)
+        fd_err.seek(0)
+        return CliResult(code, fd_out.read().decode("utf-8", "replace"), fd_err.read().decode("utf-8", "replace"))
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[[Sequence[object]], CliResult]:
+    """``cli(argv)`` runs ``activity.cli.main(argv)`` in this process: ``(code, out, err)``."""
+    return run_cli
+
+
+# ---------------------------------------------------------------- a trained run on generated clips
+
+
+ORDER_CLASSES = ("growing", "moving_right", "shrinking")
+FAST = ("features.image_size=64", "features.num_frames=8", "train.epochs=3")
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """``activity train`` run on a generated collection."""
+
+    root: Path  # holds data/, cache/ and run/
+    data: Path  # folder-per-class collection
+    cache: Path  # feature cache the run filled
+    run: Path  # the run folder
+    ckpt: Path  # run/model.pt
+    train: CliResult  # what the train command printed
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, cli) -> Callable[..., TrainedRun]:
+    """``trained_run(**recipe)``: a collection of generated clips and a run trained on it, once per session per recipe.
+
+    Keyword arguments (all optional): ``classes``, ``clips_per_class``,
+    ``num_frames``, ``size`` and ``fps`` of the generated clips
+    (:func:`activity.data.synthetic.make_order_dataset`); ``broken``: files
+    named ``CLASS/NAME`` written with bytes that are not a video; ``options``:
+    further ``train`` arguments (default: 64 px, 8 frames, 3 epochs). Test
+    files asking for the same recipe share the run: they must not change it
+    (write under ``tmp_path``; put back what they add to ``data``).
+    """
+    from activity.data.synthetic import make_order_dataset
+
+    runs: dict[tuple, TrainedRun] = {}
+
+    def make(*, classes: Sequence[str] = ORDER_CLASSES, clips_per_class: int = 5, num_frames: int = 12,
+             size: tuple[int, int] = (64, 48), fps: float = 12.0, broken: Sequence[str] = (),
+             options: Sequence[str] = FAST) -> TrainedRun:
+        key = (tuple(classes), clips_per_class, num_frames, tuple(size), fps, tuple(broken), tuple(options))
+        if key not in runs:
+            root = tmp_path_factory.mktemp("trained")
+            data = make_order_dataset(root / "data", classes=list(classes), clips_per_class=clips_per_class,
+                                      num_frames=num_frames, size=size, fps=fps)
+            for name in broken:
+                (data / name).write_bytes(b"this is not a video")
+            cache, run = root / "cache", root / "run"
+            result = cli(["train", "--data", data, "--out", run, "--cache", cache, "--quiet", *options])
+            assert result.code == 0, result.err
+            runs[key] = TrainedRun(root, data, cache, run, run / "model.pt", result)
+        return runs[key]
+
+    return make
+
+
+# ---------------------------------------------------------------- checkpoints of random models
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint():
+    """``random_checkpoint(config, classes, feature_dim, ...)``: a :class:`Checkpoint` of an untrained model.
+
+    Keyword arguments: ``seed`` (torch's seed before the model is built);
+    ``model`` (use this one instead); ``prepare(member)``, called under
+    ``no_grad`` on each model (each member of an ensemble) to set feature
+    statistics or scale weights; ``noise``: add ``noise * randn`` to every
+    parameter, so a load that kept the initial weights is caught;
+    ``metrics``; ``path``: also save it there with ``save_checkpoint``.
+    """
+    import torch
+
+    from activity.temporal.checkpoint import Checkpoint, save_checkpoint
+    from activity.temporal.models import build_temporal_model
+
+    def make(config, classes: Sequence[str], feature_dim: int, *, seed: int = 0, model=None,
+             prepare: Callable | None = None, noise: float = 0.0, metrics: dict | None = None,
+             path: Path | None = None) -> Checkpoint:
+        if model is None:
+            torch.manual_seed(seed)
+            model = build_temporal_model(config.model, feature_dim, len(classes))
+        with torch.no_grad():
+            if prepare is not None:
+                for member in getattr(model, "members", [model]):
+                    prepare(member)
+            for p in model.parameters() if noise else ():
+                p.add_(torch.randn_like(p) * noise)
+        ckpt = Checkpoint(model.eval(), list(classes), config, feature_dim, dict(metrics or {}))
+        if path is not None:
+            save_checkpoint(path, ckpt)
+        return ckpt
+
+    return make
