@@ -4,14 +4,16 @@ generated clips (``trained_run``) and checkpoints of random models (``random_che
 from __future__ import annotations
 
 import os
-import re
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import pytest
+
+try:
+    from utils import CliResult, run_cli
+except ImportError:  # tests/ imported as a package
+    from tests.utils import CliResult, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,62 +52,9 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 # ---------------------------------------------------------------- the CLI in this process
 
 
-SUMMARY = re.compile(r"^(\d+) processed, (\d+) skipped(?: \((.+)\))?$")
-
-
-class CliResult(NamedTuple):
-    """What one in-process ``main(argv)`` returned and wrote."""
-
-    code: int
-    out: str  # everything written to stdout (fd 1), from Python or below it
-    err: str  # everything written to stderr (fd 2): Python, the decoders' C libraries, the loader's worker process
-
-    def skip_lines(self) -> list[str]:
-        """The ``skipped PATH: reason`` lines of stderr."""
-        return [line for line in self.err.splitlines() if line.startswith("skipped ")]
-
-    def summaries(self) -> list[re.Match]:
-        """The ``N processed, M skipped (...)`` lines of stderr, matched."""
-        return [m for m in map(SUMMARY.match, self.err.splitlines()) if m]
-
-
-def run_cli(argv: Sequence[object]) -> CliResult:
-    """``main(argv)`` in-process, with stdout and stderr pointed at files as in a shell redirect.
-
-    Captures file descriptors 1 and 2 and gives Python real streams on them
-    (``fileno()`` works, as it does for the console command), so the capture
-    holds what a user would see, in order. Works inside module- and
-    session-scoped fixtures, where ``capsys`` cannot be used.
-    """
-    from activity.cli import main
-
-    with tempfile.TemporaryFile() as fd_out, tempfile.TemporaryFile() as fd_err:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved_fds = os.dup(1), os.dup(2)
-        saved_streams = sys.stdout, sys.stderr
-        os.dup2(fd_out.fileno(), 1)
-        os.dup2(fd_err.fileno(), 2)
-        sys.stdout = open(1, "w", encoding="utf-8", buffering=1, closefd=False)
-        sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)
-        try:
-            code = main([str(a) for a in argv])
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            sys.stdout, sys.stderr = saved_streams
-            os.dup2(saved_fds[0], 1)
-            os.dup2(saved_fds[1], 2)
-            os.close(saved_fds[0])
-            os.close(saved_fds[1])
-        fd_out.seek(0)
-        fd_err.seek(0)
-        return CliResult(code, fd_out.read().decode("utf-8", "replace"), fd_err.read().decode("utf-8", "replace"))
-
-
 @pytest.fixture(scope="session")
 def cli() -> Callable[[Sequence[object]], CliResult]:
-    """``cli(argv)`` runs ``activity.cli.main(argv)`` in this process: ``(code, out, err)``."""
+    """``cli(argv)`` runs ``activity.cli.main(argv)`` in this process: ``(code, out, err)`` (see :func:`utils.run_cli`)."""
     return run_cli
 
 
