@@ -4,16 +4,18 @@ generated clips (``trained_run``) and checkpoints of random models (``random_che
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pytest
 
 try:
     from utils import CliResult, run_cli
+    from utils import random_checkpoint as make_random_checkpoint
 except ImportError:  # tests/ imported as a package
     from tests.utils import CliResult, run_cli
+    from tests.utils import random_checkpoint as make_random_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,36 +118,7 @@ def trained_run(tmp_path_factory, cli) -> Callable[..., TrainedRun]:
 
 
 @pytest.fixture(scope="session")
-def random_checkpoint():
-    """``random_checkpoint(config, classes, feature_dim, ...)``: a :class:`Checkpoint` of an untrained model.
-
-    Keyword arguments: ``seed`` (torch's seed before the model is built);
-    ``model`` (use this one instead); ``prepare(member)``, called under
-    ``no_grad`` on each model (each member of an ensemble) to set feature
-    statistics or scale weights; ``noise``: add ``noise * randn`` to every
-    parameter, so a load that kept the initial weights is caught;
-    ``metrics``; ``path``: also save it there with ``save_checkpoint``.
-    """
-    import torch
-
-    from activity.temporal.checkpoint import Checkpoint, save_checkpoint
-    from activity.temporal.models import build_temporal_model
-
-    def make(config, classes: Sequence[str], feature_dim: int, *, seed: int = 0, model=None,
-             prepare: Callable | None = None, noise: float = 0.0, metrics: dict | None = None,
-             path: Path | None = None) -> Checkpoint:
-        if model is None:
-            torch.manual_seed(seed)
-            model = build_temporal_model(config.model, feature_dim, len(classes))
-        with torch.no_grad():
-            if prepare is not None:
-                for member in getattr(model, "members", [model]):
-                    prepare(member)
-            for p in model.parameters() if noise else ():
-                p.add_(torch.randn_like(p) * noise)
-        ckpt = Checkpoint(model.eval(), list(classes), config, feature_dim, dict(metrics or {}))
-        if path is not None:
-            save_checkpoint(path, ckpt)
-        return ckpt
-
-    return make
+def random_checkpoint() -> Callable[..., object]:
+    """``random_checkpoint(config, classes, feature_dim, ...)``: a checkpoint of an untrained model (see
+    :func:`utils.random_checkpoint`)."""
+    return make_random_checkpoint

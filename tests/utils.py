@@ -13,8 +13,9 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -134,3 +135,40 @@ def run_cli(argv: Sequence[object]) -> CliResult:
         fd_out.seek(0)
         fd_err.seek(0)
         return CliResult(code, fd_out.read().decode("utf-8", "replace"), fd_err.read().decode("utf-8", "replace"))
+
+
+def random_checkpoint(config, classes: Sequence[str], feature_dim: int, *, seed: int = 0, model=None,
+                      prepare: Callable | None = None, noise: float = 0.0, metrics: dict | None = None,
+                      path: str | Path | None = None):
+    """A :class:`~activity.temporal.checkpoint.Checkpoint` of an untrained temporal model (the ``random_checkpoint`` fixture).
+
+    Args:
+        config: the :class:`~activity.config.Config` it was "trained" with; its ``model`` section builds the model.
+        classes: class names, one per output.
+        feature_dim: size of each frame's feature vector.
+        seed: torch's global seed, set before the model is built.
+        model: use this model instead of building one.
+        prepare: called under ``no_grad`` on the model (on each member of an ensemble), e.g. to set
+            feature statistics or scale the head.
+        noise: add ``noise * randn`` to every parameter, so that a load that kept the initial weights is caught.
+        metrics: the checkpoint's metrics.
+        path: where to save it as well (``save_checkpoint``).
+    """
+    import torch
+
+    from activity.temporal.checkpoint import Checkpoint, save_checkpoint
+    from activity.temporal.models import build_temporal_model
+
+    if model is None:
+        torch.manual_seed(seed)
+        model = build_temporal_model(config.model, feature_dim, len(classes))
+    with torch.no_grad():
+        if prepare is not None:
+            for member in getattr(model, "members", [model]):
+                prepare(member)
+        for p in model.parameters() if noise else ():
+            p.add_(torch.randn_like(p) * noise)
+    ckpt = Checkpoint(model.eval(), list(classes), config, feature_dim, dict(metrics or {}))
+    if path is not None:
+        save_checkpoint(Path(path), ckpt)
+    return ckpt
