@@ -22,8 +22,8 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from corpus import (
@@ -38,7 +38,6 @@ from corpus import (
     video_files,
 )
 from utils import SUMMARY, CliResult
-
 
 FAST = ["features.image_size=64", "features.num_frames=8", "train.epochs=3"]
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \".*\", line \d+", re.M)
