@@ -21,9 +21,8 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,11 +37,9 @@ from corpus import (
     odd,
     video_files,
 )
-
-from activity.cli import main
+from utils import SUMMARY, CliResult
 
 FAST = ["features.image_size=64", "features.num_frames=8", "train.epochs=3"]
-SUMMARY = re.compile(r"^(\d+) processed, (\d+) skipped(?: \((.+)\))?$")
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \".*\", line \d+", re.M)
 PY_EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception)\b|has no attribute")
 
@@ -50,52 +47,10 @@ PY_EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception)\b|has no attribute")
 # ---------------------------------------------------------------- running the CLI
 
 
-@dataclass
-class Run:
-    code: int
-    out: str  # everything written to stdout (fd 1), from Python or below it
-    err: str  # everything written to stderr (fd 2): Python, the decoders' C libraries, the loader's worker process
-
-    def skip_lines(self) -> list[str]:
-        return [l for l in self.err.splitlines() if l.startswith("skipped ")]
-
-    def summaries(self) -> list[re.Match]:
-        return [m for m in map(SUMMARY.match, self.err.splitlines()) if m]
+# ``cli`` (conftest.py): ``main(argv)`` in-process with fds 1 and 2 captured, as a shell redirect would.
 
 
-def cli(argv: list) -> Run:
-    """``main(argv)`` in-process, with stdout and stderr pointed at files as in a shell redirect.
-
-    Captures file descriptors 1 and 2, and gives Python real streams on them
-    (``fileno()`` works, as it does for the console command), so the capture
-    holds what a user would see, in order. Works inside module-scoped fixtures,
-    where ``capsys`` cannot be used.
-    """
-    with tempfile.TemporaryFile() as fd_out, tempfile.TemporaryFile() as fd_err:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved_fds = os.dup(1), os.dup(2)
-        saved_streams = sys.stdout, sys.stderr
-        os.dup2(fd_out.fileno(), 1)
-        os.dup2(fd_err.fileno(), 2)
-        sys.stdout = open(1, "w", encoding="utf-8", buffering=1, closefd=False)
-        sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)
-        try:
-            code = main([str(a) for a in argv])
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            sys.stdout, sys.stderr = saved_streams
-            os.dup2(saved_fds[0], 1)
-            os.dup2(saved_fds[1], 2)
-            os.close(saved_fds[0])
-            os.close(saved_fds[1])
-        fd_out.seek(0)
-        fd_err.seek(0)
-        return Run(code, fd_out.read().decode("utf-8", "replace"), fd_err.read().decode("utf-8", "replace"))
-
-
-def parse_skips(run: Run, known: list[Path]) -> dict[Path, list[str]]:
+def parse_skips(run: CliResult, known: list[Path]) -> dict[Path, list[str]]:
     """``path -> [reason, ...]`` from the ``skipped PATH: reason`` lines; every line must name a known path."""
     found: dict[Path, list[str]] = {}
     for line in run.skip_lines():
@@ -113,8 +68,9 @@ def parse_skips(run: Run, known: list[Path]) -> dict[Path, list[str]]:
 class Workspace:
     """The corpus, a bad-only twin of it, one cache, one trained run, and memoised command runs."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cli: Callable[[list], CliResult]) -> None:
         self.root = root
+        self.cli = cli
         self.data = root / "data"
         self.items = build_corpus(self.data)
         self.files = video_files(self.items)  # name -> path, every file the commands see
@@ -129,15 +85,15 @@ class Workspace:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, dst)
         self.badonly_files = sorted(f for f in self.badonly.rglob("*") if f.is_file())
-        self._runs: dict[str, Run] = {}
+        self._runs: dict[str, CliResult] = {}
         self.run_dir = root / "run"
         self.train = self.run("train-False", COMMANDS["train"](self, strict=False))
         assert self.train.code == 0, self.train.err
         self.ckpt = self.run_dir / "model.pt"
 
-    def run(self, key: str, argv: list) -> Run:
+    def run(self, key: str, argv: list) -> CliResult:
         if key not in self._runs:
-            self._runs[key] = cli(argv)
+            self._runs[key] = self.cli(argv)
         return self._runs[key]
 
     def label_of(self, path: Path) -> str:
@@ -172,15 +128,15 @@ COMMANDS = {
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory, one_torch_thread) -> Workspace:
-    return Workspace(tmp_path_factory.mktemp("bad-inputs"))
+def ws(tmp_path_factory, one_torch_thread, cli) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("bad-inputs"), cli)
 
 
-def command_run(ws: Workspace, command: str, strict: bool = False) -> Run:
+def command_run(ws: Workspace, command: str, strict: bool = False) -> CliResult:
     return ws.run(f"{command}-{strict}", COMMANDS[command](ws, strict))
 
 
-def processed_from_outputs(ws: Workspace, command: str, run: Run) -> tuple[int, list[Path] | None, set[Path]]:
+def processed_from_outputs(ws: Workspace, command: str, run: CliResult) -> tuple[int, list[Path] | None, set[Path]]:
     """``(count, paths in output order or None, skipped paths)`` as the command's own outputs tell them."""
     argv = COMMANDS[command](ws, False)
     if command == "extract":
@@ -318,7 +274,7 @@ def test_unicode_path_is_processed_and_printed_intact(ws):
 # ---------------------------------------------------------------- 3. explicit paths that are not video files
 
 
-def test_predict_reports_a_missing_path(ws):
+def test_predict_reports_a_missing_path(ws, cli):
     missing = ws.data / "growing" / "gone.mp4"
     good = ws.good["good/growing/0"]
     run = cli(["predict", ws.ckpt, missing, good, "--json", "--cache", ws.cache, "--quiet"])
@@ -328,7 +284,7 @@ def test_predict_reports_a_missing_path(ws):
     assert run.summaries()[0].group(0).startswith("1 processed, 1 skipped")
 
 
-def test_predict_reports_a_directory_named_like_a_video(ws):
+def test_predict_reports_a_directory_named_like_a_video(ws, cli):
     directory = ws.items[DIRECTORY]
     good = ws.good["good/growing/0"]
     run = cli(["predict", ws.ckpt, directory, good, "--json", "--cache", ws.cache, "--quiet"])
@@ -350,7 +306,7 @@ def test_directory_named_like_a_video_inside_a_class_folder_is_not_a_clip(ws):
 # ---------------------------------------------------------------- 4. an unreadable file
 
 
-def test_unreadable_file_is_skipped_with_permission_denied(ws, tmp_path):
+def test_unreadable_file_is_skipped_with_permission_denied(ws, tmp_path, cli):
     data = tmp_path / "data"
     (data / "growing").mkdir(parents=True)
     good = shutil.copy2(ws.good["good/growing/1"], data / "growing" / "ok.mp4")
@@ -420,7 +376,7 @@ def test_console_stderr_holds_only_skip_lines_and_the_summary(ws):
 # ---------------------------------------------------------------- the real basketball clips
 
 
-def test_real_basketball_clips_are_all_processed(shared_data, tmp_path):
+def test_real_basketball_clips_are_all_processed(shared_data, tmp_path, cli):
     data = shared_data / "basketball"
     if not data.is_dir():
         pytest.skip(f"{data} not found")

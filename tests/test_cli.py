@@ -6,29 +6,24 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from activity.cli import main
 from activity.config import ModelConfig
-from activity.data.synthetic import make_order_dataset
 
 CLASSES = ["growing", "moving_right", "shrinking"]
 FAST = ["features.image_size=64", "features.num_frames=8", "train.epochs=3"]
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """A small collection with one broken file, a cache, and a trained run."""
-    root = tmp_path_factory.mktemp("cli")
-    data = make_order_dataset(root / "data", classes=CLASSES, clips_per_class=5, num_frames=12, size=(64, 48))
-    (data / "growing" / "broken.mp4").write_bytes(b"this is not a video")
-    cache = root / "cache"
-    run = root / "run"
-    code = main(["train", "--data", str(data), "--out", str(run), "--cache", str(cache), "--quiet", *FAST])
-    assert code == 0
-    return {"root": root, "data": data, "cache": cache, "run": run}
+def workspace(trained_run):
+    """A small collection with one broken file, a cache, and a trained run (shared: tests write under tmp_path)."""
+    t = trained_run(classes=CLASSES, broken=["growing/broken.mp4"], options=FAST)
+    return {"data": t.data, "cache": t.cache, "run": t.run}
 
 
 def test_train_writes_a_complete_run(workspace, capsys):
@@ -96,21 +91,42 @@ def test_compile_that_fails_is_one_note_and_the_extraction_goes_on(workspace, ca
         "note: torch.compile unavailable, encoding without it (RuntimeError: no C++ compiler found)"]
 
 
-def test_evaluate_writes_reports(workspace, capsys):
-    out_dir = workspace["root"] / "eval"
+def test_evaluate_writes_reports(workspace, capsys, tmp_path):
+    out_dir = tmp_path / "eval"
     code = main(["evaluate", str(workspace["run"] / "model.pt"), "--data", str(workspace["data"]), "--out", str(out_dir),
                  "--cache", str(workspace["cache"]), "--quiet"])
     assert code == 0
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["num_videos"] == 15 and metrics["skipped"] == 1
-    assert 0.0 <= metrics["top1"] <= 1.0 and "mean_class_accuracy" in metrics
     assert "top5" not in metrics  # only 3 classes
+    # one row per readable clip, labelled by its folder
     preds = list(csv.DictReader(open(out_dir / "predictions.csv")))
-    assert len(preds) == 15 and {p["true_label"] for p in preds} == set(CLASSES)
-    for name in ["per_class.csv", "confusion_matrix.csv", "confusion_matrix.png"]:
-        assert (out_dir / name).stat().st_size > 0
+    assert list(preds[0]) == ["path", "true_label", "predicted_label", "probability", "correct"]
+    clips = sorted(p for p in workspace["data"].rglob("*.mp4") if p.name != "broken.mp4")
+    assert sorted(p["path"] for p in preds) == [str(c) for c in clips]
+    assert all(p["true_label"] == Path(p["path"]).parent.name and p["predicted_label"] in CLASSES for p in preds)
+    correct = {p["path"]: p["predicted_label"] == p["true_label"] for p in preds}
+    assert all(p["correct"] == str(int(correct[p["path"]])) for p in preds)
+    # the metrics are those of the rows
+    assert metrics["top1"] == pytest.approx(sum(correct.values()) / 15)
+    per_class = [sum(correct[p["path"]] for p in preds if p["true_label"] == c) / 5 for c in CLASSES]
+    assert metrics["mean_class_accuracy"] == pytest.approx(sum(per_class) / 3)
+    rows = list(csv.DictReader(open(out_dir / "per_class.csv")))
+    assert [(r["class"], r["support"]) for r in rows] == [(c, "5") for c in CLASSES]
+    assert [float(r["accuracy"]) for r in rows] == pytest.approx(per_class, abs=1e-4)
+    confusion = list(csv.reader(open(out_dir / "confusion_matrix.csv")))
+    assert confusion[0] == ["true \\ predicted", *CLASSES]
+    assert [[int(n) for n in r[1:]] for r in confusion[1:]] == [
+        [sum(p["true_label"] == t and p["predicted_label"] == q for p in preds) for q in CLASSES] for t in CLASSES]
+    assert (out_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a row's probability is what the Python API gives for the same clip
+    from activity import load_model
+
+    row = next(p for p in preds if p["path"] == str(clips[0]))
+    [(label, prob)] = load_model(workspace["run"] / "model.pt", cache_dir=workspace["cache"]).predict(clips[0], top_k=1)
+    assert (row["predicted_label"], float(row["probability"])) == (label, pytest.approx(prob, abs=1e-4))
     out, _ = capsys.readouterr()
-    assert "top-1" in out and "mean class accuracy" in out
+    assert f"top-1 {metrics['top1']:.3f}  mean class accuracy {metrics['mean_class_accuracy']:.3f}" in out
 
 
 def test_predict_table_and_json(workspace, capsys):
@@ -127,10 +143,10 @@ def test_predict_table_and_json(workspace, capsys):
     assert {t["label"] for t in top} == set(CLASSES)
 
 
-def test_predict_skips_bad_files_and_keeps_the_rest(workspace, capsys):
+def test_predict_skips_bad_files_and_keeps_the_rest(workspace, capsys, tmp_path):
     good = workspace["data"] / "growing" / "growing_001.mp4"
     bad = workspace["data"] / "growing" / "broken.mp4"
-    missing = workspace["root"] / "nope.mp4"
+    missing = tmp_path / "nope.mp4"
     code = main(["predict", str(workspace["run"] / "model.pt"), str(bad), str(good), str(missing), "--json",
                  "--cache", str(workspace["cache"]), "--quiet"])
     assert code == 0
@@ -145,6 +161,11 @@ def test_predict_skips_bad_files_and_keeps_the_rest(workspace, capsys):
 def test_predict_only_bad_files_exits_nonzero(workspace, capsys):
     bad = workspace["data"] / "growing" / "broken.mp4"
     assert main(["predict", str(workspace["run"] / "model.pt"), str(bad), "--cache", str(workspace["cache"])]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # no table of nothing
+    lines = err.splitlines()
+    assert [l for l in lines if l.startswith("skipped ")] == [f"skipped {bad}: not a readable video (OpenCV cannot open it)"]
+    assert lines[-1] == "0 processed, 1 skipped (1 not a readable video)" and "Traceback" not in err
 
 
 def test_backbones_lists_offline_default(capsys):
@@ -223,7 +244,12 @@ def test_cv_compares_models_on_the_same_folds(workspace, tmp_path, capsys):
     for r in result["results"]:
         assert len(r["per_fold"]) == 3
         assert sum(f["num_videos"] for f in r["per_fold"]) == 15  # every clip tested exactly once
-        assert 0.0 <= r["top1"] <= 1.0
+        per_fold = [f["top1"] for f in r["per_fold"]]
+        for f in r["per_fold"]:  # a share of the fold's clips
+            assert f["top1"] * f["num_videos"] == pytest.approx(round(f["top1"] * f["num_videos"]), abs=1e-6)
+        assert r["top1"] == pytest.approx(float(np.mean(per_fold))) and r["top1_std"] == pytest.approx(float(np.std(per_fold)))
+        row = next(l for l in printed.splitlines() if l.startswith(r["name"] + " "))
+        assert f"{100 * r['top1']:.1f} ± {100 * r['top1_std']:.1f}" in row  # the table prints the JSON's numbers
     # the same test clips in every model's folds
     sizes = {tuple(f["num_videos"] for f in r["per_fold"]) for r in result["results"]}
     assert len(sizes) == 1

@@ -12,9 +12,7 @@ need no process group are tested directly.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import os
 import shutil
@@ -67,14 +65,6 @@ def torchrun(*args: object, script: Path | None = None) -> subprocess.CompletedP
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
 
 
-def in_process(*args: object) -> tuple[int, str, str]:
-    """The same command in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
 def entries(cache: Path) -> dict[str, np.ndarray | bytes]:
     """Cache files by path relative to the cache root (feature files loaded; a killed write's temporary file left out)."""
     return {str(p.relative_to(cache)): (np.load(p) if p.suffix == ".npy" else p.read_bytes())
@@ -104,7 +94,7 @@ def last_weights(run: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory, one_torch_thread):
+def ws(tmp_path_factory, one_torch_thread, cli):
     """Clips (each collection with an unreadable file), and the training clips extracted by one process and by two.
 
     The two-process extraction is killed when rank 1 dies, then run again.
@@ -117,7 +107,7 @@ def ws(tmp_path_factory, one_torch_thread):
     (test / "jumping").mkdir()
     shutil.copy(test / "growing" / "growing_000.avi", test / "jumping" / "jumping_000.avi")  # not a trained class
 
-    single = in_process("extract", "--data", train, "--cache", root / "c1", "--quiet", *FEATURES)
+    single = cli(["extract", "--data", train, "--cache", root / "c1", "--quiet", *FEATURES])
     script = root / "rank_1_dies.py"
     script.write_text(_RANK_1_DIES)
     died = torchrun("extract", "--data", train, "--cache", root / "c2", "--quiet", *FEATURES, script=script)
@@ -127,10 +117,10 @@ def ws(tmp_path_factory, one_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def trained(ws):
+def trained(ws, cli):
     """The same training run in one process (cache c1) and in two (cache c2)."""
     root = ws["root"]
-    single = in_process("train", "--data", ws["train"], "--out", root / "run1", "--cache", root / "c1", "--quiet", *TRAIN)
+    single = cli(["train", "--data", ws["train"], "--out", root / "run1", "--cache", root / "c1", "--quiet", *TRAIN])
     dist = torchrun("train", "--data", ws["train"], "--out", root / "run2", "--cache", root / "c2", "--quiet", *TRAIN)
     assert single[0] == 0, single[2]
     assert dist.returncode == 0, dist.stderr
@@ -190,18 +180,18 @@ def test_distributed_training_takes_the_single_process_steps(trained):
     assert trained["dist"].stdout.count("saved ") == 1
 
 
-def test_distributed_model_reaches_the_single_process_accuracy(ws, trained, tmp_path):
+def test_distributed_model_reaches_the_single_process_accuracy(ws, trained, tmp_path, cli):
     top1 = {}
     for run in ("run1", "run2"):
-        code, _, err = in_process("evaluate", trained[run] / "model.pt", "--data", ws["test"], "--out", tmp_path / run,
-                                  "--cache", ws["root"] / "c1", "--quiet")
+        code, _, err = cli(["evaluate", trained[run] / "model.pt", "--data", ws["test"], "--out", tmp_path / run,
+                                  "--cache", ws["root"] / "c1", "--quiet"])
         assert code == 0, err
         top1[run] = json.loads((tmp_path / run / "metrics.json").read_text())["top1"]
     assert top1["run2"] == pytest.approx(top1["run1"], abs=2 / 32)  # at most two of 32 held-out clips apart
     assert min(top1.values()) >= 0.75, top1  # frame order learnt: a model blind to it cannot pass 0.5
 
 
-def test_interrupted_run_resumes_under_torchrun(ws, trained, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_under_torchrun(ws, trained, tmp_path, monkeypatch, cli):
     import activity.temporal.train
 
     real = activity.temporal.train._save_state
@@ -214,7 +204,7 @@ def test_interrupted_run_resumes_under_torchrun(ws, trained, tmp_path, monkeypat
     monkeypatch.setattr(activity.temporal.train, "_save_state", save_then_stop)
     run = tmp_path / "run"
     cache = ws["root"] / "c1"
-    assert in_process("train", "--data", ws["train"], "--out", run, "--cache", cache, "--quiet", *TRAIN)[0] == 130
+    assert cli(["train", "--data", ws["train"], "--out", run, "--cache", cache, "--quiet", *TRAIN])[0] == 130
     assert not (run / "model.pt").exists()
 
     resumed = torchrun("train", "--resume", run, "--cache", cache, "--quiet")
@@ -236,12 +226,12 @@ def test_interrupted_run_resumes_under_torchrun(ws, trained, tmp_path, monkeypat
 # ---------------------------------------------------------------- evaluate
 
 
-def test_distributed_evaluation_writes_the_single_process_report(ws, trained, tmp_path):
+def test_distributed_evaluation_writes_the_single_process_report(ws, trained, tmp_path, cli):
     model = trained["run1"] / "model.pt"
     # One cache for both, so that the features are the same bits (see assert_same_cache) and the
     # comparison is of what evaluate does with them; the unreadable clip is decoded (and skipped) by both.
     cache = tmp_path / "cache"
-    code, out, err = in_process("evaluate", model, "--data", ws["test"], "--out", tmp_path / "one", "--cache", cache, "--quiet")
+    code, out, err = cli(["evaluate", model, "--data", ws["test"], "--out", tmp_path / "one", "--cache", cache, "--quiet"])
     assert code == 0, err
     proc = torchrun("evaluate", model, "--data", ws["test"], "--out", tmp_path / "two", "--cache", cache, "--quiet")
     assert proc.returncode == 0, proc.stderr

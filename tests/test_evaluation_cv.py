@@ -70,11 +70,35 @@ def test_unknown_model_name():
         build_models(Config(), ["lstm", "gru"])
 
 
-def test_threads_are_restored():
-    before = torch.get_num_threads()
+@pytest.mark.parametrize("fit_fails", [False, True])
+def test_threads_are_limited_while_fitting_and_restored_after(monkeypatch, fit_fails):
+    """threads=1 holds during every fit (PyTorch and BLAS), and the caller's count comes back, also after a failure."""
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    real_fit = LogisticBaseline.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append((torch.get_num_threads(), {lib["num_threads"] for lib in threadpool_info()}))
+        if fit_fails:
+            raise RuntimeError("fit failed")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticBaseline, "fit", recording_fit)
     y = np.arange(12) % 2
-    cross_validate({"middle_lr": LogisticBaseline("middle_lr", cs=(1.0,))}, torch.randn(12, 4, 8), y, ["a", "b"], None, folds=2, threads=1)
-    assert torch.get_num_threads() == before
+    args = ({"middle_lr": LogisticBaseline("middle_lr", cs=(1.0,))}, torch.randn(12, 4, 8), y, ["a", "b"], None)
+    outer = torch.get_num_threads()  # the module's fixture: 1
+    torch.set_num_threads(2)
+    try:
+        if fit_fails:
+            with pytest.raises(RuntimeError, match="fit failed"):
+                cross_validate(*args, folds=2, threads=1)
+        else:
+            cross_validate(*args, folds=2, threads=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(outer)
+    assert seen == [(1, {1})] * (1 if fit_fails else 2)  # one fit per fold, each on one thread
 
 
 def _clips(root, groups_per_class: dict[str, list[int]]) -> None:

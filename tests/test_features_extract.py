@@ -442,7 +442,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_extract_killed_midway_resumes_without_corrupt_entries_or_repeated_work(tmp_path):
+def test_extract_killed_midway_resumes_without_corrupt_entries_or_repeated_work(tmp_path, cli):
     import os
     import signal
     import subprocess
@@ -474,21 +474,16 @@ def test_extract_killed_midway_resumes_without_corrupt_entries_or_repeated_work(
     for p in entries.glob("*.npy"):
         assert np.load(p).shape[0] == 4  # every visible entry is whole
 
-    assert _run_extract(opts) == (48 - len(done), len(done))  # only what was missing
-    assert _run_extract(opts) == (0, 48)  # and then nothing is left to do
+    assert _run_extract(cli, opts) == (48 - len(done), len(done))  # only what was missing
+    assert _run_extract(cli, opts) == (0, 48)  # and then nothing is left to do
     assert len(list(entries.glob("*.npy"))) == 48
 
 
-def _run_extract(opts):
-    import contextlib
-    import io
-
-    from activity.cli import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["extract", *opts]) == 0
-    line = next(l for l in out.getvalue().splitlines() if "videos with features" in l)
+def _run_extract(cli, opts):
+    """``activity extract OPTS``: (videos extracted, videos read from the cache)."""
+    result = cli(["extract", *opts])
+    assert result.code == 0, result.err
+    line = next(l for l in result.out.splitlines() if "videos with features" in l)
     extracted = int(line.split(": ")[1].split(" extracted")[0])
     cached = int(line.split(", ")[1].split(" from")[0])
     return extracted, cached

@@ -22,9 +22,13 @@ from activity.inference.explain import (
     save_explanation,
 )
 from activity.inference.visualize import contact_sheet
-from activity.temporal.checkpoint import Checkpoint, save_checkpoint
 from activity.temporal.models import build_temporal_model
 from activity.temporal.train import select_views
+
+try:
+    from utils import random_checkpoint
+except ImportError:  # tests/ imported as a package
+    from tests.utils import random_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -55,10 +59,7 @@ def load(path):
 
 
 def write_checkpoint(path, cfg: Config, model=None, seed: int = 0):
-    if model is None:
-        torch.manual_seed(seed)
-        model = build_temporal_model(cfg.model, D, 2)
-    save_checkpoint(path, Checkpoint(model.eval(), ["a", "b"], cfg, D, {}))
+    random_checkpoint(cfg, ["a", "b"], D, model=model, seed=seed, path=path)
     return path
 
 

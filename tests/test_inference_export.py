@@ -23,8 +23,7 @@ from activity.features.backbones import create_backbone
 from activity.features.extract import ExtractOptions, extract
 from activity.features.spec import FeatureSpec
 from activity.inference.export import ExportModel, export_model, preprocess_for_export
-from activity.temporal.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from activity.temporal.models import build_temporal_model
+from activity.temporal.checkpoint import load_checkpoint
 from activity.temporal.train import predict_features
 
 ort = pytest.importorskip("onnxruntime", reason="ONNX tests need onnxruntime")
@@ -59,14 +58,12 @@ def _config(temporal: str) -> Config:
 
 
 @pytest.fixture(scope="module", params=["lstm", "mean", "lstm-ensemble"])
-def exported(request, backbone, tmp_path_factory):
+def exported(request, backbone, tmp_path_factory, random_checkpoint):
     """A checkpoint of the given temporal kind (single model, or an ensemble of 2), exported to ONNX and TorchScript."""
     temporal = request.param.split("-")[0]
     cfg = _config(temporal)
     cfg.model.ensemble = 2 if request.param.endswith("ensemble") else 1
     spec = FeatureSpec.from_config(cfg.features)
-    torch.manual_seed(0)
-    model = build_temporal_model(cfg.model, D, len(CLASSES))
     # Feature statistics of real clips and of random frames like the inputs below, so standardised features stay
     # O(1) for both. The floor on std bounds how much standardisation magnifies float32 noise (ONNX Runtime's and
     # PyTorch's convolutions differ by ~1e-5 in the features); a trained checkpoint clamps it at 1e-3 instead.
@@ -74,12 +71,13 @@ def exported(request, backbone, tmp_path_factory):
                        + [torch.randn(8, 3, S, S, generator=torch.Generator().manual_seed(2))])
     with torch.no_grad():
         feats = backbone(frames)
-        for member in getattr(model, "members", [model]):
-            member.norm.set_stats(feats.mean(0), feats.std(0).clamp_min(0.05))
-            member.head.weight.mul_(5.0)  # logits far apart, so that a wrong graph cannot match by accident
-    ckpt = Checkpoint(model.eval(), CLASSES, cfg, D, {})
+
+    def prepare(member):
+        member.norm.set_stats(feats.mean(0), feats.std(0).clamp_min(0.05))
+        member.head.weight.mul_(5.0)  # logits far apart, so that a wrong graph cannot match by accident
+
     d = tmp_path_factory.mktemp(f"export-{request.param}")
-    save_checkpoint(d / "model.pt", ckpt)
+    random_checkpoint(cfg, CLASSES, D, seed=0, prepare=prepare, path=d / "model.pt")
     onnx_path = export_model(d / "model.pt", "onnx", d / "model.onnx")
     ts_path = export_model(d / "model.pt", "torchscript", d / "model.ts", batch_size=2)
     loaded = load_checkpoint(d / "model.pt")
@@ -186,11 +184,9 @@ def test_preprocess_for_export_is_the_backbone_preprocessing(exported):
 
 
 @pytest.fixture
-def small_checkpoint(tmp_path):
-    cfg = _config("mean")
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, Checkpoint(build_temporal_model(cfg.model, D, 3).eval(), CLASSES, cfg, D, {}))
-    return path
+def small_checkpoint(tmp_path, random_checkpoint):
+    random_checkpoint(_config("mean"), CLASSES, D, path=tmp_path / "model.pt")
+    return tmp_path / "model.pt"
 
 
 def test_bad_format_is_one_line(small_checkpoint, tmp_path):

@@ -26,6 +26,11 @@ from activity.temporal.models import (
     build_temporal_model,
 )
 
+try:
+    from utils import random_checkpoint
+except ImportError:  # tests/ imported as a package
+    from tests.utils import random_checkpoint
+
 D = 10
 CLASSES = ["jump", "run", "sit"]
 
@@ -34,17 +39,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_checkpoint(temporal: str = "lstm", ensemble: int = 1) -> Checkpoint:
+    """Random weights and feature statistics, and noise on every parameter: a load must really restore them."""
     cfg = Config()
     cfg.apply_overrides([f"model.temporal={temporal}", "model.hidden_size=12", "features.num_frames=6", "train.epochs=3",
                          f"model.ensemble={ensemble}"])
-    torch.manual_seed(0)
-    model = build_temporal_model(cfg.model, D, len(CLASSES))
-    for member in model.members if isinstance(model, Ensemble) else [model]:
-        member.norm.set_stats(torch.randn(D), torch.rand(D) + 0.5)
-    with torch.no_grad():  # not the initial weights: a load must really restore them
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return Checkpoint(model.eval(), list(CLASSES), cfg, D, {"val_accuracy": 0.75, "history": [1, 2]})
+    return random_checkpoint(cfg, CLASSES, D, prepare=lambda m: m.norm.set_stats(torch.randn(D), torch.rand(D) + 0.5),
+                             noise=0.1, metrics={"val_accuracy": 0.75, "history": [1, 2]})
 
 
 @pytest.mark.parametrize("temporal, cls, ensemble", [("lstm", LSTMClassifier, 1), ("mean", MeanClassifier, 1), ("lstm", Ensemble, 3)])

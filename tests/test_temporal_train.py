@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,10 +14,8 @@ import pytest
 import torch
 
 import activity.temporal.train as train_mod
-from activity.cli import main
 from activity.config import Config
 from activity.data.sampling import segment_indices
-from activity.data.synthetic import make_order_dataset
 from activity.errors import ActivityError
 from activity.temporal.train import STATE_FILE, fit, select_views
 
@@ -184,12 +183,13 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_killed_cli_run_resumes_to_the_same_model(tmp_path):
-    data = make_order_dataset(tmp_path / "data", classes=["growing", "shrinking"], clips_per_class=4, num_frames=8, size=(48, 48))
-    cache = tmp_path / "cache"
-    opts = ["--cache", str(cache), "--quiet", "features.image_size=48", "features.num_frames=4", "train.epochs=8",
-            "train.patience=0", "model.hidden_size=8", "model.projection=8", "model.ensemble=1", "--val-fraction", "0.5"]
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "full"), *opts]) == 0
+def test_killed_cli_run_resumes_to_the_same_model(tmp_path, trained_run, cli):
+    train = ["features.image_size=48", "features.num_frames=4", "train.epochs=8", "train.patience=0", "model.hidden_size=8",
+             "model.projection=8", "model.ensemble=1", "--val-fraction", "0.5"]
+    full = trained_run(classes=["growing", "shrinking"], clips_per_class=4, num_frames=8, size=(48, 48), options=train)
+    data, cache = full.data, tmp_path / "cache"
+    shutil.copytree(full.cache, cache)  # the extraction is not what is tested; the shared cache stays as it was
+    opts = ["--cache", str(cache), "--quiet", *train]
 
     run = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -207,8 +207,8 @@ def test_killed_cli_run_resumes_to_the_same_model(tmp_path):
     assert not (run / "model.pt").exists()
     assert (run / STATE_FILE).exists()
 
-    assert main(["train", "--resume", str(run), "--cache", str(cache), "--quiet"]) == 0
-    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    assert cli(["train", "--resume", run, "--cache", cache, "--quiet"]).code == 0
+    a = torch.load(full.ckpt, weights_only=True)
     b = torch.load(run / "model.pt", weights_only=True)
     assert a["metrics"]["best_epoch"] == b["metrics"]["best_epoch"]
     for k, v in a["state_dict"].items():
@@ -216,7 +216,11 @@ def test_killed_cli_run_resumes_to_the_same_model(tmp_path):
     assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 8
 
 
-def test_resume_rejects_other_options(tmp_path):
+@pytest.mark.parametrize("extra", [["--data", "x"], ["--config", "c.yaml"], ["train.epochs=2"]])
+def test_resume_rejects_other_options(tmp_path, cli, extra):
     (tmp_path / "run.json").write_text("{}")
     (tmp_path / "config.yaml").write_text("{}")
-    assert main(["train", "--resume", str(tmp_path), "--data", "x"]) == 1
+    result = cli(["train", "--resume", tmp_path, *extra])
+    assert result.code == 1 and result.out == ""
+    assert result.err == "error: --resume continues a run with its own data and config; pass no other data or config options\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run.json"]  # nothing started

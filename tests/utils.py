@@ -9,7 +9,13 @@ Import from a test module with::
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,3 +82,93 @@ def nearest_frame(frame: np.ndarray, frames: np.ndarray) -> int:
     """Index of the written frame closest (mean absolute difference) to a decoded one."""
     diff = np.abs(frames.astype(np.int16) - frame.astype(np.int16)[None]).mean(axis=(1, 2, 3))
     return int(diff.argmin())
+
+
+SUMMARY = re.compile(r"^(\d+) processed, (\d+) skipped(?: \((.+)\))?$")
+
+
+class CliResult(NamedTuple):
+    """What one in-process ``main(argv)`` returned and wrote."""
+
+    code: int
+    out: str  # everything written to stdout (fd 1), from Python or below it
+    err: str  # everything written to stderr (fd 2): Python, the decoders' C libraries, the loader's worker process
+
+    def skip_lines(self) -> list[str]:
+        """The ``skipped PATH: reason`` lines of stderr."""
+        return [line for line in self.err.splitlines() if line.startswith("skipped ")]
+
+    def summaries(self) -> list[re.Match]:
+        """The ``N processed, M skipped (...)`` lines of stderr, matched."""
+        return [m for m in map(SUMMARY.match, self.err.splitlines()) if m]
+
+
+def run_cli(argv: Sequence[object]) -> CliResult:
+    """``main(argv)`` in-process, with stdout and stderr pointed at files as in a shell redirect.
+
+    Captures file descriptors 1 and 2 and gives Python real streams on them
+    (``fileno()`` works, as it does for the console command), so the capture
+    holds what a user would see, in order. Works inside module- and
+    session-scoped fixtures, where ``capsys`` cannot be used.
+    """
+    from activity.cli import main
+
+    with tempfile.TemporaryFile() as fd_out, tempfile.TemporaryFile() as fd_err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved_fds = os.dup(1), os.dup(2)
+        saved_streams = sys.stdout, sys.stderr
+        os.dup2(fd_out.fileno(), 1)
+        os.dup2(fd_err.fileno(), 2)
+        sys.stdout = open(1, "w", encoding="utf-8", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)
+        try:
+            code = main([str(a) for a in argv])
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            sys.stdout, sys.stderr = saved_streams
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            os.close(saved_fds[0])
+            os.close(saved_fds[1])
+        fd_out.seek(0)
+        fd_err.seek(0)
+        return CliResult(code, fd_out.read().decode("utf-8", "replace"), fd_err.read().decode("utf-8", "replace"))
+
+
+def random_checkpoint(config, classes: Sequence[str], feature_dim: int, *, seed: int = 0, model=None,
+                      prepare: Callable | None = None, noise: float = 0.0, metrics: dict | None = None,
+                      path: str | Path | None = None):
+    """A :class:`~activity.temporal.checkpoint.Checkpoint` of an untrained temporal model (the ``random_checkpoint`` fixture).
+
+    Args:
+        config: the :class:`~activity.config.Config` it was "trained" with; its ``model`` section builds the model.
+        classes: class names, one per output.
+        feature_dim: size of each frame's feature vector.
+        seed: torch's global seed, set before the model is built.
+        model: use this model instead of building one.
+        prepare: called under ``no_grad`` on the model (on each member of an ensemble), e.g. to set
+            feature statistics or scale the head.
+        noise: add ``noise * randn`` to every parameter, so that a load that kept the initial weights is caught.
+        metrics: the checkpoint's metrics.
+        path: where to save it as well (``save_checkpoint``).
+    """
+    import torch
+
+    from activity.temporal.checkpoint import Checkpoint, save_checkpoint
+    from activity.temporal.models import build_temporal_model
+
+    if model is None:
+        torch.manual_seed(seed)
+        model = build_temporal_model(config.model, feature_dim, len(classes))
+    with torch.no_grad():
+        if prepare is not None:
+            for member in getattr(model, "members", [model]):
+                prepare(member)
+        for p in model.parameters() if noise else ():
+            p.add_(torch.randn_like(p) * noise)
+    ckpt = Checkpoint(model.eval(), list(classes), config, feature_dim, dict(metrics or {}))
+    if path is not None:
+        save_checkpoint(Path(path), ckpt)
+    return ckpt
