@@ -225,9 +225,12 @@ def resume(run_dir: str | Path, options: ExtractOptions = ExtractOptions()) -> T
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file() or not (run_dir / "config.yaml").is_file():
         raise ActivityError(f"{run_dir}: not a run folder to resume (no run.json and config.yaml)")
-    run = json.loads((run_dir / "run.json").read_text())
-    return train(run["data"], run_dir, load_config(run_dir / "config.yaml"), options, val=run["val"],
-                 group_regex=run["group_regex"], resume=True)
+    try:
+        run = json.loads((run_dir / "run.json").read_text())
+        data, val, group_regex = run["data"], run.get("val"), run.get("group_regex")
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise ActivityError(f"{run_dir / 'run.json'}: not a run record ({type(e).__name__}: {e})") from None
+    return train(data, run_dir, load_config(run_dir / "config.yaml"), options, val=val, group_regex=group_regex, resume=True)
 
 
 # ---------------------------------------------------------------- evaluate

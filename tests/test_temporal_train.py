@@ -224,3 +224,12 @@ def test_resume_rejects_other_options(tmp_path, cli, extra):
     assert result.code == 1 and result.out == ""
     assert result.err == "error: --resume continues a run with its own data and config; pass no other data or config options\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run.json"]  # nothing started
+
+
+@pytest.mark.parametrize("record", ["{}", "not json", '{"val": null}'])
+def test_resume_from_a_damaged_run_record_is_one_clear_error(tmp_path, cli, record):
+    (tmp_path / "run.json").write_text(record)
+    (tmp_path / "config.yaml").write_text("{}")
+    result = cli(["train", "--resume", tmp_path, "--quiet"])
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith(f"error: {tmp_path / 'run.json'}: not a run record (") and result.err.count("\n") == 1
