@@ -13,7 +13,7 @@ Measured on the same clips, backbone and batch size, in one run, frames per seco
 * naive: the popular CNN-LSTM repos' loop: OpenCV reads every frame in order, each frame
   preprocessed on its own, one clip per forward pass, the network as published (no inference
   rewrite);
-* decode: decoding only the sampled frames on one thread, per backend (no backbone).
+* decode: decoding only the sampled frames on one thread, per decoder (no backbone).
 
 Two clip sets, reported apart and together: ``real``, the real clips in ../shared/data
 ($ACTIVITY_SHARED_DATA): UCF101 samples (MPEG-4), the Kinetics sample and the first ARID clips
@@ -172,7 +172,7 @@ def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone, device:
     return frames_done, time.perf_counter() - t0
 
 
-def time_decode(paths: list[Path], spec: FeatureSpec, backend: str, passes: int = 3) -> float | None:
+def time_decode(paths: list[Path], spec: FeatureSpec, decoder: str, passes: int = 3) -> float | None:
     """Open each clip and decode its sampled frames on one thread, as a loader worker does; one
     warm-up pass (file cache), then ``passes`` timed ones."""
     from activity.data.video import set_decode_threads
@@ -180,8 +180,8 @@ def time_decode(paths: list[Path], spec: FeatureSpec, backend: str, passes: int 
     def one_pass() -> int:
         n = 0
         for p in paths:
-            with open_video(p, backend) as r:  # type: ignore[arg-type]
-                n += len(r.get_frames(segment_indices(r.num_frames, spec.length)))
+            with open_video(p, decoder) as r:  # type: ignore[arg-type]
+                n += len(r.get_frames(segment_indices(r.frame_count, spec.length)))
         return n
 
     set_decode_threads(1)

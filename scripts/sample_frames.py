@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ActivityError(f"--num-frames must be at least 1, got {args.num_frames}")
         with open_video(args.video, args.decoder) as reader:
             frames, idx = read_sampled(reader, args.num_frames, random=args.train, rng=np.random.default_rng(args.seed))
-            fps, n, backend = reader.fps, reader.num_frames, reader.backend
+            fps, n, decoder = reader.fps, reader.frame_count, reader.decoder
         captions = [f"#{i}  {i / fps:.2f}s" if fps > 0 else f"#{i}" for i in idx]
-        title = f"{args.video.name}: {n} frames, {fps:.1f} fps, {args.num_frames} sampled ({'train' if args.train else 'test'}), {backend}"
+        title = f"{args.video.name}: {n} frames, {fps:.1f} fps, {args.num_frames} sampled ({'train' if args.train else 'test'}), {decoder}"
         sheet = contact_sheet(frames, captions, title=title)
         import cv2
 

@@ -336,9 +336,9 @@ def test_corpus_is_what_it_claims(ws):
     from activity.data.video import open_video
 
     with open_video(ws.items["one_frame"], "opencv") as r:
-        assert r.num_frames == 1
+        assert r.frame_count == 1
     with open_video(ws.items["large_frame"], "opencv") as r:
-        assert (r.width, r.height) == (4000, 3000) and r.num_frames == 2
+        assert (r.width, r.height) == (4000, 3000) and r.frame_count == 2
     for name in BAD - {"zero_byte"}:
         if name in ws.items:
             assert ws.items[name].stat().st_size > 0, name

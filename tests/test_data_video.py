@@ -71,7 +71,7 @@ def test_helper_frames_are_distinct(lossless):
 def test_metadata(lossless, backend):
     path, _ = lossless
     with open_video(path, backend) as r:
-        assert r.num_frames == NUM_FRAMES
+        assert r.frame_count == NUM_FRAMES
         assert r.fps == pytest.approx(FPS, abs=1e-3)
         assert r.size == SIZE
         assert (r.width, r.height) == SIZE
@@ -79,7 +79,7 @@ def test_metadata(lossless, backend):
         assert r.path == Path(path)
         assert str(path) in repr(r)
         if backend != "auto":
-            assert r.backend == backend
+            assert r.decoder == backend
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
@@ -162,7 +162,7 @@ def test_empty_index_list(lossless, backend):
 def test_lossy_mp4_frames_identifiable(lossy, backend):
     path, frames = lossy
     with open_video(path, backend) as r:
-        assert r.num_frames == NUM_FRAMES and r.size == SIZE
+        assert r.frame_count == NUM_FRAMES and r.size == SIZE
         idx = [0, 6, 11, 3, 3]
         got = r.get_frames(idx)
     assert got.shape == (5, SIZE[1], SIZE[0], 3)
@@ -181,10 +181,10 @@ def test_unknown_decoder_is_rejected(lossless):
 
 def test_auto_reads_clips_forward_and_seeks_in_long_videos(lossless, monkeypatch):
     with open_video(lossless[0], "auto") as r:
-        assert r.backend == "opencv"  # a clip: reading forward is less work than seeking
+        assert r.decoder == "opencv"  # a clip: reading forward is less work than seeking
     monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", NUM_FRAMES - 1)  # now it counts as long
     with open_video(lossless[0], "auto") as r:
-        assert r.backend == ("decord" if HAVE_DECORD else "opencv")
+        assert r.decoder == ("decord" if HAVE_DECORD else "opencv")
         np.testing.assert_array_equal(r.get_frames([4, 1]), lossless[1][[4, 1]])
 
 
@@ -192,7 +192,7 @@ def test_auto_reads_forward_for_a_caller_that_reads_every_frame(lossless, monkey
     """A timeline reads nearly every frame in order: forward reading whatever the length (and flat memory)."""
     monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", 0)
     with open_video(lossless[0], "auto", sequential=True) as r:
-        assert r.backend == "opencv"
+        assert r.decoder == "opencv"
         np.testing.assert_array_equal(r.get_frames([0, 1, 2]), lossless[1][:3])
 
 
@@ -210,8 +210,8 @@ def test_auto_falls_back_when_decord_cannot_open(lossless, monkeypatch, seek_fir
 
     monkeypatch.setattr(video_mod.DecordReader, "__init__", refuse)
     with open_video(path, "auto") as r:
-        assert r.backend == "opencv"
-        assert r.num_frames == NUM_FRAMES
+        assert r.decoder == "opencv"
+        assert r.frame_count == NUM_FRAMES
         np.testing.assert_array_equal(r.get_frames([4, 1]), frames[[4, 1]])
 
 
@@ -224,9 +224,9 @@ def test_auto_falls_back_when_decord_fails_while_decoding(lossless, monkeypatch,
 
     monkeypatch.setattr(video_mod.DecordReader, "get_frames", fail)
     with open_video(path, "auto") as r:
-        assert r.backend == "decord"
+        assert r.decoder == "decord"
         got, idx = read_sampled(r, 5)
-        assert r.backend == "opencv"
+        assert r.decoder == "opencv"
     np.testing.assert_array_equal(idx, segment_indices(NUM_FRAMES, 5))
     np.testing.assert_array_equal(got, frames[idx])
 
@@ -285,8 +285,8 @@ def test_bad_files_raise_video_error_naming_the_file(tmp_path, backend, kind, re
 
 def _lying_reader(path: Path, reported: int) -> OpenCVReader:
     r = OpenCVReader(path)
-    assert r.num_frames == NUM_FRAMES
-    r.num_frames = reported  # what a broken container header would claim
+    assert r.frame_count == NUM_FRAMES
+    r.frame_count = reported  # what a broken container header would claim
     return r
 
 
@@ -300,15 +300,15 @@ def test_over_reported_length_never_returns_past_last_frame(lossless):
     np.testing.assert_array_equal(got[[1, 2]], frames[[3, 11]])
     for k in (0, 3, 4):
         np.testing.assert_array_equal(got[k], frames[NUM_FRAMES - 1])
-    assert r.num_frames <= NUM_FRAMES
+    assert r.frame_count <= NUM_FRAMES
 
 
 def test_over_reported_length_read_sampled_stays_in_range(lossless):
     path, frames = lossless
     r = _lying_reader(path, 20)
     got, idx = read_sampled(r, 4)
-    assert r.num_frames <= NUM_FRAMES
-    assert np.all(idx < r.num_frames)
+    assert r.frame_count <= NUM_FRAMES
+    assert np.all(idx < r.frame_count)
     assert len(idx) == 4 and np.all(np.diff(idx) >= 0)
     np.testing.assert_array_equal(got, frames[idx])  # the frames are the ones reported
 
@@ -317,7 +317,7 @@ def test_over_reported_length_resamples_over_true_length(lossless):
     path, frames = lossless
     r = _lying_reader(path, 20)
     got, idx = read_sampled(r, 4)
-    assert r.num_frames == NUM_FRAMES
+    assert r.frame_count == NUM_FRAMES
     np.testing.assert_array_equal(idx, segment_indices(NUM_FRAMES, 4))
     np.testing.assert_array_equal(got, frames[idx])
 
@@ -326,7 +326,7 @@ def test_badly_over_reported_length_still_decodes(lossless):
     path, frames = lossless
     r = _lying_reader(path, 100)  # centre of the first of 4 segments is frame 12: past the end
     got, idx = read_sampled(r, 4)
-    assert r.num_frames == NUM_FRAMES
+    assert r.frame_count == NUM_FRAMES
     np.testing.assert_array_equal(idx, segment_indices(NUM_FRAMES, 4))
     np.testing.assert_array_equal(got, frames[idx])
 
@@ -371,7 +371,7 @@ def test_iter_frames_ends_at_the_last_real_frame_whatever_the_container_says(los
         expected = NUM_FRAMES
     assert [i for i, _ in got] == list(range(expected))
     np.testing.assert_array_equal(np.stack([f for _, f in got]), frames[:expected])
-    assert r.num_frames == expected
+    assert r.frame_count == expected
 
 
 # ---------------------------------------------------------------- live sources
@@ -451,9 +451,9 @@ def test_shared_basketball_clips_all_decode_with_auto(seek_first, shared_data):
                 frames, idx = read_sampled(r, 16)
                 assert frames.shape == (16, r.height, r.width, 3), p
                 assert frames.dtype == np.uint8
-                assert np.all((idx >= 0) & (idx < r.num_frames)) and np.all(np.diff(idx) >= 0), p
+                assert np.all((idx >= 0) & (idx < r.frame_count)) and np.all(np.diff(idx) >= 0), p
                 assert frames.std() > 0, f"{p}: blank frames"
-                if r.backend != "decord":
+                if r.decoder != "decord":
                     fell_back.add(p.name)
         except VideoError as e:
             failed[p.name] = str(e)

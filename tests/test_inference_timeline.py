@@ -211,7 +211,7 @@ def test_overlay_keeps_every_frame_and_the_rate_and_labels_each_by_its_segment(t
     out = write_overlay(_plan_timeline(video, 30 / FPS), video, tmp_path / "out" / "overlay.mp4")
     assert sorted(p.name for p in out.parent.iterdir()) == ["overlay.mp4"]
     with open_video(out, "opencv") as r:
-        assert (r.num_frames, r.size) == (30, (320, 240)) and r.fps == pytest.approx(FPS)
+        assert (r.frame_count, r.size) == (30, (320, 240)) and r.fps == pytest.approx(FPS)
         got = np.stack([f for _, f in r.iter_frames()]).astype(np.int16)
     drawn = {}
     for text in ("growing 0.90", "moving_right 0.80"):  # the corner each label draws, on a plain frame

@@ -1,13 +1,13 @@
 """Reading frames from video files.
 
-One interface, :class:`VideoReader`, over two backends:
+One interface, :class:`VideoReader`, over two decoders:
 
 * ``decord``: fast random access to the sampled frames (x86-64 Linux and
   Windows wheels only);
 * ``opencv``: always available; reads forward through the file, grabbing the
   frames it skips without converting them.
 
-:func:`open_video` with ``backend="auto"`` chooses per file: OpenCV reading
+:func:`open_video` with ``decoder="auto"`` chooses per file: OpenCV reading
 forward for clips (up to :data:`SEQUENTIAL_MAX_FRAMES` frames: less work than
 seeking), decord seeking in longer videos, and OpenCV wherever decord cannot
 open a file or fails while decoding one (some HEVC clips make it fail with
@@ -74,25 +74,25 @@ class VideoReader:
 
     Attributes:
         path: the file.
-        num_frames: frames in the video, as far as is known (may be lowered
+        frame_count: frames in the video, as far as is known (may be lowered
             once decoding finds fewer).
         fps: frames per second reported by the container (0 when unknown).
         size: ``(width, height)`` in pixels (``width``, ``height`` alike).
-        backend: name of the decoder in use.
+        decoder: name of the decoder in use.
     """
 
-    backend: str = "?"
+    decoder: str = "?"
 
-    def __init__(self, path: Path, num_frames: int, fps: float, size: tuple[int, int] | None) -> None:
+    def __init__(self, path: Path, frame_count: int, fps: float, size: tuple[int, int] | None) -> None:
         self.path = path
-        self.num_frames = num_frames
+        self.frame_count = frame_count
         self.fps = fps
         self._size = size  # None: not known until a frame is decoded (see _probe_size)
 
     @property
     def duration(self) -> float:
         """Length in seconds (0 when the frame rate is unknown)."""
-        return self.num_frames / self.fps if self.fps > 0 else 0.0
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
 
     @property
     def size(self) -> tuple[int, int]:
@@ -144,9 +144,9 @@ class VideoReader:
             VideoError: the file cannot be decoded.
         """
         i = 0
-        while i < self.num_frames:
-            frames = self.get_frames(np.arange(i, min(i + chunk, self.num_frames)))
-            n = min(len(frames), self.num_frames - i)  # num_frames may have dropped while decoding
+        while i < self.frame_count:
+            frames = self.get_frames(np.arange(i, min(i + chunk, self.frame_count)))
+            n = min(len(frames), self.frame_count - i)  # frame_count may have dropped while decoding
             for k in range(n):
                 yield i + k, frames[k]
             i += n
@@ -162,15 +162,15 @@ class VideoReader:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({str(self.path)!r}, frames={self.num_frames}, "
+            f"{type(self).__name__}({str(self.path)!r}, frames={self.frame_count}, "
             f"fps={self.fps:.2f}, size={self.width}x{self.height})"
         )
 
 
 class OpenCVReader(VideoReader):
-    """OpenCV backend: reads forward, grabbing skipped frames without converting them."""
+    """OpenCV decoder: reads forward, grabbing skipped frames without converting them."""
 
-    backend = "opencv"
+    decoder = "opencv"
 
     def __init__(self, path: str | os.PathLike, *, count_unknown: bool = True) -> None:
         """Open ``path``; ``count_unknown=False`` leaves ``num_frames`` at 0 when the container does not
@@ -241,7 +241,7 @@ class OpenCVReader(VideoReader):
             # Never index past what decodes.
             if self._pos == 0:
                 raise VideoError(str(self.path), "no decodable frames")
-            self.num_frames = self._pos
+            self.frame_count = self._pos
             if not decoded:
                 return self.get_frames(np.minimum(idx, self._pos - 1))
         last = decoded[max(decoded)]
@@ -266,16 +266,16 @@ class OpenCVReader(VideoReader):
             yield self._pos - 1, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         if self._pos == 0:
             raise VideoError(str(self.path), "no decodable frames")
-        self.num_frames = self._pos
+        self.frame_count = self._pos
 
     def close(self) -> None:
         self._cap.release()
 
 
 class DecordReader(VideoReader):
-    """decord backend: seeks straight to the sampled frames."""
+    """decord decoder: seeks straight to the sampled frames."""
 
-    backend = "decord"
+    decoder = "decord"
 
     def __init__(self, path: str | os.PathLike) -> None:
         import decord
@@ -297,8 +297,8 @@ class DecordReader(VideoReader):
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         idx = [int(i) for i in indices]
-        if any(i < 0 or i >= self.num_frames for i in idx):
-            raise IndexError(f"frame index out of range [0, {self.num_frames})")
+        if any(i < 0 or i >= self.frame_count for i in idx):
+            raise IndexError(f"frame index out of range [0, {self.frame_count})")
         try:
             frames = self._vr.get_batch(idx).asnumpy()
         except Exception as e:
@@ -333,13 +333,13 @@ class AutoReader(VideoReader):
             forward: OpenCVReader | None = OpenCVReader(p, count_unknown=sequential)
         except VideoError:
             forward = None
-        if forward is not None and (sequential or 0 < forward.num_frames <= SEQUENTIAL_MAX_FRAMES):
+        if forward is not None and (sequential or 0 < forward.frame_count <= SEQUENTIAL_MAX_FRAMES):
             self._inner = forward
             return
         try:
             self._inner = DecordReader(p)
         except (VideoError, ImportError):
-            if forward is not None and forward.num_frames > 0:  # already open, and it knows its length
+            if forward is not None and forward.frame_count > 0:  # already open, and it knows its length
                 self._inner = forward
                 return
             if forward is not None:
@@ -350,10 +350,10 @@ class AutoReader(VideoReader):
             forward.close()
 
     path = property(lambda self: self._inner.path)
-    num_frames = property(lambda self: self._inner.num_frames)
+    frame_count = property(lambda self: self._inner.frame_count)
     fps = property(lambda self: self._inner.fps)
     size = property(lambda self: self._inner.size)
-    backend = property(lambda self: self._inner.backend)  # type: ignore[assignment]
+    decoder = property(lambda self: self._inner.decoder)  # type: ignore[assignment]
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         try:
@@ -363,7 +363,7 @@ class AutoReader(VideoReader):
                 raise
             self._inner.close()
             self._inner = OpenCVReader(self.path)
-            return self._inner.get_frames(np.minimum(np.asarray(indices), self.num_frames - 1))
+            return self._inner.get_frames(np.minimum(np.asarray(indices), self.frame_count - 1))
 
     def iter_frames(self, chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
         if isinstance(self._inner, OpenCVReader):  # to the real end of the stream
@@ -420,12 +420,12 @@ def read_sampled(
         int64 frame indices ``(num_segments,)`` they came from.
     """
     for _ in range(3):
-        n = reader.num_frames
+        n = reader.frame_count
         indices = segment_indices(n, num_segments, random=random, rng=rng)
         frames = reader.get_frames(indices)
-        if reader.num_frames == n:
+        if reader.frame_count == n:
             return frames, indices
-    return frames, np.minimum(indices, reader.num_frames - 1)
+    return frames, np.minimum(indices, reader.frame_count - 1)
 
 
 LIVE_FPS_MAX = 1000.0

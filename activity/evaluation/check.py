@@ -78,7 +78,7 @@ def check_dataset(
     Args:
         train: the collection (or the training side of a split).
         val: the validation side, to look for clips and recordings on both sides.
-        decoder: video backend used to probe the clips.
+        decoder: video decoder used to probe the clips.
         progress: show a progress bar.
     """
     from tqdm import tqdm

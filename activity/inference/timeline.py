@@ -165,18 +165,18 @@ def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, in
     from tqdm import tqdm
 
     fps = reader.fps if reader.fps > 0 else 25.0
-    info["duration"] = reader.num_frames / fps
-    total = max(1, int(reader.num_frames / fps / step))
+    info["duration"] = reader.frame_count / fps
+    total = max(1, int(reader.frame_count / fps / step))
     bar = tqdm(total=round(total * step, 1), desc="timeline", unit="s", disable=None if progress else True, dynamic_ncols=True)
     k = 0
     while k < total:
         ks = np.arange(k, min(k + chunk, total))
-        idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), reader.num_frames - 1)
+        idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), reader.frame_count - 1)
         frames = reader.get_frames(idx)
-        if reader.num_frames <= idx[-1]:  # the container over-reported its length
-            total = int(reader.num_frames / fps / step)
-            info["duration"] = reader.num_frames / fps
-            keep = idx < reader.num_frames
+        if reader.frame_count <= idx[-1]:  # the container over-reported its length
+            total = int(reader.frame_count / fps / step)
+            info["duration"] = reader.frame_count / fps
+            keep = idx < reader.frame_count
             ks, frames = ks[keep], frames[keep]
         feats = recognizer.encode_frames(frames)
         for kk, f in zip(ks, feats):
@@ -270,7 +270,7 @@ def write_overlay(timeline: Timeline, video: str | Path, out: str | Path, *, pro
         if not writer.isOpened():
             raise ActivityError(f"{out}: cannot write the overlay video")
         scale = max(0.4, reader.height / 480)
-        bar = tqdm(total=reader.num_frames or None, desc="overlay", unit="frame", disable=None if progress else True)
+        bar = tqdm(total=reader.frame_count or None, desc="overlay", unit="frame", disable=None if progress else True)
         try:
             for i, frame in reader.iter_frames():
                 seg = timeline.label_at(i / fps)
