@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ except ImportError:  # tests/ imported as a package
     from tests.utils import make_video, nearest_frame
 
 try:
-    import decord  # noqa: F401
+    video_mod._import_decord()  # not a bare `import decord`: that would break PNG reading in this process
 
     HAVE_DECORD = True
 except ImportError:  # not on this platform
@@ -90,6 +92,30 @@ def test_all_frames_equal_what_was_written(lossless, backend):
     assert got.dtype == np.uint8
     assert got.shape == frames.shape
     np.testing.assert_array_equal(got, frames)
+
+
+DECORD_THEN_PNG = """
+import sys
+import numpy as np
+from activity.data.video import open_video
+with open_video(sys.argv[1], "decord") as r:  # decord loaded first, as by `activity explain --decoder decord`
+    r.get_frames([0])
+import cv2
+img = np.zeros((8, 8, 3), np.uint8)
+img[2:5] = 200
+ok, buf = cv2.imencode(".png", img)
+back = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+sys.exit(0 if ok and back is not None and (back == img).all() else 1)
+"""
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord not installed on this platform")
+def test_png_still_reads_after_decord_opened_a_video(lossless):
+    """decord's bundled zlib 1.2.3 must not take over OpenCV's PNG decoding (a fresh process: it is load order)."""
+    path, _ = lossless
+    proc = subprocess.run([sys.executable, "-c", DECORD_THEN_PNG, str(path)], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.skipif(not HAVE_DECORD, reason="decord not installed on this platform")

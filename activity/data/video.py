@@ -272,14 +272,31 @@ class OpenCVReader(VideoReader):
         self._cap.release()
 
 
+def _import_decord():
+    """decord, imported only after OpenCV (ImportError where it is not installed).
+
+    decord loads its library with ``RTLD_GLOBAL``, which puts its bundled zlib
+    1.2.3 (``decord.libs/libz-*.so.1.2.3``) into the process's global symbol
+    scope. An extension loaded after that (OpenCV's libpng and FFmpeg) binds
+    ``inflateInit2_``/``inflate`` to that old zlib but ``inflateReset2`` (newer
+    than 1.2.3) to the system's, so every PNG read in the process then fails
+    ("libpng error: bad parameters to zlib"; ``cv2.imread`` returns None).
+    Python binds an extension's symbols when it imports it, so importing cv2
+    first keeps OpenCV on its own zlib.
+    """
+    import cv2  # noqa: F401  (before decord: see above)
+    import decord
+
+    return decord
+
+
 class DecordReader(VideoReader):
     """decord decoder: seeks straight to the sampled frames."""
 
     decoder = "decord"
 
     def __init__(self, path: str | os.PathLike) -> None:
-        import decord
-
+        decord = _import_decord()
         decord.logging.set_level(decord.logging.QUIET)
         p = check_file(path)
         try:
