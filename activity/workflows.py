@@ -378,6 +378,7 @@ def cv(
     folds: int = 5,
     group_regex: str | None = None,
     threads: int | None = 1,
+    leave_one_group_out: bool = False,
 ) -> CVReport:
     """Read a collection, get its features through the cache and cross-validate the named models on the same folds.
 
@@ -391,9 +392,11 @@ def cv(
         folds: number of folds (capped by the number of groups, or by the largest class).
         group_regex: regex over file names giving the recording group; folds then never split a group.
         threads: CPU threads while fitting (see :func:`~activity.evaluation.cv.cross_validate`).
+        leave_one_group_out: instead of ``folds``, one fold per group, tested on that group
+            (:func:`~activity.data.splits.leave_one_group_out`): the scene-shift test.
     """
     from activity.data.collection import load_dataset
-    from activity.data.splits import kfold_splits
+    from activity.data import splits as splitting
     from activity.evaluation.cv import CVReport, build_models, cross_validate
 
     check_config(cfg)
@@ -403,11 +406,19 @@ def cv(
     require_features(res, str(data))
     kept, feats = res.readable(ds)
     groups = kept.groups()
-    splits = kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
+    if leave_one_group_out:
+        splits = splitting.leave_one_group_out(kept.targets(), groups)
+    else:
+        splits = splitting.kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
     results = cross_validate(models, feats, kept.targets(), kept.classes, groups, seed=cfg.train.seed, threads=threads,
                              splits=splits)
     k = len(splits)  # folds are capped by groups or class sizes
-    split = f"{k}-fold by group ({len(set(groups.tolist()))} groups)" if groups is not None else f"{k}-fold stratified"
+    if leave_one_group_out:
+        split = f"leave-one-group-out ({k} groups: {', '.join(sorted(set(groups.tolist())))})"  # type: ignore[union-attr]
+    elif groups is not None:
+        split = f"{k}-fold by group ({len(set(groups.tolist()))} groups)"
+    else:
+        split = f"{k}-fold stratified"
     return CVReport(str(data), split, len(kept), list(kept.classes), {str(p): r for p, r in res.failed.items()}, cfg,
                     results, [[str(kept.paths[i]) for i in te] for _, te in splits])
 

@@ -15,6 +15,7 @@ per-fold top-1); --json writes everything, per-fold metrics included.
 
     python scripts/benchmark_accuracy.py ../shared/data/basketball --folds 5
     python scripts/benchmark_accuracy.py ../shared/data/arid6/train --folds 5 --group-regex '_(\\d+)_'
+    python scripts/benchmark_accuracy.py ../shared/data/vioperu/labels.csv --leave-one-group-out   # scene shift
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("items", nargs="+", metavar="DATA | key=value", help="collections to benchmark, then config overrides")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
+    p.add_argument("--leave-one-group-out", action="store_true",
+                   help="one fold per group (e.g. VioPeru's camera sites), tested on that group: the scene-shift test")
     p.add_argument("--config", type=Path, default=None, help="YAML recipe (default: the built-in defaults)")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     p.add_argument("--cache", type=Path, default=None, help="feature cache folder")
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"benchmarking {d}", file=sys.stderr)
             opts = ExtractOptions(cache_dir=args.cache, workers=args.workers, progress=not args.quiet,
                                   on_error=lambda path, why: print(f"skipped {path}: {why}", file=sys.stderr))
-            reports.append(cv(d, cfg, names, opts, folds=args.folds, group_regex=args.group_regex))
+            reports.append(cv(d, cfg, names, opts, folds=args.folds, group_regex=args.group_regex,
+                              leave_one_group_out=args.leave_one_group_out))
     except ActivityError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -279,3 +279,26 @@ def test_train_counts_validation_clips_with_unknown_labels_as_skipped(workspace,
     assert main([*argv, "--strict"]) == 1
     err = capsys.readouterr().err
     assert "label 'jumping' is not one of the training classes" in err and "2 skipped" in err
+
+
+def test_explain_command_writes_the_png_and_names_the_most_important_frame(trained_run, cli, tmp_path):
+    run = trained_run()
+    clip = sorted((run.data / "growing").glob("*.mp4"))[0]
+    result = cli(["explain", run.ckpt, clip, "--out", tmp_path / "why.png", "--method", "occlusion", "--json"])
+    assert result.code == 0, result.err
+    payload = json.loads(result.out)
+    assert (tmp_path / "why.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert payload["method"] == "occlusion" and len(payload["frames"]) == 8  # features.num_frames=8
+    top = max(payload["frames"], key=lambda f: f["importance"])
+    assert f"most important frame #{top['index']}" not in result.out  # --json prints JSON only
+    assert payload["label"] == payload["predicted"] in ("growing", "moving_right", "shrinking")
+
+
+def test_export_command_writes_the_model_and_its_description(trained_run, cli, tmp_path):
+    run = trained_run()
+    result = cli(["export", run.ckpt, "--format", "torchscript", "--out", tmp_path / "model.ts"])
+    assert result.code == 0, result.err
+    assert result.out == f"wrote {tmp_path / 'model.ts'} and {tmp_path / 'model.ts'}.json (classes, input shape, sampling, preprocessing)\n"
+    meta = json.loads((tmp_path / "model.ts.json").read_text())
+    assert meta["classes"] == ["growing", "moving_right", "shrinking"]
+    assert torch.jit.load(str(tmp_path / "model.ts")) is not None

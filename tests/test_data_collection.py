@@ -338,3 +338,16 @@ def test_without_labels_a_single_video_or_a_flat_folder_is_a_collection(tmp_path
     assert one.paths == [tmp_path / "flat" / "b.mp4"]
     with pytest.raises(ActivityError, match="no class folders"):
         load_dataset(tmp_path / "flat")  # training still needs labels
+
+
+def test_leave_one_group_out_gives_one_fold_per_group():
+    from activity.data.splits import leave_one_group_out
+
+    groups = np.array(["b", "a", "b", "c", "a", "c"])
+    folds = leave_one_group_out(np.zeros(6, dtype=int), groups)
+    assert [te.tolist() for _, te in folds] == [[1, 4], [0, 2], [3, 5]]  # groups a, b, c in order
+    assert all(sorted(tr.tolist() + te.tolist()) == list(range(6)) for tr, te in folds)
+    with pytest.raises(ActivityError, match="needs groups"):
+        leave_one_group_out(np.zeros(6, dtype=int), None)
+    with pytest.raises(ActivityError, match="at least 2 groups"):
+        leave_one_group_out(np.zeros(2, dtype=int), np.array(["a", "a"]))

@@ -122,3 +122,14 @@ def test_the_extract_script_is_a_call_of_the_workflow(trained, collection):
     assert proc.stdout.strip() == "15 videos with features: 0 extracted, 15 from the cache (0 frames in " + \
         proc.stdout.split("(0 frames in ")[1].split(" s)")[0] + " s), 1 skipped"
     assert f"skipped {data / 'growing' / 'growing_099.mp4'}: " in proc.stderr
+
+
+def test_leave_one_group_out_tests_each_group_on_its_own(trained, collection):
+    _, opts, _ = trained
+    _, data = collection
+    report = workflows.cv(data, load_config(None, RECIPE), ["pooled_lr"], opts, group_regex=r"_(\d+)\.",
+                          leave_one_group_out=True)
+    group = lambda p: Path(p).stem.split("_")[-1]
+    assert report.split == "leave-one-group-out (5 groups: 000, 001, 002, 003, 004)"
+    assert [sorted({group(p) for p in fold}) for fold in report.test_folds] == [["000"], ["001"], ["002"], ["003"], ["004"]]
+    assert [f["num_videos"] for f in report.results[0].folds] == [3, 3, 3, 3, 3]

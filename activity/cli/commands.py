@@ -207,7 +207,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
             return _finish(args, r.videos, r.skipped)
         opts = opts.replace(dist=None, on_error=None)  # rank 0 reported the skipped videos already
     print(f"cross-validating {', '.join(args.temporal)} on {args.data}", file=sys.stderr)
-    report = workflows.cv(args.data, cfg, args.temporal, opts, folds=args.folds, group_regex=args.group_regex)
+    report = workflows.cv(args.data, cfg, args.temporal, opts, folds=args.folds, group_regex=args.group_regex,
+                          leave_one_group_out=args.leave_one_group_out)
     print(f"$ activity {shlex.join(sys.argv[1:])}")
     print(report.table())
     if args.json:

@@ -144,8 +144,11 @@ def _add_cv(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("cv", help="k-fold cross-validation of temporal models", description="Compare temporal models on the same k folds (stratified; by group when known). Each fold's test clips are never used for training or early stopping.")
     p.add_argument("--data", required=True, help="class folder, list file or CSV")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
+    p.add_argument("--leave-one-group-out", action="store_true",
+                   help="one fold per group, tested on that group (groups from the CSV's group column or --group-regex): "
+                        "how the models do on scenes or sources they never saw")
     p.add_argument("--temporal", type=_temporal_list, default=model_names(),
                    help="comma-separated models to compare: lstm, mean (trained temporal models), pooled_lr (logistic regression on "
                         "mean and std over time of features and their differences), middle_lr (on the middle frame); default: all")

@@ -120,3 +120,28 @@ def train_val_datasets(
         tr, va = split_train_val(train, fraction, seed=seed)
         return train.subset(tr), train.subset(va), []
     return train, None, []
+
+
+def leave_one_group_out(targets: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One (train, test) index pair per group: test on the group, train on all the others.
+
+    The test of a change that must carry over to new scenes: with a camera site or a
+    source video as the group, every fold tests on a scene the model never saw.
+
+    Args:
+        targets: class indices ``(N,)`` (for the error when a side would lack a class).
+        groups: group ids ``(N,)``.
+
+    Returns:
+        Pairs of sorted int64 index arrays, in the order of the sorted group ids.
+
+    Raises:
+        ActivityError: no groups, or fewer than two.
+    """
+    if groups is None:
+        raise ActivityError("leave-one-group-out needs groups (a CSV 'group' column or --group-regex)")
+    names = sorted(set(groups.tolist()))
+    if len(names) < 2:
+        raise ActivityError(f"leave-one-group-out needs at least 2 groups, got {len(names)}")
+    idx = np.arange(len(targets))
+    return [(idx[groups != g], idx[groups == g]) for g in names]
