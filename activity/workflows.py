@@ -128,7 +128,8 @@ class TrainReport:
         """What ``train_summary.json`` and the checkpoint record."""
         return {"best_epoch": self.fit.best_epoch, "epochs_run": len(self.fit.history),
                 "val_accuracy": self.fit.best_val_accuracy, "train_clips": self.train_clips,
-                "val_clips": self.val_clips, "skipped": {str(p): r for p, r in self.skipped.items()}}
+                "val_clips": self.val_clips, "skipped": {str(p): r for p, r in self.skipped.items()},
+                **({"selection": self.fit.selection} if self.fit.selection else {})}
 
 
 def train(
@@ -395,8 +396,8 @@ def cv(
         leave_one_group_out: instead of ``folds``, one fold per group, tested on that group
             (:func:`~activity.data.splits.leave_one_group_out`): the scene-shift test.
     """
-    from activity.data.collection import load_dataset
     from activity.data import splits as splitting
+    from activity.data.collection import load_dataset
     from activity.evaluation.cv import CVReport, build_models, cross_validate
 
     check_config(cfg)

@@ -13,7 +13,11 @@ if TYPE_CHECKING:
 def print_train(r: TrainReport) -> None:
     """``saved RUN/model.pt, best validation accuracy ... (at epoch N)``."""
     val = ""
-    if r.fit.best_val_accuracy is not None:
+    if "fusion_weight" in r.fit.selection:
+        val = f", appearance and motion streams mixed {r.fit.selection['fusion_weight']:g} : {1 - r.fit.selection['fusion_weight']:g}"
+        if r.fit.best_val_accuracy is not None:
+            val += f" (chosen on validation, accuracy {r.fit.best_val_accuracy:.3f})"
+    elif r.fit.best_val_accuracy is not None:
         at = (f"ensemble of {len(r.fit.members)}, members' best epochs {', '.join(map(str, r.fit.best_epoch))}"  # type: ignore[arg-type]
               if r.fit.members else f"at epoch {r.fit.best_epoch}")
         val = f", best validation accuracy {r.fit.best_val_accuracy:.3f} ({at})"

@@ -118,7 +118,7 @@ class VideoReader:
         """Decode frames by index.
 
         Args:
-            indices: frame indices in ``[0, num_frames)``, in any order, repeats allowed.
+            indices: frame indices in ``[0, frame_count)``, in any order, repeats allowed.
 
         Returns:
             uint8 RGB array of shape ``(len(indices), H, W, 3)``.
@@ -131,7 +131,7 @@ class VideoReader:
     def iter_frames(self, chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
         """Every frame in order from the first, decoded once each.
 
-        Stops after the last frame that decodes (``num_frames`` is lowered when
+        Stops after the last frame that decodes (``frame_count`` is lowered when
         the container over-reported it).
 
         Args:

@@ -29,6 +29,7 @@ from activity.errors import ActivityError, VideoError
 from activity.features.backbones import Backbone, create_backbone
 from activity.features.cache import FeatureCache, default_cache_dir
 from activity.features.encoder import FrameEncoder
+from activity.features.motion import motion_features, read_with_pairs
 from activity.features.spec import FeatureSpec
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ class ExtractResult:
 
 
 class _ClipDataset(Dataset):
-    """Decodes the sampled frames of each video and resizes and crops them (runs in loader workers)."""
+    """Decodes the sampled frames of each video and resizes and crops them (runs in loader workers);
+    with a motion stream, also the frames of each step's flow, and computes the motion descriptors."""
 
     def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str) -> None:
         self.paths = list(paths)
@@ -76,16 +78,25 @@ class _ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
-        path = self.paths[i]
-        try:
-            with open_video(path, self.decoder) as reader:  # type: ignore[arg-type]
+    def decode(self, path: Path) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Cropped uint8 frames ``(L, 3, S, S)`` and the motion descriptors ``(L, M)`` float32 (None without motion)."""
+        motion = self.spec.motion_spec
+        with open_video(path, self.decoder) as reader:
+            if motion is None:
                 frames, _ = read_sampled(reader, self.spec.length)
-            return i, self.spec.crop(frames), None
+                return self.spec.crop(frames), None
+            frames, first, second = read_with_pairs(reader, self.spec.length, motion)
+        moving = motion_features(self.spec.enhance_frames(first), self.spec.enhance_frames(second), motion)
+        return self.spec.crop(frames), moving
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str | None]:
+        """``(i, frames, motion or None, None)``, or ``(i, None, None, reason)``."""
+        try:
+            return i, *self.decode(self.paths[i]), None
         except VideoError as e:
-            return i, None, e.reason
+            return i, None, None, e.reason
         except Exception as e:  # a decoder bug must not end the whole job
-            return i, None, f"cannot decode ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            return i, None, None, f"cannot decode ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
 
 
 class _EncodingDataset(_ClipDataset):
@@ -101,10 +112,17 @@ class _EncodingDataset(_ClipDataset):
         super().__init__(paths, spec, decoder)
         self.encoder = encoder
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
-        """``(i, features (T, D) float16, None)``, or ``(i, None, reason)``."""
-        i, frames, error = super().__getitem__(i)
-        return i, None if frames is None else self.encoder(frames).half(), error
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str | None]:
+        """``(i, features (L, D + M) float16, None, None)``, or ``(i, None, None, reason)``."""
+        i, frames, motion, error = super().__getitem__(i)
+        if frames is None:
+            return i, None, None, error
+        return i, with_motion(self.encoder(frames), motion).half(), None, None
+
+
+def with_motion(features: torch.Tensor, motion: np.ndarray | None) -> torch.Tensor:
+    """Appearance features ``(L, D)`` with the motion descriptors ``(L, M)`` after them: ``(L, D + M)``."""
+    return features if motion is None else torch.cat([features.float(), torch.as_tensor(motion).float()], 1)
 
 
 def _worker_init(_: int) -> None:
@@ -317,8 +335,13 @@ def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, res
             result.extracted += 1
             result.frames += len(f)
 
+    motion: dict[Path, np.ndarray] = {}  # waiting for their clip's appearance features from the batcher
+
+    def joined(done: list[tuple[Path, np.ndarray]]) -> list[tuple[Path, np.ndarray]]:
+        return [(p, with_motion(torch.from_numpy(f), motion.pop(p, None)).numpy().astype(np.float16)) for p, f in done]
+
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if options.progress else True, dynamic_ncols=True)
-    for i, frames, error in loader:
+    for i, frames, moving, error in loader:
         p = todo[i]
         if error is not None:
             result.failed[p] = error
@@ -327,10 +350,12 @@ def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, res
         elif batcher is None:
             store([(p, frames.numpy())])  # already features
         else:
-            store(batcher.add(p, frames))
+            if moving is not None:
+                motion[p] = moving
+            store(joined(batcher.add(p, frames)))
         bar.update(1)
     if batcher is not None:
-        store(batcher.finish())
+        store(joined(batcher.finish()))
     bar.close()
 
 

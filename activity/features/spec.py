@@ -1,5 +1,5 @@
 """What determines a video's cached features: :class:`FeatureSpec` (backbone, weights, frames,
-views, preprocessing, frame adjustments, precision) and its cache key."""
+views, preprocessing, frame adjustments, precision, motion stream) and its cache key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import numpy as np
 import torch
 
 from activity.config import FeatureConfig
+from activity.errors import ActivityError
 from activity.features.backbones import get_spec
+from activity.features.motion import MotionSpec
 from activity.transforms.adjust import adjust_frames
 from activity.transforms.preprocess import Preprocess
 
@@ -29,15 +31,37 @@ class FeatureSpec:
     frame_fit: str = "crop"
     enhance: str = "none"
     precision: str = "float32"
+    motion: str = "none"  # MotionSpec.name() of the motion stream stored after the appearance features, or "none"
 
     # Options added after entries and checkpoints were first written, with the value they had then.
-    NEUTRAL: ClassVar[dict[str, str]] = {"frame_fit": "crop", "enhance": "none", "precision": "float32"}
+    NEUTRAL: ClassVar[dict[str, str]] = {"frame_fit": "crop", "enhance": "none", "precision": "float32", "motion": "none"}
 
     @classmethod
     def from_config(cls, cfg: FeatureConfig) -> "FeatureSpec":
         spec = get_spec(cfg.backbone)
         pre = spec.preprocess if cfg.image_size is None else spec.preprocess.scaled(cfg.image_size)
-        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.frame_fit, cfg.enhance, cfg.precision)
+        motion = MotionSpec().name() if cfg.motion else "none"
+        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.frame_fit, cfg.enhance, cfg.precision, motion)
+
+    @property
+    def motion_spec(self) -> MotionSpec | None:
+        """The motion stream's settings (None: appearance features only)."""
+        if self.motion == "none":
+            return None
+        if self.motion != MotionSpec().name():
+            raise ActivityError(f"motion features {self.motion!r} are not computed by this version of activity "
+                                f"(it computes {MotionSpec().name()!r})")
+        return MotionSpec()
+
+    @property
+    def motion_dim(self) -> int:
+        """Motion numbers per step stored after the appearance features (0 without the motion stream)."""
+        spec = self.motion_spec
+        return 0 if spec is None else spec.dim
+
+    def enhance_frames(self, frames: np.ndarray) -> np.ndarray:
+        """The brightness adjustment alone (``features.enhance``), uint8 RGB ``(T, H, W, 3)`` -> the same."""
+        return adjust_frames(np.asarray(frames), enhance=self.enhance)
 
     def crop(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Decoded uint8 RGB frames ``(T, H, W, 3)`` -> resized and cropped uint8 ``(T, 3, S, S)``.

@@ -140,6 +140,7 @@ def _resolve_target(target: str | int | None, classes: list[str], probs: np.ndar
 
 def _sampled_frames(recognizer, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
     """The ``num_frames`` frames ``predict`` looks at, their indices and the frame rate; one decode."""
+    recognizer.require_appearance_only("explain")
     spec = recognizer.spec
     with open_video(path, recognizer.options.decoder) as reader:
         dense, dense_idx = read_sampled(reader, spec.length)  # what the feature cache holds

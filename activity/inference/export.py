@@ -242,6 +242,9 @@ def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path, *,
     if fmt == "onnx":
         _require_onnx_exporter()
     ckpt = load_checkpoint(checkpoint_path)
+    if ckpt.config.features.motion:
+        raise ActivityError(f"{checkpoint_path}: export does not include the motion stream yet, and this model was trained "
+                            "with it (features.motion: true); export a model trained with features.motion=false")
     out = _prepare_out(out_path)
     model = ExportModel.from_checkpoint(ckpt).cpu()
     s = model.crop_size

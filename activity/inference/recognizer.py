@@ -67,13 +67,19 @@ class ActionRecognizer:
         """The frozen backbone with its preprocessing, built on first use, on ``options.device``."""
         if self._encoder is None:
             backbone = create_backbone(self.spec.backbone)
-            if backbone.feature_dim != self.checkpoint.feature_dim:
+            if backbone.feature_dim + self.spec.motion_dim != self.checkpoint.feature_dim:
                 raise ActivityError(
                     f"backbone {self.spec.backbone} gives {backbone.feature_dim}-d features "
-                    f"but the checkpoint expects {self.checkpoint.feature_dim}"
+                    f"(+{self.spec.motion_dim} motion) but the checkpoint expects {self.checkpoint.feature_dim}"
                 )
             self._encoder = FrameEncoder(backbone, self.spec, self.options.device)
         return self._encoder
+
+    def require_appearance_only(self, what: str) -> None:
+        """Fail clearly where ``what`` cannot compute the motion stream yet."""
+        if self.spec.motion_dim:
+            raise ActivityError(f"{what} does not compute the motion stream yet, and this model was trained with it "
+                                "(features.motion: true); use a model trained with features.motion=false")
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Backbone features ``(T, D)`` float32 (on the CPU) of decoded uint8 RGB frames ``(T, H, W, 3)``."""

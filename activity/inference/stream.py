@@ -98,6 +98,7 @@ def run_stream(
     if rate <= 0 or window <= 0:
         raise ActivityError(f"--rate and --window must be positive (got {rate}, {window})")
     src = _Source(str(source), window)
+    recognizer.require_appearance_only("a live source")
     t_frames = recognizer.spec.num_frames
     stats = StreamStats()
     covered = -1  # highest frame id that some prediction has seen

@@ -39,6 +39,8 @@ class Recognizer(Protocol):
     spec: FeatureSpec
     options: ExtractOptions
 
+    def require_appearance_only(self, what: str) -> None: ...
+
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor: ...
 
     def probabilities(self, features: np.ndarray | torch.Tensor) -> np.ndarray: ...
@@ -215,6 +217,7 @@ def compute_timeline(
     if window <= 0 or stride <= 0:
         raise ActivityError(f"--window and --stride must be positive (got {window}, {stride})")
     path = Path(path)
+    recognizer.require_appearance_only("a timeline")
     t_frames = recognizer.spec.num_frames
     reader = open_video(path, recognizer.options.decoder, sequential=True)  # type: ignore[arg-type]
     # Never sample faster than the video's frames: a shorter window would only repeat them.

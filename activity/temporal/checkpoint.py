@@ -23,6 +23,7 @@ from torch import nn
 from activity import __version__
 from activity.config import Config
 from activity.errors import ActivityError
+from activity.features.motion import motion_dim
 from activity.io import atomic_torch_save
 from activity.temporal.models import build_temporal_model
 
@@ -110,7 +111,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         config = Config.from_dict(payload["config"], source=str(path))
         classes = list(payload["classes"])
         feature_dim = int(payload["feature_dim"])
-        model = build_temporal_model(config.model, feature_dim, len(classes))
+        model = build_temporal_model(config.model, feature_dim, len(classes), motion_dim(config.features))
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         first = (str(e).strip().splitlines() or [""])[0][:120]

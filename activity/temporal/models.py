@@ -168,8 +168,49 @@ class Ensemble(nn.Module):
         return probs.clamp_min(1e-12).log(), torch.stack([w for _, w in outs]).mean(0)
 
 
-def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int) -> nn.Module:
-    """The temporal model named by ``cfg.temporal``; an :class:`Ensemble` of ``cfg.ensemble`` of them if more than one."""
+class Fusion(nn.Module):
+    """Two temporal models, one on the appearance features and one on the motion stream stored after
+    them, whose class log-probabilities are mixed: ``weight * appearance + (1 - weight) * motion``.
+
+    ``weight`` (a buffer, saved with the model) is chosen on validation data by training
+    (:func:`activity.temporal.train.fit`). ``forward`` takes features ``(B, T, D + M)`` and returns
+    the mixed log-probabilities ``(B, C)`` and the mixed per-step pooling weights ``(B, T)``.
+    """
+
+    def __init__(self, appearance: nn.Module, motion: nn.Module, appearance_dim: int) -> None:
+        super().__init__()
+        self.appearance = appearance
+        self.motion = motion
+        self.appearance_dim = appearance_dim
+        self.register_buffer("weight", torch.tensor(0.5))
+
+    @property
+    def attention(self) -> nn.Module | None:
+        """The appearance model's attention pooling (None when it pools uniformly)."""
+        return getattr(self.appearance, "attention", None)
+
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Each stream standardises with its part of these statistics ``(D + M,)``."""
+        d = self.appearance_dim
+        self.appearance.set_feature_stats(mean[:d], std[:d])
+        self.motion.set_feature_stats(mean[d:], std[d:])
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        d, w = self.appearance_dim, self.weight
+        la, wa = self.appearance(x[..., :d], lengths)
+        lm, wm = self.motion(x[..., d:], lengths)
+        return w * la.log_softmax(1) + (1 - w) * lm.log_softmax(1), w * wa + (1 - w) * wm
+
+
+def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int, motion_dim: int = 0) -> nn.Module:
+    """The temporal model named by ``cfg.temporal``; an :class:`Ensemble` of ``cfg.ensemble`` of them if more than one.
+
+    With a motion stream (``motion_dim`` of the ``in_dim`` numbers a step are motion), an ``lstm`` is a
+    :class:`Fusion` of one such model per stream; a ``mean`` model reads both streams together.
+    """
+    if motion_dim and cfg.temporal == "lstm":
+        d = in_dim - motion_dim
+        return Fusion(build_temporal_model(cfg, d, num_classes), build_temporal_model(cfg, motion_dim, num_classes), d)
     if cfg.ensemble > 1:
         return Ensemble([_build_one(cfg, in_dim, num_classes) for _ in range(cfg.ensemble)])
     return _build_one(cfg, in_dim, num_classes)

@@ -24,7 +24,9 @@ from activity.config import Config
 from activity.data.sampling import jittered_segment_indices, segment_indices
 from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError
-from activity.temporal.models import Ensemble, build_temporal_model
+from activity.features.motion import motion_dim
+from activity.io import atomic_text
+from activity.temporal.models import Ensemble, Fusion, build_temporal_model
 
 
 @dataclass
@@ -41,6 +43,7 @@ class FitResult:
     best_val_accuracy: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
     members: list["FitResult"] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)  # what training chose on validation, and why
 
 
 def select_views(x: torch.Tensor, num_frames: int, *, random: bool, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -187,6 +190,67 @@ def fit(
         ``out_dir/member<i>``, resumable on its own) and combined into an
         :class:`~activity.temporal.models.Ensemble`.
     """
+    motion = motion_dim(cfg.features)
+    if motion and cfg.model.temporal == "lstm":
+        return _fit_fusion(cfg, train_x, train_y, num_classes, val_x, val_y, motion, out_dir=out_dir, progress=progress,
+                           resume=resume, dist=dist)
+    return _fit_stream(cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=out_dir, progress=progress,
+                       resume=resume, dist=dist)
+
+
+#: Appearance weights a two-stream model tries on the validation clips (ties go to the one nearest 0.5).
+FUSION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, val_x: torch.Tensor | None,
+                val_y: torch.Tensor | None, motion: int, **kw: Any) -> FitResult:
+    """One model per stream (each trained and early-stopped on its own), mixed with the weight that
+    does best on the validation clips (0.5 without them); see :class:`~activity.temporal.models.Fusion`."""
+    d = train_x.shape[-1] - motion
+    out_dir, main = kw.pop("out_dir"), kw["dist"] is None or kw["dist"].is_main
+    parts = {}
+    for name, cols in (("appearance", slice(0, d)), ("motion", slice(d, None))):
+        sub = None if out_dir is None else Path(out_dir) / name
+        if sub is not None and main:
+            sub.mkdir(parents=True, exist_ok=True)
+        started = sub is not None and any(sub.rglob(STATE_FILE))
+        parts[name] = _fit_stream(cfg, train_x[..., cols], train_y, num_classes, None if val_x is None else val_x[..., cols],
+                                  val_y, out_dir=sub, **{**kw, "resume": kw["resume"] and started})
+    model = Fusion(parts["appearance"].model, parts["motion"].model, d).eval()
+    has_val = val_x is not None and val_y is not None and len(val_x) > 0
+    scores: dict[float, float] = {}
+    if has_val:
+        for w in FUSION_WEIGHTS:
+            model.weight.fill_(w)
+            scores[w] = evaluate_features(model, val_x, val_y, cfg.features.num_frames)[1]  # type: ignore[arg-type]
+    best = max(FUSION_WEIGHTS, key=lambda w: (scores.get(w, 0.0), -abs(w - 0.5)))
+    model.weight.fill_(best)
+    history = [{"stream": name, **row} for name, r in parts.items() for row in r.history]
+    if out_dir is not None and main:
+        with atomic_text(Path(out_dir) / "metrics.csv") as f:
+            writer = csv.DictWriter(f, ["stream", "member", *METRIC_COLUMNS], extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(history)
+    selection = {"fusion_weight": best, "chosen_on": "validation" if has_val else "no validation clips: the middle weight",
+                 "validation_accuracy_by_weight": {str(w): s for w, s in scores.items()}}
+    return FitResult(model, {name: r.best_epoch for name, r in parts.items()}, scores.get(best), history,  # type: ignore[arg-type]
+                     list(parts.values()), selection)
+
+
+def _fit_stream(
+    cfg: Config,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    num_classes: int,
+    val_x: torch.Tensor | None = None,
+    val_y: torch.Tensor | None = None,
+    *,
+    out_dir: Path | None = None,
+    progress: bool = True,
+    resume: bool = False,
+    dist: DistInfo | None = None,
+) -> FitResult:
+    """:func:`fit` of one temporal model (or an ensemble of them) on one stream's features."""
     n = cfg.model.ensemble
     stats = feature_stats(train_x)  # once: every member standardises with the same training statistics
     if n == 1:

@@ -1,0 +1,131 @@
+"""The motion stream: flow pairs, the flow descriptor, extraction with it, and two-stream models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from activity.config import FeatureConfig, load_config
+from activity.features.extract import ExtractOptions, extract
+from activity.features.motion import MotionSpec, flow_histograms, flow_pairs, motion_features
+from activity.features.spec import FeatureSpec
+
+SPEC = MotionSpec()
+
+
+def test_flow_pairs_run_forward_in_time_and_stay_inside_the_video():
+    first, second = flow_pairs(np.array([0, 5, 8, 9]), frame_count=10, gap=3)
+    assert first.tolist() == [0, 5, 5, 6] and second.tolist() == [3, 8, 8, 9]  # near the end: the earlier frame first
+    assert (second - first == 3).all()
+    assert flow_pairs(np.array([0]), frame_count=1, gap=3) == (np.array([0]), np.array([0]))  # one frame: no motion
+
+
+def test_gap_is_in_seconds():
+    assert (SPEC.partner_gap(30.0), SPEC.partner_gap(12.0), SPEC.partner_gap(0.0)) == (3, 1, 3)
+
+
+def _field(h=48, w=60, dx=0.0, dy=0.0):
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0], flow[..., 1] = dx, dy
+    return flow
+
+
+def test_a_moving_region_fills_its_cell_and_direction_and_camera_motion_cancels():
+    flow = _field()
+    flow[:16, 40:, 0] = 4.0  # the top-right cell moves right by 4 px
+    d = flow_histograms(flow, SPEC)
+    cells = d[: 9 * SPEC.bins].reshape(9, SPEC.bins)
+    assert d.shape == (SPEC.dim,) and SPEC.dim == 80
+    right = SPEC.bins // 2  # angle 0 (dx > 0) falls in the middle bin of [-pi, pi)
+    assert cells[2, right] == pytest.approx(4.0, rel=0.02) and cells.sum() == pytest.approx(cells[2, right])
+    shares = d[9 * SPEC.bins :]
+    assert shares.sum() == pytest.approx(1.0) and shares[0] == pytest.approx(1 - 1 / 9, abs=0.02)  # 8 still cells
+    np.testing.assert_allclose(flow_histograms(_field(dx=3.0, dy=-2.0), SPEC), flow_histograms(_field(), SPEC))
+
+
+def test_opposite_motions_give_mirrored_descriptors():
+    """A bar moving right and the same clip reversed: the direction bins swap, the magnitudes stay."""
+    from activity.data.synthetic import order_clip
+
+    frames = order_clip("moving_right", num_frames=12)
+    right = motion_features(frames[:-2], frames[2:], SPEC)
+    left = motion_features(frames[2:], frames[:-2], SPEC)
+    r, l = right[:, : 9 * SPEC.bins].reshape(-1, 9, SPEC.bins).sum((0, 1)), left[:, : 9 * SPEC.bins].reshape(-1, 9, SPEC.bins).sum((0, 1))
+    assert r[SPEC.bins // 2] > 3 * r[0] and l[0] > 3 * l[SPEC.bins // 2]  # right vs left, ...
+    np.testing.assert_allclose(right[:, 9 * SPEC.bins :].sum(0), left[:, 9 * SPEC.bins :].sum(0), atol=0.15)  # ... same speeds
+
+
+def test_motion_changes_the_cache_key_and_leaves_the_old_one_alone():
+    plain = FeatureSpec.from_config(FeatureConfig())
+    moving = FeatureSpec.from_config(FeatureConfig(motion=True))
+    assert plain.key() == "efficientnet_lite0-793f7a9a9b9b"  # what caches written before the motion stream use
+    assert moving.key() != plain.key() and (plain.motion_dim, moving.motion_dim) == (0, SPEC.dim)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    from utils import make_video
+
+    root = tmp_path_factory.mktemp("motion")
+    return [make_video(root / f"c{i}.mp4", num_frames=20, size=(64, 48), seed=i)[0] for i in range(3)]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_extraction_appends_the_motion_stream_to_the_same_appearance_features(clips, workers, tmp_path):
+    from test_features_extract import Factory
+
+    plain = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4, enhance="none"))
+    moving = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4, enhance="none", motion=True))
+    a = extract(clips, plain, None, Factory(), ExtractOptions(workers=workers, progress=False))
+    b = extract(clips, moving, None, Factory(), ExtractOptions(workers=workers, progress=False))
+    for c in clips:
+        d = a.features[c].shape[1]
+        assert b.features[c].shape == (4, d + SPEC.dim) and b.features[c].dtype == np.float16
+        np.testing.assert_array_equal(b.features[c][:, :d], a.features[c])
+        assert np.abs(b.features[c][:, d:]).sum() > 0  # the bar moves
+
+
+def test_a_two_stream_run_trains_saves_and_predicts(tmp_path, cli):
+    from activity.data.synthetic import make_order_dataset
+    from activity.inference.recognizer import load_model
+    from activity.temporal.checkpoint import load_checkpoint
+    from activity.temporal.models import Fusion
+
+    data = make_order_dataset(tmp_path / "data", classes=["moving_left", "moving_right"], clips_per_class=6,
+                              num_frames=12, size=(64, 48))
+    recipe = ["features.motion=true", "features.image_size=64", "features.num_frames=8", "train.epochs=4", "model.ensemble=1"]
+    result = cli(["train", "--data", data, "--out", tmp_path / "run", "--cache", tmp_path / "cache", "--quiet",
+                  "--group-regex", r"_(\d+)\.", *recipe])
+    assert result.code == 0, result.err
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    w = summary["selection"]["fusion_weight"]
+    assert summary["selection"]["chosen_on"] == "validation" and set(summary["selection"]["validation_accuracy_by_weight"]) == {
+        "0.0", "0.25", "0.5", "0.75", "1.0"}
+    assert f"appearance and motion streams mixed {w:g} : {1 - w:g}" in result.out
+    ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert isinstance(ckpt.model, Fusion) and float(ckpt.model.weight) == w
+    assert ckpt.metrics["selection"]["fusion_weight"] == w
+    model = load_model(tmp_path / "run" / "model.pt", cache_dir=tmp_path / "cache", workers=0)
+    clip = sorted((data / "moving_left").glob("*.mp4"))[0]
+    (label, p), _ = model.predict(clip, top_k=2)
+    assert label in ("moving_left", "moving_right") and 0.5 <= p <= 1.0
+    for argv, what in ((["predict", tmp_path / "run" / "model.pt", clip, "--timeline"], "a timeline"),
+                       (["explain", tmp_path / "run" / "model.pt", clip, "--out", tmp_path / "x.png"], "explain")):
+        r = cli(argv)
+        assert r.code == 1 and r.err.startswith(f"error: {what} does not compute the motion stream yet"), r.err
+
+
+def test_fusion_mixes_the_streams_log_probabilities():
+    from activity.temporal.models import build_temporal_model
+
+    cfg = load_config(None, ["model.ensemble=1", "model.projection=4", "model.hidden_size=4"])
+    model = build_temporal_model(cfg.model, 16 + SPEC.dim, 3, SPEC.dim).eval()
+    x = torch.randn(2, 5, 16 + SPEC.dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        la, lm = model.appearance(x[..., :16])[0].log_softmax(1), model.motion(x[..., 16:])[0].log_softmax(1)
+        for w in (0.0, 0.3, 1.0):
+            model.weight.fill_(w)
+            torch.testing.assert_close(model(x)[0], w * la + (1 - w) * lm)
