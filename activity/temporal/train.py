@@ -237,20 +237,10 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
                      list(parts.values()), selection)
 
 
-def _fit_stream(
-    cfg: Config,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    num_classes: int,
-    val_x: torch.Tensor | None = None,
-    val_y: torch.Tensor | None = None,
-    *,
-    out_dir: Path | None = None,
-    progress: bool = True,
-    resume: bool = False,
-    dist: DistInfo | None = None,
-) -> FitResult:
-    """:func:`fit` of one temporal model (or an ensemble of them) on one stream's features."""
+def _fit_stream(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, val_x: torch.Tensor | None,
+                val_y: torch.Tensor | None, *, out_dir: Path | None, progress: bool, resume: bool,
+                dist: DistInfo | None) -> FitResult:
+    """:func:`fit` (same arguments) of one temporal model, or an ensemble of them, on one stream's features."""
     n = cfg.model.ensemble
     stats = feature_stats(train_x)  # once: every member standardises with the same training statistics
     if n == 1:
