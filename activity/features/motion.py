@@ -27,8 +27,9 @@ from activity.config import FeatureConfig
 from activity.data.sampling import segment_indices
 from activity.data.video import VideoReader
 
-#: Upper edges of the log-magnitude histogram: log1p of the flow magnitude in pixels (at ``size`` px).
-_MAG_EDGES = np.log1p(np.array([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]))
+#: Upper edges, in pixels (at ``size`` px), of the flow magnitudes' histogram (binned as log1p of both).
+MAG_EDGES_PX = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+_MAG_EDGES = np.log1p(np.array(MAG_EDGES_PX))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,11 @@
 The exported graph is the whole model, backbone included: it maps preprocessed
 frames ``(B, T, 3, S, S)`` float32 to class logits ``(B, C)``. ``T`` is the
 checkpoint's ``features.num_frames`` and ``S`` its crop size; the batch size
-``B`` is free (dynamic) in both formats.
+``B`` is free (dynamic) in both formats. A model trained with the motion stream
+(``features.motion: true``) takes a second input, ``motion (B, T, M)`` float32: the
+descriptors of :func:`activity.features.motion.motion_features` for the same sampled
+frames, which the graph appends to the backbone features (the sidecar's ``motion``
+entry says how to compute them).
 
 The frames must already be sampled, resized, cropped and normalised exactly as
 the backbone's :class:`~activity.transforms.preprocess.Preprocess` does (see
@@ -36,6 +40,7 @@ from torch import nn
 
 from activity import __version__
 from activity.errors import ActivityError
+from activity.features.motion import MAG_EDGES_PX, MotionSpec
 from activity.features.spec import FeatureSpec
 from activity.io import atomic_path, atomic_write
 from activity.temporal.checkpoint import Checkpoint, load_checkpoint
@@ -45,32 +50,39 @@ ONNX_OPSET = 18
 SIDECAR_FORMAT = "activity-export"
 SIDECAR_VERSION = 1
 INPUT_NAME = "frames"
+MOTION_INPUT_NAME = "motion"
 OUTPUT_NAME = "logits"
 
 
 class ExportModel(nn.Module):
-    """Backbone and temporal model as one module: frames ``(B, T, 3, S, S)`` to logits ``(B, C)``.
+    """Backbone and temporal model as one module: frames ``(B, T, 3, S, S)`` (and, with a motion
+    stream, motion descriptors ``(B, T, M)``) to logits ``(B, C)``.
 
     Input: float32 frames, RGB, already resized (short side), centre-cropped to
     ``S x S``, scaled to [0, 1] and normalised with the backbone's mean and std,
     i.e. each clip is ``spec.preprocess(uint8 frames (T, H, W, 3))`` (see
     :func:`preprocess_for_export`). The model runs the backbone on all ``B * T``
     frames, reshapes the features to ``(B, T, D)`` and runs the temporal model
-    on full-length sequences (``lengths=None``), as prediction does.
+    on full-length sequences (``lengths=None``), as prediction does. With a
+    motion stream the motion descriptors go after the backbone features,
+    ``(B, T, D + M)``, as extraction stores them.
 
     Args:
         backbone: frozen frame encoder, ``(N, 3, S, S) -> (N, D)``.
-        temporal: the checkpoint's temporal model, ``(B, T, D) -> (logits, weights)``.
+        temporal: the checkpoint's temporal model, ``(B, T, D + M) -> (logits, weights)``.
         num_frames: ``T``, frames per clip the temporal model was trained on.
         crop_size: ``S``.
+        motion_dim: ``M``, motion numbers a step (0: appearance only, one input).
     """
 
-    def __init__(self, backbone: nn.Module, temporal: nn.Module, num_frames: int, crop_size: int) -> None:
+    def __init__(self, backbone: nn.Module, temporal: nn.Module, num_frames: int, crop_size: int,
+                 motion_dim: int = 0) -> None:
         super().__init__()
         self.backbone = backbone
         self.temporal = temporal
         self.num_frames = int(num_frames)
         self.crop_size = int(crop_size)
+        self.motion_dim = int(motion_dim)
         self.eval().requires_grad_(False)
 
     @classmethod
@@ -81,21 +93,36 @@ class ExportModel(nn.Module):
         spec = FeatureSpec.from_config(ckpt.config.features)
         if backbone is None:
             backbone = create_backbone(spec.backbone)
-        dim = getattr(backbone, "feature_dim", ckpt.feature_dim)
+        dim = getattr(backbone, "feature_dim", ckpt.feature_dim - spec.motion_dim) + spec.motion_dim
         if dim != ckpt.feature_dim:
             raise ActivityError(
-                f"backbone {spec.backbone} gives {dim}-d features but the checkpoint expects {ckpt.feature_dim}"
+                f"backbone {spec.backbone} gives {dim - spec.motion_dim}-d features (+{spec.motion_dim} motion) "
+                f"but the checkpoint expects {ckpt.feature_dim}"
             )
-        return cls(backbone, ckpt.model, spec.num_frames, spec.preprocess.crop_size)
+        return cls(backbone, ckpt.model, spec.num_frames, spec.preprocess.crop_size, spec.motion_dim)
 
     def train(self, mode: bool = True) -> "ExportModel":
         return super().train(False)  # an export is for inference only: dropout stays off
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, motion: torch.Tensor | None = None) -> torch.Tensor:
         b, t = frames.shape[0], frames.shape[1]
         feats = self.backbone(frames.flatten(0, 1))  # (B*T, D)
-        logits, _ = self.temporal(feats.reshape(b, t, feats.shape[-1]), None)
+        feats = feats.reshape(b, t, feats.shape[-1])
+        if self.motion_dim:
+            if motion is None:
+                raise ValueError(f"this model also needs the motion descriptors (B, T, {self.motion_dim})")
+            feats = torch.cat([feats, motion.to(feats.dtype)], -1)  # (B, T, D + M)
+        logits, _ = self.temporal(feats, None)
         return logits
+
+    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        """Random inputs of the shapes the graph takes, to trace it with: ``(frames,)`` or ``(frames, motion)``."""
+        g = torch.Generator().manual_seed(0)
+        s, t = self.crop_size, self.num_frames
+        frames = torch.randn(batch_size, t, 3, s, s, generator=g)
+        if not self.motion_dim:
+            return (frames,)
+        return frames, torch.rand(batch_size, t, self.motion_dim, generator=g)
 
 
 def preprocess_for_export(frames: np.ndarray | torch.Tensor, spec: FeatureSpec | Checkpoint) -> torch.Tensor:
@@ -125,9 +152,52 @@ _FIT = {
 }
 
 
+def motion_metadata(motion: MotionSpec, enhance: str, num_frames: int) -> dict[str, dict[str, Any]]:
+    """The sidecar's entries for the second input: its shape, and how to compute it from the video."""
+    return {
+        "motion_input": {
+            "name": MOTION_INPUT_NAME,
+            "shape": ["batch", num_frames, motion.dim],
+            "dtype": "float32",
+            "layout": "batch, sampled frames, motion descriptor (direction histograms, then magnitude shares)",
+        },
+        "motion": {
+            "gap_seconds": motion.gap,
+            "gap_frames": "max(1, round(gap_seconds * fps)) with the video's frame rate; 3 when the rate is unknown",
+            "pair": "forward in time: for sampled frame i, (i, i + gap) if i + gap < frame_count, "
+                    "else (max(i - gap, 0), i)",
+            "enhance_before_flow": True,
+            "enhance": enhance,
+            "enhance_method": _ENHANCE[enhance] + " (on both frames of the pair; frame_fit is not applied)",
+            "size": motion.size,
+            "grey": "OpenCV RGB2GRAY, then resized (INTER_AREA) to max(8, round(w * size / min(h, w))) x "
+                    "max(8, round(h * size / min(h, w)))",
+            "flow": "OpenCV DISOpticalFlow, preset ULTRAFAST, first grey frame to second",
+            "camera": "subtract the median flow (per component, over all pixels) from every pixel",
+            "grid": motion.grid,
+            "bins": motion.bins,
+            "directions": "bin = floor((atan2(dy, dx) + pi) / (2 pi) * bins) mod bins; cell of pixel (r, c) = "
+                          "min(r * grid // h, grid - 1) * grid + min(c * grid // w, grid - 1); value = sum of the "
+                          "magnitudes hypot(dx, dy) of the cell's pixels in the bin / the cell's pixel count",
+            "magnitude_edges_px": list(MAG_EDGES_PX),
+            "magnitudes": "share of all pixels per bin of log1p(magnitude), edges log1p(magnitude_edges_px), "
+                          "bin = number of edges below the value (left-closed, as numpy searchsorted left)",
+            "order": "grid * grid * bins direction values (cell-major, then bin), then len(edges) + 1 shares",
+            "dim": motion.dim,
+        },
+    }
+
+
 def export_metadata(ckpt: Checkpoint, fmt: str) -> dict[str, Any]:
     """The sidecar: what a program without ``activity`` needs to feed the exported graph."""
     spec = FeatureSpec.from_config(ckpt.config.features)
+    meta = _appearance_metadata(ckpt, spec, fmt)
+    if spec.motion_spec is not None:
+        meta.update(motion_metadata(spec.motion_spec, spec.enhance, spec.num_frames))
+    return meta
+
+
+def _appearance_metadata(ckpt: Checkpoint, spec: FeatureSpec, fmt: str) -> dict[str, Any]:
     pre = spec.preprocess
     s, t = pre.crop_size, spec.num_frames
     return {
@@ -191,29 +261,30 @@ def _require_onnx_exporter() -> None:
         raise ActivityError("ONNX export needs the packages onnx and onnxscript (pip install onnx onnxscript)") from None
 
 
-def _export_onnx(model: ExportModel, example: torch.Tensor, path: Path) -> None:
+def _export_onnx(model: ExportModel, example: tuple[torch.Tensor, ...], path: Path) -> None:
     # torch.onnx's exporter built on torch.export (the default since PyTorch 2.9); opset 18, one file
-    # (the weights are inside it, no external data), a dynamic batch axis named "batch".
-    if example.shape[0] == 1:
+    # (the weights are inside it, no external data), a dynamic batch axis named "batch" on every input.
+    if example[0].shape[0] == 1:
         # torch.export fixes a dimension whose example size is 1; any other example size keeps the batch dynamic.
-        example = example.expand(2, *example.shape[1:]).contiguous()
+        example = tuple(x.expand(2, *x.shape[1:]).contiguous() for x in example)
+    names = [INPUT_NAME, MOTION_INPUT_NAME][: len(example)]
     batch = torch.export.Dim("batch", min=1, max=65536)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation and buffer-assignment notices are not the user's problem
         torch.onnx.export(
-            model, (example,), str(path),
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            model, example, str(path),
+            input_names=names, output_names=[OUTPUT_NAME],
             opset_version=ONNX_OPSET, dynamo=True, external_data=False,
-            dynamic_shapes={INPUT_NAME: {0: batch}}, verbose=False,
+            dynamic_shapes={name: {0: batch} for name in names}, verbose=False,
         )
 
 
-def _export_torchscript(model: ExportModel, example: torch.Tensor, path: Path) -> None:
+def _export_torchscript(model: ExportModel, example: tuple[torch.Tensor, ...], path: Path) -> None:
     # Traced, not scripted (the backbone's third-party modules do not all script). Sizes are read
     # from the input inside the graph, so the traced module accepts any batch size.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings, and torch.jit's own deprecation notice
-        traced = torch.jit.trace(model, (example,), check_trace=False)
+        traced = torch.jit.trace(model, example, check_trace=False)
         torch.jit.save(traced, str(path))
 
 
@@ -229,7 +300,8 @@ def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path, *,
             Either way the exported graph accepts any batch size.
 
     Returns:
-        ``out_path`` as a :class:`~pathlib.Path`.
+        ``out_path`` as a :class:`~pathlib.Path`. A model trained with the motion
+        stream is exported with two inputs, ``frames`` and ``motion``.
 
     Raises:
         ActivityError: unknown format, missing or unreadable checkpoint, an out
@@ -242,13 +314,9 @@ def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path, *,
     if fmt == "onnx":
         _require_onnx_exporter()
     ckpt = load_checkpoint(checkpoint_path)
-    if ckpt.config.features.motion:
-        raise ActivityError(f"{checkpoint_path}: export does not include the motion stream yet, and this model was trained "
-                            "with it (features.motion: true); export a model trained with features.motion=false")
     out = _prepare_out(out_path)
     model = ExportModel.from_checkpoint(ckpt).cpu()
-    s = model.crop_size
-    example = torch.randn(batch_size, model.num_frames, 3, s, s, generator=torch.Generator().manual_seed(0))
+    example = model.example_inputs(batch_size)
     sidecar = out.with_name(out.name + ".json")
     try:
         with atomic_path(out) as tmp:
