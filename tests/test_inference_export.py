@@ -171,6 +171,7 @@ def test_sidecar_describes_the_input(exported):
         assert pre["crop_size"] == S
         assert pre["mean"] == list(spec.preprocess.mean) and pre["std"] == list(spec.preprocess.std)
         assert pre["interpolation"] == spec.preprocess.interpolation == "bicubic"
+        assert "motion" not in meta and "motion_input" not in meta  # appearance only: the sidecar as before
     assert not [p for p in exported["dir"].iterdir() if p.name.startswith(".tmp-")]
 
 
@@ -181,6 +182,18 @@ def test_preprocess_for_export_is_the_backbone_preprocessing(exported):
     assert got.shape == (T, 3, S, S) and got.dtype == torch.float32
     torch.testing.assert_close(got, spec.preprocess(frames), rtol=0, atol=0)
     torch.testing.assert_close(preprocess_for_export(frames, exported["ckpt"]), got, rtol=0, atol=0)
+
+
+def _script():
+    """scripts/run_exported.py imported as a module by its path."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "run_exported.py"
+    module_spec = importlib.util.spec_from_file_location("run_exported", script)
+    run_exported = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(run_exported)
+    return run_exported
 
 
 @pytest.fixture
@@ -221,16 +234,10 @@ def test_missing_onnx_exporter_is_one_line(small_checkpoint, tmp_path, monkeypat
 @pytest.mark.parametrize("enhance, fit", [("none", "crop"), ("dark", "crop"), ("gamma", "pad"), ("clahe", "stretch")])
 def test_run_exported_script_preprocesses_like_the_package(small_checkpoint, tmp_path, enhance, fit):
     """scripts/run_exported.py (no activity import) follows the sidecar, frame adjustments included."""
-    import importlib.util
-    from pathlib import Path
-
     from activity.inference.export import export_metadata
     from activity.temporal.checkpoint import load_checkpoint
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "run_exported.py"
-    module_spec = importlib.util.spec_from_file_location("run_exported", script)
-    run_exported = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(run_exported)
+    run_exported = _script()
 
     ckpt = load_checkpoint(small_checkpoint)
     ckpt.config.apply_overrides([f"features.enhance={enhance}", f"features.frame_fit={fit}"])
@@ -246,3 +253,115 @@ def test_run_exported_script_preprocesses_like_the_package(small_checkpoint, tmp
 
     for count, n in [(1, 16), (5, 16), (16, 16), (17, 16), (250, 16), (1000, 7)]:  # the package's frames, too
         np.testing.assert_array_equal(run_exported.centre_indices(count, n), segment_indices(count, n))
+
+
+# ---------------------------------------------------------------- two streams: appearance and motion
+
+MOTION_RECIPE = ("features.motion=true", "features.image_size=64", "features.num_frames=8", "train.epochs=3",
+                 "model.ensemble=1")
+
+
+@pytest.fixture(scope="module")
+def two_stream(trained_run, tmp_path_factory):
+    """A two-stream model trained on generated clips, exported to ONNX and TorchScript, and a lossless clip."""
+    run = trained_run(options=MOTION_RECIPE)
+    d = tmp_path_factory.mktemp("export-motion")
+    ckpt = load_checkpoint(run.ckpt)
+    clip = write_video(d / "clip.avi", order_clip("growing", num_frames=24, size=(64, 48), seed=7))  # lossless
+    return {
+        "run": run, "dir": d, "ckpt": ckpt, "clip": clip, "spec": FeatureSpec.from_config(ckpt.config.features),
+        "onnx": export_model(run.ckpt, "onnx", d / "model.onnx"),
+        "ts": export_model(run.ckpt, "torchscript", d / "model.ts", batch_size=2),
+    }
+
+
+def _motion_inputs(spec: FeatureSpec, clip) -> tuple[torch.Tensor, torch.Tensor]:
+    """One clip's frames ``(1, T, 3, S, S)`` and motion descriptors ``(1, T, 80)``, as extraction computes them."""
+    from activity.data.video import open_video
+    from activity.features.motion import motion_features, read_with_pairs
+
+    with open_video(clip, "opencv") as reader:
+        frames, first, second = read_with_pairs(reader, spec.num_frames, spec.motion_spec)
+    motion = motion_features(spec.enhance_frames(first), spec.enhance_frames(second), spec.motion_spec)
+    return preprocess_for_export(frames, spec)[None], torch.from_numpy(motion)[None]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_two_stream_export_matches_pytorch(two_stream, backbone):
+    """Both formats take (frames, motion) and give the probabilities of the checkpoint's Fusion model on the
+    backbone features with the motion descriptors after them."""
+    from activity.temporal.models import Fusion
+
+    ckpt, spec = two_stream["ckpt"], two_stream["spec"]
+    assert isinstance(ckpt.model, Fusion) and spec.motion_dim == 80
+    frames, motion = _motion_inputs(spec, two_stream["clip"])
+    g = torch.Generator().manual_seed(3)
+    rand = (torch.randn(2, 8, 3, S, S, generator=g), torch.rand(2, 8, 80, generator=g) * 2)
+    sess, ts = _session(two_stream["onnx"]), torch.jit.load(str(two_stream["ts"]))
+    assert [(i.name, i.shape[1:]) for i in sess.get_inputs()] == [("frames", [8, 3, S, S]), ("motion", [8, 80])]
+    for name, (x, m) in {"clip B=1": (frames, motion), "random B=2": rand}.items():
+        with torch.no_grad():
+            feats = backbone(x.flatten(0, 1)).reshape(len(x), 8, -1)
+            ref = ckpt.model(torch.cat([feats, m], -1))[0].softmax(1).numpy()
+            got_ts = ts(x, m).softmax(1).numpy()
+        got_onnx = torch.from_numpy(sess.run(None, {"frames": x.numpy(), "motion": m.numpy()})[0]).softmax(1).numpy()
+        assert got_onnx.shape == got_ts.shape == (len(x), len(ckpt.classes)), name
+        assert np.abs(got_onnx - ref).max() < ATOL and np.abs(got_ts - ref).max() < ATOL, name
+    with torch.no_grad():  # the motion input is used: other descriptors, other probabilities
+        moved = ckpt.model(torch.cat([feats, m.flip(1)], -1))[0].softmax(1).numpy()
+    assert np.abs(moved - ref).max() > 1e-3
+
+
+def test_two_stream_sidecar_describes_the_motion_input(two_stream):
+    for fmt in ("onnx", "ts"):
+        meta = json.loads(two_stream[fmt].with_name(two_stream[fmt].name + ".json").read_text())
+        assert meta["input"]["name"] == "frames" and meta["input"]["shape"] == ["batch", 8, 3, S, S]
+        assert meta["motion_input"] == {**meta["motion_input"], "name": "motion", "shape": ["batch", 8, 80], "dtype": "float32"}
+        mo = meta["motion"]
+        assert (mo["gap_seconds"], mo["size"], mo["grid"], mo["bins"], mo["dim"]) == (0.1, 128, 3, 8, 80)
+        assert mo["enhance_before_flow"] is True and mo["enhance"] == meta["preprocessing"]["enhance"] == two_stream["spec"].enhance
+        assert mo["pair"].startswith("forward in time")
+
+
+def test_run_exported_script_matches_predict_with_motion(two_stream, capsys):
+    """The script (OpenCV and NumPy only) gives activity's own prediction of the clip."""
+    import activity
+
+    run_exported = _script()
+    classes, p = run_exported.probabilities(str(two_stream["onnx"]), str(two_stream["clip"]))
+    model = activity.load_model(two_stream["run"].ckpt, cache_dir=two_stream["dir"] / "cache", workers=0)
+    want = model.predict(two_stream["clip"], top_k=len(classes))
+    got = sorted(zip(classes, p.tolist()), key=lambda lp: -lp[1])
+    assert got[0][0] == want[0][0]
+    ref = dict(want)
+    assert max(abs(q - ref[label]) for label, q in got) < 5e-3  # float16 cache vs float32 graph
+    run_exported.main([str(two_stream["onnx"]), str(two_stream["clip"]), "--top-k", "1"])
+    assert capsys.readouterr().out.split()[0] == want[0][0]
+
+
+def test_run_exported_motion_descriptor_is_the_package_one():
+    """The script's pairs, enhance and descriptor are activity.features.motion's, exactly."""
+    from activity.features.motion import MotionSpec, flow_pairs, motion_features
+    from activity.inference.export import motion_metadata
+    from activity.transforms.adjust import adjust_frames
+
+    run_exported, spec = _script(), MotionSpec()
+    mo = motion_metadata(spec, "none", 4)["motion"]
+    for fps in (0.0, 4.0, 12.0, 25.0, 29.97, 60.0):
+        assert run_exported.partner_gap(mo["gap_seconds"], fps) == spec.partner_gap(fps)
+    for count, gap in [(1, 3), (5, 3), (12, 1), (24, 3), (250, 6)]:
+        idx = segment_indices(count, 8)
+        for got, want in zip(run_exported.flow_pairs(idx, count, gap), flow_pairs(idx, count, gap)):
+            np.testing.assert_array_equal(got, want)
+    for size, label in [((64, 48), "moving_right"), ((50, 90), "growing"), ((200, 130), "shrinking")]:
+        clip = order_clip(label, num_frames=8, size=size, seed=4)
+        first, second = clip[[0, 2, 4, 5]], clip[[2, 4, 6, 7]]
+        want = motion_features(first, second, spec)
+        got = run_exported.motion_features(first, second, mo)
+        assert got.dtype == np.float32 and got.shape == want.shape == (4, 80)
+        np.testing.assert_array_equal(got, want)
+        assert np.abs(want[:, :72]).max() > 0.1  # something moved
+    dark = (order_clip("growing", num_frames=4, seed=5) // 5).astype(np.uint8)
+    for enhance in ("none", "dark", "gamma", "clahe"):
+        got = np.stack([run_exported.adjust(f, {"enhance": enhance}) for f in dark])
+        np.testing.assert_array_equal(got, adjust_frames(dark, enhance=enhance))
