@@ -263,11 +263,12 @@ MOTION_RECIPE = ("features.motion=true", "features.image_size=64", "features.num
 
 @pytest.fixture(scope="module")
 def two_stream(trained_run, tmp_path_factory):
-    """A two-stream model trained on generated clips, exported to ONNX and TorchScript, and a lossless clip."""
+    """A two-stream model trained on generated clips, exported to ONNX and TorchScript, and a dark lossless clip."""
     run = trained_run(options=MOTION_RECIPE)
     d = tmp_path_factory.mktemp("export-motion")
     ckpt = load_checkpoint(run.ckpt)
-    clip = write_video(d / "clip.avi", order_clip("growing", num_frames=24, size=(64, 48), seed=7))  # lossless
+    dark = order_clip("growing", num_frames=24, size=(64, 48), seed=7) // 5  # features.enhance=dark brightens it
+    clip = write_video(d / "clip.avi", dark.astype(np.uint8))  # lossless
     return {
         "run": run, "dir": d, "ckpt": ckpt, "clip": clip, "spec": FeatureSpec.from_config(ckpt.config.features),
         "onnx": export_model(run.ckpt, "onnx", d / "model.onnx"),
@@ -335,7 +336,15 @@ def test_run_exported_script_matches_predict_with_motion(two_stream, capsys):
     assert got[0][0] == want[0][0]
     ref = dict(want)
     assert max(abs(q - ref[label]) for label, q in got) < 5e-3  # float16 cache vs float32 graph
-    run_exported.main([str(two_stream["onnx"]), str(two_stream["clip"]), "--top-k", "1"])
+    # the motion input itself is the one extraction cached (float16) for the clip: same pairs, enhance and flow
+    clip = str(two_stream["clip"])
+    count, fps = run_exported.count_frames(clip)
+    meta = json.loads(two_stream["onnx"].with_name("model.onnx.json").read_text())
+    motion = run_exported.motion_input(clip, meta, count, fps, run_exported.centre_indices(count, 8))[0]
+    cached = model.features([two_stream["clip"]]).features[two_stream["clip"]][:, -80:].astype(np.float32)
+    np.testing.assert_allclose(motion, cached, rtol=2e-3, atol=1e-3)
+    assert np.abs(motion[:, :72]).max() > 0.1  # something moved
+    run_exported.main([str(two_stream["onnx"]), clip, "--top-k", "1"])
     assert capsys.readouterr().out.split()[0] == want[0][0]
 
 
