@@ -77,12 +77,6 @@ class ActionRecognizer:
             self._encoder = FrameEncoder(backbone, self.spec, self.options.device)
         return self._encoder
 
-    def require_appearance_only(self, what: str) -> None:
-        """Fail clearly where ``what`` cannot compute the motion stream yet."""
-        if self.spec.motion_dim:
-            raise ActivityError(f"{what} does not compute the motion stream yet, and this model was trained with it "
-                                "(features.motion: true); use a model trained with features.motion=false")
-
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Backbone features ``(T, D)`` float32 (on the CPU) of decoded uint8 RGB frames ``(T, H, W, 3)``."""
         return self._get_encoder().encode_frames(frames)
