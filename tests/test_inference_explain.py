@@ -26,9 +26,9 @@ from activity.temporal.models import build_temporal_model
 from activity.temporal.train import select_views
 
 try:
-    from utils import random_checkpoint
+    from utils import TWO_STREAM, random_checkpoint
 except ImportError:  # tests/ imported as a package
-    from tests.utils import random_checkpoint
+    from tests.utils import TWO_STREAM, random_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -275,3 +275,24 @@ def test_unknown_method_and_target(recognizer, clip):
     with pytest.raises(ActivityError, match="out of range"):
         explain(recognizer, clip, method="occlusion", target=5)
     assert explain(recognizer, clip, target="b").label == "b"
+
+
+# ---------------------------------------------------------------- a two-stream model (features.motion)
+
+
+def test_occlusion_of_a_two_stream_model_covers_both_streams_and_draws_the_strip(trained_run, tmp_path):
+    run = trained_run(**TWO_STREAM)
+    model = load(run.ckpt)
+    clip = run.data / "moving_right" / "moving_right_000.mp4"
+    expl = explain(model, clip, method="occlusion")
+    t, dim = model.spec.num_frames, model.checkpoint.feature_dim
+    assert expl.importance.shape == (t,) and expl.features.shape == (t, dim) and model.spec.motion_dim == 80
+    cached = model.features([clip]).features[clip]  # extraction's appearance and motion
+    np.testing.assert_allclose(expl.features, cached.astype(np.float32), rtol=0, atol=1e-2)
+    assert dict(model.predict(clip, top_k=2))[expl.label] == pytest.approx(expl.probability, abs=1e-4)
+    c = expl.classes.index(expl.label)
+    occluded = expl.features.copy()
+    occluded[0] = expl.features.mean(0)  # the whole step, motion included
+    assert expl.importance[0] == pytest.approx(expl.probability - probs_of(model.checkpoint.model, occluded)[c], abs=1e-6)
+    out = save_explanation(expl, tmp_path / "strip.png")
+    assert cv2.imread(str(out)) is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

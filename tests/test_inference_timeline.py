@@ -23,6 +23,11 @@ from activity.inference.timeline import (
     write_overlay,
 )
 
+try:
+    from utils import TWO_STREAM
+except ImportError:  # tests/ imported as a package
+    from tests.utils import TWO_STREAM
+
 CLASSES = ["growing", "moving_right"]
 FPS = 12.0
 CLIP = 24  # frames: a 2 s action
@@ -279,3 +284,76 @@ def test_prediction_files_failing_midway_keep_the_old_files(tmp_path, fmt, monke
     with pytest.raises(OSError, match="no space"):
         write_predictions(preds[:2], {}, tmp_path, fmt)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+# ---------------------------------------------------------------- a two-stream model (features.motion)
+
+
+@pytest.fixture(scope="module")
+def two_stream(trained_run):
+    """A tiny two-stream (appearance + motion) run and its recognizer (see ``utils.TWO_STREAM``)."""
+    from activity import load_model
+
+    run = trained_run(**TWO_STREAM)
+
+    return run, load_model(run.ckpt, cache_dir=False, workers=0)
+
+
+def test_timeline_of_a_two_stream_model_is_what_predict_gives_on_one_window(two_stream):
+    from activity.inference.timeline import _frame_features
+
+    run, model = two_stream
+    clip = run.data / "moving_left" / "moving_left_000.mp4"  # 12 frames at 12 fps: one 1 s window of 8 steps
+    with open_video(clip, "opencv") as reader:
+        feats = np.stack([f.numpy() for _, f in _frame_features(model, reader, 1.0 / 8, {})])
+    cached = model.features([clip]).features[clip]  # extraction: appearance then motion, float16
+    assert feats.shape == cached.shape == (8, model.checkpoint.feature_dim) and model.spec.motion_dim == 80
+    np.testing.assert_allclose(feats, cached.astype(np.float32), rtol=0, atol=1e-2)
+    tl = model.timeline(clip, window=1.0, stride=1.0, top_k=2)
+    assert len(tl.windows) == 1 and (tl.windows[0].start, tl.windows[0].end) == (0.0, 1.0)  # a window, not the fallback
+    top = dict(model.predict(clip, top_k=2))
+    win = tl.windows[0]
+    assert win.labels[0] == max(top, key=top.get)
+    assert win.probabilities == pytest.approx([top[l] for l in win.labels], abs=1e-4)  # as the live test
+
+
+def test_live_source_of_a_two_stream_model_pairs_each_frame_with_a_later_buffered_one(two_stream, capsys):
+    from activity.features.motion import flow_pairs
+
+    run, model = two_stream
+    short = write_video(run.root / "short.mp4", order_clip("moving_left", num_frames=24, size=(64, 48), seed=7), FPS)
+    code = main(["predict", str(run.ckpt), "--source", str(short), "--window", "1", "--rate", "4", "--json"])
+    assert code == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert lines and all(l["label"] in model.classes and 0.5 <= l["probability"] <= 1 for l in lines)
+    assert lines[-1]["time"] == pytest.approx(23 / FPS, abs=0.01)
+    with open_video(short, "opencv") as r:
+        frames = np.stack([f for _, f in r.iter_frames()])[-round(FPS):]  # the buffer: the last second
+    idx = segment_indices(len(frames), 8)
+    first, second = flow_pairs(idx, len(frames), model.spec.motion_spec.partner_gap(FPS))
+    p = model.probabilities(model.encode_clip(frames[idx], frames[first], frames[second])[None])[0]
+    assert (lines[-1]["label"], lines[-1]["probability"]) == (model.classes[int(p.argmax())], pytest.approx(float(p.max()), abs=1e-4))
+
+
+@pytest.mark.parametrize("step_frames", [1, 2, 4])
+def test_timeline_flow_pairs_are_extractions_and_decoding_never_goes_back(two_stream, step_frames, monkeypatch):
+    """At 30 fps a partner is 3 frames on: past the next chunk's first frames, and at the end before them;
+    all are decoded reading forward, each step's flow from the frames extraction would pair."""
+    from activity.data.video import OpenCVReader
+    from activity.features.motion import flow_pairs
+    from activity.inference.timeline import _frame_features
+
+    run, model = two_stream
+    fps = 30.0
+    video = write_video(run.root / f"steps{step_frames}.mp4", order_clip("moving_left", num_frames=40, size=(64, 48), seed=3), fps)
+    with open_video(video, "opencv") as r:
+        frames = np.stack([f for _, f in r.iter_frames()])
+    rewinds = []
+    monkeypatch.setattr(OpenCVReader, "_rewind", lambda self, real=OpenCVReader._rewind: (rewinds.append(1), real(self)))
+    with open_video(video, "opencv") as reader:
+        got = list(_frame_features(model, reader, step_frames / fps, {}, chunk=3))
+    idx = np.minimum(((np.arange(len(got)) + 0.5) * (step_frames / fps) * fps).astype(np.int64), len(frames) - 1)
+    first, second = flow_pairs(idx, len(frames), model.spec.motion_spec.partner_gap(fps))
+    want = model.encode_clip(frames[idx], frames[first], frames[second]).numpy()
+    assert len(got) == 40 // step_frames and rewinds == []
+    np.testing.assert_allclose(np.stack([f.numpy() for _, f in got]), want, rtol=0, atol=1e-4)  # other batch sizes

@@ -84,6 +84,15 @@ def nearest_frame(frame: np.ndarray, frames: np.ndarray) -> int:
     return int(diff.argmin())
 
 
+#: ``trained_run(**TWO_STREAM)``: a tiny two-stream run (``features.motion``) on 1 s clips at 12 fps, of two
+#: classes that differ only in which way the bar moves; the timeline, live and explain tests share it.
+TWO_STREAM: dict = dict(
+    classes=("moving_left", "moving_right"), clips_per_class=6, num_frames=12, size=(64, 48),
+    options=("features.motion=true", "features.image_size=64", "features.num_frames=8", "train.epochs=4",
+             "model.ensemble=1", "--group-regex", r"_(\d+)\."),
+)
+
+
 SUMMARY = re.compile(r"^(\d+) processed, (\d+) skipped(?: \((.+)\))?$")
 
 

@@ -18,7 +18,8 @@ Two methods:
   would get ``1/T``, which explains nothing: such a request **falls back to
   occlusion**, and :attr:`Explanation.note` says so (``method`` then reads
   ``"occlusion"``).
-* ``occlusion``: for each step ``t``, the feature at ``t`` is replaced by the
+* ``occlusion``: for each step ``t``, the feature at ``t`` (all of it: the
+  appearance and, for a two-stream model, the motion numbers) is replaced by the
   clip's mean feature (over its ``T`` steps) and the drop in the explained
   class's probability is measured: ``p(clip) - p(clip with step t occluded)``.
   Positive means the frame supported the class, negative that it spoke
@@ -30,7 +31,8 @@ looks at: ``num_frames * views`` segment centres are sampled as for the
 feature cache and the centre view of each of ``num_frames`` segments is kept
 (as :func:`~activity.temporal.train.select_views` does at test time). The video is
 decoded once; features are computed from those frames with the recognizer's
-backbone and preprocessing and rounded to float16 as the cache stores them, so
+backbone and preprocessing (and, for a model trained with the motion stream, from
+each frame's flow pair, decoded in the same pass as extraction does) and rounded to float16 as the cache stores them, so
 the probabilities agree with ``predict``. The feature cache is neither read
 nor written.
 """
@@ -47,6 +49,7 @@ import torch
 from activity.data.sampling import segment_indices
 from activity.data.video import open_video, read_sampled
 from activity.errors import ActivityError
+from activity.features.motion import read_with_pairs
 from activity.inference.visualize import contact_sheet
 
 Method = Literal["attention", "occlusion"]
@@ -69,7 +72,8 @@ class Explanation:
         probability: the clip's probability of ``label``.
         importance: per-frame importance ``(T,)`` (see the module docstring).
         method: the method actually used (``"attention"`` or ``"occlusion"``).
-        features: the frame features fed to the temporal model, float32 ``(T, D)``.
+        features: the frame features fed to the temporal model, float32 ``(T, D + M)`` (appearance,
+            then ``M`` motion numbers for a model trained with the motion stream, else none).
         target_given: whether ``label`` was asked for rather than predicted.
         note: why the method differs from the one asked for, else None.
     """
@@ -138,25 +142,39 @@ def _resolve_target(target: str | int | None, classes: list[str], probs: np.ndar
     raise ActivityError(f"unknown target class {target!r}; the model's classes are {', '.join(classes)}")
 
 
-def _sampled_frames(recognizer, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
-    """The ``num_frames`` frames ``predict`` looks at, their indices and the frame rate; one decode."""
-    recognizer.require_appearance_only("explain")
+def _sampled_frames(recognizer, path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, float]:
+    """The ``num_frames`` frames ``predict`` looks at, their flow pairs, their indices and the frame rate; one decode.
+
+    Returns:
+        ``(frames, pairs, indices, fps)``: uint8 RGB ``(T, H, W, 3)``; with a motion stream the
+        ``(first, second)`` frames of each one's flow stacked as ``(2, T, H, W, 3)`` (else None);
+        int64 ``(T,)``; frames per second (0 when unknown).
+    """
     spec = recognizer.spec
+    motion = spec.motion_spec
     with open_video(path, recognizer.options.decoder) as reader:
-        dense, dense_idx = read_sampled(reader, spec.length)  # what the feature cache holds
+        if motion is None:
+            dense, dense_idx = read_sampled(reader, spec.length)  # what the feature cache holds
+            pairs = None
+        else:  # as extraction reads them
+            dense, first, second = read_with_pairs(reader, spec.length, motion)
+            dense_idx, pairs = segment_indices(reader.frame_count, spec.length), np.stack([first, second])
         fps = float(reader.fps)
     keep = segment_indices(spec.length, spec.num_frames)  # centre views, as select_views(random=False)
-    return np.ascontiguousarray(dense[keep]), dense_idx[keep].astype(np.int64), fps
+    pairs = None if pairs is None else np.ascontiguousarray(pairs[:, keep])
+    return np.ascontiguousarray(dense[keep]), pairs, dense_idx[keep].astype(np.int64), fps
 
 
-def _frame_features(recognizer, frames: np.ndarray) -> np.ndarray:
-    """Backbone features ``(T, D)`` of decoded frames, rounded through float16 like the cache."""
-    feats = recognizer.encode_frames(frames)
+def _frame_features(recognizer, frames: np.ndarray, pairs: np.ndarray | None = None) -> np.ndarray:
+    """The model's input ``(T, D + M)`` of decoded frames (and their flow pairs ``(2, T, H, W, 3)`` with a
+    motion stream), rounded through float16 like the cache."""
+    feats = recognizer.encode_clip(frames) if pairs is None else recognizer.encode_clip(frames, pairs[0], pairs[1])
     return feats.numpy().astype(np.float16).astype(np.float32)
 
 
 def occlusion_batch(features: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """``(T + 1, T, D)``: the clip itself, then the clip with step ``t`` replaced by the clip's mean feature."""
+    """``(T + 1, T, D + M)``: the clip itself, then the clip with step ``t``'s whole feature (appearance and
+    motion) replaced by the clip's mean feature."""
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     t = x.shape[0]
     batch = x[None].repeat(t + 1, 1, 1)
@@ -203,8 +221,8 @@ def explain(
         note = f"{kind} weighs every frame equally, so there are no attention weights to show; using occlusion instead"
         method = "occlusion"
 
-    frames, indices, fps = _sampled_frames(recognizer, path)
-    features = _frame_features(recognizer, frames)
+    frames, pairs, indices, fps = _sampled_frames(recognizer, path)
+    features = _frame_features(recognizer, frames, pairs)
     model.eval()
     with torch.inference_mode():
         if method == "attention":

@@ -19,7 +19,8 @@ from torch import nn
 from activity.errors import ActivityError
 from activity.features.backbones import create_backbone
 from activity.features.encoder import FrameEncoder
-from activity.features.extract import ExtractOptions, Extractor, ExtractResult
+from activity.features.extract import ExtractOptions, Extractor, ExtractResult, with_motion
+from activity.features.motion import motion_features
 from activity.io import atomic_text, write_json
 from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 from activity.temporal.train import predict_features
@@ -60,7 +61,8 @@ class ActionRecognizer:
 
     @property
     def model(self) -> nn.Module:
-        """The temporal model: features ``(B, T, D)`` -> ``(logits (B, C), per-step importances (B, T))``."""
+        """The temporal model: features ``(B, T, D + M)`` -> ``(logits (B, C), per-step importances (B, T))``
+        (``M = spec.motion_dim``, 0 without the motion stream)."""
         return self.checkpoint.model
 
     def _get_encoder(self) -> FrameEncoder:
@@ -75,15 +77,35 @@ class ActionRecognizer:
             self._encoder = FrameEncoder(backbone, self.spec, self.options.device)
         return self._encoder
 
-    def require_appearance_only(self, what: str) -> None:
-        """Fail clearly where ``what`` cannot compute the motion stream yet."""
-        if self.spec.motion_dim:
-            raise ActivityError(f"{what} does not compute the motion stream yet, and this model was trained with it "
-                                "(features.motion: true); use a model trained with features.motion=false")
-
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Backbone features ``(T, D)`` float32 (on the CPU) of decoded uint8 RGB frames ``(T, H, W, 3)``."""
         return self._get_encoder().encode_frames(frames)
+
+    def encode_clip(self, frames: np.ndarray, first: np.ndarray | None = None,
+                    second: np.ndarray | None = None) -> torch.Tensor:
+        """The model's input features ``(T, D + M)`` float32 (on the CPU), as extraction computes them.
+
+        Args:
+            frames: the sampled uint8 RGB frames ``(T, H, W, 3)``: their backbone features come first.
+            first: with a motion stream, the first frame of each sampled frame's flow ``(T, H, W, 3)``
+                (:func:`~activity.features.motion.flow_pairs`); ignored without one.
+            second: the frames ``gap`` seconds after ``first`` ``(T, H, W, 3)``.
+
+        Returns:
+            ``(T, D)`` without a motion stream, else ``(T, D + M)``: appearance, then motion.
+
+        Raises:
+            ActivityError: the model has a motion stream and ``first`` or ``second`` is missing.
+        """
+        appearance = self.encode_frames(frames)
+        motion = self.spec.motion_spec
+        if motion is None:
+            return appearance
+        if first is None or second is None:
+            raise ActivityError("this model was trained with the motion stream (features.motion: true): "
+                                "encode_clip needs each frame's flow pair (first, second)")
+        moving = motion_features(self.spec.enhance_frames(first), self.spec.enhance_frames(second), motion)
+        return with_motion(appearance, moving)
 
     def features(
         self,

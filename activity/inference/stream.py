@@ -5,6 +5,8 @@ last ``window`` seconds. The main loop classifies that buffer ``rate`` times a
 second. When classification is slower than the source, the buffer rolls on
 rather than queueing: frames that left the buffer before any prediction saw
 them are counted as dropped, and predictions never lag behind the source.
+A model trained with the motion stream gets each sampled frame's flow from the
+buffered frame ``gap`` seconds after it, as extraction takes it from a file.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+import torch
 
 from activity.data.sampling import segment_indices
 from activity.data.video import open_source
 from activity.errors import ActivityError
+from activity.features.motion import flow_pairs
 
 if TYPE_CHECKING:
     from activity.inference.recognizer import ActionRecognizer
@@ -76,6 +80,22 @@ class _Source:
             return list(self.buffer)
 
 
+def _encode_buffer(recognizer: "ActionRecognizer", frames: list[np.ndarray], fps: float) -> torch.Tensor:
+    """The model's input ``(T, D + M)`` for the buffered uint8 RGB frames ``(H, W, 3)`` each, oldest first.
+
+    ``T = num_frames`` segment centres of the buffer, as ``predict`` samples a file; with a motion
+    stream each one's flow pair is the buffered frame ``gap`` seconds later (earlier at the newest
+    end, keeping time order), as :func:`~activity.features.motion.flow_pairs` chooses it in a file.
+    """
+    idx = segment_indices(len(frames), recognizer.spec.num_frames)
+    clip = np.stack([frames[i] for i in idx])
+    motion = recognizer.spec.motion_spec
+    if motion is None:
+        return recognizer.encode_clip(clip)
+    first, second = flow_pairs(idx, len(frames), motion.partner_gap(fps))
+    return recognizer.encode_clip(clip, np.stack([frames[i] for i in first]), np.stack([frames[i] for i in second]))
+
+
 def run_stream(
     recognizer: "ActionRecognizer",
     source: str,
@@ -98,8 +118,6 @@ def run_stream(
     if rate <= 0 or window <= 0:
         raise ActivityError(f"--rate and --window must be positive (got {rate}, {window})")
     src = _Source(str(source), window)
-    recognizer.require_appearance_only("a live source")
-    t_frames = recognizer.spec.num_frames
     stats = StreamStats()
     covered = -1  # highest frame id that some prediction has seen
     src.thread.start()
@@ -120,9 +138,7 @@ def run_stream(
                 first, last = frames[0][0], frames[-1][0]
                 stats.frames_dropped += max(0, first - covered - 1)
                 covered = last
-                idx = segment_indices(len(frames), t_frames)
-                clip = np.stack([frames[i][1] for i in idx])
-                p = recognizer.probabilities(recognizer.encode_frames(clip)[None])[0]
+                p = recognizer.probabilities(_encode_buffer(recognizer, [f for _, f in frames], src.fps)[None])[0]
                 k = int(p.argmax())
                 stats.inferences += 1
                 if on_result is not None:

@@ -5,7 +5,8 @@ A window of ``window`` seconds holds ``num_frames`` frames, one every
 that rate, and each frame's feature is computed once; consecutive windows,
 ``stride`` seconds apart (rounded to a whole number of steps), share them. Only
 the features of the current window are kept, so memory does not grow with the
-video's length.
+video's length. A model trained with the motion stream also gets, for each
+sampled frame, the descriptor of its flow pair, chosen and computed as extraction does.
 
 Each window owns the stretch of time around its centre (half a stride on each
 side); consecutive windows with the same label above a threshold merge into a
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from activity.data.video import VideoReader, open_video
+from activity.features.motion import flow_pairs
 from activity.io import atomic_path, atomic_text
 
 if TYPE_CHECKING:
@@ -39,9 +41,8 @@ class Recognizer(Protocol):
     spec: FeatureSpec
     options: ExtractOptions
 
-    def require_appearance_only(self, what: str) -> None: ...
-
-    def encode_frames(self, frames: np.ndarray) -> torch.Tensor: ...
+    def encode_clip(self, frames: np.ndarray, first: np.ndarray | None = None,
+                    second: np.ndarray | None = None) -> torch.Tensor: ...
 
     def probabilities(self, features: np.ndarray | torch.Tensor) -> np.ndarray: ...
 
@@ -158,31 +159,62 @@ def merge_segments(
     return segments
 
 
+def _chunk_indices(ks: np.ndarray, step: float, fps: float, frame_count: int, gap: int | None) -> np.ndarray:
+    """Frame indices to decode for the steps ``ks`` ``(K,)``: the sampled frames ``(K,)``, then (with a
+    motion stream, ``gap`` frames between a frame and its flow partner) each one's flow pair: ``(3K,)``."""
+    idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), frame_count - 1)
+    if gap is None:
+        return idx
+    return np.concatenate([idx, *flow_pairs(idx, frame_count, gap)])
+
+
+def _decode(reader: VideoReader, wanted: np.ndarray, held: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """``held`` and the frames of ``wanted`` not in it, decoded in one :meth:`~VideoReader.get_frames` call."""
+    missing = np.unique([i for i in wanted.tolist() if i not in held]).astype(np.int64)
+    if not missing.size:
+        return dict(held)
+    return {**held, **dict(zip(missing.tolist(), reader.get_frames(missing)))}
+
+
 def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, info: dict, *, chunk: int = 16,
                     progress: bool = False) -> Iterator[tuple[float, torch.Tensor]]:
-    """Yield ``(time, feature (D,))`` every ``step`` seconds through the video, decoding each frame once.
+    """Yield ``(time, feature (D + M,))`` every ``step`` seconds through the video, decoding each frame once.
 
+    With a motion stream (``M`` numbers), each sampled frame's flow pair
+    (:func:`~activity.features.motion.flow_pairs`, as extraction chooses it) is decoded with it.
+    A chunk also decodes the frames of the next chunk that come before its own last one
+    (a partner can lie past the next sampled frames), so the reader never goes back.
     Sets ``info["duration"]`` (seconds) at the start, and again if the video turns out shorter.
     """
     from tqdm import tqdm
 
     fps = reader.fps if reader.fps > 0 else 25.0
+    motion = recognizer.spec.motion_spec
+    gap = None if motion is None else motion.partner_gap(reader.fps)  # as read_with_pairs
     info["duration"] = reader.frame_count / fps
     total = max(1, int(reader.frame_count / fps / step))
     bar = tqdm(total=round(total * step, 1), desc="timeline", unit="s", disable=None if progress else True, dynamic_ncols=True)
+    held: dict[int, np.ndarray] = {}
     k = 0
     while k < total:
         ks = np.arange(k, min(k + chunk, total))
-        idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), reader.frame_count - 1)
-        frames = reader.get_frames(idx)
-        if reader.frame_count <= idx[-1]:  # the container over-reported its length
+        n = reader.frame_count
+        need = _chunk_indices(ks, step, fps, n, gap)
+        ahead = _chunk_indices(np.arange(ks[-1] + 1, min(ks[-1] + 1 + chunk, total)), step, fps, n, gap)
+        held = _decode(reader, np.concatenate([need, ahead[ahead <= need.max()]]), held)
+        if reader.frame_count < n:  # the container over-reported its length
             total = int(reader.frame_count / fps / step)
             info["duration"] = reader.frame_count / fps
-            keep = idx < reader.frame_count
-            ks, frames = ks[keep], frames[keep]
-        feats = recognizer.encode_frames(frames)
-        for kk, f in zip(ks, feats):
-            yield (kk + 0.5) * step, f
+            ks = ks[need[: len(ks)] < reader.frame_count]
+            need = _chunk_indices(ks, step, fps, reader.frame_count, gap)
+            held = _decode(reader, need, {}) if len(ks) else {}
+        if len(ks):
+            frames = np.stack([held[i] for i in need.tolist()])
+            t = len(ks)
+            feats = recognizer.encode_clip(frames[:t], frames[t : 2 * t], frames[2 * t :])
+            for kk, f in zip(ks, feats):
+                yield (kk + 0.5) * step, f
+        held = {i: held[i] for i in ahead.tolist() if i in held}
         bar.update(round(len(ks) * step, 3))
         k = int(ks[-1]) + 1 if len(ks) else total
     bar.close()
@@ -217,7 +249,6 @@ def compute_timeline(
     if window <= 0 or stride <= 0:
         raise ActivityError(f"--window and --stride must be positive (got {window}, {stride})")
     path = Path(path)
-    recognizer.require_appearance_only("a timeline")
     t_frames = recognizer.spec.num_frames
     reader = open_video(path, recognizer.options.decoder, sequential=True)  # type: ignore[arg-type]
     # Never sample faster than the video's frames: a shorter window would only repeat them.
