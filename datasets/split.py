@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from activity.data.collection import load_dataset
-
 from activity.data.splits import split_train_val
 from activity.errors import ActivityError
 

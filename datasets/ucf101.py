@@ -11,21 +11,13 @@ Listed clips missing on disk are counted and left out. Nothing is downloaded.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-from activity.data.official import OfficialSplit, prepare_split
+from activity.data.official import OfficialSplit, numbered_split_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--videos", type=Path, required=True, help="folder of class folders (UCF-101/)")
-    p.add_argument("--splits", type=Path, required=True, help="folder of the official split files (ucfTrainTestlist/)")
-    p.add_argument("--split", type=int, required=True, help="official split: 1, 2 or 3")
-    p.add_argument("--out", type=Path, required=True, help="folder for train.csv and test.csv")
-    args = p.parse_args(argv)
-    return prepare_split(lambda: OfficialSplit.from_ucf101(args.videos, args.splits, args.split), args.out)
+    return numbered_split_main(argv, __doc__, OfficialSplit.from_ucf101, videos="UCF-101/", splits="ucfTrainTestlist/")
 
 
 if __name__ == "__main__":

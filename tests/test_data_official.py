@@ -487,3 +487,19 @@ def test_split_script_writes_groups(tmp_path, capsys):
     assert len(train) + len(test) == 10 and test
     assert not {g for *_, g in train} & {g for *_, g in test}
     assert all(p.is_absolute() for p, _, _ in train + test)
+
+
+@pytest.mark.parametrize("name", ["ucf101", "hmdb51"])
+def test_preparation_scripts_write_the_split_csvs(tmp_path, name, capsys):
+    import importlib.util
+
+    videos, splits = {"ucf101": ucf101, "hmdb51": hmdb51}[name](tmp_path)
+    path = Path(__file__).resolve().parents[1] / "datasets" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"prepare_{name}", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--videos", str(videos), "--splits", str(splits), "--split", "1", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'out' / 'train.csv'}" in out and (tmp_path / "out" / "test.csv").is_file()
+    assert script.main(["--videos", str(tmp_path / "nowhere"), "--splits", str(splits), "--split", "1", "--out", str(tmp_path / "o2")]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'nowhere'}")

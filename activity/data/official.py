@@ -302,6 +302,29 @@ def prepare_split(build: Callable[[], OfficialSplit], out: str | Path) -> int:
     return 0
 
 
+def numbered_split_main(argv: list[str] | None, doc: str | None, build: Callable[[Path, Path, int], OfficialSplit], *,
+                        videos: str, splits: str) -> int:
+    """The command of ``datasets/ucf101.py`` and ``datasets/hmdb51.py``: ``--videos``, ``--splits``,
+    ``--split N`` and ``--out``, then :func:`prepare_split` of ``build(videos, splits, N)``.
+
+    Args:
+        argv: the arguments (None: the command line's).
+        doc: the script's docstring, shown by ``--help``.
+        build: ``OfficialSplit.from_ucf101`` or ``from_hmdb51``.
+        videos: the usual name of the folder of class folders, for the help text.
+        splits: the usual name of the folder of official split files, for the help text.
+    """
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", type=Path, required=True, help=f"folder of class folders ({videos})")
+    p.add_argument("--splits", type=Path, required=True, help=f"folder of the official split files ({splits})")
+    p.add_argument("--split", type=int, required=True, help="official split: 1, 2 or 3")
+    p.add_argument("--out", type=Path, required=True, help="folder for train.csv and test.csv")
+    args = p.parse_args(argv)
+    return prepare_split(lambda: build(args.videos, args.splits, args.split), args.out)
+
+
 def hmdb51_group(file_name: str, label: str) -> str:
     """The source video of an HMDB51 clip, from its name: all clips cut from one movie or web video share it.
 
