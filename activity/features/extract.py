@@ -338,7 +338,9 @@ def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, res
     motion: dict[Path, np.ndarray] = {}  # waiting for their clip's appearance features from the batcher
 
     def joined(done: list[tuple[Path, np.ndarray]]) -> list[tuple[Path, np.ndarray]]:
-        return [(p, with_motion(torch.from_numpy(f), motion.pop(p, None)).numpy().astype(np.float16)) for p, f in done]
+        if not motion:  # appearance only: the batcher's float16 arrays as they are
+            return done
+        return [(p, with_motion(torch.from_numpy(f), motion.pop(p)).numpy().astype(np.float16)) for p, f in done]
 
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if options.progress else True, dynamic_ncols=True)
     for i, frames, moving, error in loader:
