@@ -380,6 +380,7 @@ def cv(
     group_regex: str | None = None,
     threads: int | None = 1,
     leave_one_group_out: bool = False,
+    streams: bool = False,
 ) -> CVReport:
     """Read a collection, get its features through the cache and cross-validate the named models on the same folds.
 
@@ -395,6 +396,7 @@ def cv(
         threads: CPU threads while fitting (see :func:`~activity.evaluation.cv.cross_validate`).
         leave_one_group_out: instead of ``folds``, one fold per group, tested on that group
             (:func:`~activity.data.splits.leave_one_group_out`): the scene-shift test.
+        streams: also report each stream of a two-stream model alone (see :func:`~activity.evaluation.cv.cross_validate`).
     """
     from activity.data import splits as splitting
     from activity.data.collection import load_dataset
@@ -412,7 +414,7 @@ def cv(
     else:
         splits = splitting.kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
     results = cross_validate(models, feats, kept.targets(), kept.classes, groups, seed=cfg.train.seed, threads=threads,
-                             splits=splits)
+                             splits=splits, streams=streams)
     k = len(splits)  # folds are capped by groups or class sizes
     if leave_one_group_out:
         split = f"leave-one-group-out ({k} groups: {', '.join(sorted(set(groups.tolist())))})"  # type: ignore[union-attr]

@@ -43,6 +43,25 @@ def test_every_clip_is_tested_once_per_model_on_the_same_folds():
     assert [f["num_videos"] for f in results[0].folds] == [f["num_videos"] for f in results[1].folds]
 
 
+def test_streams_of_a_two_stream_recipe_are_scored_alone_on_the_same_folds():
+    from activity.features.motion import motion_dim
+
+    cfg = _cfg("lstm")
+    cfg.features.motion = True
+    cfg.model.ensemble, cfg.train.epochs, cfg.train.lr = 1, 40, 0.01
+    m = motion_dim(cfg.features)
+    y = np.arange(30) % 3
+    x = torch.randn(30, 4, 16 + m)
+    x[..., 16:] += 3 * torch.from_numpy(y)[:, None, None].float()  # only the motion part tells the classes apart
+    results = cross_validate({"lstm": cfg, "mean": _cfg("mean")}, x, y, ["a", "b", "c"], None, folds=3, streams=True)
+    by = {r.name: r for r in results}
+    assert [r.name for r in results] == ["lstm", "lstm:appearance", "lstm:motion", "mean"]
+    assert [f["num_videos"] for f in by["lstm:motion"].folds] == [f["num_videos"] for f in by["lstm"].folds]
+    assert by["lstm:motion"].summary()["top1"] > 0.8 > by["lstm:appearance"].summary()["top1"]
+    assert all("fusion_weight" in f["selection"] for f in by["lstm"].folds)
+    assert [r.name for r in cross_validate({"lstm": cfg}, x, y, ["a", "b", "c"], None, folds=3)] == ["lstm"]
+
+
 def test_folds_too_small_for_early_stopping_train_without_it():
     # one clip per class in a fold's training part: no validation split can keep every class
     tr, va = _inner_split(np.array([0, 1, 2]), np.array(["g1", "g2", "g3"]), 0.2, seed=0)

@@ -28,6 +28,7 @@ from activity.evaluation.metrics import compute_metrics
 from activity.evaluation.reports import format_table
 from activity.registry import BASELINES, TEMPORAL_MODELS
 from activity.temporal.baselines import LogisticBaseline
+from activity.temporal.models import Fusion
 from activity.temporal.train import fit, predict_features, select_views
 
 #: What :func:`cross_validate` compares: a config to train, or a baseline to fit.
@@ -68,6 +69,7 @@ def cross_validate(
     num_frames: int | None = None,
     threads: int | None = 1,
     splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    streams: bool = False,
 ) -> list[CVResult]:
     """Train and test each named model on the same folds.
 
@@ -89,6 +91,9 @@ def cross_validate(
             running (4x slower measured on a busy 2-core machine).
         splits: ``(train, test)`` index pairs to use instead of
             :func:`~activity.data.splits.kfold_splits` ``(targets, groups, folds, seed)``.
+        streams: also score each stream of a two-stream model on its own, as
+            ``<name>:appearance`` and ``<name>:motion`` (the fusion's own members:
+            no extra training).
 
     Returns:
         One :class:`CVResult` per model, in the order given.
@@ -96,7 +101,7 @@ def cross_validate(
     if splits is None:
         splits = kfold_splits(targets, groups, folds, seed=seed)
     if threads is None:
-        return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames)
+        return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames, streams)
     from threadpoolctl import (
         threadpool_limits,  # limits the BLAS libraries loaded so far: sklearn's are (activity.temporal.baselines)
     )
@@ -105,14 +110,14 @@ def cross_validate(
     torch.set_num_threads(threads)
     try:
         with threadpool_limits(limits=threads):
-            return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames)
+            return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames, streams)
     finally:
         torch.set_num_threads(before)
 
 
 def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets: np.ndarray, classes: Sequence[str],
                     groups: np.ndarray | None, splits: Sequence[tuple[np.ndarray, np.ndarray]], seed: int,
-                    num_frames: int | None) -> list[CVResult]:
+                    num_frames: int | None, streams: bool) -> list[CVResult]:
     if num_frames is None:
         num_frames = next((m.features.num_frames for m in models.values() if isinstance(m, Config)), features.shape[1])
     results = {name: CVResult(name) for name in models}
@@ -129,6 +134,11 @@ def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets
                 fitted = fit(cfg, features[tr], y_all[tr], len(classes), features[va], y_all[va], progress=False)
                 probs = predict_features(fitted.model, features[test_idx], cfg.features.num_frames)[0].numpy()
                 extra["best_epoch"] = fitted.best_epoch
+                if fitted.selection:
+                    extra["selection"] = fitted.selection
+                if streams and isinstance(fitted.model, Fusion):
+                    _score_streams(results, name, fitted.model, features[test_idx], targets[test_idx], classes,
+                                   cfg.features.num_frames, k)
             else:
                 baseline = copy.deepcopy(model)
                 baseline.fit(select_views(features[train_idx], num_frames, random=False), targets[train_idx], inner_groups)
@@ -137,7 +147,20 @@ def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets
             m = compute_metrics(targets[test_idx], probs, classes)["metrics"]
             m.update(fold=k, seconds=time.perf_counter() - t0, **extra)
             results[name].folds.append(m)
-    return list(results.values())
+    order = {name: i for i, name in enumerate(models)}  # a stream's rows right after its model's
+    return sorted(results.values(), key=lambda r: order[r.name.split(":")[0]])
+
+
+def _score_streams(results: dict[str, "CVResult"], name: str, model: Fusion, x: torch.Tensor, y: np.ndarray,
+                   classes: Sequence[str], num_frames: int, fold: int) -> None:
+    """Each stream of a fitted two-stream model on its own, as ``<name>:appearance`` and ``<name>:motion``
+    (no extra training: they are the fusion's members)."""
+    d = model.appearance_dim
+    for stream, part, cols in (("appearance", model.appearance, slice(0, d)), ("motion", model.motion, slice(d, None))):
+        probs = predict_features(part, x[..., cols], num_frames)[0].numpy()
+        m = compute_metrics(y, probs, classes)["metrics"]
+        m.update(fold=fold, seconds=0.0)
+        results.setdefault(f"{name}:{stream}", CVResult(f"{name}:{stream}")).folds.append(m)
 
 
 def _inner_split(targets: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
