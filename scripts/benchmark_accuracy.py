@@ -8,7 +8,9 @@ For each DATA (class folder, list file or CSV), in one run: the recipe (the
 default config, or --config and overrides) and the baselines: the ``mean``
 temporal model, ``pooled_lr`` (logistic regression on the mean and std over
 time of the frame features and of their differences) and ``middle_lr``
-(logistic regression on the middle frame). Folds are stratified by class and,
+(logistic regression on the middle frame); with the motion stream on
+(``features.motion=true``), also each stream of the two-stream recipe alone
+(``lstm:appearance``, ``lstm:motion``: the fusion's own members). Folds are stratified by class and,
 with --group-regex, never split a recording group. Prints the command, then a
 table per DATA (mean ± std over folds of top-1 and mean class accuracy, and
 per-fold top-1); --json writes everything, per-fold metrics included.
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             opts = ExtractOptions(cache_dir=args.cache, workers=args.workers, progress=not args.quiet,
                                   on_error=lambda path, why: print(f"skipped {path}: {why}", file=sys.stderr))
             reports.append(cv(d, cfg, names, opts, folds=args.folds, group_regex=args.group_regex,
-                              leave_one_group_out=args.leave_one_group_out))
+                              leave_one_group_out=args.leave_one_group_out, streams=True))
     except ActivityError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
