@@ -30,9 +30,11 @@ def test_train_writes_a_complete_run(workspace, capsys):
     run = workspace["run"]
     assert {p.name for p in run.iterdir()} >= {"model.pt", "config.yaml", "metrics.csv", "train_summary.json"}
     rows = list(csv.DictReader(open(run / "metrics.csv")))
-    n = ModelConfig().ensemble  # the default model is an ensemble: one folder and 3 epochs per member
-    assert [(r["member"], r["epoch"]) for r in rows] == [(str(m), str(e)) for m in range(n) for e in (1, 2, 3)]
-    assert all((run / f"member{m}" / "metrics.csv").exists() for m in range(n))
+    n = ModelConfig().ensemble  # the default model: two streams, each an ensemble: a folder and 3 epochs per member
+    streams = ("appearance", "motion")
+    assert [(r["stream"], r["member"], r["epoch"]) for r in rows] == [
+        (s, str(m), str(e)) for s in streams for m in range(n) for e in (1, 2, 3)]
+    assert all((run / s / f"member{m}" / "metrics.csv").exists() for s in streams for m in range(n))
     ckpt = torch.load(run / "model.pt", weights_only=True)
     assert ckpt["classes"] == CLASSES
     assert ckpt["config"]["features"]["image_size"] == 64

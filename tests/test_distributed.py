@@ -90,7 +90,8 @@ def assert_same_cache(a: Path, b: Path) -> None:
 
 def last_weights(run: Path) -> dict[str, torch.Tensor]:
     """The model after the last epoch (``model.pt`` holds the best epoch's, which a rounding tie can move)."""
-    return torch.load(run / "train_state.pt", weights_only=True)["model"]
+    return {f"{stream}.{k}": v for stream in ("appearance", "motion")  # the default recipe: one model per stream
+            for k, v in torch.load(run / stream / "train_state.pt", weights_only=True)["model"].items()}
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +161,10 @@ def test_rerun_after_a_rank_died_extracts_only_what_was_missing(ws):
 def test_distributed_training_takes_the_single_process_steps(trained):
     run1, run2 = trained["run1"], trained["run2"]
     assert sorted(p.name for p in run1.iterdir()) == sorted(p.name for p in run2.iterdir())  # rank 1 wrote nothing extra
-    assert {"model.pt", "metrics.csv", "train_state.pt", "config.yaml"} <= {p.name for p in run2.iterdir()}
+    assert {"model.pt", "metrics.csv", "appearance", "motion", "config.yaml"} <= {p.name for p in run2.iterdir()}
+    assert (run2 / "motion" / "train_state.pt").exists()
     rows1, rows2 = (list(csv.DictReader(open(r / "metrics.csv"))) for r in (run1, run2))
-    assert len(rows1) == len(rows2) == 30
+    assert len(rows1) == len(rows2) == 2 * 30  # 30 epochs per stream
     for a, b in zip(rows1, rows2):
         assert (a["epoch"], a["lr"]) == (b["epoch"], b["lr"])  # the same schedule
         assert abs(float(a["val_accuracy"]) - float(b["val_accuracy"])) <= 1 / 16  # at most one of 16 clips apart
@@ -211,7 +213,7 @@ def test_interrupted_run_resumes_under_torchrun(ws, trained, tmp_path, monkeypat
     assert resumed.returncode == 0, resumed.stderr
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     full = list(csv.DictReader(open(trained["run1"] / "metrics.csv")))
-    assert len(rows) == 30
+    assert len(rows) == 2 * 30  # stopped in the appearance stream's 20th epoch; the motion stream trains after the resumption
     strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}
     assert [strip(r) for r in rows[:20]] == [strip(r) for r in full[:20]]  # the interrupted part is kept as it was
     for a, b in zip(rows[20:], full[20:]):  # the rest trained by two processes, from where one left off

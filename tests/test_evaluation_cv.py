@@ -26,6 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _cfg(temporal: str) -> Config:
     cfg = Config()
+    cfg.features.motion = False  # one stream: these features are synthetic
     cfg.features.num_frames = 4
     cfg.model.temporal = temporal
     cfg.model.hidden_size = cfg.model.projection = 8

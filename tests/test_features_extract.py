@@ -67,6 +67,7 @@ def spec_for(**kw) -> FeatureSpec:
     kw.setdefault("image_size", 32)
     kw.setdefault("num_frames", 4)
     kw.setdefault("enhance", "none")  # the clips below start dark: keep their pixels as they are
+    kw.setdefault("motion", False)  # the appearance features alone (tests/test_features_motion.py has the stream)
     return FeatureSpec.from_config(FeatureConfig(**kw))
 
 
@@ -520,9 +521,10 @@ def test_reduced_precision_is_close_and_cached_apart(tmp_path, videos):
 
 
 @pytest.mark.parametrize("kw, key", [
-    ({}, "efficientnet_lite0-793f7a9a9b9b"),
-    ({"enhance": "none"}, "efficientnet_lite0-602d2de4934b"),
-    ({"num_frames": 8, "views": 3, "image_size": 160, "frame_fit": "pad", "backbone": "resnet18"}, "resnet18-ff5e0a59ca03"),
+    ({"motion": False}, "efficientnet_lite0-793f7a9a9b9b"),
+    ({"motion": False, "enhance": "none"}, "efficientnet_lite0-602d2de4934b"),
+    ({"motion": False, "num_frames": 8, "views": 3, "image_size": 160, "frame_fit": "pad", "backbone": "resnet18"},
+     "resnet18-ff5e0a59ca03"),
 ])
 def test_cache_keys_are_those_earlier_versions_wrote(kw, key):
     """Keys computed by the release before the package was split into subpackages: a cache it filled is

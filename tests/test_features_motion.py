@@ -59,9 +59,10 @@ def test_opposite_motions_give_mirrored_descriptors():
 
 
 def test_motion_changes_the_cache_key_and_leaves_the_old_one_alone():
-    plain = FeatureSpec.from_config(FeatureConfig())
-    moving = FeatureSpec.from_config(FeatureConfig(motion=True))
+    plain = FeatureSpec.from_config(FeatureConfig(motion=False))
+    moving = FeatureSpec.from_config(FeatureConfig())  # the default has the motion stream
     assert plain.key() == "efficientnet_lite0-793f7a9a9b9b"  # what caches written before the motion stream use
+    assert moving.key() == "efficientnet_lite0-16356b43f47b"  # pinned: a changed key silently drops every cache
     assert moving.key() != plain.key() and (plain.motion_dim, moving.motion_dim) == (0, SPEC.dim)
 
 
@@ -77,7 +78,7 @@ def clips(tmp_path_factory):
 def test_extraction_appends_the_motion_stream_to_the_same_appearance_features(clips, workers, tmp_path):
     from test_features_extract import Factory
 
-    plain = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4, enhance="none"))
+    plain = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4, enhance="none", motion=False))
     moving = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4, enhance="none", motion=True))
     a = extract(clips, plain, None, Factory(), ExtractOptions(workers=workers, progress=False))
     b = extract(clips, moving, None, Factory(), ExtractOptions(workers=workers, progress=False))
@@ -130,3 +131,26 @@ def test_fusion_mixes_the_streams_log_probabilities():
         for w in (0.0, 0.3, 1.0):
             model.weight.fill_(w)
             torch.testing.assert_close(model(x)[0], w * la + (1 - w) * lm)
+
+
+def test_the_throughput_benchmark_times_extraction_with_the_stream_off_and_on(clips, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_throughput.py"
+    spec = importlib.util.spec_from_file_location("benchmark_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    folder = tmp_path / "clips" / "a"
+    folder.mkdir(parents=True)
+    for c in clips:
+        (folder / c.name).symlink_to(c)
+    (tmp_path / "clips" / "b").mkdir()
+    (tmp_path / "clips" / "b" / "x.mp4").symlink_to(clips[0])
+    assert bench.main(["--motion-cost", str(tmp_path / "clips"), "--workers", "0", "--num-frames", "4",
+                       "--json", str(tmp_path / "cost.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("$ python scripts/benchmark_throughput.py --motion-cost") and "on ÷ off" in out
+    row = json.loads((tmp_path / "cost.json").read_text())["motion_cost"][str(tmp_path / "clips")]
+    assert row["clips"] == 4 and len(row["seconds_off"]) == len(row["seconds_on"]) == 1
+    assert row["ratio"] == pytest.approx(row["seconds_on"][0] / row["seconds_off"][0])

@@ -47,6 +47,7 @@ def one_backbone():
 
 def make_config(**model) -> Config:
     cfg = Config()
+    cfg.features.motion = False  # one stream: these features are synthetic
     cfg.set("features.image_size", 64)
     cfg.set("features.num_frames", T)
     for k, v in model.items():

@@ -50,6 +50,7 @@ def _clip(label: str, spec: FeatureSpec, seed: int = 0) -> torch.Tensor:
 
 def _config(temporal: str) -> Config:
     cfg = Config()
+    cfg.features.motion = False  # one stream: these features are synthetic
     cfg.apply_overrides([
         f"features.image_size={S}", f"features.num_frames={T}", f"model.temporal={temporal}",
         "model.hidden_size=8", "model.projection=8",

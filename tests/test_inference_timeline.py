@@ -14,6 +14,7 @@ from activity.cli import main
 from activity.data.sampling import segment_indices
 from activity.data.synthetic import order_clip, write_video
 from activity.data.video import open_video
+from activity.features.motion import flow_pairs
 from activity.inference.timeline import (
     Segment,
     Timeline,
@@ -131,7 +132,9 @@ def test_live_source_from_a_file_at_real_rate(trained, capsys):
     model = load_model(trained["ckpt"], cache_dir=False)
     with open_video(short, "opencv") as r:
         frames = np.stack([f for _, f in r.iter_frames()])[-round(window * FPS):]
-    p = model.probabilities(model.encode_frames(frames[segment_indices(len(frames), 8)])[None])[0]
+    idx = segment_indices(len(frames), 8)
+    first, second = flow_pairs(idx, len(frames), model.spec.motion_spec.partner_gap(FPS))  # the default has motion
+    p = model.probabilities(model.encode_clip(frames[idx], frames[first], frames[second])[None])[0]
     assert (lines[-1]["label"], lines[-1]["probability"]) == (CLASSES[int(p.argmax())], pytest.approx(float(p.max()), abs=1e-4))
     assert elapsed >= 2.5  # a 3 s file is played at its real rate, not as fast as it decodes
 
@@ -318,8 +321,6 @@ def test_timeline_of_a_two_stream_model_is_what_predict_gives_on_one_window(two_
 
 
 def test_live_source_of_a_two_stream_model_pairs_each_frame_with_a_later_buffered_one(two_stream, capsys):
-    from activity.features.motion import flow_pairs
-
     run, model = two_stream
     short = write_video(run.root / "short.mp4", order_clip("moving_left", num_frames=24, size=(64, 48), seed=7), FPS)
     code = main(["predict", str(run.ckpt), "--source", str(short), "--window", "1", "--rate", "4", "--json"])

@@ -31,6 +31,7 @@ def _data(n=48, length=8, dim=16, classes=3, seed=0):
 
 def _cfg(epochs=6) -> Config:
     cfg = Config()
+    cfg.features.motion = False  # one stream: these features are synthetic
     cfg.features.num_frames = 4
     cfg.features.views = 2
     cfg.model.hidden_size = 8
@@ -197,7 +198,7 @@ def test_killed_cli_run_resumes_to_the_same_model(tmp_path, trained_run, cli):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        metrics = run / "metrics.csv"
+        metrics = run / "appearance" / "metrics.csv"  # the default has two streams: appearance trains first
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:  # header + 3 epochs
             break
         time.sleep(0.05)
@@ -205,7 +206,7 @@ def test_killed_cli_run_resumes_to_the_same_model(tmp_path, trained_run, cli):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "model.pt").exists()
-    assert (run / STATE_FILE).exists()
+    assert (run / "appearance" / STATE_FILE).exists() and not (run / "motion").exists()
 
     assert cli(["train", "--resume", run, "--cache", cache, "--quiet"]).code == 0
     a = torch.load(full.ckpt, weights_only=True)
@@ -213,7 +214,7 @@ def test_killed_cli_run_resumes_to_the_same_model(tmp_path, trained_run, cli):
     assert a["metrics"]["best_epoch"] == b["metrics"]["best_epoch"]
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
-    assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 8
+    assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 2 * 8  # both streams
 
 
 @pytest.mark.parametrize("extra", [["--data", "x"], ["--config", "c.yaml"], ["train.epochs=2"]])

@@ -79,6 +79,20 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     atomic_torch_save(payload, path)
 
 
+#: Config keys whose default changed after checkpoints were first written, with the value a
+#: checkpoint that does not name them was trained with.
+LEGACY_DEFAULTS = {"features": {"motion": False}}
+
+
+def _with_legacy_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for section, values in LEGACY_DEFAULTS.items():
+        if isinstance(out.get(section), dict):
+            for key, value in values.items():
+                out[section].setdefault(key, value)
+    return out
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint safely; any file that is not one gets a one-line :class:`ActivityError`."""
     path = Path(path)
@@ -108,7 +122,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"(which reads version {FORMAT_VERSION})"
         )
     try:
-        config = Config.from_dict(payload["config"], source=str(path))
+        config = Config.from_dict(_with_legacy_defaults(payload["config"]), source=str(path))
         classes = list(payload["classes"])
         feature_dim = int(payload["feature_dim"])
         model = build_temporal_model(config.model, feature_dim, len(classes), motion_dim(config.features))
