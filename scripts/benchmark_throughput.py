@@ -3,6 +3,8 @@
 
     python scripts/benchmark_throughput.py [--backbone efficientnet_lite0 --backbone mobilenet_v3_large]
         [--batch-size 32] [--workers N] [--threads N] [--device cpu] [--precision float32] [--json out.json]
+    python scripts/benchmark_throughput.py --motion-cost ../shared/data/basketball \\
+        --motion-cost ../shared/data/vioperu/labels.csv [--repeats 3]   # what features.motion costs
 
 Measured on the same clips, backbone and batch size, in one run, frames per second:
 
@@ -196,6 +198,31 @@ def time_decode(paths: list[Path], spec: FeatureSpec, decoder: str, passes: int 
     return n / (time.perf_counter() - t0)
 
 
+def motion_cost(collections: list[str], args: argparse.Namespace) -> tuple[list[list[str]], dict]:
+    """Extraction of each collection into a fresh cache with the motion stream off, then on (``--repeats``
+    times each, alternating, median seconds): the cost of ``features.motion``. Rows for the table, and the JSON."""
+    from activity.data.collection import load_dataset
+    from activity.features.extract import Extractor
+
+    rows, out = [], {}
+    for data in collections:
+        paths = load_dataset(data).paths
+        seconds: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.repeats):
+            for motion in (False, True):
+                cfg = FeatureConfig(backbone=(args.backbone or ["efficientnet_lite0"])[0], num_frames=args.num_frames, motion=motion)
+                with tempfile.TemporaryDirectory() as cache:
+                    opts = ExtractOptions(cache_dir=cache, batch_size=args.batch_size, workers=args.workers, device=args.device,
+                                          progress=False, compile_backbone={"auto": None, "yes": True, "no": False}[args.compile])
+                    t0 = time.perf_counter()
+                    Extractor(cfg, opts)(paths)
+                    seconds[motion].append(time.perf_counter() - t0)
+        off, on = (float(np.median(seconds[m])) for m in (False, True))
+        out[data] = {"clips": len(paths), "seconds_off": seconds[False], "seconds_on": seconds[True], "ratio": on / off}
+        rows.append([data, str(len(paths)), f"{off:.1f}", f"{on:.1f}", f"{on / off:.2f}"])
+    return rows, out
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -221,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decode-only", action="store_true", help="only the decode-only rates (no backbone)")
     p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
                    help="torch.compile in the pipeline and for the one-thread limit (auto: as extract decides)")
+    p.add_argument("--motion-cost", action="append", default=None, metavar="DATA",
+                   help="instead: time extracting this collection (repeatable) with the motion stream off and on")
+    p.add_argument("--repeats", type=int, default=1, help="--motion-cost: runs of each (median)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -229,6 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     workers = default_workers(device) if args.workers is None else args.workers
     names = args.backbone or ["efficientnet_lite0", "mobilenet_v3_large"]
     command = f"$ python scripts/benchmark_throughput.py {shlex.join(sys.argv[1:] if argv is None else argv)}"
+    if args.motion_cost:
+        rows, res = motion_cost(args.motion_cost, args)
+        print(command)
+        print(f"{os.cpu_count()} CPUs, {workers} loader worker(s), device {device}, {args.num_frames} frames per clip; "
+              f"extract into a fresh cache, median of {args.repeats} run(s) each")
+        print(format_table(rows, ["collection", "clips", "motion off s", "motion on s", "on ÷ off"]))
+        if args.json:
+            args.json.write_text(json.dumps({"command": command, "motion_cost": res}, indent=2) + "\n")
+        return 0
     rows, out = [], {"command": command, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                                      "workers": workers, "device": str(device), "processor": platform.processor(),
                                                      "torch": torch.__version__},
