@@ -11,7 +11,8 @@ Measured on the same clips, backbone and batch size, in one run, frames per seco
 * backbone: forward passes on frames already decoded and preprocessed (the limit): on the CPU
   the better of one process with all of torch's threads and one single-threaded process per
   core running at once (the sum of their rates), which is how ``extract`` runs there;
-* pipeline: ``activity extract`` end to end (``activity.features.extract``, fresh cache);
+* pipeline: ``activity extract`` end to end (``activity.features.extract``, fresh cache), appearance
+  features only (``features.motion=false``; ``--motion-cost`` measures what the motion stream adds);
 * naive: the popular CNN-LSTM repos' loop: OpenCV reads every frame in order, each frame
   preprocessed on its own, one clip per forward pass, the network as published (no inference
   rewrite);
@@ -278,12 +279,14 @@ def main(argv: list[str] | None = None) -> int:
             print("error: no clips (../shared/data absent and --long-videos 0)", file=sys.stderr)
             return 1
         out["clips"] = {k: [str(x) for x in v] for k, v in sets.items()}
-        spec0 = FeatureSpec.from_config(FeatureConfig(num_frames=args.num_frames))
+        spec0 = FeatureSpec.from_config(FeatureConfig(num_frames=args.num_frames, motion=False))
         decode = {k: {b: time_decode(v, spec0, b) for b in ("decord", "opencv", "auto")} for k, v in sets.items()}
         out["decode_fps"] = decode
         if not args.decode_only:
             for name in names:
-                spec = FeatureSpec.from_config(FeatureConfig(backbone=name, num_frames=args.num_frames, precision=args.precision))
+                # appearance only, as the backbone limit and the naive loop are (--motion-cost times the motion stream)
+                spec = FeatureSpec.from_config(FeatureConfig(backbone=name, num_frames=args.num_frames, precision=args.precision,
+                                                             motion=False))
                 backbone = backbone_or_random(name)
                 plain = None if args.no_naive else backbone_or_random(name, optimize=False).to(device)
                 threaded = time_backbone(backbone, spec, args.batch_size, device)
