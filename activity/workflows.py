@@ -159,7 +159,7 @@ def train(
 
     check_config(cfg)
     out = Path(out)
-    ds = load_dataset(data, group_regex=group_regex)
+    ds = load_dataset(data, group_regex=group_regex).require_classes()
     given_val = load_dataset(val, group_regex=group_regex) if val else None
     train_ds, val_ds, unknown = train_val_datasets(ds, given_val, cfg.train.val_fraction, seed=cfg.train.seed)
     dropped = {s.path: f"label {s.label!r} is not one of the training classes" for s in unknown}
@@ -195,6 +195,19 @@ def _training_tensors(res: ExtractResult, train_ds: VideoDataset, val_ds: VideoD
     return train_x, train_y, val_x, val_y
 
 
+#: Fewer validation clips than this (or than two per class) make its accuracy mostly noise.
+MIN_VALIDATION_CLIPS = 10
+
+
+def _warn_small_validation(val_y: Any, num_classes: int) -> None:
+    """A warning when the validation side is too small to choose the epoch and the fusion weight."""
+    n, covered = len(val_y), len(set(val_y.tolist()))
+    if n >= max(MIN_VALIDATION_CLIPS, 2 * num_classes):
+        return
+    _warn(f"validation on only {n} clip{'s' * (n != 1)} ({covered} of {num_classes} classes): its accuracy, which picks "
+          "the best epoch (and the streams' weight), is mostly noise; pass --val with more clips, or raise train.val_fraction")
+
+
 def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: ExtractOptions, resume: bool) -> TrainReport:
     from activity.temporal.train import fit
 
@@ -204,6 +217,8 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
         _warn(f"no training clip for class(es) {', '.join(classes[i] for i in missing)} "
               "(none readable, or all of them in the validation collection)")
     n_val = 0 if val_x is None else len(val_x)
+    if val_x is not None and options.is_main:
+        _warn_small_validation(val_y, len(classes))  # type: ignore[arg-type]
     dist = options.dist
     procs = f" in {dist.world_size} processes" if dist is not None and dist.enabled else ""
     if options.is_main:
@@ -404,7 +419,7 @@ def cv(
 
     check_config(cfg)
     models = build_models(cfg, names)
-    ds = load_dataset(data, group_regex=group_regex)
+    ds = load_dataset(data, group_regex=group_regex).require_classes()
     res = Extractor(cfg.features, options)(ds.paths)
     require_features(res, str(data))
     kept, feats = res.readable(ds)

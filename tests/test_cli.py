@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import json
 import subprocess
 import sys
@@ -192,6 +193,8 @@ def test_backbones_lists_offline_default(capsys):
         (["evaluate", "{data}/growing/growing_000.mp4", "--data", "{data}", "--out", "{root}/e"], "not an activity checkpoint"),
         (["predict", "{root}/absent.pt", "x.mp4"], "checkpoint not found"),
         (["extract", "--data", "{badonly}", "--quiet"], "no readable video"),
+        (["train", "--data", "{oneclass}", "--out", "{root}/r"], "clips of at least 2 classes are needed to train a classifier; found 'growing' ("),
+        (["cv", "--data", "{oneclass}"], "clips of at least 2 classes are needed"),
     ],
 )
 def test_bad_input_is_one_clear_line(workspace, tmp_path, capsys, argv, message):
@@ -201,8 +204,9 @@ def test_bad_input_is_one_clear_line(workspace, tmp_path, capsys, argv, message)
     (tmp_path / "emptyclass" / "a" / "x.mp4").write_bytes(b"x")
     (tmp_path / "badonly" / "a").mkdir(parents=True)
     (tmp_path / "badonly" / "a" / "x.mp4").write_bytes(b"not a video")
+    shutil.copytree(workspace["data"] / "growing", tmp_path / "oneclass" / "growing")
     fill = {"root": tmp_path, "data": workspace["data"], "empty": tmp_path / "empty", "emptyclass": tmp_path / "emptyclass",
-            "badonly": tmp_path / "badonly"}
+            "badonly": tmp_path / "badonly", "oneclass": tmp_path / "oneclass"}
     argv = [a.format(**fill) for a in argv] + ["--cache", str(workspace["cache"])]
     code = main(argv)
     err = capsys.readouterr().err
@@ -279,8 +283,11 @@ def test_train_counts_validation_clips_with_unknown_labels_as_skipped(workspace,
             "--cache", str(workspace["cache"]), "--quiet", *FAST]
     assert main(argv) == 0
     assert main([*argv, "--strict"]) == 1
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "label 'jumping' is not one of the training classes" in err and "2 skipped" in err
+    # one usable validation clip: said, not hidden behind "accuracy 1.000"
+    assert "warning: validation on only 1 clip (1 of 3 classes): its accuracy, which picks the best epoch" in err
+    assert "(chosen on 1 clip of validation, accuracy" in out
 
 
 def test_explain_command_writes_the_png_and_names_the_most_important_frame(trained_run, cli, tmp_path):

@@ -134,3 +134,17 @@ def test_leave_one_group_out_tests_each_group_on_its_own(trained, collection):
     assert report.split == "leave-one-group-out (5 groups: 000, 001, 002, 003, 004)"
     assert [sorted({group(p) for p in fold}) for fold in report.test_folds] == [["000"], ["001"], ["002"], ["003"], ["004"]]
     assert [f["num_videos"] for f in report.results[0].folds] == [3, 3, 3, 3, 3]
+
+
+def test_a_validation_side_too_small_to_choose_anything_is_warned_about(caplog):
+    import torch
+
+    from activity.workflows import _warn_small_validation
+
+    with caplog.at_level("WARNING", logger="activity.workflows"):
+        _warn_small_validation(torch.arange(30) % 3, 3)
+        assert caplog.records == []
+        _warn_small_validation(torch.tensor([0, 0, 1, 1, 2, 2, 0, 1]), 3)  # 8 clips: fewer than 10
+        _warn_small_validation(torch.tensor([0] * 12 + [1] * 12), 20)  # 24 clips, 20 classes: fewer than two per class
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["validation on only 8 clips (3 of 3 classes)",
+                                                                       "validation on only 24 clips (2 of 20 classes)"]

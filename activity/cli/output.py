@@ -10,17 +10,21 @@ if TYPE_CHECKING:
     from activity.workflows import EvaluateReport, PredictReport, TrainReport
 
 
+def _clips(n: int) -> str:
+    return f"{n} clip{'s' * (n != 1)}"
+
+
 def print_train(r: TrainReport) -> None:
     """``saved RUN/model.pt, best validation accuracy ... (at epoch N)``."""
     val = ""
     if "fusion_weight" in r.fit.selection:
         val = f", appearance and motion streams mixed {r.fit.selection['fusion_weight']:g} : {1 - r.fit.selection['fusion_weight']:g}"
         if r.fit.best_val_accuracy is not None:
-            val += f" (chosen on validation, accuracy {r.fit.best_val_accuracy:.3f})"
+            val += f" (chosen on {_clips(r.val_clips)} of validation, accuracy {r.fit.best_val_accuracy:.3f})"
     elif r.fit.best_val_accuracy is not None:
         at = (f"ensemble of {len(r.fit.members)}, members' best epochs {', '.join(map(str, r.fit.best_epoch))}"  # type: ignore[arg-type]
               if r.fit.members else f"at epoch {r.fit.best_epoch}")
-        val = f", best validation accuracy {r.fit.best_val_accuracy:.3f} ({at})"
+        val = f", best validation accuracy {r.fit.best_val_accuracy:.3f} on {_clips(r.val_clips)} ({at})"
     print(f"saved {r.checkpoint}{val}")
 
 

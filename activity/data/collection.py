@@ -76,6 +76,19 @@ class VideoDataset:
             return np.array([s.group for s in self.samples])
         return None
 
+    def require_classes(self, minimum: int = 2) -> "VideoDataset":
+        """This dataset, if its clips carry at least ``minimum`` classes (what a classifier needs).
+
+        Raises:
+            ActivityError: fewer classes, named with their clip counts.
+        """
+        counts = {c: sum(s.label == c for s in self.samples) for c in self.classes}
+        if len([c for c, n in counts.items() if n]) < minimum:
+            found = ", ".join(f"{c!r} ({n} clips)" for c, n in counts.items() if n) or "none"
+            raise ActivityError(f"{self.source or 'the dataset'}: clips of at least {minimum} classes are needed to train "
+                                f"a classifier; found {found}")
+        return self
+
     def subset(self, indices: np.ndarray | list[int]) -> "VideoDataset":
         return VideoDataset([self.samples[i] for i in indices], list(self.classes), self.source)
 

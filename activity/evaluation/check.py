@@ -29,6 +29,11 @@ class CheckReport:
         split_duplicates: duplicate groups with members in both train and validation.
         leaked_groups: recording groups present in both train and validation.
         groups_known: whether every clip has a group.
+        train_per_class / val_per_class: class -> clips on each side (``val_per_class`` empty without a
+            validation collection).
+        too_few_classes: fewer than 2 classes have training clips: nothing can be learnt.
+        single_clip_classes: training classes with one clip (no validation split can hold one out).
+        val_only_classes: validation classes without a training clip.
     """
 
     clips_per_class: dict[str, int]
@@ -38,11 +43,17 @@ class CheckReport:
     split_duplicates: list[list[Path]] = field(default_factory=list)
     leaked_groups: list[str] = field(default_factory=list)
     groups_known: bool = False
+    train_per_class: dict[str, int] = field(default_factory=dict)
+    val_per_class: dict[str, int] = field(default_factory=dict)
+    too_few_classes: bool = False
+    single_clip_classes: list[str] = field(default_factory=list)
+    val_only_classes: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> int:
         """Count of findings that make results untrustworthy."""
-        return len(self.unreadable) + len(self.cross_class) + len(self.split_duplicates) + len(self.leaked_groups)
+        return (len(self.unreadable) + len(self.cross_class) + len(self.split_duplicates) + len(self.leaked_groups)
+                + int(self.too_few_classes) + len(self.single_clip_classes) + len(self.val_only_classes))
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:
@@ -98,6 +109,7 @@ def check_dataset(
             except OSError as e:
                 report.unreadable.setdefault(s.path, f"cannot read ({e.strerror})")
     report.clips_per_class = dict(sorted(per_class.items()))
+    _count_sides(report, train, val)
     for members in by_digest.values():
         if len(members) < 2:
             continue
@@ -114,11 +126,48 @@ def check_dataset(
     return report
 
 
+def _count_sides(report: CheckReport, train: VideoDataset, val: VideoDataset | None) -> None:
+    """Clips per class on each side, and the class findings that follow from them."""
+    def count(ds: VideoDataset) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for s in ds.samples:
+            out[s.label or "?"] += 1
+        return dict(sorted(out.items()))
+
+    report.train_per_class = count(train)
+    report.val_per_class = count(val) if val is not None else {}
+    report.too_few_classes = len(report.train_per_class) < 2
+    report.single_clip_classes = [c for c, n in report.train_per_class.items() if n == 1]
+    report.val_only_classes = [c for c in report.val_per_class if c not in report.train_per_class]
+
+
+def _class_table(report: CheckReport) -> list[str]:
+    if not report.val_per_class:
+        width = max((len(c) for c in report.clips_per_class), default=5)
+        return ["clips per class:", *(f"  {c.ljust(width)}  {n}" for c, n in report.clips_per_class.items())]
+    names = sorted(set(report.train_per_class) | set(report.val_per_class))
+    width = max(len(c) for c in [*names, "class"])
+    lines = ["clips per class:", f"  {'class'.ljust(width)}  train  validation"]
+    return lines + [f"  {c.ljust(width)}  {report.train_per_class.get(c, 0):5d}  {report.val_per_class.get(c, 0):10d}"
+                    for c in names]
+
+
+def _class_findings(report: CheckReport) -> list[str]:
+    lines = []
+    if report.too_few_classes:
+        lines.append(f"too few classes: {len(report.train_per_class)} with training clips; a classifier needs at least 2")
+    if report.single_clip_classes:
+        lines.append(f"classes with a single training clip: {len(report.single_clip_classes)} "
+                     f"({', '.join(report.single_clip_classes[:20])}); validation cannot hold one out")
+    if report.val_only_classes:
+        lines.append(f"validation classes without training clips: {len(report.val_only_classes)} "
+                     f"({', '.join(report.val_only_classes[:20])})")
+    return lines
+
+
 def format_report(report: CheckReport) -> str:
     """A readable multi-line summary."""
-    lines = ["clips per class:"]
-    width = max((len(c) for c in report.clips_per_class), default=5)
-    lines += [f"  {c.ljust(width)}  {n}" for c, n in report.clips_per_class.items()]
+    lines = _class_table(report) + _class_findings(report)
     lines.append(f"unreadable clips: {len(report.unreadable)}")
     lines += [f"  {p}: {r}" for p, r in report.unreadable.items()]
     lines.append(f"identical files: {len(report.duplicates)} group(s), {len(report.cross_class)} across classes (label leak)")
