@@ -313,3 +313,40 @@ def test_export_command_writes_the_model_and_its_description(trained_run, cli, t
     import zipfile
 
     assert zipfile.is_zipfile(tmp_path / "model.ts")  # TorchScript's archive (loading it is test_inference_export's)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "{missing}", "--out", "{root}/r"], "{missing}: no such file or directory"),
+    (["train", "--data", "{root}", "--out", "{root}/r", "--config", "{missing}"], "{missing}: config file not found"),
+    (["evaluate", "{missing}", "--data", "{root}", "--out", "{root}/e"], "{missing}: checkpoint not found"),
+    (["predict", "{missing}", "x.mp4"], "{missing}: checkpoint not found"),
+    (["cv", "--data", "{missing}"], "{missing}: no such file or directory"),
+    (["explain", "{root}", "{missing}", "--out", "{root}/x.png"], "{missing}: no such file or directory"),
+])
+def test_a_missing_path_is_reported_before_torch_is_imported(tmp_path, argv, message):
+    fill = {"root": tmp_path, "missing": tmp_path / "nope"}
+    code = ("import sys\nfrom activity.cli import main\nrc = main(sys.argv[1:])\n"
+            "print(rc, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, *[a.format(**fill) for a in argv]], capture_output=True, text=True)
+    assert proc.stdout.split() == ["1", "False"], proc.stderr
+    assert proc.stderr == f"error: {message.format(**fill)}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--out", "x"], "train needs --data and --out (or --resume RUN_DIR)"),
+    (["predict", "model.pt"], "give either video files/folders or --source, not both or neither"),
+    (["predict", "model.pt", "a.mp4", "--overlay", "o.mp4"], "--overlay needs --timeline and exactly one video"),
+    (["predict", "model.pt", "a.mp4", "--top-k", "0"], "argument --top-k: must be at least 1"),
+    (["cv", "--data", "x", "--folds", "0"], "argument --folds: must be at least 1"),
+])
+def test_usage_errors_exit_2_with_the_command_usage(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(f"usage: activity {argv[0]}") and err.endswith(f"error: {message}\n")
+
+
+def test_a_run_folder_without_a_model_is_named_as_such(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    assert main(["predict", str(tmp_path / "run"), "x.mp4"]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'run'}: a folder without model.pt; pass a checkpoint file or a finished run folder\n"

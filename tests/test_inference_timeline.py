@@ -145,13 +145,20 @@ def test_python_api(trained):
     model = load_model(trained["ckpt"], cache_dir=trained["cache"])
     top = model.predict(trained["data"] / "moving_right" / "moving_right_000.mp4", top_k=2)
     assert [l for l, _ in top] == ["moving_right", "growing"] and sum(p for _, p in top) == pytest.approx(1.0, abs=1e-5)
+    clips = [trained["data"] / c / f"{c}_000.mp4" for c in ("growing", "moving_right")]
+    many, one = model.predict(clips, top_k=2), [model.predict(c, top_k=2) for c in clips]  # a list gives a list, in order
+    assert [[l for l, _ in p] for p in many] == [[l for l, _ in p] for p in one]
+    assert [p for x in many for _, p in x] == pytest.approx([p for x in one for _, p in x], abs=1e-5)
+    assert load_model(trained["ckpt"].parent, cache_dir=trained["cache"]).predict(clips[1], top_k=2) == top  # the run folder
     tl = model.timeline(trained["long"], window=2.0, stride=2.0)
     assert len(tl.windows) == 9 and tl.stride == pytest.approx(2.0)
     assert tl.label_at(7.0).label == "moving_right"
 
 
 def test_source_and_videos_are_exclusive(trained, capsys):
-    assert main(["predict", str(trained["ckpt"]), str(trained["long"]), "--source", "0"]) == 1
+    with pytest.raises(SystemExit) as e:  # a usage error
+        main(["predict", str(trained["ckpt"]), str(trained["long"]), "--source", "0"])
+    assert e.value.code == 2
     assert "either video files/folders or --source" in capsys.readouterr().err
 
 

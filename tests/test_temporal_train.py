@@ -222,8 +222,9 @@ def test_resume_rejects_other_options(tmp_path, cli, extra):
     (tmp_path / "run.json").write_text("{}")
     (tmp_path / "config.yaml").write_text("{}")
     result = cli(["train", "--resume", tmp_path, *extra])
-    assert result.code == 1 and result.out == ""
-    assert result.err == "error: --resume continues a run with its own data and config; pass no other data or config options\n"
+    assert result.code == 2 and result.out == ""  # a usage error
+    assert result.err.endswith("activity train: error: --resume continues a run with its own data and config; "
+                               "pass no other data or config options\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run.json"]  # nothing started
 
 

@@ -133,6 +133,8 @@ def run_cli(argv: Sequence[object]) -> CliResult:
         sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)
         try:
             code = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse's usage errors (exit code 2) and --help
+            code = e.code if isinstance(e.code, int) else 1
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -91,17 +91,51 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return _finish(args, r.videos, r.skipped)
 
 
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What makes this command line unusable as a whole (exit code 2), checked before any work; None if nothing."""
+    if args.command == "train":
+        if args.resume is not None and (args.data or args.out or args.val or args.config or args.overrides or args.backbone
+                                        or args.temporal):
+            return "--resume continues a run with its own data and config; pass no other data or config options"
+        if args.resume is None and (args.data is None or args.out is None):
+            return "train needs --data and --out (or --resume RUN_DIR)"
+    if args.command == "predict":
+        if bool(args.source) == bool(args.videos):
+            return "give either video files/folders or --source, not both or neither"
+        if args.overlay and (not args.timeline or len(args.videos) != 1):
+            return "--overlay needs --timeline and exactly one video"
+    return None
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """The files and folders the command names exist (checked before torch is imported, so that a typo
+    is reported at once); videos to predict are not: a missing one is skipped and reported like a bad one.
+
+    Raises:
+        ActivityError: the first missing one.
+    """
+    for name in ("data", "val", "resume"):
+        value = getattr(args, name, None)
+        if value is not None and not Path(value).exists():
+            raise ActivityError(f"{value}: no such file or directory")
+    config = getattr(args, "config", None)
+    if config is not None and not Path(config).is_file():
+        raise ActivityError(f"{config}: config file not found")
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint is not None and not Path(checkpoint).exists():
+        raise ActivityError(f"{checkpoint}: checkpoint not found")
+    video = getattr(args, "video", None)
+    if video is not None and not Path(video).exists():
+        raise ActivityError(f"{video}: no such file or directory")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from activity import workflows
 
     opts = options_from_args(args)
     if args.resume is not None:
-        if args.data or args.out or args.val or args.config or args.overrides or args.backbone or args.temporal:
-            raise ActivityError("--resume continues a run with its own data and config; pass no other data or config options")
         r = workflows.resume(args.resume, opts)
     else:
-        if args.data is None or args.out is None:
-            raise ActivityError("train needs --data and --out (or --resume RUN_DIR)")
         r = workflows.train(args.data, args.out, config_from_args(args), opts, val=args.val, group_regex=args.group_regex)
     if opts.is_main:
         output.print_train(r)
@@ -120,10 +154,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from activity import workflows
     from activity.inference.recognizer import load_model
 
-    if args.top_k < 1:
-        raise ActivityError(f"--top-k must be at least 1, got {args.top_k}")
-    if bool(args.source) == bool(args.videos):
-        raise ActivityError("give either video files/folders or --source, not both or neither")
     opts = options_from_args(args)
     model = load_model(args.checkpoint, opts)
     if args.source:
@@ -151,7 +181,7 @@ def _predict_timeline(model, paths: list[Path], args: argparse.Namespace, empty:
     from activity.inference.timeline import write_overlay
 
     if args.overlay and len(paths) != 1:
-        raise ActivityError("--overlay takes exactly one video")
+        raise ActivityError(f"--overlay takes exactly one video; {', '.join(map(str, args.videos))} holds {len(paths)}")
     timelines, failed = [], dict(empty)
     stems: dict[str, int] = {}
     for p in paths:
@@ -206,6 +236,10 @@ def cmd_cv(args: argparse.Namespace) -> int:
         if not args.dist.is_main:
             return _finish(args, r.videos, r.skipped)
         opts = opts.replace(dist=None, on_error=None)  # rank 0 reported the skipped videos already
+    if args.temporal is None:
+        from activity.evaluation.cv import model_names
+
+        args.temporal = model_names()
     print(f"cross-validating {', '.join(args.temporal)} on {args.data}", file=sys.stderr)
     report = workflows.cv(args.data, cfg, args.temporal, opts, folds=args.folds, group_regex=args.group_regex,
                           leave_one_group_out=args.leave_one_group_out)

@@ -55,15 +55,25 @@ class _NoteHandler(logging.Handler):
         print(f"{prefix}: {record.getMessage()}" if prefix else record.getMessage(), file=sys.stderr)
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from activity.cli import commands
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (why := commands.usage_problem(args)) is not None:
+        _command_parser(parser, args.command).error(why)  # usage and the reason on stderr, exit code 2
     pkg = logging.getLogger("activity")
     if not any(isinstance(h, _NoteHandler) for h in pkg.handlers):
         pkg.addHandler(_NoteHandler(logging.INFO))
         pkg.setLevel(logging.INFO)
         pkg.propagate = False
     try:
+        commands.check_paths(args)  # before torch is imported: a typo is reported at once
         return _run(args)
     except ActivityError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -26,6 +26,8 @@ def _positive(text: str) -> int:
 
 
 def _device(text: str) -> str:
+    if text == "cpu":  # the default: no torch import just to parse the command line
+        return text
     import torch
 
     try:
@@ -55,13 +57,34 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=30 model.hidden_size=128")
 
 
-def _temporal_list(text: str) -> list[str]:
-    from activity.evaluation.cv import model_names
+def _model_names() -> list[str]:
+    from activity.registry import BASELINES, TEMPORAL_MODELS
 
+    return TEMPORAL_MODELS.names() + BASELINES.names()
+
+
+def _registered(kind: str) -> "type[object] | object":
+    """An argparse ``type`` that checks a name against a registry only when the option is given
+    (listing a registry imports its providers: torch for the temporal models)."""
+    def check(text: str) -> str:
+        from activity import registry
+
+        reg = getattr(registry, kind)
+        if text not in reg:
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(reg.names())})")
+        return text
+
+    return check
+
+
+def _temporal_list(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names or any(t not in model_names() for t in names):
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(model_names())}; got {text!r}")
+    if not names or any(t not in _model_names() for t in names):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(_model_names())}; got {text!r}")
     return list(dict.fromkeys(names))
+
+
+CHECKPOINT_HELP = "a trained model: RUN_DIR/model.pt, or the run folder itself"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,8 +112,6 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from activity.registry import TEMPORAL_MODELS
-
     p = sub.add_parser("train", help="train a temporal model", description="Train a temporal model on cached features; writes RUN_DIR/model.pt, config.yaml, metrics.csv.")
     p.add_argument("--data", help="class folder, list file or CSV")
     p.add_argument("--out", type=Path, help="run folder")
@@ -99,7 +120,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--val", help="validation collection (default: a split of --data)")
     g.add_argument("--val-fraction", type=float, default=None, help="validation share of --data (split by group when known)")
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group, e.g. '_g(\\d+)_'")
-    p.add_argument("--temporal", choices=TEMPORAL_MODELS.names(), default=None, help="temporal model (default: lstm)")
+    p.add_argument("--temporal", type=_registered("TEMPORAL_MODELS"), default=None,
+                   help="temporal model: lstm (bidirectional LSTM, the default) or mean (average of frame features, then linear)")
     _add_config(p)
     _add_common(p)
     p.set_defaults(func=cmd.cmd_train)
@@ -107,7 +129,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on labelled videos", description="Evaluate a checkpoint; writes metrics.json, per_class.csv, confusion_matrix.csv/.png and predictions.csv.")
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("--data", required=True, help="class folder, list file or CSV")
     p.add_argument("--out", required=True, type=Path, help="report folder")
     _add_common(p)
@@ -118,9 +140,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify video files, long videos or a live source",
                        description="Top-k actions for each video (files or folders); --timeline for what happens when in long "
                                    "videos; --source for a camera or stream.")
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("videos", nargs="*", help="video files or folders of videos")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=_positive, default=5, help="labels to show per video, most probable first (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--results-dir", type=Path, default=None, help="write the results there (predictions, or timeline CSVs)")
     p.add_argument("--results-format", choices=["csv", "json"], default="csv", help="file format of --results-dir predictions")
@@ -140,16 +162,15 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_cv(sub: argparse._SubParsersAction) -> None:
-    from activity.evaluation.cv import model_names
-
     p = sub.add_parser("cv", help="k-fold cross-validation of temporal models", description="Compare temporal models on the same k folds (stratified; by group when known). Each fold's test clips are never used for training or early stopping.")
     p.add_argument("--data", required=True, help="class folder, list file or CSV")
-    p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument("--folds", type=_positive, default=5,
+                   help="number of folds (default 5; capped by the number of groups or the smallest class)")
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
     p.add_argument("--leave-one-group-out", action="store_true",
                    help="one fold per group, tested on that group (groups from the CSV's group column or --group-regex): "
                         "how the models do on scenes or sources they never saw")
-    p.add_argument("--temporal", type=_temporal_list, default=model_names(),
+    p.add_argument("--temporal", type=_temporal_list, default=None,
                    help="comma-separated models to compare: lstm, mean (trained temporal models), pooled_lr (logistic regression on "
                         "mean and std over time of features and their differences), middle_lr (on the middle frame); default: all")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
@@ -159,15 +180,14 @@ def _add_cv(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
-    from activity.registry import DECODERS
-
     p = sub.add_parser("check", help="check a collection for unreadable clips, duplicates and leaks",
                        description="Report unreadable clips, clips per class, identical files (across classes: a label leak) and "
                                    "recordings on both sides of a train/validation split. Exit code 1 when problems are found.")
     p.add_argument("data", help="class folder, list file or CSV")
     p.add_argument("--val", help="validation collection to check against DATA")
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
-    p.add_argument("--decoder", choices=DECODERS.names(), default="auto")
+    p.add_argument("--decoder", type=_registered("DECODERS"), default="auto",
+                   help="video decoder used to probe the clips: auto (decord, falling back to OpenCV per file), decord or opencv")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd.cmd_check)
 
@@ -176,8 +196,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint, backbone included, to ONNX or TorchScript",
                        description="Write the whole model (backbone + temporal model) as one graph: preprocessed frames "
                                    "(B, T, 3, S, S) -> logits (B, C), plus FILE.json describing the input, sampling and preprocessing.")
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"],
+                   help="onnx (runs in ONNX Runtime, see scripts/run_exported.py) or torchscript (torch.jit.load)")
     p.add_argument("--out", required=True, type=Path, metavar="FILE")
     p.set_defaults(func=cmd.cmd_export)
 
@@ -185,8 +206,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _add_explain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="show which frames a prediction rests on",
                        description="Draw the frames the model sees with each one's importance (attention weights or occlusion) as a PNG.")
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("video", type=Path)
+    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
+    p.add_argument("video", type=Path, help="the video to explain")
     p.add_argument("--out", required=True, type=Path, help="PNG file to write")
     p.add_argument("--method", choices=["attention", "occlusion"], default="attention",
                    help="attention: the model's pooling weights (a model that pools uniformly falls back to occlusion); "

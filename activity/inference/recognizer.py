@@ -157,13 +157,18 @@ class ActionRecognizer:
         return compute_timeline(self, video, window=window, stride=stride, top_k=top_k, threshold=threshold,
                                 smooth=smooth, progress=progress)
 
-    def predict(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
-        """Top-k ``(label, probability)`` pairs for one video; raises a clear error if it cannot be read."""
-        preds, failed = self.predict_many([video], top_k=top_k)
+    def predict(self, video: str | Path | Sequence[str | Path], top_k: int = 5
+                ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
+        """Top-k ``(label, probability)`` pairs for one video, or a list of them for a list of videos
+        (in the same order); raises a clear error if a video cannot be read (:meth:`predict_many`
+        skips and reports instead)."""
+        videos = [video] if isinstance(video, (str, Path)) else list(video)
+        preds, failed = self.predict_many(videos, top_k=top_k)
         if failed:
             path, reason = next(iter(failed.items()))
             raise ActivityError(f"{path}: {reason}")
-        return list(zip(preds[0].labels, preds[0].probabilities))
+        pairs = [list(zip(p.labels, p.probabilities)) for p in preds]
+        return pairs[0] if isinstance(video, (str, Path)) else pairs
 
 
 def write_predictions(preds: list[Prediction], failed: dict[Path, str], out_dir: str | Path, fmt: str = "csv") -> Path:

@@ -94,8 +94,13 @@ def _with_legacy_defaults(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint safely; any file that is not one gets a one-line :class:`ActivityError`."""
+    """Load a checkpoint (a file, or a run folder holding ``model.pt``) safely; any file that is not one
+    gets a one-line :class:`ActivityError`."""
     path = Path(path)
+    if path.is_dir():
+        if not (path / "model.pt").is_file():
+            raise ActivityError(f"{path}: a folder without model.pt; pass a checkpoint file or a finished run folder")
+        path = path / "model.pt"
     if not path.is_file():
         raise ActivityError(f"{path}: checkpoint not found")
     if not zipfile.is_zipfile(path):
