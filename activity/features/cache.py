@@ -5,7 +5,8 @@ The feature key (:meth:`~activity.features.spec.FeatureSpec.key`) hashes
 everything that changes the features; the video key hashes the file's identity
 (absolute path, size, modification time), so an edited file is extracted
 again. Writes are atomic (temporary file, then rename), so an interrupted run
-leaves no partial entry.
+leaves no partial entry; the temporary files a killed run left are removed by
+the next run once they are :data:`STALE_TEMP_SECONDS` old.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from activity.features.spec import FeatureSpec
-from activity.io import atomic_write
+from activity.io import atomic_write, remove_stale_temporaries
+
+#: Temporary files not written for this long are a killed run's: every writer renames its own within
+#: moments, so a younger one may be another process's, still at work.
+STALE_TEMP_SECONDS = 300.0
 
 
 def default_cache_dir() -> Path:
@@ -31,7 +36,11 @@ def default_cache_dir() -> Path:
 
 
 class FeatureCache:
-    """Feature files for one :class:`FeatureSpec` under a cache root."""
+    """Feature files for one :class:`FeatureSpec` under a cache root.
+
+    Opening it removes the temporary files a killed run left in its folder
+    (those :data:`STALE_TEMP_SECONDS` old: younger ones may be another process's).
+    """
 
     def __init__(self, root: str | Path, spec: FeatureSpec) -> None:
         self.spec = spec
@@ -41,6 +50,7 @@ class FeatureCache:
         if not meta.exists():
             with atomic_write(meta) as f:
                 f.write(json.dumps(asdict(spec), indent=2).encode())
+        remove_stale_temporaries(self.dir, STALE_TEMP_SECONDS)
 
     def entry(self, video: str | Path) -> Path:
         p = Path(video).resolve()
