@@ -41,6 +41,76 @@ def _files(folder: Path) -> tuple[list[str], list[str]]:
     return [n for n in names if n.endswith(".npy")], [n for n in names if n.startswith(".tmp-")]
 
 
+# ---------------------------------------------------------------- damaged entries
+
+
+def _flip_data_byte(entry: Path) -> None:
+    """Change one byte inside the float data (np.load reads such a file without complaint)."""
+    data = bytearray(entry.read_bytes())
+    with open(entry, "rb") as f:
+        np.lib.format.read_magic(f)
+        np.lib.format.read_array_header_1_0(f)
+        start = f.tell()  # where the array's bytes begin
+    data[start + 5] ^= 0x55
+    entry.write_bytes(bytes(data))
+
+
+def _truncate(entry: Path) -> None:
+    data = entry.read_bytes()
+    entry.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damage", [_flip_data_byte, _truncate], ids=["flipped", "truncated"])
+def test_a_damaged_entry_is_reported_in_one_line_and_extracted_again(tmp_path, videos, caplog, damage):
+    spec = spec_for()
+    cache = FeatureCache(tmp_path / "c", spec)
+    run(videos, spec, cache)
+    entry = cache.entry(videos[1])
+    damage(entry)
+    with caplog.at_level(logging.WARNING, logger="activity"):
+        res = run(videos, spec, cache)
+    assert res.extracted == 1 and not res.failed
+    lines = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert lines[0].startswith(f"{entry}: damaged cache entry (") and lines[0].endswith("); extracting again")
+    fresh = run(videos[1:2], spec, FeatureCache(tmp_path / "fresh", spec)).features[videos[1]]
+    np.testing.assert_array_equal(res.features[videos[1]], fresh)
+    np.testing.assert_array_equal(cache.get(videos[1]), fresh)  # and the entry is whole again
+
+
+def test_the_command_line_reports_a_damaged_entry_as_one_note(tmp_path, videos, cli):
+    cache = tmp_path / "cache"
+    opts = ["extract", "--data", videos[0].parent, "--cache", cache, "--quiet", "--workers", "0",
+            "features.image_size=32", "features.num_frames=4", "features.motion=false"]
+    assert cli(opts).code == 0
+    entry = next(cache.glob("*/*.npy"))
+    _flip_data_byte(entry)
+    again = cli(opts)
+    assert again.code == 0, again.err
+    assert [l for l in again.err.splitlines() if "damaged" in l] == [
+        f"note: {entry}: damaged cache entry (checksum mismatch); extracting again"]
+    assert "1 extracted" in again.out
+
+
+def test_an_entry_written_before_the_checksum_still_loads(tmp_path, videos, caplog):
+    """A plain .npy (what earlier versions wrote) is read as it is, without a warning."""
+    spec = spec_for()
+    cache = FeatureCache(tmp_path / "c", spec)
+    old = np.arange(4 * DIM, dtype=np.float16).reshape(4, DIM)
+    np.save(cache.entry(videos[0]), old)
+    with caplog.at_level(logging.WARNING, logger="activity"):
+        np.testing.assert_array_equal(cache.get(videos[0]), old)
+    assert not caplog.records
+
+
+def test_a_new_entry_is_still_a_plain_npy_file(tmp_path, videos):
+    """np.load (and so an earlier version of the package) reads an entry with its checksum."""
+    spec = spec_for()
+    cache = FeatureCache(tmp_path / "c", spec)
+    f = run(videos[:1], spec, cache).features[videos[0]]
+    np.testing.assert_array_equal(np.load(cache.entry(videos[0]), allow_pickle=False), f)
+
+
 # ---------------------------------------------------------------- a killed run's temporary files
 
 
