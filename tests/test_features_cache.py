@@ -111,6 +111,55 @@ def test_a_new_entry_is_still_a_plain_npy_file(tmp_path, videos):
     np.testing.assert_array_equal(np.load(cache.entry(videos[0]), allow_pickle=False), f)
 
 
+# ---------------------------------------------------------------- a full disk
+
+
+class _FullDisk:
+    """``open`` for :mod:`activity.io`: a cache entry's temporary file takes a few bytes, then the disk is full."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+
+    def __call__(self, path, mode="r", *args, **kwargs):
+        f = open(path, mode, *args, **kwargs)
+        if not str(path).endswith(".npy.tmp"):
+            return f
+        self.files.append(Path(path))
+        real_write = f.write
+
+        def write(data):
+            real_write(bytes(data)[:10])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        f.write = write  # type: ignore[method-assign]
+        return f
+
+
+def test_a_full_disk_is_one_error_naming_the_folder_and_leaves_nothing_behind(tmp_path, videos, monkeypatch):
+    spec = spec_for()
+    cache = FeatureCache(tmp_path / "c", spec)
+    full = _FullDisk()
+    monkeypatch.setattr(activity.io, "open", full, raising=False)
+    with pytest.raises(ActivityError) as e:
+        run(videos, spec, cache)
+    assert full.files, "the write did not go through activity.io"
+    message = str(e.value)
+    assert "\n" not in message and str(cache.dir) in message and "no space left on device" in message
+    assert _files(cache.dir) == ([], [])
+
+
+def test_the_command_line_reports_a_full_disk_in_one_error_line(tmp_path, videos, monkeypatch, cli):
+    monkeypatch.setattr(activity.io, "open", _FullDisk(), raising=False)
+    cache = tmp_path / "cache"
+    res = cli(["extract", "--data", videos[0].parent, "--cache", cache, "--quiet", "--workers", "0",
+               "features.image_size=32", "features.num_frames=4", "features.motion=false"])
+    assert res.code == 1
+    errors = [l for l in res.err.splitlines() if l.strip()]
+    folder = next(cache.iterdir())
+    assert len(errors) == 1 and errors[0].startswith(f"error: {folder}: no space left on device"), res.err
+    assert _files(folder) == ([], [])
+
+
 # ---------------------------------------------------------------- a killed run's temporary files
 
 

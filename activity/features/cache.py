@@ -18,6 +18,8 @@ removed by the next run once they are :data:`STALE_TEMP_SECONDS` old.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -25,8 +27,11 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
+
 import numpy as np
 
+from activity.errors import ActivityError
 from activity.features.spec import FeatureSpec
 from activity.io import atomic_write, remove_stale_temporaries
 
@@ -39,6 +44,8 @@ _CHECKSUM_LEN = len(CHECKSUM_TAG) + 16
 #: Temporary files not written for this long are a killed run's: every writer renames its own within
 #: moments, so a younger one may be another process's, still at work.
 STALE_TEMP_SECONDS = 300.0
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # disk full, quota used up
 
 
 class DamagedEntry(Exception):
@@ -108,16 +115,20 @@ class FeatureCache:
 
     Opening it removes the temporary files a killed run left in its folder
     (those :data:`STALE_TEMP_SECONDS` old: younger ones may be another process's).
+
+    Raises:
+        ActivityError: the folder cannot be created or written (for example a full disk).
     """
 
     def __init__(self, root: str | Path, spec: FeatureSpec) -> None:
         self.spec = spec
         self.dir = Path(root) / spec.key()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        meta = self.dir / "spec.json"
-        if not meta.exists():
-            with atomic_write(meta) as f:
-                f.write(json.dumps(asdict(spec), indent=2).encode())
+        with self._writing():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            meta = self.dir / "spec.json"
+            if not meta.exists():
+                with atomic_write(meta) as f:
+                    f.write(json.dumps(asdict(spec), indent=2).encode())
         remove_stale_temporaries(self.dir, STALE_TEMP_SECONDS)
 
     def entry(self, video: str | Path) -> Path:
@@ -150,8 +161,24 @@ class FeatureCache:
         return x
 
     def put(self, video: str | Path, features: np.ndarray) -> None:
-        """Store ``features`` as the entry of ``video`` (atomically: a whole entry or none)."""
+        """Store ``features`` as the entry of ``video`` (atomically: a whole entry or none).
+
+        Raises:
+            ActivityError: the entry cannot be written (for example a full disk); no
+                partial entry or temporary file is left.
+        """
         f = self.entry(video)
         data = encode_entry(features)
-        with atomic_write(f, durable=False) as tmp:  # a damaged entry is found by its checksum
+        with self._writing(), atomic_write(f, durable=False) as tmp:  # a damaged entry is found by its checksum
             tmp.write(data)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn an OSError while writing the cache into one :class:`ActivityError` line naming the folder."""
+        try:
+            yield
+        except OSError as e:
+            if e.errno in _FULL:
+                raise ActivityError(f"{self.dir}: no space left on device for the feature cache "
+                                    "(free some space, or give --cache another folder)") from None
+            raise ActivityError(f"{self.dir}: cannot write the feature cache ({e.strerror or e})") from None
