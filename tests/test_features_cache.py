@@ -41,6 +41,53 @@ def _files(folder: Path) -> tuple[list[str], list[str]]:
     return [n for n in names if n.endswith(".npy")], [n for n in names if n.startswith(".tmp-")]
 
 
+# ---------------------------------------------------------------- two writers
+
+#: ``python -m activity`` with each rename of a finished file slowed down, so that two processes writing the
+#: same entries overlap (without it a write takes well under a millisecond and they rarely meet).
+_SLOW_RENAMES = """
+import os, runpy, time
+real = os.replace
+def slow(*args, **kwargs):
+    time.sleep(0.1)
+    return real(*args, **kwargs)
+os.replace = slow
+runpy.run_module("activity", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_two_extract_processes_on_one_cache_both_finish_with_every_entry_whole(tmp_path):
+    """Both extract the same clips into the same cache at once: each entry may be written twice, but every one
+    is whole (it loads, has the right shape and its checksum matches) and neither run sees a damaged one.
+
+    Both miss every entry when they start, so both write all six, at about the same time.
+    """
+    from activity.config import FeatureConfig
+    from activity.features.spec import FeatureSpec
+
+    data = tmp_path / "data"
+    clips = [make_video(data / f"clip{i}.avi", 12, (48, 40), lossless=True, seed=i)[0] for i in range(6)]
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-c", _SLOW_RENAMES, "extract", "--data", str(data), "--cache", str(cache), "--quiet",
+           "--workers", "0", "features.image_size=32", "features.num_frames=4"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert "6 videos with features" in out
+        assert "damaged" not in err and "error" not in err, err
+    reader = FeatureCache(cache, FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4)))
+    entries, temps = _files(reader.dir)
+    assert len(entries) == 6 and not temps
+    shapes = set()
+    for clip in clips:
+        x = np.load(reader.entry(clip), allow_pickle=False)
+        np.testing.assert_array_equal(reader.get(clip), x)  # whole: the checksum matches
+        shapes.add(x.shape)
+    assert len(shapes) == 1 and next(iter(shapes))[0] == 4
+
+
 # ---------------------------------------------------------------- damaged entries
 
 
