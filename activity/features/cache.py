@@ -147,10 +147,8 @@ class FeatureCache:
         try:
             f = self.entry(video)
             data = f.read_bytes()
-        except FileNotFoundError:
+        except OSError:  # no entry, or the video itself is gone (extraction reports that)
             return None
-        except OSError:
-            return None  # the video itself is gone or unreadable: extraction reports it
         try:
             x = decode_entry(data)
             if x.ndim != 2 or x.shape[0] != self.spec.length:
