@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -18,6 +19,9 @@ def _umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
+
+#: How :func:`atomic_path` names its temporary files (``.tmp-XXXX<suffix>.tmp``).
+TEMP_PREFIX = ".tmp-"
 
 
 @contextlib.contextmanager
@@ -37,7 +41,7 @@ def atomic_path(path: str | Path, *, keep_suffix: bool = False) -> Iterator[Path
     """
     path = Path(path)
     suffix = path.suffix if keep_suffix else path.suffix + ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -63,6 +67,26 @@ def atomic_write(path: str | Path, *, durable: bool = True) -> Iterator[IO[bytes
         f.flush()
         if durable:
             os.fsync(f.fileno())
+
+
+def remove_stale_temporaries(folder: str | Path, older_than: float) -> list[Path]:
+    """Remove the temporary files :func:`atomic_path` left in ``folder`` (a killed writer's) not
+    written for ``older_than`` seconds; returns those removed.
+
+    A younger one may belong to a writer still at work (another process on the same
+    folder), which renames it when done: it is left alone. Files another process removes
+    first, or that cannot be removed, are skipped.
+    """
+    now = time.time()
+    removed = []
+    for p in Path(folder).glob(TEMP_PREFIX + "*"):
+        try:
+            if now - p.stat().st_mtime > older_than:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # gone already (renamed or removed by another process), or not ours to remove
+            continue
+    return removed
 
 
 def atomic_torch_save(obj: object, path: str | Path) -> None:
