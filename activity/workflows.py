@@ -146,7 +146,8 @@ def train(
 
     Args:
         data: class folder, list file or CSV.
-        out: run folder (``model.pt``, ``config.yaml``, ``run.json``, ``metrics.csv``, ``train_summary.json``).
+        out: run folder (``model.pt``, ``config.yaml``, ``run.json``, ``metrics.csv``, ``train_summary.json``,
+            ``curves.png``, and ``tensorboard/`` where tensorboard is installed: see :mod:`activity.evaluation.curves`).
         cfg: the recipe.
         options: how to extract features.
         val: a validation collection (default: a split of ``data`` by ``cfg.train.val_fraction``,
@@ -209,6 +210,7 @@ def _warn_small_validation(val_y: Any, num_classes: int) -> None:
 
 
 def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: ExtractOptions, resume: bool) -> TrainReport:
+    from activity.evaluation.curves import TensorBoardLog
     from activity.temporal.train import fit
 
     train_x, train_y, val_x, val_y = sides
@@ -223,8 +225,13 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
     procs = f" in {dist.world_size} processes" if dist is not None and dist.enabled else ""
     if options.is_main:
         log.info(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(classes)} classes{procs}")
-    result = fit(cfg, train_x, train_y, len(classes), val_x, val_y, out_dir=out, progress=options.progress and options.is_main,
-                 resume=resume, dist=dist)
+    board = TensorBoardLog.open(out / "tensorboard") if options.is_main else None  # live, epoch by epoch
+    try:
+        result = fit(cfg, train_x, train_y, len(classes), val_x, val_y, out_dir=out, resume=resume, dist=dist,
+                     progress=options.progress and options.is_main, on_epoch=None if board is None else board.write)
+    finally:
+        if board is not None:
+            board.close()
     return TrainReport(out, out / "model.pt", list(classes), result, len(train_x), n_val, int(train_x.shape[-1]))
 
 
@@ -234,6 +241,17 @@ def _save_run(report: TrainReport, cfg: Config) -> None:
     ckpt = Checkpoint(report.fit.model, report.classes, cfg, report.feature_dim, report.metrics)
     save_checkpoint(report.checkpoint, ckpt)
     write_json(report.out / "train_summary.json", report.metrics)
+    _draw_curves(report)
+
+
+def _draw_curves(report: TrainReport) -> None:
+    """``curves.png`` of the whole history (a resumed run's too); the model is saved already, so a failure only warns."""
+    from activity.evaluation.curves import write_curves
+
+    try:
+        write_curves(report.fit.history, report.out / "curves.png", report.fit.best_epoch)
+    except Exception as e:
+        _warn(f"could not draw {report.out / 'curves.png'} ({type(e).__name__}: {e})")
 
 
 def resume(run_dir: str | Path, options: ExtractOptions = ExtractOptions()) -> TrainReport:

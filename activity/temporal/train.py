@@ -162,6 +162,7 @@ def fit(
     progress: bool = True,
     resume: bool = False,
     dist: DistInfo | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """Train a temporal model on cached features.
 
@@ -181,6 +182,10 @@ def fit(
         dist: under torchrun, this process's place among the ranks: training
             then runs data-parallel (see :class:`~activity.distributed.ParallelTraining`;
             every rank passes the same data) and only rank 0 writes to ``out_dir``.
+        on_epoch: called with each completed epoch's row, as ``metrics.csv`` gets it plus the
+            ``stream`` and ``member`` it belongs to where the run has them, once the epoch's
+            training state is saved (on every rank that calls ``fit``): for live logs such as
+            :class:`~activity.evaluation.curves.TensorBoardLog`.
 
     Returns:
         A :class:`FitResult` with the weights of the best validation epoch
@@ -193,9 +198,16 @@ def fit(
     motion = motion_dim(cfg.features)
     if motion and cfg.model.temporal == "lstm":
         return _fit_fusion(cfg, train_x, train_y, num_classes, val_x, val_y, motion, out_dir=out_dir, progress=progress,
-                           resume=resume, dist=dist)
+                           resume=resume, dist=dist, on_epoch=on_epoch)
     return _fit_stream(cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=out_dir, progress=progress,
-                       resume=resume, dist=dist)
+                       resume=resume, dist=dist, on_epoch=on_epoch)
+
+
+def _tagged(on_epoch: Callable[[dict[str, Any]], None] | None, **tags: Any) -> Callable[[dict[str, Any]], None] | None:
+    """``on_epoch`` given each row with ``tags`` (its stream or member) in front."""
+    if on_epoch is None:
+        return None
+    return lambda row: on_epoch({**tags, **row})
 
 
 #: Appearance weights a two-stream model tries on the validation clips (ties go to the one nearest 0.5).
@@ -215,7 +227,8 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
             sub.mkdir(parents=True, exist_ok=True)
         started = sub is not None and any(sub.rglob(STATE_FILE))
         parts[name] = _fit_stream(cfg, train_x[..., cols], train_y, num_classes, None if val_x is None else val_x[..., cols],
-                                  val_y, out_dir=sub, **{**kw, "resume": kw["resume"] and started})
+                                  val_y, out_dir=sub, **{**kw, "resume": kw["resume"] and started,
+                                                         "on_epoch": _tagged(kw["on_epoch"], stream=name)})
     model = Fusion(parts["appearance"].model, parts["motion"].model, d).eval()
     has_val = val_x is not None and val_y is not None and len(val_x) > 0
     scores: dict[float, float] = {}
@@ -239,13 +252,13 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
 
 def _fit_stream(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, val_x: torch.Tensor | None,
                 val_y: torch.Tensor | None, *, out_dir: Path | None, progress: bool, resume: bool,
-                dist: DistInfo | None) -> FitResult:
+                dist: DistInfo | None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
     """:func:`fit` (same arguments) of one temporal model, or an ensemble of them, on one stream's features."""
     n = cfg.model.ensemble
     stats = feature_stats(train_x)  # once: every member standardises with the same training statistics
     if n == 1:
         return _fit_one(cfg, train_x, train_y, num_classes, val_x, val_y, stats, out_dir=out_dir, progress=progress,
-                        resume=resume, dist=dist)
+                        resume=resume, dist=dist, on_epoch=on_epoch)
     if resume and (out_dir is None or not (Path(out_dir) / "member0" / STATE_FILE).exists()):
         raise ActivityError(f"nothing to resume: {Path(out_dir or '.') / 'member0' / STATE_FILE} not found")
     main = dist is None or dist.is_main
@@ -261,7 +274,8 @@ def _fit_stream(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
                 member_dir.mkdir(parents=True, exist_ok=True)
         started = member_dir is not None and (member_dir / STATE_FILE).exists()
         members.append(_fit_one(member_cfg, train_x, train_y, num_classes, val_x, val_y, stats, out_dir=member_dir,
-                                progress=progress, resume=resume and started, dist=dist))
+                                progress=progress, resume=resume and started, dist=dist,
+                                on_epoch=_tagged(on_epoch, member=i)))
     model = Ensemble([m.model for m in members]).eval()
     history = [{"member": i, **row} for i, m in enumerate(members) for row in m.history]
     if out_dir is not None and main:
@@ -290,6 +304,7 @@ def _fit_one(
     progress: bool,
     resume: bool,
     dist: DistInfo | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """:func:`fit` for one model; ``stats``: :func:`feature_stats` of ``train_x``."""
     from tqdm import tqdm
@@ -317,6 +332,8 @@ def _fit_one(
         log.write(row)
         if log.path is not None:
             _save_state(state_file, state, run.model, run.optimizer, run.scheduler, run.gen, run.fingerprint())
+        if on_epoch is not None:
+            on_epoch(dict(row))
     bar.close()
     log.close()
     return run.result(state)
