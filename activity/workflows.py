@@ -447,7 +447,7 @@ def cv(
     else:
         splits = splitting.kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
     results = cross_validate(models, feats, kept.targets(), kept.classes, groups, seed=cfg.train.seed, threads=threads,
-                             splits=splits, streams=streams)
+                             splits=splits, streams=streams, progress=options.progress and options.is_main)
     k = len(splits)  # folds are capped by groups or class sizes
     if leave_one_group_out:
         split = f"leave-one-group-out ({k} groups: {', '.join(sorted(set(groups.tolist())))})"  # type: ignore[union-attr]

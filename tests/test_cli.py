@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-import shutil
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,20 @@ def test_compile_that_fails_is_one_note_and_the_extraction_goes_on(workspace, ca
     assert "15 videos with features: 15 extracted" in out
     assert [line for line in err.splitlines() if line.startswith("note:")] == [
         "note: torch.compile unavailable, encoding without it (RuntimeError: no C++ compiler found)"]
+
+
+def test_compiling_says_so_before_and_after(workspace, capsys, monkeypatch, tmp_path):
+    from activity.features.encoder import FrameEncoder
+
+    monkeypatch.setattr(FrameEncoder, "compile", lambda self, length, threads=1: None)  # compiled at once
+    args = ["extract", "--data", str(workspace["data"]), "--cache", str(tmp_path / "c"), "--workers", "2",
+            "--compile", "yes", *FAST[:2]]
+    assert main(args) == 0
+    err = capsys.readouterr().err.splitlines()
+    start = next(i for i, l in enumerate(err) if l.startswith("compiling the backbone with torch.compile for "))
+    assert "(about 20 s the first time" in err[start] and re.fullmatch(r"compiled in \d+\.\d s", err[start + 1])
+    assert main([*args[:-3], "--cache", str(tmp_path / "d"), "--compile", "yes", "--quiet", *FAST[:2]]) == 0
+    assert "compil" not in capsys.readouterr().err  # --quiet: no progress, no phase lines
 
 
 def test_evaluate_writes_reports(workspace, capsys, tmp_path):
@@ -350,3 +365,19 @@ def test_a_run_folder_without_a_model_is_named_as_such(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert main(["predict", str(tmp_path / "run"), "x.mp4"]) == 1
     assert capsys.readouterr().err == f"error: {tmp_path / 'run'}: a folder without model.pt; pass a checkpoint file or a finished run folder\n"
+
+
+def test_an_interrupt_closes_the_progress_bars_before_saying_so(monkeypatch, capsys):
+    from tqdm import tqdm
+
+    import activity.cli.commands as commands
+
+    def interrupted(args):
+        bar = tqdm(total=10, desc="working", disable=False)
+        bar.update(3)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "cmd_backbones", interrupted)
+    assert main(["backbones"]) == 130
+    before, _, after = capsys.readouterr().err.partition("interrupted\n")
+    assert "working:  30%" in before and after == ""  # the bar is not drawn again below the message

@@ -159,3 +159,36 @@ def test_run_cv_without_groups_is_stratified(tmp_path):
     report = run_cv(data, cfg, ["middle_lr"], ExtractOptions(cache_dir=tmp_path / "cache", progress=False), folds=3)
     assert report.split == "3-fold stratified"
     assert [sorted(Path(p).parent.name for p in f) for f in report.test_folds] == [["a", "a", "b", "b"]] * 3
+
+
+def test_progress_names_each_fold_and_model(monkeypatch):
+    import tqdm
+
+    seen = []
+
+    class Bar:  # records the cv bar; the training bars inside (desc "train") are let be
+        def __init__(self, total=None, disable=None, desc=None, **kw):
+            self.cv = desc == "cv"
+            if self.cv:
+                seen.append(("total", total, disable))
+
+        def set_description(self, text):
+            seen.append(text)
+
+        def update(self, n):
+            if self.cv:
+                seen.append(n)
+
+        def close(self):
+            if self.cv:
+                seen.append("closed")
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    y = np.arange(12) % 2
+    cross_validate({"mean": _cfg("mean"), "pooled_lr": LogisticBaseline("pooled_lr")}, torch.randn(12, 4, 8), y, ["a", "b"],
+                   None, folds=2, progress=True)
+    assert seen == [("total", 4, None), "cv: fold 1/2, mean", 1, "cv: fold 1/2, pooled_lr", 1,
+                    "cv: fold 2/2, mean", 1, "cv: fold 2/2, pooled_lr", 1, "closed"]

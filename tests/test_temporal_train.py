@@ -235,3 +235,21 @@ def test_resume_from_a_damaged_run_record_is_one_clear_error(tmp_path, cli, reco
     result = cli(["train", "--resume", tmp_path, "--quiet"])
     assert result.code == 1 and result.out == ""
     assert result.err.startswith(f"error: {tmp_path / 'run.json'}: not a run record (") and result.err.count("\n") == 1
+
+
+def test_each_progress_bar_names_its_model_and_ends_saying_why():
+    import io
+
+    from activity.temporal.train import _EpochBar, _TrainState
+
+    out = io.StringIO()
+    bar = _EpochBar("train appearance 2/5", 0, 60, progress=True, file=out)
+    state = _TrainState()
+    for epoch in range(1, 5):
+        state.epoch, state.best_epoch = epoch, min(epoch, 2)
+        bar.update({"train_loss": 0.5, "train_accuracy": 0.5, "val_accuracy": 0.5}, state, has_val=True)
+    state.stopped = True
+    bar.close(state)
+    last = out.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("train appearance 2/5: 100%") and " 4/4 " in last
+    assert last.endswith("stopped early at epoch 4 (best 2)]")

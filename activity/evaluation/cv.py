@@ -70,6 +70,7 @@ def cross_validate(
     threads: int | None = 1,
     splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     streams: bool = False,
+    progress: bool = False,
 ) -> list[CVResult]:
     """Train and test each named model on the same folds.
 
@@ -91,6 +92,7 @@ def cross_validate(
             running (4x slower measured on a busy 2-core machine).
         splits: ``(train, test)`` index pairs to use instead of
             :func:`~activity.data.splits.kfold_splits` ``(targets, groups, folds, seed)``.
+        progress: a progress bar over folds and models (``cv: fold 2/5, lstm``).
         streams: also score each stream of a two-stream model on its own, as
             ``<name>:appearance`` and ``<name>:motion`` (the fusion's own members:
             no extra training).
@@ -101,7 +103,7 @@ def cross_validate(
     if splits is None:
         splits = kfold_splits(targets, groups, folds, seed=seed)
     if threads is None:
-        return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames, streams)
+        return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames, streams, progress)
     from threadpoolctl import (
         threadpool_limits,  # limits the BLAS libraries loaded so far: sklearn's are (activity.temporal.baselines)
     )
@@ -110,21 +112,26 @@ def cross_validate(
     torch.set_num_threads(threads)
     try:
         with threadpool_limits(limits=threads):
-            return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames, streams)
+            return _cross_validate(models, features, targets, classes, groups, splits, seed, num_frames, streams, progress)
     finally:
         torch.set_num_threads(before)
 
 
 def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets: np.ndarray, classes: Sequence[str],
                     groups: np.ndarray | None, splits: Sequence[tuple[np.ndarray, np.ndarray]], seed: int,
-                    num_frames: int | None, streams: bool) -> list[CVResult]:
+                    num_frames: int | None, streams: bool, progress: bool = False) -> list[CVResult]:
+    from tqdm import tqdm
+
     if num_frames is None:
         num_frames = next((m.features.num_frames for m in models.values() if isinstance(m, Config)), features.shape[1])
     results = {name: CVResult(name) for name in models}
     y_all = torch.from_numpy(targets)
+    bar = tqdm(total=len(splits) * len(models), desc="cv", unit="model", disable=None if progress else True,
+               dynamic_ncols=True)
     for k, (train_idx, test_idx) in enumerate(splits):
         inner_groups = groups[train_idx] if groups is not None else None
         for name, model in models.items():
+            bar.set_description(f"cv: fold {k + 1}/{len(splits)}, {name}")
             t0 = time.perf_counter()
             extra: dict[str, Any] = {}
             if isinstance(model, Config):
@@ -147,6 +154,8 @@ def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets
             m = compute_metrics(targets[test_idx], probs, classes)["metrics"]
             m.update(fold=k, seconds=time.perf_counter() - t0, **extra)
             results[name].folds.append(m)
+            bar.update(1)
+    bar.close()
     order = {name: i for i, name in enumerate(models)}  # a stream's rows right after its model's
     return sorted(results.values(), key=lambda r: order[r.name.split(":")[0]])
 

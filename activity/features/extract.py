@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,7 +290,8 @@ def extract(
     # they decode and this process encodes. One clip: a worker would only add its start-up.
     in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
     workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
-    _maybe_compile(encoder, result, options.compile_backbone, in_workers, len(todo), spec.length)
+    _maybe_compile(encoder, result, options.compile_backbone, in_workers, len(todo), spec.length,
+                   options.progress and options.is_main)
     decoder = options.decoder or "auto"
     dataset = _EncodingDataset(todo, spec, decoder, encoder) if in_workers else _ClipDataset(todo, spec, decoder)
     loader = DataLoader(
@@ -305,8 +307,9 @@ def extract(
 
 
 def _maybe_compile(encoder: FrameEncoder, result: ExtractResult, wanted: bool | None, in_workers: bool,
-                   clips: int, length: int) -> None:
-    """Compile the backbone where it applies (and, for ``wanted=None``, where it pays); notes say why not."""
+                   clips: int, length: int, progress: bool = False) -> None:
+    """Compile the backbone where it applies (and, for ``wanted=None``, where it pays); notes say why not.
+    With ``progress``, a line before compiling and one after (it is silent work of 5 to 20 s)."""
     note = None
     if wanted is None:  # auto: only where it applies, and only when it pays
         wanted = in_workers and clips * length >= COMPILE_MIN_FRAMES
@@ -314,8 +317,14 @@ def _maybe_compile(encoder: FrameEncoder, result: ExtractResult, wanted: bool | 
         where = "a GPU" if encoder.device.type != "cpu" else ("one clip" if clips == 1 else "no workers")
         note = f"torch.compile is used only where CPU workers encode (here: {where}); encoding without it"
     elif wanted:
+        if progress:
+            log.info(f"compiling the backbone with torch.compile for {clips * length:,} frames "
+                     "(about 20 s the first time, 5 s once its cache is warm; --compile no skips it)")
+        t0 = time.perf_counter()
         why = encoder.compile(length, threads=1)  # before the workers fork: they inherit the compiled code
         result.compiled = why is None
+        if progress and why is None:
+            log.info(f"compiled in {time.perf_counter() - t0:.1f} s")
         note = None if why is None else f"torch.compile unavailable, encoding without it ({why})"
     if note is not None:
         result.notes.append(note)

@@ -228,7 +228,8 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
         started = sub is not None and any(sub.rglob(STATE_FILE))
         parts[name] = _fit_stream(cfg, train_x[..., cols], train_y, num_classes, None if val_x is None else val_x[..., cols],
                                   val_y, out_dir=sub, **{**kw, "resume": kw["resume"] and started,
-                                                         "on_epoch": _tagged(kw["on_epoch"], stream=name)})
+                                                         "on_epoch": _tagged(kw["on_epoch"], stream=name),
+                                                         "label": f"train {name}"})
     model = Fusion(parts["appearance"].model, parts["motion"].model, d).eval()
     has_val = val_x is not None and val_y is not None and len(val_x) > 0
     scores: dict[float, float] = {}
@@ -252,13 +253,15 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
 
 def _fit_stream(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, val_x: torch.Tensor | None,
                 val_y: torch.Tensor | None, *, out_dir: Path | None, progress: bool, resume: bool,
-                dist: DistInfo | None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
-    """:func:`fit` (same arguments) of one temporal model, or an ensemble of them, on one stream's features."""
+                dist: DistInfo | None, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                label: str = "train") -> FitResult:
+    """:func:`fit` (same arguments) of one temporal model, or an ensemble of them, on one stream's features;
+    ``label`` names the progress bars (each member's gets ``i/n`` after it)."""
     n = cfg.model.ensemble
     stats = feature_stats(train_x)  # once: every member standardises with the same training statistics
     if n == 1:
         return _fit_one(cfg, train_x, train_y, num_classes, val_x, val_y, stats, out_dir=out_dir, progress=progress,
-                        resume=resume, dist=dist, on_epoch=on_epoch)
+                        resume=resume, dist=dist, on_epoch=on_epoch, label=label)
     if resume and (out_dir is None or not (Path(out_dir) / "member0" / STATE_FILE).exists()):
         raise ActivityError(f"nothing to resume: {Path(out_dir or '.') / 'member0' / STATE_FILE} not found")
     main = dist is None or dist.is_main
@@ -275,7 +278,7 @@ def _fit_stream(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
         started = member_dir is not None and (member_dir / STATE_FILE).exists()
         members.append(_fit_one(member_cfg, train_x, train_y, num_classes, val_x, val_y, stats, out_dir=member_dir,
                                 progress=progress, resume=resume and started, dist=dist,
-                                on_epoch=_tagged(on_epoch, member=i)))
+                                on_epoch=_tagged(on_epoch, member=i), label=f"{label} {i + 1}/{n}"))
     model = Ensemble([m.model for m in members]).eval()
     history = [{"member": i, **row} for i, m in enumerate(members) for row in m.history]
     if out_dir is not None and main:
@@ -305,10 +308,9 @@ def _fit_one(
     resume: bool,
     dist: DistInfo | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    label: str = "train",
 ) -> FitResult:
-    """:func:`fit` for one model; ``stats``: :func:`feature_stats` of ``train_x``."""
-    from tqdm import tqdm
-
+    """:func:`fit` for one model; ``stats``: :func:`feature_stats` of ``train_x``; ``label`` names its progress bar."""
     tc = cfg.train
     torch.manual_seed(tc.seed)
     np.random.seed(tc.seed)
@@ -320,23 +322,42 @@ def _fit_one(
             raise ActivityError(f"nothing to resume: {state_file} not found")
         state = _load_state(state_file, run.model, run.optimizer, run.scheduler, run.gen, run.fingerprint())
     log = _MetricsLog(Path(out_dir) / "metrics.csv" if out_dir is not None and run.parallel.is_main else None, state.history)
-    bar = tqdm(range(state.epoch + 1, tc.epochs + 1), desc="train", unit="epoch", initial=state.epoch, total=tc.epochs,
-               disable=None if progress else True, dynamic_ncols=True)
-    for epoch in bar:
+    bar = _EpochBar(label, state.epoch, tc.epochs, progress)
+    for epoch in range(state.epoch + 1, tc.epochs + 1):
         if state.stopped:
             break
         row = run.epoch(epoch, state)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", **(
-            {"val_acc": f"{row['val_accuracy']:.3f}", "best": f"{state.best[0]:.3f}@{state.best_epoch}"} if run.has_val
-            else {"acc": f"{row['train_accuracy']:.3f}"}))
+        bar.update(row, state, run.has_val)
         log.write(row)
         if log.path is not None:
             _save_state(state_file, state, run.model, run.optimizer, run.scheduler, run.gen, run.fingerprint())
         if on_epoch is not None:
             on_epoch(dict(row))
-    bar.close()
+    bar.close(state)
     log.close()
     return run.result(state)
+
+
+class _EpochBar:
+    """One model's progress bar, named (``train appearance 2/5``), ending with why it ended."""
+
+    def __init__(self, label: str, done: int, epochs: int, progress: bool, file: Any = None) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=label, unit="epoch", initial=done, total=epochs, dynamic_ncols=True, file=file,
+                        disable=(None if file is None else False) if progress else True)
+
+    def update(self, row: dict[str, Any], state: "_TrainState", has_val: bool) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", **(
+            {"val_acc": f"{row['val_accuracy']:.3f}", "best": f"{state.best[0]:.3f}@{state.best_epoch}"} if has_val
+            else {"acc": f"{row['train_accuracy']:.3f}"}))
+
+    def close(self, state: "_TrainState") -> None:
+        if state.stopped:  # a full bar that says so, not one that halts at 40% like a crash
+            self.bar.total = state.epoch
+            self.bar.set_postfix_str(f"stopped early at epoch {state.epoch} (best {state.best_epoch})")
+        self.bar.close()
 
 
 class _Run:
