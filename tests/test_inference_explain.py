@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from functools import lru_cache
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import activity.inference.explain
 import activity.inference.recognizer
 from activity.config import Config
 from activity.data.sampling import segment_indices
@@ -26,9 +29,9 @@ from activity.temporal.models import build_temporal_model
 from activity.temporal.train import select_views
 
 try:
-    from utils import TWO_STREAM, random_checkpoint
+    from utils import TWO_STREAM, make_video, random_checkpoint, run_cli
 except ImportError:  # tests/ imported as a package
-    from tests.utils import TWO_STREAM, random_checkpoint
+    from tests.utils import TWO_STREAM, make_video, random_checkpoint, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -112,6 +115,30 @@ def test_features_and_probabilities_are_those_predict_uses(recognizer, clip):
     np.testing.assert_allclose(expl.features, cached.astype(np.float32), rtol=0, atol=1e-2)
     top = dict(recognizer.predict(clip, top_k=2))
     assert top[expl.label] == pytest.approx(expl.probability, abs=1e-4)
+
+
+def test_attention_importances_are_the_same_for_every_class_and_the_explanation_says_so(recognizer, clip):
+    a, b = (explain(recognizer, clip, method="attention", target=c) for c in ("a", "b"))
+    np.testing.assert_array_equal(a.importance, b.importance)  # the pooling comes before the head
+    assert a.probability != b.probability
+    for expl in (a, b):
+        assert expl.class_independent and expl.as_dict()["class_independent"] is True
+        assert "same for every class" in expl.caveat and "--method occlusion" in expl.caveat
+    occ = explain(recognizer, clip, method="occlusion", target="a")
+    assert not occ.class_independent and occ.caveat is None and occ.as_dict()["class_independent"] is False
+    # the picture says it too: a line under the tiles that an occlusion strip of the same frames lacks
+    assert draw_explanation(a).shape[0] > draw_explanation(dataclasses.replace(a, method="occlusion")).shape[0]
+
+
+def test_explain_command_says_attention_ignores_the_target(recognizer, clip, tmp_path):
+    ckpt = write_checkpoint(tmp_path / "model.pt", make_config(hidden_size=16, projection=32))
+    got = run_cli(["explain", ckpt, clip, "--out", tmp_path / "a.png", "--target", "b", "--json"])
+    assert got.code == 0, got.err
+    assert "note: attention weights are the same for every class; --target only changes the probability shown" in got.err
+    assert json.loads(got.out)["class_independent"] is True
+    got = run_cli(["explain", ckpt, clip, "--out", tmp_path / "o.png", "--target", "b", "--json", "--method", "occlusion"])
+    assert got.code == 0 and "same for every class" not in got.err
+    assert json.loads(got.out)["class_independent"] is False
 
 
 # ---------------------------------------------------------------- occlusion
@@ -246,6 +273,62 @@ def test_strip_png_has_one_tile_per_frame(recognizer, clip, tmp_path):
     wrapped = draw_explanation(expl, columns=4)
     assert wrapped.shape[1] == 4 * (tile_w + 4) + 4 and wrapped.shape[0] > img.shape[0]
     assert wrapped.dtype == np.uint8 and wrapped.shape[2] == 3
+
+
+def _drawn(monkeypatch, expl: Explanation, **kwargs) -> tuple[np.ndarray, dict, list]:
+    """``draw_explanation(expl)``, what it handed to ``contact_sheet`` and every ``cv2.putText`` call
+    ``(text, x, scale)``."""
+    seen, texts = {}, []
+    sheet, put = activity.inference.explain.contact_sheet, cv2.putText
+
+    def spy_sheet(tiles, captions, **kw):
+        seen.update(tiles=tiles, captions=list(captions))
+        return sheet(tiles, captions, **kw)
+
+    def spy_put(img, text, org, font, scale, *args, **kw):
+        texts.append((text, org[0], scale, img.shape[1]))
+        return put(img, text, org, font, scale, *args, **kw)
+
+    monkeypatch.setattr(activity.inference.explain, "contact_sheet", spy_sheet)
+    monkeypatch.setattr(cv2, "putText", spy_put)
+    return draw_explanation(expl, **kwargs), seen, texts
+
+
+def test_tiny_occlusion_importances_read_their_size_not_zero(recognizer, clip, monkeypatch):
+    """A confident model's occlusion drops are tiny; bars are relative to the largest, so labels must not read 0.000."""
+    tiny = np.array([2e-5, -1e-5, 0.0, 3e-6, -0.0, -5e-6])
+    expl = dataclasses.replace(explain(recognizer, clip, method="occlusion"), importance=tiny)
+    _, seen, _ = _drawn(monkeypatch, expl)
+    values = [c.split()[-1] for c in seen["captions"]]
+    assert values == ["+2.0e-05", "-1.0e-05", "0", "+3.0e-06", "0", "-5.0e-06"]
+    tw = seen["tiles"].shape[2]
+    bar = seen["tiles"][:, 120 + 4]  # the middle row of each frame's bar
+    lengths = [int(np.any(row != 235, axis=1).sum()) for row in bar]
+    assert lengths == [tw, tw // 2, 0, round(0.15 * tw), 0, tw // 4]  # as long as the numbers say, relative to the largest
+
+    big = dataclasses.replace(expl, importance=np.array([0.412, -0.05, 0.01, 0.0099, 1e-7, -0.3]))
+    _, seen, _ = _drawn(monkeypatch, big)
+    assert [c.split()[-1] for c in seen["captions"]] == ["+0.412", "-0.050", "+0.010", "+9.9e-03", "+1.0e-07", "-0.300"]
+    att = dataclasses.replace(expl, method="attention", importance=np.array([0.5, 0.3, 0.1996, 4e-4, 0, 0]))
+    _, seen, _ = _drawn(monkeypatch, att)
+    assert [c.split()[-1] for c in seen["captions"]] == ["0.500", "0.300", "0.200", "4.0e-04", "0", "0"]
+
+
+def test_captions_of_a_small_portrait_clip_stay_inside_their_tiles(recognizer, tmp_path, monkeypatch):
+    """70x124 frames (as the basketball crops) give 68-pixel tiles: too narrow for "0.42s  +0.123" on one line."""
+    video, _ = make_video(tmp_path / "portrait.avi", num_frames=VIDEO_FRAMES, size=(70, 124), lossless=True)
+    expl = explain(recognizer, video, method="occlusion")
+    img, seen, texts = _drawn(monkeypatch, expl)
+    assert seen["tiles"].shape[1:3] == (128, 68)
+    wide = (img < 255).any(axis=2)
+    last_tile_row = np.flatnonzero(wide.sum(axis=1) > img.shape[1] // 2).max()  # the bottom row of the bars
+    tiles = wide[last_tile_row]  # the tiles' columns; the gaps between them are white
+    assert tiles.sum() >= T * 68 and not tiles.all()
+    ink = (img[last_tile_row + 1 :] < 128).any(axis=2).any(axis=0)  # columns the captions draw in
+    assert ink.any()
+    assert not (ink & ~tiles).any(), f"caption ink in columns between tiles: {np.flatnonzero(ink & ~tiles)[:10]}"
+    for text, x, scale, width in texts:  # the title too: nothing runs off the picture
+        assert x + cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= width, text
 
 
 def test_note_adds_a_line_and_unwritable_output_is_an_error(recognizer, clip, tmp_path):

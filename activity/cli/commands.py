@@ -269,8 +269,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     model = load_model(args.checkpoint, cache_dir=False, device=args.device)
     expl = explain(model, args.video, method=args.method, target=args.target)
-    if expl.note:
-        print(f"note: {expl.note}", file=sys.stderr)
+    for line in (expl.note, expl.caveat):  # the caveat: attention weights do not depend on --target
+        if line:
+            print(f"note: {line}", file=sys.stderr)
     out = save_explanation(expl, args.out, columns=args.columns)
     if args.json:
         print(json.dumps(expl.as_dict(), indent=2))

@@ -212,7 +212,9 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=["attention", "occlusion"], default="attention",
                    help="attention: the model's pooling weights (a model that pools uniformly falls back to occlusion); "
                         "occlusion: drop in probability when a frame's feature is replaced by the clip's mean")
-    p.add_argument("--target", default=None, help="class to explain (default: the predicted one)")
+    p.add_argument("--target", default=None,
+                   help="class to explain (default: the predicted one); attention weights are the same for every class, "
+                        "so with --method attention only the probability shown changes")
     p.add_argument("--columns", type=_positive, default=8, help="frames per row (default: 8)")
     p.add_argument("--json", action="store_true", help="also print the per-frame importances as JSON")
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone (default: cpu)")

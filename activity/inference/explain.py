@@ -17,7 +17,10 @@ Two methods:
   that pools uniformly (``temporal: mean``, or ``pooling: mean``) every step
   would get ``1/T``, which explains nothing: such a request **falls back to
   occlusion**, and :attr:`Explanation.note` says so (``method`` then reads
-  ``"occlusion"``).
+  ``"occlusion"``). The weights come before the head, so they are **the same
+  for every class**: a ``target`` changes only the probability shown
+  (:attr:`Explanation.class_independent` is true and :attr:`Explanation.caveat`
+  says so; the drawing and the ``activity explain`` command repeat it).
 * ``occlusion``: for each step ``t``, the feature at ``t`` (all of it: the
   appearance and, for a two-stream model, the motion numbers) is replaced by the
   clip's mean feature (over its ``T`` steps) and the drop in the explained
@@ -50,10 +53,14 @@ from activity.data.sampling import segment_indices
 from activity.data.video import open_video, read_sampled
 from activity.errors import ActivityError
 from activity.features.motion import read_with_pairs
-from activity.inference.visualize import contact_sheet
+from activity.inference.visualize import contact_sheet, text_band
 
 Method = Literal["attention", "occlusion"]
 METHODS: tuple[str, ...] = ("attention", "occlusion")
+
+ATTENTION_CAVEAT = ("attention weights are the same for every class; --target only changes the probability shown "
+                    "(use --method occlusion for class-specific importances)")
+"""What :attr:`Explanation.caveat` says of attention importances."""
 
 
 @dataclass
@@ -103,6 +110,16 @@ class Explanation:
         return float(np.max(self.probabilities))
 
     @property
+    def class_independent(self) -> bool:
+        """Whether the importances would be the same for any other class (attention weights are)."""
+        return self.method == "attention"
+
+    @property
+    def caveat(self) -> str | None:
+        """What the importances cannot tell (:data:`ATTENTION_CAVEAT` for attention), else None."""
+        return ATTENTION_CAVEAT if self.class_independent else None
+
+    @property
     def top_frame(self) -> int:
         """Position (``0..T-1``) of the most important frame."""
         imp = np.asarray(self.importance, dtype=np.float64)
@@ -114,6 +131,7 @@ class Explanation:
             "path": str(self.path),
             "method": self.method,
             "note": self.note,
+            "class_independent": self.class_independent,
             "label": self.label,
             "probability": round(float(self.probability), 6),
             "predicted": self.predicted,
@@ -270,12 +288,21 @@ def _bar_tile(frame: np.ndarray, value: float, scale: float, tile_height: int, b
     return np.concatenate([img, bar])
 
 
-def _banner(width: int, text: str) -> np.ndarray:
-    import cv2
+def format_importance(value: float, signed: bool = True) -> str:
+    """A frame's importance as its caption shows it, never reading zero for a value that is not.
 
-    band = np.full((20, width, 3), 255, np.uint8)
-    cv2.putText(band, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
-    return band
+    Three decimals from 0.01 up (``+0.412``); below that two significant
+    digits in scientific notation (``+2.3e-05``), so that a clip whose
+    importances are all tiny (a confident model's occlusion drops) shows their
+    real size under the bars, which are drawn relative to the largest. Exactly
+    zero is ``0``, NaN ``nan``. ``signed``: a ``+`` on positive values.
+    """
+    if not np.isfinite(value):
+        return "nan" if np.isnan(value) else f"{value:+}"
+    if value == 0:
+        return "0"
+    sign = "+" if signed else ""
+    return f"{value:{sign}.3f}" if abs(value) >= 0.01 else f"{value:{sign}.1e}"
 
 
 def draw_explanation(expl: Explanation, *, columns: int = 8, tile_height: int = 120, bar_height: int = 8) -> np.ndarray:
@@ -285,11 +312,13 @@ def draw_explanation(expl: Explanation, *, columns: int = 8, tile_height: int = 
     importance relative to the largest absolute importance of the clip (orange:
     supports the class; blue: a negative occlusion importance, i.e. the class
     became more likely without the frame) and a caption with its time (or frame
-    index when the frame rate is unknown) and importance. The most important
-    frame has a red border. The title gives the explained class, its
+    index when the frame rate is unknown) and importance (:func:`format_importance`).
+    The most important frame has a red border. The title gives the explained class, its
     probability and the method; a note (such as the attention -> occlusion
-    fallback) goes on a line under the tiles. Tiling is :func:`~activity.inference.visualize.contact_sheet`'s,
-    with each tile ``tile_height + bar_height`` pixels tall.
+    fallback) and the caveat of attention weights (:attr:`Explanation.caveat`)
+    go on lines under the tiles. Tiling is :func:`~activity.inference.visualize.contact_sheet`'s,
+    with each tile ``tile_height + bar_height`` pixels tall (captions too wide
+    for a narrow tile wrap, shrink, or widen it).
 
     Returns:
         uint8 RGB image.
@@ -299,16 +328,16 @@ def draw_explanation(expl: Explanation, *, columns: int = 8, tile_height: int = 
     scale = float(finite.max()) if finite.size else 0.0
     top = expl.top_frame if scale > 0 else -1
     tiles = np.stack([_bar_tile(f, v, scale, tile_height, bar_height, i == top) for i, (f, v) in enumerate(zip(expl.frames, imp))])
-    signed = "+" if expl.method == "occlusion" else ""
     captions = [
-        (f"{t:.2f}s" if np.isfinite(t) else f"#{i}") + f"  {v:{signed}.3f}"
+        (f"{t:.2f}s" if np.isfinite(t) else f"#{i}") + "  " + format_importance(v, signed=expl.method == "occlusion")
         for i, t, v in zip(expl.indices, expl.times, imp)
     ]
     what = "target" if expl.target_given else "predicted"
     title = f"{expl.path.name}: {what} {expl.label} ({expl.probability:.2f}), {expl.method} importance"
     sheet = contact_sheet(tiles, captions, columns=columns, tile_height=tile_height + bar_height, title=title)
-    if expl.note:
-        sheet = np.concatenate([sheet, _banner(sheet.shape[1], f"note: {expl.note}")])
+    for line in (expl.note, expl.caveat):
+        if line:
+            sheet = np.concatenate([sheet, text_band(sheet.shape[1], f"note: {line}")])
     return sheet
 
 
