@@ -10,11 +10,17 @@ from activity.evaluation.reports import format_table
 
 if TYPE_CHECKING:
     from activity.inference.recognizer import Prediction
+    from activity.inference.timeline import Timeline
     from activity.workflows import EvaluateReport, PredictReport, TrainReport
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 window"``, ``"2 windows"``, ``"0 windows"``."""
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def _clips(n: int) -> str:
-    return f"{n} clip{'s' * (n != 1)}"
+    return plural(n, "clip")
 
 
 def print_train(r: TrainReport) -> None:
@@ -80,3 +86,10 @@ def print_held_out(predictions: Sequence[Prediction], true_label: Callable[[Path
     correct = sum(p.labels[0] == true_label(p.path) for p in predictions)
     print(f"\nmean confidence {mean:.3f} over {_clips(len(predictions))} held out ({correct} predicted correctly); "
           f"{len(rows)} shown")
+
+
+def print_timeline(path: Path, tl: Timeline) -> None:
+    """``PATH: 18.0 s, 17 windows of 2 s every 1 s``, then one row per segment."""
+    rows = [[f"{s.start:.1f}", f"{s.end:.1f}", s.label, f"{s.probability:.2f}"] for s in tl.segments]
+    print(f"{path}: {tl.duration:.1f} s, {plural(len(tl.windows), 'window')} of {tl.window:g} s every {tl.stride:g} s")
+    print(format_table(rows, ["start", "end", "label", "probability"]) + "\n")
