@@ -37,7 +37,7 @@ from corpus import (
     odd,
     video_files,
 )
-from utils import SUMMARY, CliResult
+from utils import SUMMARY, CliResult, make_video
 
 FAST = ["features.image_size=64", "features.num_frames=8", "train.epochs=3"]
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \".*\", line \d+", re.M)
@@ -371,6 +371,31 @@ def test_console_stderr_holds_only_skip_lines_and_the_summary(ws):
     assert not TRACEBACK.search(proc.stderr), proc.stderr
     other = [l for l in proc.stderr.splitlines() if not (l.startswith("skipped ") or SUMMARY.match(l))]
     assert other == []
+
+
+def test_console_stderr_is_clean_for_truncated_mp4s(tmp_path):
+    """A clip cut anywhere (some cuts leave a container OpenCV opens with no codec, where its own
+    "[ERROR:0@...] ... Failed to initialize VideoCapture" lines used to come out) and random bytes named .mp4,
+    with either decoder: each is one ``skipped`` line, and nothing else reaches stderr."""
+    data = tmp_path / "data"
+    good = [make_video(data / label / f"{label}_{i}.mp4", seed=i)[0] for label in ("a", "b") for i in range(2)]
+    whole = good[0].read_bytes()
+    bad = []
+    for percent in (33, 50, 85, 90, 95):
+        bad.append(data / "a" / f"truncated_{percent}.mp4")
+        bad[-1].write_bytes(whole[: len(whole) * percent // 100])
+    bad.append(data / "b" / "random_bytes.mp4")
+    bad[-1].write_bytes(os.urandom(20_000))
+    for decoder in ("auto", "decord"):
+        proc = subprocess.run([sys.executable, "-m", "activity", "extract", "--data", str(data),
+                               "--cache", str(tmp_path / f"cache-{decoder}"), "--quiet", *FAST[:2],
+                               f"features.decoder={decoder}"], capture_output=True, text=True, encoding="utf-8")
+        if decoder == "decord" and "decord is not installed" in proc.stderr:
+            continue
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stderr.splitlines()
+        assert [l for l in lines if not (l.startswith("skipped ") or SUMMARY.match(l))] == [], proc.stderr
+        assert len([l for l in lines if l.startswith("skipped ")]) >= 3, proc.stderr  # the early cuts and the random bytes
 
 
 # ---------------------------------------------------------------- the real basketball clips

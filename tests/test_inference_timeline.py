@@ -365,3 +365,43 @@ def test_timeline_flow_pairs_are_extractions_and_decoding_never_goes_back(two_st
     want = model.encode_clip(frames[idx], frames[first], frames[second]).numpy()
     assert len(got) == 40 // step_frames and rewinds == []
     np.testing.assert_allclose(np.stack([f.numpy() for _, f in got]), want, rtol=0, atol=1e-4)  # other batch sizes
+
+
+def test_a_timeline_of_one_window_says_1_window(trained, capsys):
+    clip = trained["data"] / "growing" / "growing_000.mp4"  # 2 s: one window of 100 s covers it
+    code = main(["predict", str(trained["ckpt"]), str(clip), "--timeline", "--window", "100",
+                 "--cache", str(trained["cache"]), "--quiet"])
+    assert code == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith(f"{clip}: 2.0 s, 1 window of "), header
+
+
+@pytest.mark.parametrize("frames,step", [(61, 1 / 12), (61, 7 / 12), (100, 3 / 12), (100, 7 / 12), (40, 0.3)])
+def test_timeline_progress_bar_ends_at_100_percent(tmp_path, monkeypatch, frames, step):
+    """Counted in sampled frames, the bar's total is the work done: neither 99% nor 101% at the end."""
+    import io
+    import types
+
+    import torch
+    import tqdm
+
+    from activity.inference.timeline import _frame_features
+
+    bars = []
+
+    class Recorded(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.update(disable=False, file=io.StringIO())  # drawn even though the test's stderr is no terminal
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorded)
+    video = write_video(tmp_path / "clip.mp4", order_clip("growing", num_frames=frames, size=(32, 24), seed=3), FPS)
+    recognizer = types.SimpleNamespace(spec=types.SimpleNamespace(motion_spec=None),
+                                       encode_clip=lambda a, b, c: torch.zeros(len(a), 2))
+    with open_video(video, "opencv", sequential=True) as reader:
+        n = sum(1 for _ in _frame_features(recognizer, reader, step, {}, progress=True))
+    (bar,) = bars
+    assert bar.n == bar.total == n
+    last = bar.fp.getvalue().split("\r")[-1]
+    assert "100%" in last and f"{n * step:.1f}/{n * step:.1f} s" in last, last

@@ -177,7 +177,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _predict_timeline(model, paths: list[Path], args: argparse.Namespace, empty: dict[Path, str]) -> int:
     from activity.errors import VideoError
-    from activity.evaluation.reports import format_table
     from activity.inference.timeline import write_overlay
 
     if args.overlay and len(paths) != 1:
@@ -200,9 +199,7 @@ def _predict_timeline(model, paths: list[Path], args: argparse.Namespace, empty:
         if args.overlay:
             print(f"wrote {write_overlay(tl, p, args.overlay, progress=not args.quiet)}", file=sys.stderr)
         if not args.json:
-            rows = [[f"{s.start:.1f}", f"{s.end:.1f}", s.label, f"{s.probability:.2f}"] for s in tl.segments]
-            print(f"{p}: {tl.duration:.1f} s, {len(tl.windows)} windows of {tl.window:g} s every {tl.stride:g} s")
-            print(format_table(rows, ["start", "end", "label", "probability"]) + "\n")
+            output.print_timeline(p, tl)
     if args.json:
         print(json.dumps({"timelines": [t.as_dict() for t in timelines], "skipped": {str(p): r for p, r in failed.items()}}, indent=2))
     return _finish(args, len(timelines), failed)

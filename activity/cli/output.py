@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from activity.evaluation.reports import format_table
 
 if TYPE_CHECKING:
+    from activity.inference.recognizer import Prediction
+    from activity.inference.timeline import Timeline
     from activity.workflows import EvaluateReport, PredictReport, TrainReport
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 window"``, ``"2 windows"``, ``"0 windows"``."""
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def _clips(n: int) -> str:
-    return f"{n} clip{'s' * (n != 1)}"
+    return plural(n, "clip")
 
 
 def print_train(r: TrainReport) -> None:
@@ -50,3 +59,37 @@ def print_predictions(r: PredictReport) -> None:
     if rows:
         print(format_table(rows, ["video", "rank", "label", "probability"]))
 
+
+
+def one_per_class(predictions: Sequence[Prediction], true_label: Callable[[Path], str], n: int = 4) -> list[Prediction]:
+    """Up to ``n`` predictions, the first of each true class in turn (input order), then further ones where
+    there are fewer classes than ``n``."""
+    picked: list[Prediction] = []
+    seen: set[str] = set()
+    for p in predictions:
+        if len(picked) < n and true_label(p.path) not in seen:
+            picked.append(p)
+            seen.add(true_label(p.path))
+    rest = [p for p in predictions if p not in picked]
+    return picked + rest[: n - len(picked)]
+
+
+def print_held_out(predictions: Sequence[Prediction], true_label: Callable[[Path], str], shown: int = 4) -> None:
+    """A few held-out clips (one per true class where possible) with true label, prediction and probability,
+    then the mean top-1 probability and the share correct over all of them."""
+    if not predictions:
+        return
+    rows = [[p.path.name, true_label(p.path), p.labels[0], f"{p.probabilities[0]:.3f}"]
+            for p in one_per_class(predictions, true_label, shown)]
+    print(format_table(rows, ["clip", "true", "predicted", "probability"]))
+    mean = sum(p.probabilities[0] for p in predictions) / len(predictions)
+    correct = sum(p.labels[0] == true_label(p.path) for p in predictions)
+    print(f"\nmean confidence {mean:.3f} over {_clips(len(predictions))} held out ({correct} predicted correctly); "
+          f"{len(rows)} shown")
+
+
+def print_timeline(path: Path, tl: Timeline) -> None:
+    """``PATH: 18.0 s, 17 windows of 2 s every 1 s``, then one row per segment."""
+    rows = [[f"{s.start:.1f}", f"{s.end:.1f}", s.label, f"{s.probability:.2f}"] for s in tl.segments]
+    print(f"{path}: {tl.duration:.1f} s, {plural(len(tl.windows), 'window')} of {tl.window:g} s every {tl.stride:g} s")
+    print(format_table(rows, ["start", "end", "label", "probability"]) + "\n")

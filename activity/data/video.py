@@ -17,6 +17,13 @@ Containers can report a wrong frame count. Readers never return a frame past
 what really decodes: when a video turns out shorter than reported, the reader
 lowers ``num_frames`` and :func:`read_sampled` samples again over the true
 length.
+
+Decoding a damaged file makes both libraries print their own lines on file
+descriptor 2 ("[ERROR:0@0.3] global cap_ffmpeg_impl.hpp ... Could not find
+decoder", decord's "Failed to seek file to position: 0", FFmpeg's
+"[h264 @ 0x...]"), ahead of the one ``skipped PATH: reason`` line the commands
+print. Every open and decode call runs inside :func:`quiet_native_stderr`,
+which points descriptor 2 at the null device for the call's duration.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -200,9 +208,10 @@ class OpenCVReader(VideoReader):
     def _open(path: Path):
         import cv2
 
-        if _decode_threads:
-            return cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, _decode_threads])
-        return cv2.VideoCapture(str(path))
+        with quiet_native_stderr():  # OpenCV's own "[ERROR:0@...] ... Failed to initialize VideoCapture"
+            if _decode_threads:
+                return cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, _decode_threads])
+            return cv2.VideoCapture(str(path))
 
     def _rewind(self) -> None:
         self._cap.release()
@@ -211,8 +220,9 @@ class OpenCVReader(VideoReader):
 
     def _count_frames(self) -> int:
         n = 0
-        while self._cap.grab():
-            n += 1
+        with quiet_native_stderr():
+            while self._cap.grab():
+                n += 1
         self._rewind()
         return n
 
@@ -226,16 +236,17 @@ class OpenCVReader(VideoReader):
         if wanted[0] < self._pos:
             self._rewind()
         decoded: dict[int, np.ndarray] = {}
-        for i in wanted:
-            while self._pos < i:  # skip without converting
-                if not self._cap.grab():
+        with quiet_native_stderr():
+            for i in wanted:
+                while self._pos < i:  # skip without converting
+                    if not self._cap.grab():
+                        break
+                    self._pos += 1
+                ok, frame = (self._cap.read() if self._pos == i else (False, None))
+                if not ok or frame is None:
                     break
                 self._pos += 1
-            ok, frame = (self._cap.read() if self._pos == i else (False, None))
-            if not ok or frame is None:
-                break
-            self._pos += 1
-            decoded[int(i)] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                decoded[int(i)] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         if len(decoded) < len(wanted):
             # The container over-reported its length: the stream ended after self._pos frames.
             # Never index past what decodes.
@@ -259,7 +270,8 @@ class OpenCVReader(VideoReader):
         if self._pos:
             self._rewind()
         while True:
-            ok, frame = self._cap.read()
+            with quiet_native_stderr():  # per frame: the caller's own output between frames stays visible
+                ok, frame = self._cap.read()
             if not ok or frame is None:
                 break
             self._pos += 1
@@ -300,10 +312,10 @@ class DecordReader(VideoReader):
         decord.logging.set_level(decord.logging.QUIET)
         p = check_file(path)
         try:
-            with _quiet_stderr():  # decord's C++ logger prints its own "ERROR opening" line
+            with quiet_native_stderr():  # decord's C++ logger prints its own "ERROR opening" line
                 vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=_decode_threads)
-            count = len(vr)
-            fps = float(vr.get_avg_fps())
+                count = len(vr)
+                fps = float(vr.get_avg_fps())
         except Exception as e:  # decord raises its own DECORDError and RuntimeErrors
             raise VideoError(str(p), f"decord cannot open it ({_first_line(e)})") from None
         if count <= 0:
@@ -317,7 +329,8 @@ class DecordReader(VideoReader):
         if any(i < 0 or i >= self.frame_count for i in idx):
             raise IndexError(f"frame index out of range [0, {self.frame_count})")
         try:
-            frames = self._vr.get_batch(idx).asnumpy()
+            with quiet_native_stderr():  # "Failed to seek file to position: 0" and FFmpeg's "[h264 @ ...]" lines
+                frames = self._vr.get_batch(idx).asnumpy()
         except Exception as e:
             raise VideoError(str(self.path), f"decord failed to decode ({_first_line(e)})") from None
         if len(frames):
@@ -506,24 +519,60 @@ def open_source(source: int | str | os.PathLike) -> LiveSource:
     return LiveSource(source)
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0  # blocks inside quiet_native_stderr now, over all threads
+_quiet_saved: int | None = None  # duplicate of the real descriptor 2 while it points at the null device
+
+STDERR_FD = 2
+"""The descriptor C and C++ libraries write their logs to, whatever ``sys.stderr`` is in Python."""
+
+
 @contextlib.contextmanager
-def _quiet_stderr():
-    """Silence file descriptor 2 (C/C++ library logging) for the duration of the block."""
+def quiet_native_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at the null device for the block: silences C/C++ library logging.
+
+    OpenCV, its FFmpeg and decord write straight to descriptor 2, so neither
+    their log levels (decord's covers only part of it) nor replacing
+    ``sys.stderr`` stops them. Python's ``sys.stderr`` is flushed first, so
+    nothing written before the block is lost. Blocks may nest and overlap across
+    threads: the first to enter redirects, the last to leave restores. Loader
+    workers are processes, each with its own descriptors. Where descriptor 2 is
+    closed or cannot be duplicated, the block runs unsilenced.
+    """
+    global _quiet_depth, _quiet_saved
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = _redirect_to_devnull(STDERR_FD)
+        _quiet_depth += 1
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced (e.g. captured): nothing to silence
         yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                os.dup2(_quiet_saved, STDERR_FD)
+                os.close(_quiet_saved)
+                _quiet_saved = None
+
+
+def _redirect_to_devnull(fd: int) -> int | None:
+    """Point ``fd`` at the null device; return a duplicate of what it was (None where that fails)."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream: nothing to flush
+            pass
+    try:
+        saved = os.dup(fd)
+    except OSError:  # descriptor 2 closed: nothing to silence
+        return None
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, fd)
-        yield
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
         os.close(devnull)
+    return saved
 
 
 def _first_line(e: BaseException) -> str:

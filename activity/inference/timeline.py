@@ -176,6 +176,10 @@ def _decode(reader: VideoReader, wanted: np.ndarray, held: dict[int, np.ndarray]
     return {**held, **dict(zip(missing.tolist(), reader.get_frames(missing)))}
 
 
+_TIMELINE_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}]"
+"""The timeline's progress bar: seconds of video done, of the whole (tqdm scales its frame count by the step)."""
+
+
 def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, info: dict, *, chunk: int = 16,
                     progress: bool = False) -> Iterator[tuple[float, torch.Tensor]]:
     """Yield ``(time, feature (D + M,))`` every ``step`` seconds through the video, decoding each frame once.
@@ -193,7 +197,9 @@ def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, in
     gap = None if motion is None else motion.partner_gap(reader.fps)  # as read_with_pairs
     info["duration"] = reader.frame_count / fps
     total = max(1, int(reader.frame_count / fps / step))
-    bar = tqdm(total=round(total * step, 1), desc="timeline", unit="s", disable=None if progress else True, dynamic_ncols=True)
+    # Counted in sampled frames (whole numbers, so it ends at exactly 100%) and shown in seconds of video.
+    bar = tqdm(total=total, desc="timeline", unit="s", unit_scale=step, disable=None if progress else True,
+               dynamic_ncols=True, bar_format=_TIMELINE_BAR)
     held: dict[int, np.ndarray] = {}
     k = 0
     while k < total:
@@ -204,6 +210,7 @@ def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, in
         held = _decode(reader, np.concatenate([need, ahead[ahead <= need.max()]]), held)
         if reader.frame_count < n:  # the container over-reported its length
             total = int(reader.frame_count / fps / step)
+            bar.total = max(total, bar.n)
             info["duration"] = reader.frame_count / fps
             ks = ks[need[: len(ks)] < reader.frame_count]
             need = _chunk_indices(ks, step, fps, reader.frame_count, gap)
@@ -215,7 +222,7 @@ def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, in
             for kk, f in zip(ks, feats):
                 yield (kk + 0.5) * step, f
         held = {i: held[i] for i in ahead.tolist() if i in held}
-        bar.update(round(len(ks) * step, 3))
+        bar.update(len(ks))
         k = int(ks[-1]) + 1 if len(ks) else total
     bar.close()
 
