@@ -144,8 +144,8 @@ def test_not_a_checkpoint_is_one_line_saying_so(tmp_path, kind):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(ActivityError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "nope.pt")
-    with pytest.raises(ActivityError, match="checkpoint not found"):
-        load_checkpoint(tmp_path)  # a folder
+    with pytest.raises(ActivityError, match="a folder without model.pt; pass a checkpoint file or a finished run folder"):
+        load_checkpoint(tmp_path)  # a folder that is not a run
 
 
 class _RunsCode:
