@@ -20,10 +20,10 @@ from activity.features.cache import FeatureCache
 
 try:
     from test_features_extract import DIM, run, spec_for
-    from utils import make_video
+    from utils import make_video, slowed_activity
 except ImportError:  # tests/ imported as a package
     from tests.test_features_extract import DIM, run, spec_for
-    from tests.utils import make_video
+    from tests.utils import make_video, slowed_activity
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -45,15 +45,7 @@ def _files(folder: Path) -> tuple[list[str], list[str]]:
 
 #: ``python -m activity`` with each rename of a finished file slowed down, so that two processes writing the
 #: same entries overlap (without it a write takes well under a millisecond and they rarely meet).
-_SLOW_RENAMES = """
-import os, runpy, time
-real = os.replace
-def slow(*args, **kwargs):
-    time.sleep(0.1)
-    return real(*args, **kwargs)
-os.replace = slow
-runpy.run_module("activity", run_name="__main__", alter_sys=True)
-"""
+_SLOW_RENAMES = slowed_activity("os", "replace", 0.1)
 
 
 def test_two_extract_processes_on_one_cache_both_finish_with_every_entry_whole(tmp_path):

@@ -19,6 +19,11 @@ from activity.data.sampling import segment_indices
 from activity.errors import ActivityError
 from activity.temporal.train import STATE_FILE, fit, select_views
 
+try:
+    from utils import slowed_activity
+except ImportError:  # tests/ imported as a package
+    from tests.utils import slowed_activity
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -171,17 +176,7 @@ def test_ensemble_resumes_member_by_member(tmp_path, monkeypatch):
         fit(cfg, x, y, 3, out_dir=tmp_path / "never", progress=False, resume=True)
 
 
-_SLOW_TRAIN = """
-import sys, time
-import activity.temporal.train as t
-real = t.train_one_epoch
-def slow(*a, **k):
-    time.sleep(0.4)
-    return real(*a, **k)
-t.train_one_epoch = slow
-from activity.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+_SLOW_TRAIN = slowed_activity("activity.temporal.train", "train_one_epoch", 0.4)
 
 
 def test_killed_cli_run_resumes_to_the_same_model(tmp_path, trained_run, cli):

@@ -183,3 +183,18 @@ def random_checkpoint(config, classes: Sequence[str], feature_dim: int, *, seed:
     if path is not None:
         save_checkpoint(Path(path), ckpt)
     return ckpt
+
+
+def slowed_activity(module: str, attr: str, seconds: float) -> str:
+    """Source for ``python -c``: the ``activity`` command line with each call of ``module.attr`` delayed by
+    ``seconds`` (to make two processes overlap, or to kill a run part-way); arguments follow as usual."""
+    return f"""
+import importlib, runpy, time
+m = importlib.import_module({module!r})
+real = getattr(m, {attr!r})
+def slow(*args, **kwargs):
+    time.sleep({seconds})
+    return real(*args, **kwargs)
+setattr(m, {attr!r}, slow)
+runpy.run_module("activity", run_name="__main__", alter_sys=True)
+"""
