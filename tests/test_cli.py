@@ -380,3 +380,15 @@ def test_an_interrupt_closes_the_progress_bars_before_saying_so(monkeypatch, cap
     assert main(["backbones"]) == 130
     before, _, after = capsys.readouterr().err.partition("interrupted\n")
     assert "working:  30%" in before and after == ""  # the bar is not drawn again below the message
+
+
+def test_every_option_and_argument_of_every_command_says_what_it_is():
+    import argparse
+
+    from activity.cli.parser import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.dest}" for name, p in sub.choices.items() for action in p._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert missing == []

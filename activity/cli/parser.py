@@ -199,7 +199,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"],
                    help="onnx (runs in ONNX Runtime, see scripts/run_exported.py) or torchscript (torch.jit.load)")
-    p.add_argument("--out", required=True, type=Path, metavar="FILE")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="file to write (FILE.json beside it describes the input, sampling and preprocessing)")
     p.set_defaults(func=cmd.cmd_export)
 
 
