@@ -228,7 +228,7 @@ def _check(name: str, value: Any, f: dataclasses.Field, source: str) -> Any:
         registry = f.metadata.get("registry")
         if registry is not None and value not in registry:
             raise ConfigError(f"{source}: {name}={value!r} is not allowed: unknown {registry.kind}; "
-                              f"choose from {', '.join(registry.names())}")
+                              f"choose from {registry.choices()}")
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"

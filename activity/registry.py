@@ -13,6 +13,10 @@ implemented::
     TEMPORAL_MODELS.get("lstm")      # the class
     TEMPORAL_MODELS.get("gru")       # ConfigError: unknown temporal model 'gru'; choose from lstm, mean
 
+A registry can also resolve a whole family of names through a factory: backbones
+``timm:NAME`` stand for any pretrained timm model without registering each one
+(:meth:`Registry.add_family`); :meth:`Registry.names` lists the registered names only.
+
 The registries are declared here, below every other module, so that
 :mod:`activity.config` can check a value against them. Their entries are
 registered by the module that implements them (its ``provider``), which is
@@ -43,6 +47,7 @@ class Registry(Generic[T]):
         self.key = key
         self.provider = provider
         self._entries: dict[str, T] = {}
+        self._families: dict[str, Callable[[str], T]] = {}
         self._loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -59,6 +64,26 @@ class Registry(Generic[T]):
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = obj
+
+    def add_family(self, prefix: str, factory: Callable[[str], T]) -> None:
+        """Resolve every name ``prefix + NAME`` (NAME not empty) to ``factory(NAME)``.
+
+        The factory is called by :meth:`get` and must be cheap and import nothing heavy: checking
+        a config value only tests the prefix (:meth:`__contains__`); whether NAME exists is up to
+        what the factory returns.
+        """
+        if prefix in self._families:
+            raise ValueError(f"{self.kind} family {prefix!r} is registered twice")
+        self._families[prefix] = factory
+
+    def _family(self, name: str) -> str | None:
+        """The family prefix ``name`` belongs to, if any."""
+        self._load()
+        return next((p for p in self._families if name.startswith(p) and len(name) > len(p)), None)
+
+    def choices(self) -> str:
+        """The registered names and the families, for messages: ``"a, b, timm:NAME"``."""
+        return ", ".join(self.names() + [p + "NAME" for p in self._families])
 
     def _load(self) -> dict[str, T]:
         if not self._loaded:
@@ -77,12 +102,15 @@ class Registry(Generic[T]):
             ConfigError: no such name; the message names the config key and the choices.
         """
         entries = self._load()
-        if name not in entries:
-            raise ConfigError(f"unknown {self.kind} {name!r}; choose from {', '.join(entries)}")
-        return entries[name]
+        if name in entries:
+            return entries[name]
+        prefix = self._family(name)
+        if prefix is None:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose from {self.choices()}")
+        return self._families[prefix](name[len(prefix):])
 
     def __contains__(self, name: object) -> bool:
-        return name in self._load()
+        return name in self._load() or (isinstance(name, str) and self._family(name) is not None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

