@@ -10,7 +10,11 @@
   generated one); best and median of --repeats runs, after one run that warms the disk cache;
 * memory: peak RSS (``/usr/bin/time -v``'s "Maximum resident set size", the largest process) of
   ``activity extract`` and ``activity predict`` on a generated --minutes video, and with
-  --timeline of ``activity predict --timeline`` (slow: every frame window through the backbone).
+  --timeline of ``activity predict --timeline`` (slow: every frame window through the backbone);
+* with --timeline also throughput: frames/s of the timeline over the generated video (its sampled frames, one
+  each ``window / num_frames`` s, encoded with their flow pairs) against ``extract`` of the same video cut into
+  2 s clips (16 frames each), both in this process with the default workers and compile rule, timed from the
+  call to the result (so start-up and model loading are left out of both).
 
 The checkpoint is the default config's model with random weights: what is timed does not depend on
 what it learned.
@@ -109,6 +113,45 @@ def long_video(path: Path, minutes: float) -> Path:
     return path
 
 
+def cut_clips(video: Path, out: Path, seconds: float = 2.0) -> list[Path]:
+    """``video`` cut into consecutive clips of ``seconds`` (the last, shorter one dropped)."""
+    import numpy as np
+
+    from activity.data.synthetic import write_video
+    from activity.data.video import open_video
+
+    out.mkdir(parents=True, exist_ok=True)
+    clips, frames = [], []
+    with open_video(video, "opencv", sequential=True) as reader:
+        per = max(1, round(seconds * reader.fps))
+        for _, f in reader.iter_frames():
+            frames.append(f)
+            if len(frames) == per:
+                clips.append(write_video(out / f"clip_{len(clips):05d}.mp4", np.stack(frames), reader.fps))
+                frames = []
+    return clips
+
+
+def time_timeline_vs_extract(ckpt: Path, video: Path, work: Path, compile_backbone: bool | None = None) -> dict:
+    """Frames/s of ``extract`` (2 s clips of ``video``) and of the timeline over ``video``, in this process."""
+    from activity.features.extract import ExtractOptions
+    from activity.inference.recognizer import load_model
+
+    clips = cut_clips(video, work / "clips")
+    model = load_model(ckpt, ExtractOptions(cache_dir=False, progress=False, compile_backbone=compile_backbone))
+    t0 = time.perf_counter()
+    result = model.extractor(clips, progress=False)
+    extract = {"frames": result.frames, "seconds": time.perf_counter() - t0, "compiled": result.compiled,
+               "clips": len(clips)}
+    t0 = time.perf_counter()
+    tl = model.timeline(video)
+    steps = int(tl.duration / (tl.window / model.spec.num_frames) + 1e-6)
+    timeline = {"frames": steps, "seconds": time.perf_counter() - t0, "windows": len(tl.windows)}
+    for d in (extract, timeline):
+        d["fps"] = d["frames"] / d["seconds"]
+    return {"extract": extract, "timeline": timeline, "ratio": timeline["fps"] / extract["fps"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=10000, help="generated cached clips for the training epoch")
@@ -142,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.timeline:
                 jobs["predict --timeline"] = activity_cmd("predict", str(ckpt), str(video), "--timeline", "--quiet",
                                                           "--results-dir", str(work / "tl"))
+            if args.timeline:
+                th = out["throughput"] = time_timeline_vs_extract(ckpt, video, work)
+                e, t = th["extract"], th["timeline"]
+                rows.append([f"extract, {e['clips']} 2 s clips of the {label}", f"{e['fps']:.1f} frames/s",
+                             f"{e['frames']:,} frames in {e['seconds']:.1f} s" + (", compiled" if e["compiled"] else ""), ""])
+                rows.append([f"timeline over the {label}", f"{t['fps']:.1f} frames/s",
+                             f"{t['frames']:,} frames in {t['seconds']:.1f} s; {th['ratio']:.2f}x extract's",
+                             ">= 0.8x extract's"])
             for name, cmd in jobs.items():
                 mb, wall = peak_rss(cmd)
                 mem[name] = {"peak_rss_mb": mb, "wall_s": wall}

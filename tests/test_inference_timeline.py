@@ -376,13 +376,39 @@ def test_a_timeline_of_one_window_says_1_window(trained, capsys):
     assert header.startswith(f"{clip}: 2.0 s, 1 window of "), header
 
 
+class _ZeroEncoder:
+    """A backbone stand-in for :func:`~activity.features.extract.encode_steps`: two zeros a frame."""
+
+    device = __import__("torch").device("cpu")
+
+    def __call__(self, frames):
+        import torch
+
+        return torch.zeros(len(frames), 2)
+
+
+class _FakeRecognizer:
+    """What a timeline needs of a model, with the real decoding and work split but no backbone."""
+
+    def __init__(self, motion=False, **options):
+        from activity.config import FeatureConfig
+        from activity.features.extract import ExtractOptions
+        from activity.features.spec import FeatureSpec
+
+        self.spec = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=8, motion=motion))
+        self.options = ExtractOptions(progress=False, cache_dir=False, **options)
+
+    def encode_steps(self, path, step, **kwargs):
+        from activity.features.extract import encode_steps
+
+        return encode_steps(path, self.spec, step, _ZeroEncoder(), self.options, **kwargs)
+
+
 @pytest.mark.parametrize("frames,step", [(61, 1 / 12), (61, 7 / 12), (100, 3 / 12), (100, 7 / 12), (40, 0.3)])
 def test_timeline_progress_bar_ends_at_100_percent(tmp_path, monkeypatch, frames, step):
     """Counted in sampled frames, the bar's total is the work done: neither 99% nor 101% at the end."""
     import io
-    import types
 
-    import torch
     import tqdm
 
     from activity.inference.timeline import _frame_features
@@ -397,11 +423,86 @@ def test_timeline_progress_bar_ends_at_100_percent(tmp_path, monkeypatch, frames
 
     monkeypatch.setattr(tqdm, "tqdm", Recorded)
     video = write_video(tmp_path / "clip.mp4", order_clip("growing", num_frames=frames, size=(32, 24), seed=3), FPS)
-    recognizer = types.SimpleNamespace(spec=types.SimpleNamespace(motion_spec=None),
-                                       encode_clip=lambda a, b, c: torch.zeros(len(a), 2))
+    recognizer = _FakeRecognizer(workers=0)
     with open_video(video, "opencv", sequential=True) as reader:
         n = sum(1 for _ in _frame_features(recognizer, reader, step, {}, progress=True))
     (bar,) = bars
     assert bar.n == bar.total == n
     last = bar.fp.getvalue().split("\r")[-1]
     assert "100%" in last and f"{n * step:.1f}/{n * step:.1f} s" in last, last
+
+
+# ---------------------------------------------------------------- parallel encoding (loader workers, as extraction)
+
+
+def _timeline_numbers(tl: Timeline) -> tuple[list, np.ndarray, list]:
+    """A timeline's windows (times, labels), their probabilities, and its segments (probabilities rounded)."""
+    windows = [(w.start, w.end, w.labels) for w in tl.windows]
+    segments = [(s.start, s.end, s.label, round(s.probability, 4)) for s in tl.segments]
+    return windows, np.array([w.probabilities for w in tl.windows]), segments
+
+
+def _same_timeline_with_workers(ckpt, video, monkeypatch) -> Timeline:
+    """The timeline of ``video`` with 2 loader workers and in this process; asserts they agree."""
+    import activity.features.extract as extract_mod
+    from activity import load_model
+
+    monkeypatch.setattr(extract_mod, "STEP_CHUNK", 12)  # several items for a video of seconds (not a multiple of 16)
+    got = {}
+    for workers in (0, 2):
+        model = load_model(ckpt, cache_dir=False, workers=workers)
+        got[workers] = model.timeline(video, window=2.0, stride=0.5, top_k=2)
+    (w0, p0, s0), (w2, p2, s2) = _timeline_numbers(got[0]), _timeline_numbers(got[2])
+    assert w2 == w0 and s2 == s0 and len(w0) > 10
+    np.testing.assert_allclose(p2, p0, rtol=0, atol=1e-5)
+    return got[2]
+
+
+def test_parallel_timeline_of_a_two_stream_model_is_the_in_process_one(trained, monkeypatch):
+    tl = _same_timeline_with_workers(trained["ckpt"], trained["long"], monkeypatch)  # the default model: motion on
+    assert [s.label for s in tl.segments] == ["growing", "moving_right", "growing"]
+
+
+APPEARANCE_ONLY: dict = dict(TWO_STREAM, options=tuple(o.replace("features.motion=true", "features.motion=false")
+                                                         for o in TWO_STREAM["options"]))
+
+
+def test_parallel_timeline_of_an_appearance_only_model_is_the_in_process_one(trained_run, monkeypatch):
+    run = trained_run(**APPEARANCE_ONLY)
+    plan = ["moving_left", "moving_right", "moving_left"] * 2
+    frames = np.concatenate([order_clip(c, num_frames=24, size=(64, 48), seed=50 + i) for i, c in enumerate(plan)])
+    video = write_video(run.root / "long.mp4", frames, FPS)
+    from activity import load_model
+
+    assert load_model(run.ckpt, cache_dir=False).spec.motion_spec is None
+    _same_timeline_with_workers(run.ckpt, video, monkeypatch)
+
+
+def test_timeline_never_holds_more_than_a_batch_of_frames(trained, monkeypatch):
+    """Frames alive at once are bounded by the decode batch, not the video: a 2-minute video holds a handful."""
+    import weakref
+
+    import activity.features.extract as extract_mod
+    from activity import load_model
+    from activity.data.video import OpenCVReader
+
+    video = write_video(trained["root"] / "two_minutes.mp4", np.concatenate(
+        [order_clip(c, num_frames=CLIP, size=(96, 72), seed=i) for i, c in enumerate(CLASSES * 30)]), FPS)
+    alive: dict[int, int] = {}  # id -> frames of each array get_frames returned that is still referenced
+    most = []
+    real = OpenCVReader.get_frames
+
+    def recorded(self, indices):
+        frames = real(self, indices)
+        alive[id(frames)] = len(frames)
+        weakref.finalize(frames, alive.pop, id(frames), None)
+        most.append(sum(alive.values()))
+        return frames
+
+    monkeypatch.setattr(OpenCVReader, "get_frames", recorded)
+    monkeypatch.setattr(extract_mod, "STEP_CHUNK", 64)
+    model = load_model(trained["ckpt"], cache_dir=False, workers=0)  # in this process, where the hook sees it
+    tl = model.timeline(video, window=2.0, stride=1.0)
+    assert len(tl.windows) == 119 and len(most) > 20
+    # A batch of 16 steps and its flow pairs, and the frames of the next batch it decoded ahead: 2 x 48.
+    assert max(most) <= 2 * 3 * extract_mod.STEP_BATCH < CLIP * 60

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,12 +37,6 @@ if TYPE_CHECKING:
     from activity.data.collection import VideoDataset
 
 log = logging.getLogger(__name__)
-
-
-
-
-
-
 
 
 @dataclass
@@ -435,3 +429,178 @@ def require_features(result: ExtractResult, what: str) -> None:
     if not result.features:
         reasons = "; ".join(f"{p.name}: {r}" for p, r in list(result.failed.items())[:3])
         raise ActivityError(f"no readable video in {what} ({reasons})")
+
+
+# ---------------------------------------------------------------- a long video's sampled steps (timelines)
+
+#: Consecutive sampled steps one loader worker decodes (and, on the CPU, encodes) per work item in
+#: :func:`encode_steps`: large enough that items rarely wait on each other, small enough to balance the workers.
+STEP_CHUNK = 256
+#: Steps decoded together inside an item (and the compiled backbone's fixed batch): with a motion stream, each
+#: of them brings its flow pair, so at most about ``3 * STEP_BATCH`` full-size frames are held at once.
+STEP_BATCH = 16
+
+
+def step_frames(ks: np.ndarray, step: float, fps: float, frame_count: int, gap: int | None) -> np.ndarray:
+    """Frame indices of the steps ``ks`` ``(K,)`` (step ``k`` is the frame at ``(k + 0.5) * step`` seconds):
+    the sampled frames ``(K,)``, then (with a motion stream, ``gap`` frames between a frame and its flow
+    partner) each one's flow pair (:func:`~activity.features.motion.flow_pairs`): ``(3K,)``."""
+    from activity.features.motion import flow_pairs
+
+    idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), frame_count - 1)
+    if gap is None:
+        return idx
+    return np.concatenate([idx, *flow_pairs(idx, frame_count, gap)])
+
+
+def _decode_more(reader: Any, wanted: np.ndarray, held: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """``held`` and the frames of ``wanted`` not in it, decoded in one :meth:`~VideoReader.get_frames` call."""
+    missing = np.unique([i for i in wanted.tolist() if i not in held]).astype(np.int64)
+    if not missing.size:
+        return dict(held)
+    return {**held, **dict(zip(missing.tolist(), reader.get_frames(missing)))}
+
+
+def decode_steps(reader: Any, ks_all: np.ndarray, step: float, fps: float, gap: int | None,
+                 batch: int = STEP_BATCH) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Decode the consecutive steps ``ks_all`` in batches of ``batch``, each frame once, reading forward.
+
+    A batch also decodes the frames of the next batch that come before its own last one (a flow partner
+    can lie past the next sampled frames), so the reader never goes back. If decoding shows that the
+    container over-reported its length, the batch is sampled again for the real length and is the last.
+
+    Yields:
+        ``(ks, frames)``: the batch's steps ``(K,)`` and their frames ``(K or 3K, H, W, 3)`` in the order
+        of :func:`step_frames` (sampled frames, then with a motion stream the flow pairs' first and second).
+    """
+    held: dict[int, np.ndarray] = {}
+    k, end = int(ks_all[0]), int(ks_all[-1]) + 1
+    while k < end:
+        ks = np.arange(k, min(k + batch, end))
+        n = reader.frame_count
+        need = step_frames(ks, step, fps, n, gap)
+        ahead = step_frames(np.arange(ks[-1] + 1, min(ks[-1] + 1 + batch, end)), step, fps, n, gap)
+        held = _decode_more(reader, np.concatenate([need, ahead[ahead <= need.max()]]), held)
+        if reader.frame_count < n:  # the container over-reported its length
+            ks = ks[need[: len(ks)] < reader.frame_count]
+            need = step_frames(ks, step, fps, reader.frame_count, gap)
+            held = _decode_more(reader, need, {}) if len(ks) else {}
+            end = k  # nothing after this batch
+        if len(ks):
+            yield ks, np.stack([held[i] for i in need.tolist()])
+        held = {i: held[i] for i in ahead.tolist() if i in held}
+        k = int(ks[-1]) + 1 if len(ks) else end
+
+
+class _StepDataset(Dataset):
+    """A long video's sampled steps, :data:`STEP_CHUNK` consecutive ones an item (run in loader workers).
+
+    Each process opens the video once and reads it forward: the workers take items in turn, so each
+    grabs (decodes without converting) the frames of the others' items on its way to its own. An item
+    is decoded in batches of :data:`STEP_BATCH` steps, each cropped (and its motion computed) at once,
+    so a worker never holds more than a batch's full-size frames. With ``encoder`` (CPU workers) the
+    batches are encoded too, padded to exactly ``batch`` frames (the compiled backbone's shape).
+    """
+
+    def __init__(self, path: Path, spec: FeatureSpec, decoder: str, step: float, fps: float, total: int,
+                 chunk: int, batch: int, encoder: FrameEncoder | None = None) -> None:
+        self.path, self.spec, self.decoder, self.step, self.fps = path, spec, decoder, step, fps
+        self.total, self.chunk, self.batch, self.encoder = total, chunk, batch, encoder
+        self._reader: Any = None
+
+    def __len__(self) -> int:
+        return -(-self.total // self.chunk)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Backbone features ``(K, D)`` of cropped frames ``(K, 3, S, S)``, in one call of ``batch`` frames."""
+        n = len(frames)
+        if n < self.batch:  # the last batch: padded, so that a compiled backbone sees its one shape
+            frames = torch.cat([frames, frames[-1:].expand(self.batch - n, *frames.shape[1:])])
+        return self.encoder(frames)[:n]  # type: ignore[misc]
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, torch.Tensor | None, np.ndarray | None, int, str | None]:
+        """``(steps (K,), features (K, D + M) or cropped frames (K, 3, S, S), motion (K, M) or None,
+        frame_count, None)``, or ``(steps, None, None, frame_count, reason)`` where the video cannot be read."""
+        ks_all = np.arange(i * self.chunk, min((i + 1) * self.chunk, self.total))
+        try:
+            if self._reader is None:
+                self._reader = open_video(self.path, self.decoder, sequential=True)
+            reader, motion = self._reader, self.spec.motion_spec
+            gap = None if motion is None else motion.partner_gap(reader.fps)  # as read_with_pairs
+            done, outs, moves = [], [], []
+            for ks, frames in decode_steps(reader, ks_all, self.step, self.fps, gap, self.batch):
+                t = len(ks)
+                x = self.spec.crop(frames[:t])
+                moving = None if motion is None else motion_features(
+                    self.spec.enhance_frames(frames[t : 2 * t]), self.spec.enhance_frames(frames[2 * t :]), motion)
+                if self.encoder is not None:
+                    x, moving = with_motion(self._encode(x), moving), None
+                done.append(ks)
+                outs.append(x)
+                moves.append(moving)
+        except VideoError as e:
+            return ks_all, None, None, 0, e.reason
+        if not done:  # all past the real end
+            return ks_all[:0], None, None, reader.frame_count, None
+        motion_out = None if moves[0] is None else np.concatenate(moves)  # type: ignore[arg-type]
+        return np.concatenate(done), torch.cat(outs), motion_out, reader.frame_count, None
+
+
+def encode_steps(path: str | Path, spec: FeatureSpec, step: float, encoder: FrameEncoder, options: ExtractOptions,
+                 *, fps: float, total: int, batch: int = STEP_BATCH
+                 ) -> Iterator[tuple[np.ndarray, torch.Tensor, int]]:
+    """The features of a long video's steps ``0 .. total - 1`` (step ``k``: the frame at ``(k + 0.5) * step``
+    seconds, and with a motion stream its flow pair), in order, as extraction computes them.
+
+    Work is split as :func:`extract` splits clips: on the CPU each loader worker decodes and encodes
+    items of :data:`STEP_CHUNK` consecutive steps on one thread (the backbone compiled first, by the same
+    rule, when ``options.compile_backbone`` allows), elsewhere workers decode and this process encodes;
+    ``options.workers=0`` does everything here. At most a few items are in flight, so memory does not
+    grow with the video's length.
+
+    Args:
+        path: the video.
+        spec: what to compute.
+        step: seconds between steps.
+        encoder: the backbone (compiled here where it pays: pass one that may be).
+        options: ``workers``, ``compile_backbone``, ``decoder`` and ``progress`` are used.
+        fps: frames per second to sample at (the video's, or a stand-in where it says none).
+        total: steps in the video as its container reports its length.
+        batch: steps decoded together and encoded in one call.
+
+    Yields:
+        ``(steps (K,), features (K, D + M) float32, frame_count)`` an item at a time; after an item whose
+        ``frame_count`` shows the container over-reported its length, nothing more.
+
+    Raises:
+        VideoError: the video cannot be decoded.
+    """
+    workers = default_workers(options.device) if options.workers is None else options.workers
+    items = -(-total // STEP_CHUNK)
+    in_workers = encoder.device.type == "cpu" and workers > 0 and items > 1
+    workers = min(workers, items) if items > 1 else 0
+    _maybe_compile(encoder, ExtractResult({}, {}), options.compile_backbone, in_workers, -(-total // batch), batch,
+                   options.progress and options.is_main)
+    dataset = _StepDataset(Path(path), spec, options.decoder or "auto", step, fps, total, STEP_CHUNK, batch,
+                           encoder if in_workers or workers == 0 else None)
+    loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_worker_init if workers > 0 else None,
+                        prefetch_factor=2 if workers > 0 else None, pin_memory=encoder.device.type == "cuda")
+    count = None
+    try:
+        for ks, out, moving, frames, error in loader:
+            if error is not None:
+                raise VideoError(str(path), error)
+            if out is not None and dataset.encoder is None:  # decoded in the workers, encoded here
+                out = with_motion(encoder(out), moving)
+            if out is not None:
+                yield ks, out, frames
+            if count is not None and frames < count:
+                break
+            count = frames if count is None else min(count, frames)
+    finally:
+        dataset.close()

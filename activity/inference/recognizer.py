@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch import nn
 from activity.errors import ActivityError
 from activity.features.backbones import create_backbone
 from activity.features.encoder import FrameEncoder
-from activity.features.extract import ExtractOptions, Extractor, ExtractResult, with_motion
+from activity.features.extract import STEP_BATCH, ExtractOptions, Extractor, ExtractResult, encode_steps, with_motion
 from activity.features.motion import motion_features
 from activity.io import atomic_text, write_json
 from activity.temporal.checkpoint import Checkpoint, load_checkpoint
@@ -106,6 +106,16 @@ class ActionRecognizer:
                                 "encode_clip needs each frame's flow pair (first, second)")
         moving = motion_features(self.spec.enhance_frames(first), self.spec.enhance_frames(second), motion)
         return with_motion(appearance, moving)
+
+    def encode_steps(self, path: str | Path, step: float, *, fps: float, total: int, batch: int = STEP_BATCH
+                     ) -> Iterator[tuple[np.ndarray, torch.Tensor, int]]:
+        """The model's input features at every ``step`` seconds of a long video, an item of consecutive steps
+        at a time, encoded as extraction encodes (loader workers, compiled where it pays): see
+        :func:`~activity.features.extract.encode_steps`, which gives the arguments and what is yielded."""
+        base = self._get_encoder()  # checks the backbone against the checkpoint
+        # A FrameEncoder of its own, as extraction's: compiling it leaves this recognizer's eager.
+        encoder = FrameEncoder(base.backbone, self.spec, self.options.device, batch_size=self.options.batch_size)
+        return encode_steps(path, self.spec, step, encoder, self.options, fps=fps, total=total, batch=batch)
 
     def features(
         self,

@@ -7,6 +7,9 @@ that rate, and each frame's feature is computed once; consecutive windows,
 the features of the current window are kept, so memory does not grow with the
 video's length. A model trained with the motion stream also gets, for each
 sampled frame, the descriptor of its flow pair, chosen and computed as extraction does.
+The frames are decoded and encoded as extraction does too, by loader workers (and
+the backbone compiled by the same rule), a few hundred consecutive steps a worker
+at a time (:func:`~activity.features.extract.encode_steps`).
 
 Each window owns the stretch of time around its centre (half a stride on each
 side); consecutive windows with the same label above a threshold merge into a
@@ -25,7 +28,6 @@ import numpy as np
 import torch
 
 from activity.data.video import VideoReader, open_video
-from activity.features.motion import flow_pairs
 from activity.io import atomic_path, atomic_text
 
 if TYPE_CHECKING:
@@ -41,8 +43,8 @@ class Recognizer(Protocol):
     spec: FeatureSpec
     options: ExtractOptions
 
-    def encode_clip(self, frames: np.ndarray, first: np.ndarray | None = None,
-                    second: np.ndarray | None = None) -> torch.Tensor: ...
+    def encode_steps(self, path: str | Path, step: float, *, fps: float, total: int, batch: int = ...
+                     ) -> Iterator[tuple[np.ndarray, torch.Tensor, int]]: ...
 
     def probabilities(self, features: np.ndarray | torch.Tensor) -> np.ndarray: ...
 
@@ -159,72 +161,41 @@ def merge_segments(
     return segments
 
 
-def _chunk_indices(ks: np.ndarray, step: float, fps: float, frame_count: int, gap: int | None) -> np.ndarray:
-    """Frame indices to decode for the steps ``ks`` ``(K,)``: the sampled frames ``(K,)``, then (with a
-    motion stream, ``gap`` frames between a frame and its flow partner) each one's flow pair: ``(3K,)``."""
-    idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), frame_count - 1)
-    if gap is None:
-        return idx
-    return np.concatenate([idx, *flow_pairs(idx, frame_count, gap)])
-
-
-def _decode(reader: VideoReader, wanted: np.ndarray, held: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    """``held`` and the frames of ``wanted`` not in it, decoded in one :meth:`~VideoReader.get_frames` call."""
-    missing = np.unique([i for i in wanted.tolist() if i not in held]).astype(np.int64)
-    if not missing.size:
-        return dict(held)
-    return {**held, **dict(zip(missing.tolist(), reader.get_frames(missing)))}
-
-
 _TIMELINE_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}]"
 """The timeline's progress bar: seconds of video done, of the whole (tqdm scales its frame count by the step)."""
 
 
-def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, info: dict, *, chunk: int = 16,
+def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, info: dict, *, chunk: int | None = None,
                     progress: bool = False) -> Iterator[tuple[float, torch.Tensor]]:
-    """Yield ``(time, feature (D + M,))`` every ``step`` seconds through the video, decoding each frame once.
+    """Yield ``(time, feature (D + M,))`` every ``step`` seconds through the video ``reader`` opened, in order.
 
-    With a motion stream (``M`` numbers), each sampled frame's flow pair
-    (:func:`~activity.features.motion.flow_pairs`, as extraction chooses it) is decoded with it.
-    A chunk also decodes the frames of the next chunk that come before its own last one
-    (a partner can lie past the next sampled frames), so the reader never goes back.
+    The frames are decoded and encoded by :meth:`~Recognizer.encode_steps` (loader workers, as extraction
+    does; ``reader`` only says the video's rate and length), each frame once, in batches of ``chunk`` steps
+    (None: :data:`~activity.features.extract.STEP_BATCH`); with a motion stream (``M`` numbers), each sampled
+    frame's flow pair (:func:`~activity.features.motion.flow_pairs`, as extraction chooses it) with it.
     Sets ``info["duration"]`` (seconds) at the start, and again if the video turns out shorter.
     """
     from tqdm import tqdm
 
+    from activity.features.extract import STEP_BATCH
+
     fps = reader.fps if reader.fps > 0 else 25.0
-    motion = recognizer.spec.motion_spec
-    gap = None if motion is None else motion.partner_gap(reader.fps)  # as read_with_pairs
-    info["duration"] = reader.frame_count / fps
-    total = max(1, int(reader.frame_count / fps / step))
+    n = reader.frame_count
+    info["duration"] = n / fps
+    total = max(1, int(n / fps / step))
     # Counted in sampled frames (whole numbers, so it ends at exactly 100%) and shown in seconds of video.
     bar = tqdm(total=total, desc="timeline", unit="s", unit_scale=step, disable=None if progress else True,
                dynamic_ncols=True, bar_format=_TIMELINE_BAR)
-    held: dict[int, np.ndarray] = {}
-    k = 0
-    while k < total:
-        ks = np.arange(k, min(k + chunk, total))
-        n = reader.frame_count
-        need = _chunk_indices(ks, step, fps, n, gap)
-        ahead = _chunk_indices(np.arange(ks[-1] + 1, min(ks[-1] + 1 + chunk, total)), step, fps, n, gap)
-        held = _decode(reader, np.concatenate([need, ahead[ahead <= need.max()]]), held)
-        if reader.frame_count < n:  # the container over-reported its length
-            total = int(reader.frame_count / fps / step)
-            bar.total = max(total, bar.n)
-            info["duration"] = reader.frame_count / fps
-            ks = ks[need[: len(ks)] < reader.frame_count]
-            need = _chunk_indices(ks, step, fps, reader.frame_count, gap)
-            held = _decode(reader, need, {}) if len(ks) else {}
-        if len(ks):
-            frames = np.stack([held[i] for i in need.tolist()])
-            t = len(ks)
-            feats = recognizer.encode_clip(frames[:t], frames[t : 2 * t], frames[2 * t :])
-            for kk, f in zip(ks, feats):
-                yield (kk + 0.5) * step, f
-        held = {i: held[i] for i in ahead.tolist() if i in held}
-        bar.update(len(ks))
-        k = int(ks[-1]) + 1 if len(ks) else total
-    bar.close()
+    try:
+        for ks, feats, count in recognizer.encode_steps(reader.path, step, fps=fps, total=total, batch=chunk or STEP_BATCH):
+            if count < n:  # the container over-reported its length: this is the last item
+                bar.total = max(int(count / fps / step), bar.n + len(ks))
+                info["duration"] = count / fps
+            for k, f in zip(ks.tolist(), feats):
+                yield (k + 0.5) * step, f
+            bar.update(len(ks))
+    finally:
+        bar.close()
 
 
 def compute_timeline(
