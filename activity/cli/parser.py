@@ -47,6 +47,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
                    help="torch.compile the backbone when the CPU workers encode (auto: from 4,000 frames to encode)")
+    p.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch",
+                   help="what runs the backbone on the CPU: torch (default), or onnxruntime (exported once to "
+                        "<cache>/onnx/, one thread per worker; falls back to torch with a note where unavailable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")
 

@@ -1,9 +1,10 @@
 """The frame encoder: preprocessed uint8 frames in, backbone features out, in batches on one
-device (autocast on GPUs, optional ``torch.compile`` on CPUs)."""
+device (autocast on GPUs, optional ``torch.compile`` or ONNX Runtime on CPUs)."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,6 +83,33 @@ class FrameEncoder:
         finally:
             torch.set_num_threads(before)
             toolchain.setLevel(level)
+        return None
+
+    def use_onnxruntime(self, root: str | Path) -> str | None:
+        """Run the backbone with ONNX Runtime instead of torch (CPU, float32 only).
+
+        The backbone is exported once to ``root/onnx/<key>.onnx`` (see
+        :func:`~activity.features.onnx.onnx_backbone`) and reused afterwards; loader workers
+        forked after this call each open their own one-thread session.
+
+        Returns:
+            None, or why the backbone stays on torch (onnxruntime missing, the export failed,
+            a GPU, reduced precision): the runtime is only ever an optimisation.
+        """
+        if self.device.type != "cpu":
+            return f"onnxruntime is used only on the CPU (here: {self.device.type}); encoding with torch"
+        if self.dtype is not None:
+            return f"onnxruntime runs float32 only (precision: {self.spec.precision}); encoding with torch"
+        from activity.features.onnx import OnnxBackbone, onnx_backbone
+
+        if isinstance(self.backbone, OnnxBackbone):  # already switched (an encoder used again)
+            return None
+        try:
+            self.backbone, _ = onnx_backbone(self.backbone, self.spec.backbone, self.spec.preprocess.crop_size,
+                                             Path(root))  # type: ignore[assignment]
+        except Exception as e:  # missing package, exporter or runtime errors: stay on torch
+            first = str(e).splitlines()[0] if str(e) else ""
+            return f"onnxruntime unavailable, encoding with torch ({type(e).__name__}: {first})"
         return None
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:

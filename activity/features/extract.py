@@ -48,6 +48,7 @@ class ExtractResult:
     extracted: int = 0  # how many were computed (not read from the cache)
     frames: int = 0  # frames decoded and encoded
     compiled: bool = False  # the backbone ran through torch.compile
+    runtime: str = "torch"  # what ran the backbone: "torch" or "onnxruntime"
     notes: list[str] = field(default_factory=list)  # one-line remarks for the user (e.g. why not compiled)
 
     def readable(self, ds: VideoDataset) -> tuple[VideoDataset, torch.Tensor | None]:
@@ -217,6 +218,9 @@ class ExtractOptions:
             CPU with workers, each worker encodes one clip per pass).
         compile_backbone: run the backbone through ``torch.compile`` when the workers encode
             on the CPU (None: when at least :data:`COMPILE_MIN_FRAMES` frames are to be encoded).
+        runtime: what runs the backbone: ``"torch"``, or ``"onnxruntime"`` (CPU only: the backbone
+            exported once to ``<cache root>/onnx/``, one thread per worker; falls back to torch,
+            with a note, where onnxruntime is missing or the export fails; never compiled).
         progress: show progress bars.
         on_error: called with ``(path, reason)`` for each video that cannot be read.
         dist: the torchrun process group (None: one process); ranks share the extraction.
@@ -228,6 +232,7 @@ class ExtractOptions:
     decoder: str | None = None
     batch_size: int = 32
     compile_backbone: bool | None = None
+    runtime: str = "torch"
     progress: bool = True
     on_error: Callable[[Path, str], None] | None = None
     dist: DistInfo | None = None
@@ -284,8 +289,9 @@ def extract(
     # they decode and this process encodes. One clip: a worker would only add its start-up.
     in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
     workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
-    _maybe_compile(encoder, result, options.compile_backbone, in_workers, len(todo), spec.length,
-                   options.progress and options.is_main)
+    if not _maybe_onnxruntime(encoder, result, options, cache.dir.parent if cache is not None else None):
+        _maybe_compile(encoder, result, options.compile_backbone, in_workers, len(todo), spec.length,
+                       options.progress and options.is_main)
     decoder = options.decoder or "auto"
     dataset = _EncodingDataset(todo, spec, decoder, encoder) if in_workers else _ClipDataset(todo, spec, decoder)
     loader = DataLoader(
@@ -298,6 +304,30 @@ def extract(
     )
     _drain(loader, todo, cache, result, None if in_workers else _Batcher(encoder), options)
     return result
+
+
+def _maybe_onnxruntime(encoder: FrameEncoder, result: ExtractResult, options: ExtractOptions,
+                       root: Path | None) -> bool:
+    """Switch ``encoder`` to ONNX Runtime where ``options.runtime`` asks for it; True where it now runs there.
+
+    The model is cached under ``root`` (the feature cache's root; None: ``options.cache_dir`` where it
+    names a folder, else :func:`~activity.features.cache.default_cache_dir`). Where it cannot be used,
+    one note (also logged) says why and the backbone stays on torch.
+    """
+    if options.runtime == "torch":
+        return False
+    if options.runtime != "onnxruntime":
+        raise ActivityError(f"unknown backbone runtime {options.runtime!r} (torch or onnxruntime)")
+    if root is None:
+        named = options.cache_dir not in (None, False, True)
+        root = Path(options.cache_dir) if named else default_cache_dir()  # type: ignore[arg-type]
+    why = encoder.use_onnxruntime(root)
+    if why is not None:
+        result.notes.append(why)
+        log.warning(why)
+        return False
+    result.runtime = "onnxruntime"
+    return True
 
 
 def _maybe_compile(encoder: FrameEncoder, result: ExtractResult, wanted: bool | None, in_workers: bool,
@@ -584,8 +614,9 @@ def encode_steps(path: str | Path, spec: FeatureSpec, step: float, encoder: Fram
     items = -(-total // STEP_CHUNK)
     in_workers = encoder.device.type == "cpu" and workers > 0 and items > 1
     workers = min(workers, items) if items > 1 else 0
-    _maybe_compile(encoder, ExtractResult({}, {}), options.compile_backbone, in_workers, -(-total // batch), batch,
-                   options.progress and options.is_main)
+    if not _maybe_onnxruntime(encoder, ExtractResult({}, {}), options, None):
+        _maybe_compile(encoder, ExtractResult({}, {}), options.compile_backbone, in_workers, -(-total // batch),
+                       batch, options.progress and options.is_main)
     dataset = _StepDataset(Path(path), spec, options.decoder or "auto", step, fps, total, STEP_CHUNK, batch,
                            encoder if in_workers or workers == 0 else None)
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_worker_init if workers > 0 else None,

@@ -1,0 +1,115 @@
+"""ONNX Runtime as the backbone runtime on the CPU: the backbone exported once to an ``.onnx`` file
+(float32, dynamic batch axis) cached under the feature cache root, run with an
+``onnxruntime.InferenceSession`` of one thread per loader worker, as the torch path runs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from activity.io import atomic_path
+
+#: ONNX opset the backbones are exported with.
+OPSET = 17
+
+
+def model_key(backbone: nn.Module, name: str, size: int) -> str:
+    """The cached model's file stem: the backbone's name and input size, then a hash of its class and
+    weights (so that two different modules under one name never share a file)."""
+    h = hashlib.sha1(f"{type(backbone).__module__}.{type(backbone).__qualname__}:{size}:{OPSET}".encode())
+    for k, v in backbone.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    return f"{safe}-{size}-{h.hexdigest()[:12]}"
+
+
+def export_backbone(backbone: nn.Module, path: Path, size: int) -> None:
+    """Write ``backbone`` (float32, input ``(N, 3, size, size)``, batch axis dynamic) to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.zeros(2, 3, size, size)
+    with atomic_path(path) as tmp, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # Padding computed from the input's size is traced as constants: right, the size is part of the key.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(backbone.float().eval(), (dummy,), str(tmp), input_names=["frames"],
+                          output_names=["features"], dynamic_axes={"frames": {0: "n"}, "features": {0: "n"}},
+                          opset_version=OPSET, dynamo=False)
+
+
+class OnnxBackbone:
+    """Callable like the backbone (float32 ``(N, 3, S, S)`` -> ``(N, D)``), run by onnxruntime.
+
+    The session is made lazily in the process that calls it (a loader worker after the fork), with
+    as many intra-op threads as torch has there (one in the workers), and never pickled.
+
+    Args:
+        path: the exported model.
+        feature_dim: features per frame.
+    """
+
+    def __init__(self, path: Path, feature_dim: int) -> None:
+        self.path = Path(path)
+        self.feature_dim = feature_dim
+        self._session = None
+        self._pid: int | None = None
+
+    def session(self):  # noqa: ANN201 - onnxruntime.InferenceSession (an optional import)
+        """This process's session (made on the first call in each process)."""
+        if self._session is None or self._pid != os.getpid():
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = torch.get_num_threads()
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+            self._pid = os.getpid()
+        return self._session
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, D)`` float32 of preprocessed float frames ``(N, 3, S, S)``."""
+        frames = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        return torch.from_numpy(self.session().run(None, {"frames": frames})[0])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_session": None, "_pid": None}
+
+    def drop_session(self) -> None:
+        """Forget this process's session (before forking workers: each makes its own)."""
+        self._session = None
+        self._pid = None
+
+
+def onnx_backbone(backbone: nn.Module, name: str, size: int, root: Path) -> tuple[OnnxBackbone, bool]:
+    """The backbone as an :class:`OnnxBackbone`, exported to ``root/onnx/<key>.onnx`` unless already there.
+
+    Checks the model against ``backbone`` on a few random frames before returning it.
+
+    Returns:
+        ``(model, exported)``: ``exported`` is False where the cached file was reused.
+
+    Raises:
+        ImportError: onnxruntime is not installed.
+        Exception: whatever exporting or loading raises, or ``ValueError`` where the outputs disagree.
+    """
+    import onnxruntime  # noqa: F401 - fail before exporting when it cannot run
+
+    path = Path(root) / "onnx" / f"{model_key(backbone, name, size)}.onnx"
+    exported = not path.exists()
+    if exported:
+        export_backbone(backbone, path, size)
+    model = OnnxBackbone(path, int(getattr(backbone, "feature_dim", 0)))
+    x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want = backbone(x.contiguous(memory_format=torch.channels_last)).float()
+    got = model(x)
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=2**-10, atol=1e-4):
+        raise ValueError(f"onnxruntime's features differ from torch's (max {(got - want).abs().max().item():.2g})")
+    model.drop_session()
+    return model, exported

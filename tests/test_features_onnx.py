@@ -1,0 +1,86 @@
+"""ONNX Runtime as the CPU backbone runtime: same features as torch, the exported model cached and
+reused, and a fallback to torch (with one note) where exporting fails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from activity.features.backbones import create_backbone
+from activity.features.cache import FeatureCache
+
+try:
+    from test_features_extract import run, spec_for
+    from utils import make_video
+except ImportError:  # tests/ imported as a package
+    from tests.test_features_extract import run, spec_for
+    from tests.utils import make_video
+
+pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    """The real efficientnet_lite0 (built once: each extraction gets a copy)."""
+    return create_backbone("efficientnet_lite0")
+
+
+@pytest.fixture
+def clips(tmp_path):
+    return [make_video(tmp_path / "v" / f"clip{i}.avi", 16, (48, 40), lossless=True, seed=i)[0] for i in range(3)]
+
+
+def extract_with(runtime, clips, root, lite0, **kw):
+    spec = spec_for(image_size=64)
+    return run(clips, spec, FeatureCache(root, spec), lambda: __import__("copy").deepcopy(lite0), runtime=runtime, **kw)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_onnxruntime_features_match_torch(tmp_path, clips, lite0, workers):
+    want = extract_with("torch", clips, tmp_path / "a", lite0, workers=workers)
+    got = extract_with("onnxruntime", clips, tmp_path / "b", lite0, workers=workers)
+    assert (want.runtime, got.runtime) == ("torch", "onnxruntime")
+    assert got.notes == [] and not got.failed
+    for p in clips:
+        a, b = want.features[p].astype(np.float32), got.features[p].astype(np.float32)
+        assert b.shape == a.shape == (4, 1280) and np.abs(a).max() > 0.1
+        np.testing.assert_allclose(b, a, rtol=2**-9, atol=1e-3)
+    assert len(list((tmp_path / "b" / "onnx").glob("*.onnx"))) == 1
+
+
+def test_the_exported_model_is_cached_and_reused(tmp_path, clips, lite0, monkeypatch):
+    first = extract_with("onnxruntime", clips[:2], tmp_path / "c", lite0)
+    (model,) = (tmp_path / "c" / "onnx").glob("*.onnx")
+    mtime = model.stat().st_mtime_ns
+
+    def no_export(*a, **k):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    again = extract_with("onnxruntime", clips[2:], tmp_path / "c", lite0)
+    assert (first.runtime, again.runtime) == ("onnxruntime", "onnxruntime") and again.notes == []
+    assert model.stat().st_mtime_ns == mtime
+    assert [m.name for m in (tmp_path / "c" / "onnx").iterdir()] == [model.name]  # no temporaries left
+
+
+def test_a_failed_export_falls_back_to_torch_with_one_note(tmp_path, clips, lite0, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("exporter says no\nsecond line")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    res = extract_with("onnxruntime", clips, tmp_path / "d", lite0)
+    assert res.runtime == "torch" and len(res.features) == 3 and not res.failed
+    assert len(res.notes) == 1 and "exporter says no" in res.notes[0] and "torch" in res.notes[0]
+    assert not list((tmp_path / "d" / "onnx").glob("*"))  # nothing half-written left behind
+    want = extract_with("torch", clips, tmp_path / "e", lite0)
+    for p in clips:
+        np.testing.assert_array_equal(res.features[p], want.features[p])
+
+
+def test_unknown_runtime_is_refused(tmp_path, clips, lite0):
+    from activity.errors import ActivityError
+
+    with pytest.raises(ActivityError, match="unknown backbone runtime"):
+        extract_with("tensorrt", clips, tmp_path / "f", lite0)
