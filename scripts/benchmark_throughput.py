@@ -10,7 +10,9 @@ Measured on the same clips, backbone and batch size, in one run, frames per seco
 
 * backbone: forward passes on frames already decoded and preprocessed (the limit): on the CPU
   the better of one process with all of torch's threads and one single-threaded process per
-  core running at once (the sum of their rates), which is how ``extract`` runs there;
+  core running at once (the sum of their rates), which is how ``extract`` runs there, and the
+  same processes running the backbone with onnxruntime (``extract --runtime onnxruntime``, the
+  ONNX model it caches); the limit is the fastest runtime measured in the run;
 * pipeline: ``activity extract`` end to end (``activity.features.extract``, fresh cache), appearance
   features only (``features.motion=false``; ``--motion-cost`` measures what the motion stream adds);
 * naive: the popular CNN-LSTM repos' loop: OpenCV reads every frame in order, each frame
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -46,7 +49,7 @@ from activity.data.video import open_video
 from activity.errors import ActivityError
 from activity.evaluation.reports import format_table
 from activity.features.backbones import Backbone, create_backbone, get_spec
-from activity.features.cache import FeatureCache
+from activity.features.cache import FeatureCache, default_cache_dir
 from activity.features.extract import ExtractOptions, default_workers, extract
 from activity.features.spec import FeatureSpec
 
@@ -104,8 +107,6 @@ def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, p
     """CPU: ``processes`` single-threaded processes running forward passes at once for about
     ``seconds``: (the sum of their rates, seconds spent compiling or None). ``compiled``: through
     ``torch.compile``, compiled before they fork, as ``extract`` does."""
-    import multiprocessing as mp
-
     from activity.features.encoder import FrameEncoder
 
     enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
@@ -116,20 +117,32 @@ def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, p
             print(f"note: torch.compile unavailable ({why})", file=sys.stderr)
         else:
             compile_s = time.perf_counter() - t0
+    def forward(x: torch.Tensor) -> None:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=enc.dtype, enabled=enc.dtype is not None):
+            enc.backbone(x.contiguous(memory_format=torch.channels_last))
+
+    return forward_processes(forward, batch, spec.preprocess.crop_size, processes, seconds), compile_s
+
+
+def forward_processes(forward: Callable[[torch.Tensor], object], batch: int, size: int, processes: int,
+                      seconds: float) -> float:
+    """``processes`` forked single-threaded processes calling ``forward`` on random float frames
+    ``(batch, 3, size, size)`` at once for about ``seconds`` (after one warm-up call): the sum of their rates."""
+    import multiprocessing as mp
+
     ctx = mp.get_context("fork")
     start, rates = ctx.Barrier(processes), ctx.Queue()
 
     def one() -> None:
         torch.set_num_threads(1)
-        x = torch.randn(batch, 3, spec.preprocess.crop_size, spec.preprocess.crop_size).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=enc.dtype, enabled=enc.dtype is not None):
-            enc.backbone(x)  # warm-up
-            start.wait()
-            t0, n = time.perf_counter(), 0
-            while n < 6 or time.perf_counter() - t0 < seconds:
-                enc.backbone(x)
-                n += 1
-            rates.put(batch * n / (time.perf_counter() - t0))
+        x = torch.randn(batch, 3, size, size)
+        forward(x)  # warm-up (an onnxruntime session is made here, in the child)
+        start.wait()
+        t0, n = time.perf_counter(), 0
+        while n < 6 or time.perf_counter() - t0 < seconds:
+            forward(x)
+            n += 1
+        rates.put(batch * n / (time.perf_counter() - t0))
 
     procs = [ctx.Process(target=one) for _ in range(processes)]
     for pr in procs:
@@ -137,7 +150,21 @@ def time_backbone_processes(backbone: Backbone, spec: FeatureSpec, batch: int, p
     total = sum(rates.get(timeout=600) for _ in procs)  # a child that died raises queue.Empty, not a hang
     for pr in procs:
         pr.join()
-    return total, compile_s
+    return total
+
+
+def time_onnx_processes(backbone: Backbone, spec: FeatureSpec, batch: int, processes: int,
+                        seconds: float = 4.0) -> float | None:
+    """CPU: as :func:`time_backbone_processes`, with the backbone run by onnxruntime, one thread per process
+    (the ONNX model ``extract --runtime onnxruntime`` caches under the feature cache root, exported if absent).
+    None, with a note, where onnxruntime cannot run it."""
+    from activity.features.encoder import FrameEncoder
+
+    enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
+    if (why := enc.use_onnxruntime(default_cache_dir())) is not None:
+        print(f"note: {why}", file=sys.stderr)
+        return None
+    return forward_processes(enc.backbone, batch, spec.preprocess.crop_size, processes, seconds)
 
 
 def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args: argparse.Namespace) -> tuple[int, float]:
@@ -293,8 +320,11 @@ def main(argv: list[str] | None = None) -> int:
                 cores = os.cpu_count() or 1
                 single, compile_s = (time_backbone_processes(backbone, spec, args.batch_size, cores, compiled=args.compile == "yes")
                                      if device.type == "cpu" and cores > 1 else (None, None))
-                r: dict = {"backbone_fps": max(threaded, single or 0.0), "backbone_fps_threads": threaded,
-                           "backbone_fps_processes": single, "compile_s": compile_s,
+                onnx = (time_onnx_processes(backbone, spec, args.batch_size, cores)
+                        if device.type == "cpu" and args.precision == "float32" else None)
+                # the limit: the fastest runtime measured here (extract can run any of them)
+                r: dict = {"backbone_fps": max(threaded, single or 0.0, onnx or 0.0), "backbone_fps_threads": threaded,
+                           "backbone_fps_processes": single, "backbone_fps_onnxruntime": onnx, "compile_s": compile_s,
                            # the network as published (no batch-norm folding), same threads and batch
                            "published_fps_threads": time_backbone(plain, spec, args.batch_size, device) if plain is not None else None,
                            "sets": {}}
@@ -328,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
                 line += f", {_fmt(r['backbone_fps_processes'])} in {os.cpu_count()} one-thread processes"
             if r["compile_s"] is not None:
                 line += f" (compiled in {r['compile_s']:.1f} s)"
+            if r["backbone_fps_onnxruntime"] is not None:
+                line += f", {_fmt(r['backbone_fps_onnxruntime'])} with onnxruntime in {os.cpu_count()} one-thread processes"
             if r["published_fps_threads"]:
                 line += (f"; as published (no batch-norm folding) {_fmt(r['published_fps_threads'])} with "
                          f"{torch.get_num_threads()} threads: folding x{r['backbone_fps_threads'] / r['published_fps_threads']:.2f}")

@@ -37,6 +37,7 @@ def export_backbone(backbone: nn.Module, path: Path, size: int) -> None:
     with atomic_path(path) as tmp, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         # Padding computed from the input's size is traced as constants: right, the size is part of the key.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter announcing its end
         torch.onnx.export(backbone.float().eval(), (dummy,), str(tmp), input_names=["frames"],
                           output_names=["features"], dynamic_axes={"frames": {0: "n"}, "features": {0: "n"}},
                           opset_version=OPSET, dynamo=False)
