@@ -84,3 +84,15 @@ def test_unknown_runtime_is_refused(tmp_path, clips, lite0):
 
     with pytest.raises(ActivityError, match="unknown backbone runtime"):
         extract_with("tensorrt", clips, tmp_path / "f", lite0)
+
+
+def test_cli_runtime_flag_reaches_the_options(tmp_path):
+    from activity.cli.commands import options_from_args
+    from activity.cli.parser import build_parser
+
+    parser = build_parser()
+    assert options_from_args(parser.parse_args(["extract", "--data", str(tmp_path)])).runtime == "torch"
+    args = parser.parse_args(["extract", "--data", str(tmp_path), "--runtime", "onnxruntime"])
+    assert options_from_args(args).runtime == "onnxruntime"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["extract", "--data", str(tmp_path), "--runtime", "tensorrt"])
