@@ -172,7 +172,8 @@ def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
         opts = ExtractOptions(batch_size=args.batch_size, workers=args.workers, device=args.device, progress=False,
-                              compile_backbone={"auto": None, "yes": True, "no": False}[args.compile])
+                              compile_backbone={"auto": None, "yes": True, "no": False}[args.compile], runtime=args.runtime,
+                              cache_dir=cache)
         result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, opts)
         dt = time.perf_counter() - t0
     if result.failed:
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-seconds", type=float, default=60.0)
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop (slow on long videos)")
     p.add_argument("--decode-only", action="store_true", help="only the decode-only rates (no backbone)")
+    p.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch",
+                   help="the pipeline's backbone runtime (activity extract --runtime); the limit is the fastest measured either way")
     p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
                    help="torch.compile in the pipeline and for the one-thread limit (auto: as extract decides)")
     p.add_argument("--motion-cost", action="append", default=None, metavar="DATA",
