@@ -8,7 +8,7 @@ recordings (groups) present on both sides of a train/validation split.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,11 +95,9 @@ def check_dataset(
     from tqdm import tqdm
 
     samples = [(s, "train") for s in train.samples] + [(s, "val") for s in (val.samples if val else [])]
-    per_class: dict[str, int] = defaultdict(int)
     by_digest: dict[str, list[tuple[Path, str | None, str]]] = defaultdict(list)
     report = CheckReport({})
     for s, side in tqdm(samples, desc="check", unit="video", disable=None if progress else True):
-        per_class[s.label or "?"] += 1
         reason = probe(s.path, decoder)
         if reason is not None:
             report.unreadable[s.path] = reason
@@ -108,7 +106,6 @@ def check_dataset(
                 by_digest[file_digest(s.path)].append((s.path, s.label, side))
             except OSError as e:
                 report.unreadable.setdefault(s.path, f"cannot read ({e.strerror})")
-    report.clips_per_class = dict(sorted(per_class.items()))
     _count_sides(report, train, val)
     for members in by_digest.values():
         if len(members) < 2:
@@ -127,15 +124,13 @@ def check_dataset(
 
 
 def _count_sides(report: CheckReport, train: VideoDataset, val: VideoDataset | None) -> None:
-    """Clips per class on each side, and the class findings that follow from them."""
-    def count(ds: VideoDataset) -> dict[str, int]:
-        out: dict[str, int] = defaultdict(int)
-        for s in ds.samples:
-            out[s.label or "?"] += 1
-        return dict(sorted(out.items()))
+    """Clips per class on each side and together, and the class findings that follow from them."""
+    def count(ds: VideoDataset | None) -> Counter[str]:
+        return Counter(s.label or "?" for s in (ds.samples if ds is not None else []))
 
-    report.train_per_class = count(train)
-    report.val_per_class = count(val) if val is not None else {}
+    sides = count(train), count(val)
+    report.train_per_class, report.val_per_class = (dict(sorted(c.items())) for c in sides)
+    report.clips_per_class = dict(sorted((sides[0] + sides[1]).items()))
     report.too_few_classes = len(report.train_per_class) < 2
     report.single_clip_classes = [c for c, n in report.train_per_class.items() if n == 1]
     report.val_only_classes = [c for c in report.val_per_class if c not in report.train_per_class]
