@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 from activity.cli import commands as cmd
 
@@ -60,13 +61,7 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=30 model.hidden_size=128")
 
 
-def _model_names() -> list[str]:
-    from activity.registry import BASELINES, TEMPORAL_MODELS
-
-    return TEMPORAL_MODELS.names() + BASELINES.names()
-
-
-def _registered(kind: str) -> "type[object] | object":
+def _registered(kind: str) -> Callable[[str], str]:
     """An argparse ``type`` that checks a name against a registry only when the option is given
     (listing a registry imports its providers: torch for the temporal models)."""
     def check(text: str) -> str:
@@ -81,9 +76,11 @@ def _registered(kind: str) -> "type[object] | object":
 
 
 def _temporal_list(text: str) -> list[str]:
+    from activity.evaluation.cv import model_names  # only when --temporal is given: it imports torch
+
     names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names or any(t not in _model_names() for t in names):
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(_model_names())}; got {text!r}")
+    if not names or any(t not in model_names() for t in names):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(model_names())}; got {text!r}")
     return list(dict.fromkeys(names))
 
 
