@@ -48,7 +48,7 @@ class FeatureConfig:
     enhance: str = _opt("dark", "brightness per frame before the backbone: dark = auto-gamma to a mid-grey mean for under-exposed frames only (mean below 0.2), others untouched; gamma = the same for every frame; clahe = adaptive histogram equalisation of lightness; none", registry=ENHANCEMENTS)
     decoder: str = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file", registry=DECODERS)
     precision: Literal["float32", "bfloat16", "float16"] = _opt("float32", "backbone arithmetic; bfloat16/float16 run it under autocast (for GPUs)")
-    motion: bool = _opt(True, "motion stream: optical-flow direction histograms (activity.features.motion) computed from the decoded frames, stored after the appearance features, read by its own BiLSTM; false: appearance only (about 15% faster extraction)")
+    motion: bool = _opt(True, "motion stream: optical-flow direction histograms (activity.features.motion) computed from the decoded frames, stored after the appearance features, read by its own BiLSTM; false: appearance only (extraction 2 to 15% faster, scripts/benchmark_throughput.py --motion-cost)")
 
 
 @dataclass
