@@ -515,3 +515,80 @@ def test_quiet_native_stderr_silences_descriptor_2_and_restores_it(tmp_path):
                           cwd=Path(activity.__file__).parent.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == ["before", "after"]
+
+
+# ---------------------------------------------------------------- seeking far ahead (OpenCV)
+
+
+def _seek_then_read(path, index, count=3, fps=None):
+    with OpenCVReader(path) as r:
+        if fps is not None:
+            r.fps = fps
+        r.seek(index)
+        jumped = r._seekable and r._pos == index  # positioned by the seek, not by reading forward
+        return r.get_frames(np.arange(index, index + count)), jumped
+
+
+def _read_forward(path, index, count=3):
+    with OpenCVReader(path) as r:
+        return r.get_frames(np.arange(index, index + count))
+
+
+def test_seek_far_ahead_gives_the_frames_reading_forward_gives(tmp_path, monkeypatch):
+    from activity.data.synthetic import order_clip, write_video
+
+    monkeypatch.setattr(video_mod, "SEEK_MIN_GAP", 10)
+    # Lossy MPEG-4 in MP4, keyframes every 12 frames: a seek lands on one and decodes forward to the target.
+    frames = np.concatenate([order_clip("growing", num_frames=50, size=(64, 48), seed=k) for k in range(4)])
+    video = write_video(tmp_path / "long.mp4", frames, fps=25.0)
+    for index in (13, 100, 150, 197):
+        got, seekable = _seek_then_read(video, index)
+        assert seekable, index
+        np.testing.assert_array_equal(got, _read_forward(video, index))
+
+
+def test_seek_that_lands_elsewhere_reads_forward_instead(tmp_path, monkeypatch):
+    """A timestamp that does not match the frame's place at the reported rate (as with a variable frame
+    rate): the reader goes back and reads forward, and stops seeking in that file."""
+    from activity.data.synthetic import order_clip, write_video
+
+    monkeypatch.setattr(video_mod, "SEEK_MIN_GAP", 10)
+    frames = np.concatenate([order_clip("moving_right", num_frames=50, size=(64, 48), seed=k) for k in range(3)])
+    video = write_video(tmp_path / "long.mp4", frames, fps=25.0)
+    with OpenCVReader(video) as r:
+        r.fps = 24.0  # wrong rate: every timestamp is off
+        r.seek(120)
+        assert not r._seekable and r._pos == 0
+        r.seek(130)  # not tried again
+        assert r._pos == 0
+    got, jumped = _seek_then_read(video, 120, fps=24.0)
+    assert not jumped
+    np.testing.assert_array_equal(got, _read_forward(video, 120))
+
+
+def test_seek_near_the_current_position_does_nothing(lossless, monkeypatch):
+    path, _ = lossless
+    with OpenCVReader(path) as r:
+        r.seek(5)  # closer than SEEK_MIN_GAP: reading forward is cheaper
+        assert r._pos == 0 and r._msec0 is None
+        np.testing.assert_array_equal(r.get_frames([5, 6]), _read_forward(path, 5, 2))
+
+
+def test_seek_on_real_clips_matches_reading_forward(shared_data, monkeypatch):
+    """Every container and codec in ../shared/data: MPEG-4 in AVI, H.264 and HEVC in MP4."""
+    monkeypatch.setattr(video_mod, "SEEK_MIN_GAP", 10)
+    clips = [*sorted((shared_data / "ucf101-samples").rglob("*.avi"))[:3], *sorted((shared_data / "kinetics-samples").rglob("*.mp4")),
+             *sorted((shared_data / "arid6" / "train").rglob("*.mp4"))[:3], *sorted((shared_data / "vioperu").rglob("*.mp4"))[:3],
+             *sorted((shared_data / "basketball").rglob("*.mp4"))[:2]]
+    checked = 0
+    for clip in clips:
+        with OpenCVReader(clip) as r:
+            n = r.frame_count
+        for index in {n // 3, n - 3}:
+            if index < 12:
+                continue
+            got, seekable = _seek_then_read(clip, index)
+            assert seekable, clip
+            np.testing.assert_array_equal(got, _read_forward(clip, index), err_msg=str(clip))
+            checked += 1
+    assert checked >= 15

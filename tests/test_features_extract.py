@@ -530,3 +530,18 @@ def test_cache_keys_are_those_earlier_versions_wrote(kw, key):
     """Keys computed by the release before the package was split into subpackages: a cache it filled is
     still found (moving a class must not change what the key hashes)."""
     assert FeatureSpec.from_config(FeatureConfig(**kw)).key() == key
+
+
+@pytest.mark.parametrize("items,workers,run", [(1, 2, 8), (5, 2, 8), (16, 2, 8), (37, 2, 8), (40, 3, 4), (7, 4, 1)])
+def test_worker_items_give_each_worker_contiguous_runs_covering_everything_once(items, workers, run):
+    from activity.features.extract import worker_items
+
+    parts = worker_items(items, workers, run)
+    assert len(parts) == workers and sorted(i for p in parts for i in p) == list(range(items))
+    for p in parts:
+        assert p == sorted(p)
+        runs = np.split(np.array(p), np.flatnonzero(np.diff(p) != 1) + 1) if p else []
+        assert all(len(r) <= max(run, -(-items // workers)) for r in runs)
+    if items >= workers * run:  # full rounds: every worker gets a share, none more than a run ahead of another
+        sizes = [len(p) for p in parts]
+        assert min(sizes) > 0 and max(sizes) - min(sizes) <= run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 
 import cv2
@@ -396,7 +397,7 @@ class _FakeRecognizer:
         from activity.features.spec import FeatureSpec
 
         self.spec = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=8, motion=motion))
-        self.options = ExtractOptions(progress=False, cache_dir=False, **options)
+        self.options = ExtractOptions(progress=False, cache_dir=False, runtime="torch", **options)  # no backbone to export
 
     def encode_steps(self, path, step, **kwargs):
         from activity.features.extract import encode_steps
@@ -444,14 +445,30 @@ def _timeline_numbers(tl: Timeline) -> tuple[list, np.ndarray, list]:
 
 def _same_timeline_with_workers(ckpt, video, monkeypatch) -> Timeline:
     """The timeline of ``video`` with 2 loader workers and in this process; asserts they agree."""
+    import activity.data.video as video_mod
     import activity.features.extract as extract_mod
     from activity import load_model
 
     monkeypatch.setattr(extract_mod, "STEP_CHUNK", 12)  # several items for a video of seconds (not a multiple of 16)
+    # Each worker takes every other item and seeks over the other's (here from 5 frames ahead, not 300).
+    monkeypatch.setattr(extract_mod, "STEP_RUN", 1)
+    monkeypatch.setattr(video_mod, "SEEK_MIN_GAP", 5)
+    seeks = ckpt.parent / f"seeks-{video.stem}.txt"
+    real_seek = video_mod.OpenCVReader.seek
+
+    def logged(self, index):
+        real_seek(self, index)
+        with open(seeks, "a") as f:  # from the loader workers too
+            f.write(f"{os.getpid()} {index} {self._pos == index}\n")
+
+    monkeypatch.setattr(video_mod.OpenCVReader, "seek", logged)
     got = {}
     for workers in (0, 2):
+        seeks.unlink(missing_ok=True)
         model = load_model(ckpt, cache_dir=False, workers=workers)
         got[workers] = model.timeline(video, window=2.0, stride=0.5, top_k=2)
+    jumps = [line.split() for line in seeks.read_text().splitlines() if line.endswith("True")]
+    assert len({pid for pid, _, _ in jumps}) == 2 and os.getpid() not in {int(pid) for pid, _, _ in jumps}  # both workers jumped
     (w0, p0, s0), (w2, p2, s2) = _timeline_numbers(got[0]), _timeline_numbers(got[2])
     assert w2 == w0 and s2 == s0 and len(w0) > 10
     np.testing.assert_allclose(p2, p0, rtol=0, atol=1e-5)

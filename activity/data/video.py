@@ -52,6 +52,10 @@ SEQUENTIAL_MAX_FRAMES = 1000
 """``auto`` reads videos up to this many frames forward (OpenCV) and seeks in longer ones (decord):
 with 8 to 32 sampled frames, that is where seeking starts to pay (see :class:`AutoReader`)."""
 
+SEEK_MIN_GAP = 300
+""":meth:`OpenCVReader.seek` jumps only this many frames ahead or more: a seek decodes from the keyframe
+before its target, which in common files lies up to 250 frames back."""
+
 
 def set_decode_threads(n: int) -> None:
     """Threads each decoder opened from now on may use (0: the library's choice).
@@ -136,6 +140,11 @@ class VideoReader:
         """
         raise NotImplementedError
 
+    def seek(self, index: int) -> None:
+        """A hint that the next :meth:`get_frames` call starts at frame ``index``; readers that would
+        otherwise decode every frame before it (OpenCV) jump there. Frames decoded afterwards are
+        the same as without the hint. The base reader seeks on every call: nothing to do."""
+
     def iter_frames(self, chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
         """Every frame in order from the first, decoded once each.
 
@@ -195,6 +204,8 @@ class OpenCVReader(VideoReader):
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self._cap = cap
         self._pos = 0  # index of the next frame grab() returns
+        self._msec0: float | None = None  # the first frame's timestamp (checks where a seek landed)
+        self._seekable = True  # False once a seek landed elsewhere: this file is read forward only
         self.path = p
         if count <= 0 or w <= 0 or h <= 0:
             count = 0
@@ -225,6 +236,36 @@ class OpenCVReader(VideoReader):
                 n += 1
         self._rewind()
         return n
+
+    def seek(self, index: int) -> None:
+        """Jump to frame ``index`` when it is :data:`SEEK_MIN_GAP` frames ahead or more.
+
+        OpenCV seeks by timestamp. The frame before ``index`` is grabbed after the jump and its
+        timestamp compared with the one that frame has when reading forward at a constant rate
+        (the first frame's, plus ``(index - 1) / fps``); where they differ by a quarter of a frame
+        or more (a variable frame rate, a broken index) the reader goes back to the start and reads
+        this file forward from then on, so the frames decoded afterwards are always the ones reading
+        forward gives.
+        """
+        import cv2
+
+        if index - self._pos < SEEK_MIN_GAP or self.fps <= 0 or not self._seekable:
+            return
+        with quiet_native_stderr():
+            if self._msec0 is None:
+                if self._pos:
+                    self._rewind()
+                if not self._cap.grab():
+                    return
+                self._msec0 = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+                self._pos = 1
+            landed = self._cap.set(cv2.CAP_PROP_POS_FRAMES, index - 1) and self._cap.grab()
+            want = self._msec0 + (index - 1) * 1000.0 / self.fps
+            if landed and abs(float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) - want) < 250.0 / self.fps:
+                self._pos = index
+                return
+        self._seekable = False  # somewhere else: read forward from the start, now and from now on
+        self._rewind()
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         import cv2
@@ -394,6 +435,9 @@ class AutoReader(VideoReader):
             self._inner.close()
             self._inner = OpenCVReader(self.path)
             return self._inner.get_frames(np.minimum(np.asarray(indices), self.frame_count - 1))
+
+    def seek(self, index: int) -> None:
+        self._inner.seek(index)
 
     def iter_frames(self, chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
         if isinstance(self._inner, OpenCVReader):  # to the real end of the stream

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from activity.config import FeatureConfig
 from activity.data.video import open_video, read_sampled, set_decode_threads
@@ -463,9 +463,11 @@ def require_features(result: ExtractResult, what: str) -> None:
 
 # ---------------------------------------------------------------- a long video's sampled steps (timelines)
 
-#: Consecutive sampled steps one loader worker decodes (and, on the CPU, encodes) per work item in
-#: :func:`encode_steps`: large enough that items rarely wait on each other, small enough to balance the workers.
+#: Consecutive sampled steps in one work item of :func:`encode_steps` (what a loader worker hands back at once).
 STEP_CHUNK = 256
+#: Consecutive items one worker takes in turn (:func:`worker_items`): each worker reads its own stretch of the
+#: video (about 4 minutes at the default 8 steps a second), jumping over the others' with one seek.
+STEP_RUN = 8
 #: Steps decoded together inside an item (and the compiled backbone's fixed batch): with a motion stream, each
 #: of them brings its flow pair, so at most about ``3 * STEP_BATCH`` full-size frames are held at once.
 STEP_BATCH = 16
@@ -522,14 +524,34 @@ def decode_steps(reader: Any, ks_all: np.ndarray, step: float, fps: float, gap: 
         k = int(ks[-1]) + 1 if len(ks) else end
 
 
-class _StepDataset(Dataset):
+def worker_items(items: int, workers: int, run: int | None = None) -> list[list[int]]:
+    """Items ``0 .. items - 1`` shared among ``workers`` in contiguous stretches, in order.
+
+    The items are cut into rounds of ``workers * run`` (None: :data:`STEP_RUN`); in each, worker ``w`` takes
+    the ``w``-th ``run`` consecutive items, so each decodes only its own stretches and seeks over the
+    others'. The last round is shared out evenly. The results come back a round at a time, so at most
+    about a round of items waits to be handed out in order.
+    """
+    run = STEP_RUN if run is None else run
+    out: list[list[int]] = [[] for _ in range(max(1, workers))]
+    start = 0
+    while start < items:
+        per = run if items - start >= len(out) * run else -(-(items - start) // len(out))
+        for w, mine in enumerate(out):
+            mine.extend(range(min(items, start + w * per), min(items, start + (w + 1) * per)))
+        start += len(out) * per
+    return out
+
+
+class _StepDataset(IterableDataset):
     """A long video's sampled steps, :data:`STEP_CHUNK` consecutive ones an item (run in loader workers).
 
-    Each process opens the video once and reads it forward: the workers take items in turn, so each
-    grabs (decodes without converting) the frames of the others' items on its way to its own. An item
-    is decoded in batches of :data:`STEP_BATCH` steps, each cropped (and its motion computed) at once,
-    so a worker never holds more than a batch's full-size frames. With ``encoder`` (CPU workers) the
-    batches are encoded too, padded to exactly ``batch`` frames (the compiled backbone's shape).
+    Each process opens the video once and reads its own items (:func:`worker_items`) forward,
+    seeking (:meth:`~activity.data.video.VideoReader.seek`) over the stretches the other workers
+    decode. An item is decoded in batches of :data:`STEP_BATCH` steps, each cropped (and its motion
+    computed) at once, so a worker never holds more than a batch's full-size frames. With ``encoder``
+    (CPU workers) the batches are encoded too, padded to exactly ``batch`` frames (the compiled
+    backbone's shape). Iterating yields ``(item, *self[item])`` for this process's items.
     """
 
     def __init__(self, path: Path, spec: FeatureSpec, decoder: str, step: float, fps: float, total: int,
@@ -540,6 +562,12 @@ class _StepDataset(Dataset):
 
     def __len__(self) -> int:
         return -(-self.total // self.chunk)
+
+    def __iter__(self) -> Iterator[tuple]:
+        info = get_worker_info()
+        mine = worker_items(len(self), info.num_workers)[info.id] if info is not None else range(len(self))
+        for i in mine:
+            yield (i, *self[i])
 
     def close(self) -> None:
         if self._reader is not None:
@@ -562,6 +590,8 @@ class _StepDataset(Dataset):
                 self._reader = open_video(self.path, self.decoder, sequential=True)
             reader, motion = self._reader, self.spec.motion_spec
             gap = None if motion is None else motion.partner_gap(reader.fps)  # as read_with_pairs
+            if len(ks_all):  # past another worker's stretch: jump to this item's first frame
+                reader.seek(int(step_frames(ks_all[:1], self.step, self.fps, reader.frame_count, gap).min()))
             done, outs, moves = [], [], []
             for ks, frames in decode_steps(reader, ks_all, self.step, self.fps, gap, self.batch):
                 t = len(ks)
@@ -590,8 +620,10 @@ def encode_steps(path: str | Path, spec: FeatureSpec, step: float, encoder: Fram
     Work is split as :func:`extract` splits clips: on the CPU each loader worker decodes and encodes
     items of :data:`STEP_CHUNK` consecutive steps on one thread (the backbone compiled first, by the same
     rule, when ``options.compile_backbone`` allows), elsewhere workers decode and this process encodes;
-    ``options.workers=0`` does everything here. At most a few items are in flight, so memory does not
-    grow with the video's length.
+    ``options.workers=0`` does everything here. Each worker reads its own stretches of the video
+    (:func:`worker_items`) and seeks over the others', so every frame is decoded once; the items are
+    handed out in order, and at most about a round of them (:data:`STEP_RUN` per worker) waits here,
+    so memory does not grow with the video's length.
 
     Args:
         path: the video.
@@ -622,16 +654,22 @@ def encode_steps(path: str | Path, spec: FeatureSpec, step: float, encoder: Fram
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_worker_init if workers > 0 else None,
                         prefetch_factor=2 if workers > 0 else None, pin_memory=encoder.device.type == "cuda")
     count = None
+    waiting: dict[int, tuple[np.ndarray, torch.Tensor | None, int]] = {}  # come early, by item
+    nxt = 0
     try:
-        for ks, out, moving, frames, error in loader:
+        for item, ks, out, moving, frames, error in loader:
             if error is not None:
                 raise VideoError(str(path), error)
             if out is not None and dataset.encoder is None:  # decoded in the workers, encoded here
                 out = with_motion(encoder(out), moving)
-            if out is not None:
-                yield ks, out, frames
-            if count is not None and frames < count:
-                break
-            count = frames if count is None else min(count, frames)
+            waiting[item] = (ks, out, frames)
+            while nxt in waiting:  # in order
+                ks, out, frames = waiting.pop(nxt)
+                nxt += 1
+                if out is not None:
+                    yield ks, out, frames
+                if count is not None and frames < count:
+                    return
+                count = frames if count is None else min(count, frames)
     finally:
         dataset.close()
