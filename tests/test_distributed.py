@@ -66,9 +66,10 @@ def torchrun(*args: object, script: Path | None = None) -> subprocess.CompletedP
 
 
 def entries(cache: Path) -> dict[str, np.ndarray | bytes]:
-    """Cache files by path relative to the cache root (feature files loaded; a killed write's temporary file left out)."""
+    """Cache files by path relative to the cache root (feature files loaded; a killed write's temporary file
+    and the backbone's ONNX export, which is no feature entry, left out)."""
     return {str(p.relative_to(cache)): (np.load(p) if p.suffix == ".npy" else p.read_bytes())
-            for p in sorted(cache.rglob("*")) if p.is_file() and not p.name.startswith(".tmp-")}
+            for p in sorted(cache.rglob("*")) if p.is_file() and not p.name.startswith(".tmp-") and p.suffix != ".onnx"}
 
 
 def assert_same_cache(a: Path, b: Path) -> None:
@@ -138,6 +139,9 @@ def test_distributed_cache_equals_the_single_process_cache(ws):
     assert rerun.returncode == 0, rerun.stderr
     assert_same_cache(ws["root"] / "c1", ws["root"] / "c2")
     assert len(entries(ws["root"] / "c2")) == 64 + 1  # one file per readable video, and spec.json
+    # Both ranks ran the backbone with onnxruntime, as the single process did: they decided for the whole job.
+    assert [p.name for p in (ws["root"] / "c1" / "onnx").glob("*.onnx")] == [p.name for p in (ws["root"] / "c2" / "onnx").glob("*.onnx")]
+    assert len(list((ws["root"] / "c2" / "onnx").glob("*.onnx"))) == 1
     # One summary over both ranks, and the unreadable file reported once, by the rank that found it.
     assert rerun.stdout.count("videos with features") == 1
     skips = [l for l in rerun.stderr.splitlines() if l.startswith("skipped ")]

@@ -91,8 +91,43 @@ def test_cli_runtime_flag_reaches_the_options(tmp_path):
     from activity.cli.parser import build_parser
 
     parser = build_parser()
-    assert options_from_args(parser.parse_args(["extract", "--data", str(tmp_path)])).runtime == "torch"
+    assert options_from_args(parser.parse_args(["extract", "--data", str(tmp_path)])).runtime == "auto"
     args = parser.parse_args(["extract", "--data", str(tmp_path), "--runtime", "onnxruntime"])
     assert options_from_args(args).runtime == "onnxruntime"
     with pytest.raises(SystemExit):
         parser.parse_args(["extract", "--data", str(tmp_path), "--runtime", "tensorrt"])
+
+
+def test_auto_exports_only_where_it_pays_then_reuses_the_export(tmp_path, clips, lite0, monkeypatch):
+    import activity.features.extract as extract_mod
+
+    few = extract_with("auto", clips[:2], tmp_path / "g", lite0)  # 8 frames: below ONNX_MIN_FRAMES, nothing cached
+    assert few.runtime == "torch" and not (tmp_path / "g" / "onnx").exists() and few.notes == []
+    monkeypatch.setattr(extract_mod, "ONNX_MIN_FRAMES", 12)
+    many = extract_with("auto", clips, tmp_path / "g2", lite0, cache_dir=tmp_path / "g")  # 12 frames: exported
+    assert many.runtime == "onnxruntime" and many.notes == []
+    monkeypatch.setattr(extract_mod, "ONNX_MIN_FRAMES", 10**6)
+    cached = extract_with("auto", clips[:1], tmp_path / "h", lite0, cache_dir=tmp_path / "g")  # one clip: the cached export
+    assert cached.runtime == "onnxruntime"
+    np.testing.assert_array_equal(cached.features[clips[0]], many.features[clips[0]])
+
+
+def test_auto_stays_on_torch_where_onnxruntime_does_not_apply(tmp_path, clips, lite0, monkeypatch):
+    import activity.features.extract as extract_mod
+    from activity.features.encoder import FrameEncoder
+
+    monkeypatch.setattr(extract_mod, "ONNX_MIN_FRAMES", 1)
+    compiled_asked = extract_with("auto", clips, tmp_path / "i", lite0, compile_backbone=True)  # --compile yes: torch
+    assert compiled_asked.runtime == "torch" and not (tmp_path / "i" / "onnx").exists()
+    monkeypatch.setattr(FrameEncoder, "onnxruntime_applies", lambda self: False)  # e.g. onnxruntime not installed
+    res = extract_with("auto", clips, tmp_path / "j", lite0)
+    assert res.runtime == "torch" and res.notes == [] and not (tmp_path / "j" / "onnx").exists()
+
+
+def test_a_damaged_cached_export_is_exported_again(tmp_path, clips, lite0):
+    first = extract_with("onnxruntime", clips[:2], tmp_path / "k", lite0)
+    (model,) = (tmp_path / "k" / "onnx").glob("*.onnx")
+    model.write_bytes(b"not an onnx model")
+    again = extract_with("onnxruntime", clips[2:], tmp_path / "k", lite0)
+    assert again.runtime == "onnxruntime" and again.notes == [] and model.stat().st_size > 10**6
+    assert first.runtime == "onnxruntime"

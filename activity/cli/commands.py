@@ -61,7 +61,7 @@ def options_from_args(args: argparse.Namespace, *, progress: bool = True) -> Ext
     return ExtractOptions(
         cache_dir=getattr(args, "cache", None), workers=getattr(args, "workers", None), device=getattr(args, "device", "cpu"),
         compile_backbone={"auto": None, "yes": True, "no": False}[getattr(args, "compile", "auto")],
-        runtime=getattr(args, "runtime", "torch"),
+        runtime=getattr(args, "runtime", "auto"),
         progress=progress and not getattr(args, "quiet", False), on_error=_skip, dist=getattr(args, "dist", None),
     )
 

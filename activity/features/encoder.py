@@ -112,6 +112,22 @@ class FrameEncoder:
             return f"onnxruntime unavailable, encoding with torch ({type(e).__name__}: {first})"
         return None
 
+    def onnxruntime_applies(self) -> bool:
+        """ONNX Runtime could run this backbone here: a CPU, float32, onnxruntime installed."""
+        if self.device.type != "cpu" or self.dtype is not None:
+            return False
+        import importlib.util
+
+        return importlib.util.find_spec("onnxruntime") is not None
+
+    def onnx_cached(self, root: str | Path) -> bool:
+        """The backbone's exported model is already cached under ``root`` (nothing to export)."""
+        from activity.features.onnx import OnnxBackbone, onnx_path
+
+        if isinstance(self.backbone, OnnxBackbone):
+            return True
+        return onnx_path(self.backbone, self.spec.backbone, self.spec.preprocess.crop_size, Path(root)).exists()
+
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Features ``(T, D)`` float32 of decoded uint8 RGB frames ``(T, H, W, 3)``."""
         return self(self.spec.crop(frames))

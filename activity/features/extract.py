@@ -133,6 +133,10 @@ def _worker_init(_: int) -> None:
 # cache (/tmp/torchinductor_<user>) is warm, and then saves about 3.7 ms a frame end to end
 # (283 basketball clips, 4,528 frames: 52.4 s eager, 35.5 s compiled, 55 s compiling cold).
 COMPILE_MIN_FRAMES = 4000
+# Frames to encode from which the default runtime (``auto``) exports the backbone for ONNX Runtime when
+# it is not cached yet. Exporting and checking EfficientNet-Lite0 takes about 1.5 s on 2 cores; each
+# frame then costs about 16 ms instead of 29 ms on a core, so it pays from about 120 frames.
+ONNX_MIN_FRAMES = 320
 
 
 def default_workers(device: str | torch.device = "cpu") -> int:
@@ -218,9 +222,12 @@ class ExtractOptions:
             CPU with workers, each worker encodes one clip per pass).
         compile_backbone: run the backbone through ``torch.compile`` when the workers encode
             on the CPU (None: when at least :data:`COMPILE_MIN_FRAMES` frames are to be encoded).
-        runtime: what runs the backbone: ``"torch"``, or ``"onnxruntime"`` (CPU only: the backbone
-            exported once to ``<cache root>/onnx/``, one thread per worker; falls back to torch,
-            with a note, where onnxruntime is missing or the export fails; never compiled).
+        runtime: what runs the backbone: ``"auto"`` (default: ONNX Runtime where it applies, on the
+            CPU in float32, unless ``compile_backbone`` is True, and the export is already cached or
+            at least :data:`ONNX_MIN_FRAMES` frames are to be encoded; torch otherwise), ``"torch"``, or
+            ``"onnxruntime"`` (the backbone exported once to ``<cache root>/onnx/`` and checked
+            against torch, one thread per worker; where onnxruntime is missing or the export fails,
+            torch, with a note when it was asked for by name; never compiled).
         progress: show progress bars.
         on_error: called with ``(path, reason)`` for each video that cannot be read.
         dist: the torchrun process group (None: one process); ranks share the extraction.
@@ -232,7 +239,7 @@ class ExtractOptions:
     decoder: str | None = None
     batch_size: int = 32
     compile_backbone: bool | None = None
-    runtime: str = "torch"
+    runtime: str = "auto"
     progress: bool = True
     on_error: Callable[[Path, str], None] | None = None
     dist: DistInfo | None = None
@@ -289,7 +296,10 @@ def extract(
     # they decode and this process encodes. One clip: a worker would only add its start-up.
     in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
     workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
-    if not _maybe_onnxruntime(encoder, result, options, cache.dir.parent if cache is not None else None):
+    # Under torchrun every rank decides for about the whole job (its share times the ranks), so that they agree.
+    ranks = options.dist.world_size if options.dist is not None and options.dist.enabled else 1
+    if not _maybe_onnxruntime(encoder, result, options, cache.dir.parent if cache is not None else None,
+                              len(todo) * spec.length * ranks):
         _maybe_compile(encoder, result, options.compile_backbone, in_workers, len(todo), spec.length,
                        options.progress and options.is_main)
     decoder = options.decoder or "auto"
@@ -307,24 +317,35 @@ def extract(
 
 
 def _maybe_onnxruntime(encoder: FrameEncoder, result: ExtractResult, options: ExtractOptions,
-                       root: Path | None) -> bool:
-    """Switch ``encoder`` to ONNX Runtime where ``options.runtime`` asks for it; True where it now runs there.
+                       root: Path | None, frames: int) -> bool:
+    """Switch ``encoder`` to ONNX Runtime where ``options.runtime`` asks for it (``auto``: where it applies
+    and pays for ``frames`` frames to encode); True where it now runs there.
 
-    The model is cached under ``root`` (the feature cache's root; None: ``options.cache_dir`` where it
-    names a folder, else :func:`~activity.features.cache.default_cache_dir`). Where it cannot be used,
-    one note (also logged) says why and the backbone stays on torch.
+    The model is cached under ``options.cache_dir`` where it names a folder, else under ``root`` (the
+    feature cache's root), else under :func:`~activity.features.cache.default_cache_dir`. Where it cannot
+    be used, the backbone stays on torch; when onnxruntime was asked for by name, one note (also
+    logged) says why.
     """
     if options.runtime == "torch":
         return False
-    if options.runtime != "onnxruntime":
-        raise ActivityError(f"unknown backbone runtime {options.runtime!r} (torch or onnxruntime)")
-    if root is None:
-        named = options.cache_dir not in (None, False, True)
-        root = Path(options.cache_dir) if named else default_cache_dir()  # type: ignore[arg-type]
+    if options.runtime not in ("auto", "onnxruntime"):
+        raise ActivityError(f"unknown backbone runtime {options.runtime!r} (auto, torch or onnxruntime)")
+    if options.cache_dir not in (None, False, True):
+        root = Path(options.cache_dir)  # type: ignore[arg-type]
+    elif root is None:
+        root = default_cache_dir()
+    if options.runtime == "auto":
+        if options.compile_backbone is True or not encoder.onnxruntime_applies():
+            return False
+        if frames < ONNX_MIN_FRAMES and not encoder.onnx_cached(root):
+            return False
     why = encoder.use_onnxruntime(root)
     if why is not None:
-        result.notes.append(why)
-        log.warning(why)
+        if options.runtime == "auto":
+            log.info(why)
+        else:
+            result.notes.append(why)
+            log.warning(why)
         return False
     result.runtime = "onnxruntime"
     return True
@@ -646,7 +667,7 @@ def encode_steps(path: str | Path, spec: FeatureSpec, step: float, encoder: Fram
     items = -(-total // STEP_CHUNK)
     in_workers = encoder.device.type == "cpu" and workers > 0 and items > 1
     workers = min(workers, items) if items > 1 else 0
-    if not _maybe_onnxruntime(encoder, ExtractResult({}, {}), options, None):
+    if not _maybe_onnxruntime(encoder, ExtractResult({}, {}), options, None, total):
         _maybe_compile(encoder, ExtractResult({}, {}), options.compile_backbone, in_workers, -(-total // batch),
                        batch, options.progress and options.is_main)
     dataset = _StepDataset(Path(path), spec, options.decoder or "auto", step, fps, total, STEP_CHUNK, batch,

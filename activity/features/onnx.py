@@ -87,10 +87,17 @@ class OnnxBackbone:
         self._pid = None
 
 
-def onnx_backbone(backbone: nn.Module, name: str, size: int, root: Path) -> tuple[OnnxBackbone, bool]:
-    """The backbone as an :class:`OnnxBackbone`, exported to ``root/onnx/<key>.onnx`` unless already there.
+def onnx_path(backbone: nn.Module, name: str, size: int, root: Path) -> Path:
+    """Where the backbone's exported model is cached: ``root/onnx/<key>.onnx`` (:func:`model_key`)."""
+    return Path(root) / "onnx" / f"{model_key(backbone, name, size)}.onnx"
 
-    Checks the model against ``backbone`` on a few random frames before returning it.
+
+def onnx_backbone(backbone: nn.Module, name: str, size: int, root: Path) -> tuple[OnnxBackbone, bool]:
+    """The backbone as an :class:`OnnxBackbone`, exported to :func:`onnx_path` unless already there.
+
+    A model exported here is checked against ``backbone`` on a few random frames before it is
+    returned (and left on disk only where it agrees); a cached one is opened once (a damaged file is
+    exported and checked again), which costs milliseconds instead of a forward pass in each runtime.
 
     Returns:
         ``(model, exported)``: ``exported`` is False where the cached file was reused.
@@ -101,11 +108,26 @@ def onnx_backbone(backbone: nn.Module, name: str, size: int, root: Path) -> tupl
     """
     import onnxruntime  # noqa: F401 - fail before exporting when it cannot run
 
-    path = Path(root) / "onnx" / f"{model_key(backbone, name, size)}.onnx"
-    exported = not path.exists()
-    if exported:
-        export_backbone(backbone, path, size)
+    path = onnx_path(backbone, name, size, root)
     model = OnnxBackbone(path, int(getattr(backbone, "feature_dim", 0)))
+    if path.exists():
+        try:
+            model.session()
+            model.drop_session()
+            return model, False
+        except Exception:  # damaged or from an incompatible onnxruntime: export it again
+            model.drop_session()
+    export_backbone(backbone, path, size)
+    try:
+        _check(model, backbone, size)
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
+    return model, True
+
+
+def _check(model: OnnxBackbone, backbone: nn.Module, size: int) -> None:
+    """Raise ``ValueError`` where ``model`` and ``backbone`` disagree on a few random frames (float16 rounding allowed)."""
     x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         want = backbone(x.contiguous(memory_format=torch.channels_last)).float()
@@ -113,4 +135,3 @@ def onnx_backbone(backbone: nn.Module, name: str, size: int, root: Path) -> tupl
     if got.shape != want.shape or not torch.allclose(got, want, rtol=2**-10, atol=1e-4):
         raise ValueError(f"onnxruntime's features differ from torch's (max {(got - want).abs().max().item():.2g})")
     model.drop_session()
-    return model, exported
