@@ -8,13 +8,17 @@
 
 Measured on the same clips, backbone and batch size, in one run, frames per second:
 
-* backbone: forward passes on frames already decoded and preprocessed (the limit): on the CPU
-  the better of one process with all of torch's threads and one single-threaded process per
-  core running at once (the sum of their rates), which is how ``extract`` runs there, and the
-  same processes running the backbone with onnxruntime (``extract --runtime onnxruntime``, the
-  ONNX model it caches); the limit is the fastest runtime measured in the run;
-* pipeline: ``activity extract`` end to end (``activity.features.extract``, fresh cache), appearance
-  features only (``features.motion=false``; ``--motion-cost`` measures what the motion stream adds);
+* backbone runtimes: forward passes on frames already decoded and preprocessed, each the way
+  ``extract`` can run it: eager PyTorch in one process with all of torch's threads, and on the CPU
+  one single-threaded process per core running at once (the sum of their rates) with eager
+  PyTorch, with ``torch.compile`` (compiled before they fork, as ``extract --compile yes``; the
+  compile time is printed) and with ONNX Runtime (``extract --runtime onnxruntime``: the model it
+  caches, exported once; the export time is printed). The limit is the fastest runtime measured in
+  the run;
+* pipeline: ``activity extract`` end to end (``activity.features.extract``, fresh feature cache,
+  the runtime ``--runtime`` names: by default what ``extract`` picks, with the ONNX export already
+  cached as it is after a first run), appearance features only (``features.motion=false``;
+  ``--motion-cost`` measures what the motion stream adds);
 * naive: the popular CNN-LSTM repos' loop: OpenCV reads every frame in order, each frame
   preprocessed on its own, one clip per forward pass, the network as published (no inference
   rewrite);
@@ -30,6 +34,7 @@ frames is for). A backbone whose weights cannot be had offline is timed with ran
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -154,31 +159,37 @@ def forward_processes(forward: Callable[[torch.Tensor], object], batch: int, siz
 
 
 def time_onnx_processes(backbone: Backbone, spec: FeatureSpec, batch: int, processes: int,
-                        seconds: float = 4.0) -> float | None:
+                        seconds: float = 4.0) -> tuple[float | None, float | None]:
     """CPU: as :func:`time_backbone_processes`, with the backbone run by onnxruntime, one thread per process
-    (the ONNX model ``extract --runtime onnxruntime`` caches under the feature cache root, exported if absent).
-    None, with a note, where onnxruntime cannot run it."""
+    (the ONNX model ``extract --runtime onnxruntime`` caches under the default cache root, exported if absent):
+    (the sum of their rates, seconds spent exporting and checking or None where it was cached); rate None,
+    with a note, where onnxruntime cannot run it."""
     from activity.features.encoder import FrameEncoder
 
     enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
+    cached = enc.onnx_cached(default_cache_dir())
+    t0 = time.perf_counter()
     if (why := enc.use_onnxruntime(default_cache_dir())) is not None:
         print(f"note: {why}", file=sys.stderr)
-        return None
-    return forward_processes(enc.backbone, batch, spec.preprocess.crop_size, processes, seconds)
+        return None, None
+    export_s = None if cached else time.perf_counter() - t0
+    return forward_processes(enc.backbone, batch, spec.preprocess.crop_size, processes, seconds), export_s
 
 
-def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args: argparse.Namespace) -> tuple[int, float]:
-    """``extract`` into a fresh cache: (frames encoded, seconds)."""
+def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args: argparse.Namespace
+                  ) -> tuple[int, float, str]:
+    """``extract`` into a fresh feature cache (the ONNX export, if any, from the default cache root, as
+    after a first run): (frames encoded, seconds, the runtime it ran, "+compiled" where compiled)."""
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
         opts = ExtractOptions(batch_size=args.batch_size, workers=args.workers, device=args.device, progress=False,
                               compile_backbone={"auto": None, "yes": True, "no": False}[args.compile], runtime=args.runtime,
-                              cache_dir=cache)
+                              cache_dir=default_cache_dir())
         result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, opts)
         dt = time.perf_counter() - t0
     if result.failed:
         print(f"note: {len(result.failed)} clips failed: {next(iter(result.failed.values()))}", file=sys.stderr)
-    return result.frames, dt
+    return result.frames, dt, result.runtime + ("+compiled" if result.compiled else "")
 
 
 def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone, device: torch.device) -> tuple[int, float]:
@@ -275,10 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-seconds", type=float, default=60.0)
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop (slow on long videos)")
     p.add_argument("--decode-only", action="store_true", help="only the decode-only rates (no backbone)")
-    p.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch",
-                   help="the pipeline's backbone runtime (activity extract --runtime); the limit is the fastest measured either way")
+    p.add_argument("--runtime", choices=["auto", "torch", "onnxruntime"], default="auto",
+                   help="the pipeline's backbone runtime (activity extract --runtime; default auto, as extract picks); "
+                        "the limit is the fastest measured either way")
     p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
-                   help="torch.compile in the pipeline and for the one-thread limit (auto: as extract decides)")
+                   help="the pipeline's torch.compile (activity extract --compile; auto: as extract decides)")
+    p.add_argument("--no-compiled", action="store_true", help="skip timing the compiled backbone (it compiles: 5 to 20 s)")
     p.add_argument("--motion-cost", action="append", default=None, metavar="DATA",
                    help="instead: time extracting this collection (repeatable) with the motion stream off and on")
     p.add_argument("--repeats", type=int, default=1, help="--motion-cost: runs of each (median)")
@@ -299,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps({"command": command, "motion_cost": res}, indent=2) + "\n")
         return 0
-    rows, out = [], {"command": command, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    rows, runtime_rows, out = [], [], {"command": command, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                                      "workers": workers, "device": str(device), "processor": platform.processor(),
                                                      "torch": torch.__version__},
                      "batch_size": args.batch_size, "num_frames": args.num_frames, "results": {}}
@@ -319,54 +332,68 @@ def main(argv: list[str] | None = None) -> int:
                                                              motion=False))
                 backbone = backbone_or_random(name)
                 plain = None if args.no_naive else backbone_or_random(name, optimize=False).to(device)
-                threaded = time_backbone(backbone, spec, args.batch_size, device)
                 cores = os.cpu_count() or 1
-                single, compile_s = (time_backbone_processes(backbone, spec, args.batch_size, cores, compiled=args.compile == "yes")
-                                     if device.type == "cpu" and cores > 1 else (None, None))
-                onnx = (time_onnx_processes(backbone, spec, args.batch_size, cores)
-                        if device.type == "cpu" and args.precision == "float32" else None)
+                cpu = device.type == "cpu"
+                runtimes: dict[str, float | None] = {"eager, 1 process": time_backbone(backbone, spec, args.batch_size, device)}
+                r: dict = {"runtimes": runtimes, "compile_s": None, "export_s": None, "sets": {}}
+                if cpu and cores > 1:
+                    runtimes[f"eager, {cores} one-thread processes"], _ = time_backbone_processes(
+                        backbone, spec, args.batch_size, cores)
+                if cpu and not args.no_compiled:
+                    key = f"compiled, {cores} one-thread processes"
+                    runtimes[key], r["compile_s"] = time_backbone_processes(
+                        copy.deepcopy(backbone), spec, args.batch_size, cores, compiled=True)
+                    if r["compile_s"] is None:
+                        runtimes[key] = None  # could not compile: that rate is eager's
+                if cpu and args.precision == "float32":
+                    runtimes[f"onnxruntime, {cores} one-thread processes"], r["export_s"] = time_onnx_processes(
+                        backbone, spec, args.batch_size, cores)
                 # the limit: the fastest runtime measured here (extract can run any of them)
-                r: dict = {"backbone_fps": max(threaded, single or 0.0, onnx or 0.0), "backbone_fps_threads": threaded,
-                           "backbone_fps_processes": single, "backbone_fps_onnxruntime": onnx, "compile_s": compile_s,
-                           # the network as published (no batch-norm folding), same threads and batch
-                           "published_fps_threads": time_backbone(plain, spec, args.batch_size, device) if plain is not None else None,
-                           "sets": {}}
+                fastest = max((k for k, v in runtimes.items() if v), key=lambda k: runtimes[k])  # type: ignore[arg-type,return-value]
+                r["backbone_fps"], r["limit_runtime"] = runtimes[fastest], fastest
+                # the network as published (no batch-norm folding), same threads and batch
+                r["published_fps_threads"] = time_backbone(plain, spec, args.batch_size, device) if plain is not None else None
                 tot = {"pipeline": [0, 0.0], "naive": [0, 0.0]}
                 for set_name, paths in sets.items():
-                    n_pipe, t_pipe = time_pipeline(paths, spec, backbone, args)
+                    n_pipe, t_pipe, ran = time_pipeline(paths, spec, backbone, args)
                     n_naive, t_naive = time_naive(paths, spec, plain, device) if plain is not None else (0, 0.0)
-                    r["sets"][set_name] = {"clips": len(paths), "pipeline_fps": n_pipe / t_pipe,
-                                           "naive_fps": n_naive / t_naive if t_naive else None, "decode_fps": decode[set_name]}
+                    r["sets"][set_name] = {"clips": len(paths), "frames": n_pipe, "pipeline_fps": n_pipe / t_pipe,
+                                           "pipeline_runtime": ran, "naive_fps": n_naive / t_naive if t_naive else None,
+                                           "decode_fps": decode[set_name]}
                     for key, n, t in (("pipeline", n_pipe, t_pipe), ("naive", n_naive, t_naive)):
                         tot[key][0] += n
                         tot[key][1] += t
                 r["pipeline_fps"] = tot["pipeline"][0] / tot["pipeline"][1]
                 r["naive_fps"] = tot["naive"][0] / tot["naive"][1] if tot["naive"][1] else None
                 out["results"][name] = r
-                for set_name, v in [*r["sets"].items(), ("all", {"pipeline_fps": r["pipeline_fps"], "naive_fps": r["naive_fps"]})]:
+                for k, v in runtimes.items():
+                    extra = ""
+                    if k.startswith("compiled") and r["compile_s"] is not None:
+                        extra = f"compiled in {r['compile_s']:.1f} s"
+                    if k.startswith("onnxruntime"):
+                        extra = f"exported and checked in {r['export_s']:.1f} s" if r["export_s"] else "export cached"
+                    runtime_rows.append([name, k, _fmt(v), "limit" if k == fastest else "", extra])
+                if r["published_fps_threads"]:
+                    runtime_rows.append([name, "eager as published (no batch-norm folding), 1 process",
+                                         _fmt(r["published_fps_threads"]), "", ""])
+                for set_name, v in [*r["sets"].items(), ("all", {"pipeline_fps": r["pipeline_fps"], "naive_fps": r["naive_fps"],
+                                                                 "pipeline_runtime": "", "frames": tot["pipeline"][0]})]:
                     pipe, naive = v["pipeline_fps"], v["naive_fps"]
-                    rows.append([name, set_name, _fmt(r["backbone_fps"]), _fmt(pipe), f"{pipe / r['backbone_fps']:.2f}",
-                                 _fmt(naive), f"{pipe / naive:.1f}" if naive else "n/a"])
+                    rows.append([name, set_name, str(v["frames"]), v["pipeline_runtime"], _fmt(r["backbone_fps"]), _fmt(pipe),
+                                 f"{pipe / r['backbone_fps']:.2f}", _fmt(naive), f"{pipe / naive:.1f}" if naive else "n/a"])
     print(command)
     print(f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, {workers} loader worker(s), device {device}, "
           f"batch {args.batch_size}, {args.num_frames} frames per clip, torch {torch.__version__}")
     print(", ".join(f"{k}: {len(v)} clips" for k, v in sets.items()))
     print("decode only, sampled frames/s, one thread: " + "; ".join(f"{k}: " + ", ".join(f"{b} {_fmt(x)}" for b, x in d.items())
                                                        for k, d in decode.items()))
+    if runtime_rows:
+        print(f"backbone alone, frames/s (preprocessed frames, batch {args.batch_size}):")
+        print(format_table(runtime_rows, ["backbone", "runtime", "frames/s", "", "one-off cost"]))
     if rows:
-        print(format_table(rows, ["backbone", "clips", "backbone fps", "pipeline fps", "÷ backbone", "naive fps", "× naive"]))
-        for name, r in out["results"].items():
-            line = f"backbone fps, {name}: {_fmt(r['backbone_fps_threads'])} in one process with {torch.get_num_threads()} threads"
-            if r["backbone_fps_processes"] is not None:
-                line += f", {_fmt(r['backbone_fps_processes'])} in {os.cpu_count()} one-thread processes"
-            if r["compile_s"] is not None:
-                line += f" (compiled in {r['compile_s']:.1f} s)"
-            if r["backbone_fps_onnxruntime"] is not None:
-                line += f", {_fmt(r['backbone_fps_onnxruntime'])} with onnxruntime in {os.cpu_count()} one-thread processes"
-            if r["published_fps_threads"]:
-                line += (f"; as published (no batch-norm folding) {_fmt(r['published_fps_threads'])} with "
-                         f"{torch.get_num_threads()} threads: folding x{r['backbone_fps_threads'] / r['published_fps_threads']:.2f}")
-            print(line)
+        print("extract end to end, frames/s (fresh feature cache):")
+        print(format_table(rows, ["backbone", "clips", "frames", "pipeline runtime", "limit fps", "pipeline fps", "÷ limit",
+                                  "naive fps", "× naive"]))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
