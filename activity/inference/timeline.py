@@ -161,6 +161,9 @@ def merge_segments(
     return segments
 
 
+WINDOW_BATCH = 32
+"""Windows the temporal model classifies at once in a timeline (about 1 ms a window on 2 cores, 8 ms one at a time)."""
+
 _TIMELINE_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}]"
 """The timeline's progress bar: seconds of video done, of the whole (tqdm scales its frame count by the step)."""
 
@@ -238,15 +241,24 @@ def compute_timeline(
     probs: list[np.ndarray] = []
     seen = 0
     info: dict = {}
+    pending: list[tuple[float, torch.Tensor]] = []  # windows not classified yet: (start, features (T, D))
+
+    def classify() -> None:  # in batches: a window at a time cost 7x as much per window
+        for (start, _), p in zip(pending, recognizer.probabilities(torch.stack([w for _, w in pending]))):
+            windows.append(Window(round(start, 3), round(start + window, 3), *recognizer.top_k(p, top_k)))
+            probs.append(p)
+        pending.clear()
+
     with reader:
         for _, f in _frame_features(recognizer, reader, step, info, progress=progress):
             buf.append(f)
             seen += 1
             if seen >= t_frames and (seen - t_frames) % hop == 0:
-                p = recognizer.probabilities(torch.stack(list(buf))[None])[0]
-                start = (seen - t_frames) * step
-                windows.append(Window(round(start, 3), round(start + window, 3), *recognizer.top_k(p, top_k)))
-                probs.append(p)
+                pending.append(((seen - t_frames) * step, torch.stack(list(buf))))
+                if len(pending) == WINDOW_BATCH:
+                    classify()
+        if pending:
+            classify()
     duration = info["duration"]
     if not windows:  # shorter than one window: the whole video is one window, sampled as in predict
         result = recognizer.features([path])
