@@ -98,6 +98,7 @@ def untrained(monkeypatch):
         return copy.deepcopy(models[name])
 
     monkeypatch.setattr(timm, "create_model", create_model)
+    monkeypatch.setattr("activity.features.backbones._unreachable", lambda cfg: None)  # as if the hub were reachable
     return calls, models
 
 
@@ -114,6 +115,36 @@ def test_backbone_gives_the_models_pooled_features_and_its_logits(untrained, one
         want = ref.forward_head(ref.forward_features(x), pre_logits=True)
         assert features.shape == (2, backbone.feature_dim) == (2, 1024)
         assert torch.allclose(features, want, atol=1e-5) and torch.allclose(logits, ref(x), atol=1e-5)
+
+
+def test_a_timm_backbone_runs_on_onnxruntime_with_the_features_of_torch(untrained, tmp_path, one_torch_thread):
+    """The CPU default runtime exports timm models too: same features, one model file per weights."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from activity.features.cache import FeatureCache
+    from activity.features.extract import ExtractOptions, extract
+
+    try:
+        from utils import make_video
+    except ImportError:  # tests/ imported as a package
+        from tests.utils import make_video
+
+    clips = [make_video(tmp_path / "v" / f"clip{i}.avi", 8, (64, 48), lossless=True, seed=i)[0] for i in range(2)]
+    spec = FeatureSpec.from_config(FeatureConfig(backbone=f"timm:{SMALL}", num_frames=4, motion=False, image_size=96))
+    got = {}
+    for runtime in ("torch", "onnxruntime"):
+        root = tmp_path / runtime
+        got[runtime] = extract(clips, spec, FeatureCache(root, spec), lambda: create_backbone(spec.backbone),
+                               ExtractOptions(workers=0, progress=False, runtime=runtime, cache_dir=root))
+    assert [r.runtime for r in got.values()] == ["torch", "onnxruntime"] and got["onnxruntime"].notes == []
+    for p in clips:
+        a, b = (got[r].features[p].astype(np.float32) for r in ("torch", "onnxruntime"))
+        scale = np.abs(a).max()  # untrained weights: small features
+        assert a.shape == (4, 1024) and scale > 0 and np.abs(a - a[:1]).max() > 0.1 * scale  # frames differ
+        np.testing.assert_allclose(b, a, rtol=2**-9, atol=2**-8 * scale)
+    (model,) = (tmp_path / "onnxruntime" / "onnx").glob("*.onnx")
+    assert model.name.startswith(f"timm_{SMALL}-96-")
 
 
 def _write_hf_cache(root, repo: str, state_dict: dict) -> None:
@@ -159,6 +190,33 @@ def test_missing_weights_without_a_network_give_one_line(tmp_path, monkeypatch):
         create_backbone("timm:resnet18")
     msg = str(e.value)
     assert "\n" not in msg and "efficientnet_lite0" in msg and "HF_HOME" in msg and "resnet18.a1_in1k" in msg
+
+
+def test_no_route_to_the_hub_fails_at_once_without_trying_to_download(tmp_path, monkeypatch):
+    """No network and no HF_HUB_OFFLINE: one connection attempt, then the one line (the hub client's own
+    retries took about 45 s)."""
+    import socket
+
+    import huggingface_hub.constants
+
+    def refused(address, timeout=None):
+        assert address == ("huggingface.co", 443) and timeout is not None and timeout <= 5
+        raise OSError(101, "Network is unreachable")
+
+    def download(*a, **k):
+        raise AssertionError("tried to download")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_ENDPOINT"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(socket, "create_connection", refused)
+    monkeypatch.setattr(timm, "create_model", download)
+    with pytest.raises(ActivityError) as e:
+        create_backbone("timm:resnet18")
+    msg = str(e.value)
+    assert "\n" not in msg and "no connection to huggingface.co: Network is unreachable" in msg
+    assert "efficientnet_lite0" in msg and "HF_HOME" in msg
 
 
 def test_offline_hub_with_an_empty_cache_fails_in_one_line(tmp_path):

@@ -304,6 +304,28 @@ def timm_cached_weights(cfg) -> Path | None:
     return path if path.is_file() else None
 
 
+def _unreachable(cfg, timeout: float = 3.0) -> str | None:
+    """Why the host the weights of ``cfg`` come from cannot be reached (one connection attempt of
+    ``timeout`` seconds), or None: reachable, or not worth probing (the hub's offline mode already
+    fails at once; behind a proxy only the download itself can tell)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return None
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = os.environ.get("HF_ENDPOINT", "https://huggingface.co") if cfg.hf_hub_id else (cfg.url or "")
+    host = urlparse(url).hostname
+    if not host:
+        return None
+    try:
+        socket.create_connection((host, urlparse(url).port or 443), timeout=timeout).close()
+    except OSError as e:
+        return f"no connection to {host}: {e.strerror or type(e).__name__}"
+    return None
+
+
 def _timm_skeleton(timm, name: str) -> nn.Module:
     """The feature extractor (``num_classes=0``) without weights, on the meta device where it can be."""
     try:
@@ -346,7 +368,10 @@ def _build_timm(name: str) -> tuple[nn.Module, str]:
     cfg = _timm_pretrained_cfg(timm, name)
     cached = timm_cached_weights(cfg)
     overlay = None if cached is None else {"file": str(cached), "source": ""}
+    why = None if cached is not None else _unreachable(cfg)
     try:
+        if why is not None:  # fail now, not after the hub client's retries (tens of seconds)
+            raise ConnectionError(why)
         net = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
     except Exception as e:
         if cached is not None:
@@ -355,7 +380,7 @@ def _build_timm(name: str) -> tuple[nn.Module, str]:
 
         raise ActivityError(
             f"cannot load the timm weights {timm_weights_name(cfg)}: they are not in the Hugging Face cache "
-            f"({HF_HUB_CACHE}) and cannot be downloaded ({type(e).__name__}); without a network use the offline "
+            f"({HF_HUB_CACHE}) and cannot be downloaded ({why or type(e).__name__}); without a network use the offline "
             f"default backbone '{DEFAULT_BACKBONE}', or copy a cache that holds them there (set HF_HOME to change "
             f"where it is looked for; HF_HUB_OFFLINE=1 fails at once instead of retrying)"
         ) from None
