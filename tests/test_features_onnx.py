@@ -101,15 +101,18 @@ def test_cli_runtime_flag_reaches_the_options(tmp_path):
 def test_auto_exports_only_where_it_pays_then_reuses_the_export(tmp_path, clips, lite0, monkeypatch):
     import activity.features.extract as extract_mod
 
-    few = extract_with("auto", clips[:2], tmp_path / "g", lite0)  # 8 frames: below ONNX_MIN_FRAMES, nothing cached
-    assert few.runtime == "torch" and not (tmp_path / "g" / "onnx").exists() and few.notes == []
+    monkeypatch.setattr(extract_mod, "ONNX_CACHED_MIN_FRAMES", 4)  # the rule's two thresholds, scaled to 4-frame clips
     monkeypatch.setattr(extract_mod, "ONNX_MIN_FRAMES", 12)
+    few = extract_with("auto", clips[:2], tmp_path / "g1", lite0, cache_dir=tmp_path / "g")  # 8 frames, nothing cached
+    assert few.runtime == "torch" and not (tmp_path / "g" / "onnx").exists() and few.notes == []
     many = extract_with("auto", clips, tmp_path / "g2", lite0, cache_dir=tmp_path / "g")  # 12 frames: exported
-    assert many.runtime == "onnxruntime" and many.notes == []
-    monkeypatch.setattr(extract_mod, "ONNX_MIN_FRAMES", 10**6)
-    cached = extract_with("auto", clips[:1], tmp_path / "h", lite0, cache_dir=tmp_path / "g")  # one clip: the cached export
-    assert cached.runtime == "onnxruntime"
-    np.testing.assert_array_equal(cached.features[clips[0]], many.features[clips[0]])
+    assert many.runtime == "onnxruntime" and many.notes == [] and len(list((tmp_path / "g" / "onnx").glob("*.onnx"))) == 1
+    again = extract_with("auto", clips[:1], tmp_path / "g3", lite0, cache_dir=tmp_path / "g")  # 4 frames: the cached export
+    assert again.runtime == "onnxruntime"
+    np.testing.assert_array_equal(again.features[clips[0]], many.features[clips[0]])
+    monkeypatch.setattr(extract_mod, "ONNX_CACHED_MIN_FRAMES", 8)
+    tiny = extract_with("auto", clips[:1], tmp_path / "g4", lite0, cache_dir=tmp_path / "g")  # too few even for a session
+    assert tiny.runtime == "torch"
 
 
 def test_auto_stays_on_torch_where_onnxruntime_does_not_apply(tmp_path, clips, lite0, monkeypatch):

@@ -51,8 +51,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "where onnxruntime does not run it)")
     p.add_argument("--runtime", choices=["auto", "torch", "onnxruntime"], default="auto",
                    help="what runs the backbone on the CPU: onnxruntime (exported once to <cache>/onnx/ and checked "
-                        "against torch, one thread per worker) or torch; auto (default): onnxruntime once exported or "
-                        "from 320 frames to encode, unless --compile yes")
+                        "against torch, one thread per worker) or torch; auto (default): onnxruntime from 320 frames to "
+                        "encode (64 once exported), unless --compile yes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")
 

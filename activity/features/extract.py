@@ -137,6 +137,9 @@ COMPILE_MIN_FRAMES = 4000
 # it is not cached yet. Exporting and checking EfficientNet-Lite0 takes about 1.5 s on 2 cores; each
 # frame then costs about 16 ms instead of 29 ms on a core, so it pays from about 120 frames.
 ONNX_MIN_FRAMES = 320
+# Frames from which a cached export is used: below, importing onnxruntime and opening a session cost
+# more than the faster forward saves (a cold predict of one 16-frame clip: 2.97 s against 2.89 s).
+ONNX_CACHED_MIN_FRAMES = 64
 
 
 def default_workers(device: str | torch.device = "cpu") -> int:
@@ -223,8 +226,9 @@ class ExtractOptions:
         compile_backbone: run the backbone through ``torch.compile`` when the workers encode
             on the CPU (None: when at least :data:`COMPILE_MIN_FRAMES` frames are to be encoded).
         runtime: what runs the backbone: ``"auto"`` (default: ONNX Runtime where it applies, on the
-            CPU in float32, unless ``compile_backbone`` is True, and the export is already cached or
-            at least :data:`ONNX_MIN_FRAMES` frames are to be encoded; torch otherwise), ``"torch"``, or
+            CPU in float32, unless ``compile_backbone`` is True, for at least :data:`ONNX_MIN_FRAMES`
+            frames to encode, or :data:`ONNX_CACHED_MIN_FRAMES` where the export is already cached;
+            torch otherwise), ``"torch"``, or
             ``"onnxruntime"`` (the backbone exported once to ``<cache root>/onnx/`` and checked
             against torch, one thread per worker; where onnxruntime is missing or the export fails,
             torch, with a note when it was asked for by name; never compiled).
@@ -337,7 +341,7 @@ def _maybe_onnxruntime(encoder: FrameEncoder, result: ExtractResult, options: Ex
     if options.runtime == "auto":
         if options.compile_backbone is True or not encoder.onnxruntime_applies():
             return False
-        if frames < ONNX_MIN_FRAMES and not encoder.onnx_cached(root):
+        if frames < ONNX_CACHED_MIN_FRAMES or (frames < ONNX_MIN_FRAMES and not encoder.onnx_cached(root)):
             return False
     why = encoder.use_onnxruntime(root)
     if why is not None:
