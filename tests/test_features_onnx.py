@@ -134,3 +134,33 @@ def test_a_damaged_cached_export_is_exported_again(tmp_path, clips, lite0):
     again = extract_with("onnxruntime", clips[2:], tmp_path / "k", lite0)
     assert again.runtime == "onnxruntime" and again.notes == [] and model.stat().st_size > 10**6
     assert first.runtime == "onnxruntime"
+
+
+def test_auto_remembers_a_failed_export_and_does_not_pay_for_it_again(tmp_path, clips, lite0, monkeypatch):
+    import activity.features.extract as extract_mod
+
+    monkeypatch.setattr(extract_mod, "ONNX_MIN_FRAMES", 4)
+    monkeypatch.setattr(extract_mod, "ONNX_CACHED_MIN_FRAMES", 4)
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(1)
+        raise RuntimeError("exporter says no")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    first = extract_with("auto", clips[:1], tmp_path / "l1", lite0, cache_dir=tmp_path / "l")
+    again = extract_with("auto", clips[1:], tmp_path / "l2", lite0, cache_dir=tmp_path / "l")
+    assert (first.runtime, again.runtime) == ("torch", "torch") and first.notes == again.notes == []
+    assert len(calls) == 1  # tried once
+    (marker,) = (tmp_path / "l" / "onnx").glob("*.failed")
+    assert "exporter says no" in marker.read_text() and torch.__version__ in marker.read_text()
+    versions, _, why = marker.read_text().partition("\n")
+    marker.write_text(f"torch 0.0 onnxruntime 0.0\n{why}")  # another torch: worth trying again
+    extract_with("auto", clips[1:], tmp_path / "l2b", lite0, cache_dir=tmp_path / "l")
+    assert len(calls) == 2 and marker.read_text().startswith(versions)
+    calls.pop()
+    asked = extract_with("onnxruntime", clips[2:], tmp_path / "l3", lite0, cache_dir=tmp_path / "l")  # by name: tried, said
+    assert len(calls) == 2 and asked.runtime == "torch" and "exporter says no" in asked.notes[0]
+    monkeypatch.undo()
+    fixed = extract_with("onnxruntime", clips[2:], tmp_path / "l4", lite0, cache_dir=tmp_path / "l")
+    assert fixed.runtime == "onnxruntime" and not list((tmp_path / "l" / "onnx").glob("*.failed"))

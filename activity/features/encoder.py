@@ -120,14 +120,52 @@ class FrameEncoder:
 
         return importlib.util.find_spec("onnxruntime") is not None
 
+    def _onnx_path(self, root: str | Path) -> Path:
+        from activity.features.onnx import onnx_path
+
+        return onnx_path(self.backbone, self.spec.backbone, self.spec.preprocess.crop_size, Path(root))
+
     def onnx_cached(self, root: str | Path) -> bool:
         """The backbone's exported model is already cached under ``root`` (nothing to export)."""
-        from activity.features.onnx import OnnxBackbone, onnx_path
+        from activity.features.onnx import OnnxBackbone
+
+        return isinstance(self.backbone, OnnxBackbone) or self._onnx_path(root).exists()
+
+    def onnx_failed(self, root: str | Path) -> str | None:
+        """Why exporting this backbone under ``root`` failed before with the torch and onnxruntime installed
+        now (see :meth:`remember_onnx_failure`), or None."""
+        marker = self._onnx_path(root).with_suffix(".failed")
+        try:
+            versions, _, why = marker.read_text().partition("\n")
+        except OSError:
+            return None
+        return (why.strip() or "failed") if versions == _runtime_versions() else None
+
+    def remember_onnx_failure(self, root: str | Path, why: str) -> None:
+        """Record under ``root`` that this backbone cannot run on onnxruntime, so that the default
+        runtime does not try (and pay for) the export again on every run; best effort."""
+        from activity.features.onnx import OnnxBackbone
 
         if isinstance(self.backbone, OnnxBackbone):
-            return True
-        return onnx_path(self.backbone, self.spec.backbone, self.spec.preprocess.crop_size, Path(root)).exists()
+            return
+        marker = self._onnx_path(root).with_suffix(".failed")
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{_runtime_versions()}\n{why}\n")
+        except OSError:
+            pass
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Features ``(T, D)`` float32 of decoded uint8 RGB frames ``(T, H, W, 3)``."""
         return self(self.spec.crop(frames))
+
+
+def _runtime_versions() -> str:
+    """What an export's success depends on besides the weights: the torch and onnxruntime versions."""
+    import importlib.metadata as md
+
+    try:
+        ort = md.version("onnxruntime")
+    except md.PackageNotFoundError:
+        ort = "none"
+    return f"torch {torch.__version__} onnxruntime {ort}"

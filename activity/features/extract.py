@@ -231,7 +231,8 @@ class ExtractOptions:
             torch otherwise), ``"torch"``, or
             ``"onnxruntime"`` (the backbone exported once to ``<cache root>/onnx/`` and checked
             against torch, one thread per worker; where onnxruntime is missing or the export fails,
-            torch, with a note when it was asked for by name; never compiled).
+            torch, with a note when it was asked for by name; a failed export is remembered
+            beside where it would be cached, and ``auto`` does not try it again; never compiled).
         progress: show progress bars.
         on_error: called with ``(path, reason)`` for each video that cannot be read.
         dist: the torchrun process group (None: one process); ranks share the extraction.
@@ -343,9 +344,12 @@ def _maybe_onnxruntime(encoder: FrameEncoder, result: ExtractResult, options: Ex
             return False
         if frames < ONNX_CACHED_MIN_FRAMES or (frames < ONNX_MIN_FRAMES and not encoder.onnx_cached(root)):
             return False
+        if encoder.onnx_failed(root) is not None:  # tried before: not again on every run
+            return False
     why = encoder.use_onnxruntime(root)
     if why is not None:
         if options.runtime == "auto":
+            encoder.remember_onnx_failure(root, why)
             log.info(why)
         else:
             result.notes.append(why)

@@ -123,6 +123,7 @@ def onnx_backbone(backbone: nn.Module, name: str, size: int, root: Path) -> tupl
     except Exception:
         path.unlink(missing_ok=True)
         raise
+    path.with_suffix(".failed").unlink(missing_ok=True)  # works now (asked for by name): auto may use it again
     return model, True
 
 
