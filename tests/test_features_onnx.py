@@ -148,7 +148,13 @@ def test_auto_remembers_a_failed_export_and_does_not_pay_for_it_again(tmp_path, 
         raise RuntimeError("exporter says no")
 
     monkeypatch.setattr(torch.onnx, "export", broken)
+    import activity.features.onnx as onnx_mod
+
+    hashed = []
+    real_key = onnx_mod.model_key
+    monkeypatch.setattr(onnx_mod, "model_key", lambda *a: hashed.append(1) or real_key(*a))
     first = extract_with("auto", clips[:1], tmp_path / "l1", lite0, cache_dir=tmp_path / "l")
+    assert len(hashed) == 1  # cached? failed before? export, remember: the weights hashed once for all four
     again = extract_with("auto", clips[1:], tmp_path / "l2", lite0, cache_dir=tmp_path / "l")
     assert (first.runtime, again.runtime) == ("torch", "torch") and first.notes == again.notes == []
     assert len(calls) == 1  # tried once

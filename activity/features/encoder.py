@@ -38,6 +38,7 @@ class FrameEncoder:
         self.spec = spec
         self.batch_size = batch_size
         self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec.precision]
+        self._onnx_file: str | None = None  # the export's file name (a hash of the weights: computed once)
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
@@ -105,8 +106,8 @@ class FrameEncoder:
         if isinstance(self.backbone, OnnxBackbone):  # already switched (an encoder used again)
             return None
         try:
-            self.backbone, _ = onnx_backbone(self.backbone, self.spec.backbone, self.spec.preprocess.crop_size,
-                                             Path(root))  # type: ignore[assignment]
+            self.backbone, _ = onnx_backbone(self.backbone, self.onnx_path(root),  # type: ignore[assignment]
+                                             self.spec.preprocess.crop_size)
         except Exception as e:  # missing package, exporter or runtime errors: stay on torch
             first = str(e).splitlines()[0] if str(e) else ""
             return f"onnxruntime unavailable, encoding with torch ({type(e).__name__}: {first})"
@@ -120,52 +121,34 @@ class FrameEncoder:
 
         return importlib.util.find_spec("onnxruntime") is not None
 
-    def _onnx_path(self, root: str | Path) -> Path:
-        from activity.features.onnx import onnx_path
+    def onnx_path(self, root: str | Path) -> Path:
+        """Where the backbone's export is cached under ``root``: ``root/onnx/<key>.onnx``
+        (:func:`~activity.features.onnx.model_key`; the weights are hashed once per encoder)."""
+        from activity.features.onnx import OnnxBackbone, model_key
 
-        return onnx_path(self.backbone, self.spec.backbone, self.spec.preprocess.crop_size, Path(root))
+        if self._onnx_file is None:
+            self._onnx_file = (self.backbone.path.name if isinstance(self.backbone, OnnxBackbone) else
+                               f"{model_key(self.backbone, self.spec.backbone, self.spec.preprocess.crop_size)}.onnx")
+        return Path(root) / "onnx" / self._onnx_file
 
     def onnx_cached(self, root: str | Path) -> bool:
         """The backbone's exported model is already cached under ``root`` (nothing to export)."""
-        from activity.features.onnx import OnnxBackbone
-
-        return isinstance(self.backbone, OnnxBackbone) or self._onnx_path(root).exists()
+        return self.onnx_path(root).exists()
 
     def onnx_failed(self, root: str | Path) -> str | None:
-        """Why exporting this backbone under ``root`` failed before with the torch and onnxruntime installed
-        now (see :meth:`remember_onnx_failure`), or None."""
-        marker = self._onnx_path(root).with_suffix(".failed")
-        try:
-            versions, _, why = marker.read_text().partition("\n")
-        except OSError:
-            return None
-        return (why.strip() or "failed") if versions == _runtime_versions() else None
+        """Why exporting this backbone under ``root`` failed before (:func:`~activity.features.onnx.export_failure`), or None."""
+        from activity.features.onnx import export_failure
+
+        return export_failure(self.onnx_path(root))
 
     def remember_onnx_failure(self, root: str | Path, why: str) -> None:
         """Record under ``root`` that this backbone cannot run on onnxruntime, so that the default
-        runtime does not try (and pay for) the export again on every run; best effort."""
-        from activity.features.onnx import OnnxBackbone
+        runtime does not try (and pay for) the export again on every run."""
+        from activity.features.onnx import remember_export_failure
 
-        if isinstance(self.backbone, OnnxBackbone):
-            return
-        marker = self._onnx_path(root).with_suffix(".failed")
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(f"{_runtime_versions()}\n{why}\n")
-        except OSError:
-            pass
+        remember_export_failure(self.onnx_path(root), why)
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Features ``(T, D)`` float32 of decoded uint8 RGB frames ``(T, H, W, 3)``."""
         return self(self.spec.crop(frames))
 
-
-def _runtime_versions() -> str:
-    """What an export's success depends on besides the weights: the torch and onnxruntime versions."""
-    import importlib.metadata as md
-
-    try:
-        ort = md.version("onnxruntime")
-    except md.PackageNotFoundError:
-        ort = "none"
-    return f"torch {torch.__version__} onnxruntime {ort}"

@@ -87,13 +87,41 @@ class OnnxBackbone:
         self._pid = None
 
 
-def onnx_path(backbone: nn.Module, name: str, size: int, root: Path) -> Path:
-    """Where the backbone's exported model is cached: ``root/onnx/<key>.onnx`` (:func:`model_key`)."""
-    return Path(root) / "onnx" / f"{model_key(backbone, name, size)}.onnx"
+def export_failure(path: Path) -> str | None:
+    """Why exporting to ``path`` failed before, with the torch and onnxruntime installed now
+    (:func:`remember_export_failure`), or None."""
+    try:
+        versions, _, why = path.with_suffix(".failed").read_text().partition("\n")
+    except OSError:
+        return None
+    return (why.strip() or "failed") if versions == _runtime_versions() else None
 
 
-def onnx_backbone(backbone: nn.Module, name: str, size: int, root: Path) -> tuple[OnnxBackbone, bool]:
-    """The backbone as an :class:`OnnxBackbone`, exported to :func:`onnx_path` unless already there.
+def remember_export_failure(path: Path, why: str) -> None:
+    """Record beside ``path`` that exporting there failed (and why), for the installed torch and
+    onnxruntime; best effort. :func:`onnx_backbone` clears it once an export succeeds."""
+    marker = path.with_suffix(".failed")
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{_runtime_versions()}\n{why}\n")
+    except OSError:
+        pass
+
+
+def _runtime_versions() -> str:
+    """What an export's success depends on besides the weights: the torch and onnxruntime versions."""
+    import importlib.metadata as md
+
+    try:
+        ort = md.version("onnxruntime")
+    except md.PackageNotFoundError:
+        ort = "none"
+    return f"torch {torch.__version__} onnxruntime {ort}"
+
+
+def onnx_backbone(backbone: nn.Module, path: Path, size: int) -> tuple[OnnxBackbone, bool]:
+    """The backbone as an :class:`OnnxBackbone`, exported to ``path`` unless already there
+    (:meth:`~activity.features.encoder.FrameEncoder.onnx_path`: ``<root>/onnx/<model_key>.onnx``).
 
     A model exported here is checked against ``backbone`` on a few random frames before it is
     returned (and left on disk only where it agrees); a cached one is opened once (a damaged file is
@@ -108,7 +136,7 @@ def onnx_backbone(backbone: nn.Module, name: str, size: int, root: Path) -> tupl
     """
     import onnxruntime  # noqa: F401 - fail before exporting when it cannot run
 
-    path = onnx_path(backbone, name, size, root)
+    path = Path(path)
     model = OnnxBackbone(path, int(getattr(backbone, "feature_dim", 0)))
     if path.exists():
         try:
@@ -123,7 +151,7 @@ def onnx_backbone(backbone: nn.Module, name: str, size: int, root: Path) -> tupl
     except Exception:
         path.unlink(missing_ok=True)
         raise
-    path.with_suffix(".failed").unlink(missing_ok=True)  # works now (asked for by name): auto may use it again
+    path.with_suffix(".failed").unlink(missing_ok=True)  # works now: auto may use it again
     return model, True
 
 
