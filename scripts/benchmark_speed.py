@@ -3,6 +3,8 @@
 
     python scripts/benchmark_speed.py [--clips 10000] [--repeats 3] [--minutes 60] [--timeline] [--json out.json]
 
+* timeline windows: the default temporal model over 320 windows of cached features, one at a time
+  and in the timeline's batches (ms per window);
 * train: one epoch of one member of the default temporal model (its appearance BiLSTM) over --clips
   generated cached clips of 16 x (1280 + 80) float16 features (and the whole ``fit`` call, statistics included);
 * cold predict: ``activity predict CHECKPOINT clip`` in a fresh process with a fresh feature cache,
@@ -65,6 +67,29 @@ def time_training(clips: int) -> dict:
     result = fit(cfg, x, y, 10, progress=False)
     return {"clips": clips, "epoch_s": result.history[0]["seconds"], "fit_s": time.perf_counter() - t0,
             "torch_threads": torch.get_num_threads()}
+
+
+def time_window_batches(ckpt: Path, windows: int = 320) -> dict:
+    """The temporal model over timeline windows ``(1, T, D)`` one at a time, and ``WINDOW_BATCH`` at a time
+    as the timeline runs them: ms per window each way (median of 3 passes, in this process)."""
+    import torch
+
+    from activity import load_model
+    from activity.inference.timeline import WINDOW_BATCH
+
+    model = load_model(ckpt, cache_dir=False)
+    x = torch.randn(windows, model.spec.num_frames, model.checkpoint.feature_dim, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for name, size in (("single_ms", 1), ("batched_ms", WINDOW_BATCH)):
+        model.probabilities(x[:size])  # warm-up
+        passes = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for i in range(0, windows, size):
+                model.probabilities(x[i : i + size])
+            passes.append((time.perf_counter() - t0) / windows * 1000)
+        out[name] = statistics.median(passes)
+    return {**out, "batch": WINDOW_BATCH, "windows": windows}
 
 
 def ten_second_clip(work: Path) -> Path:
@@ -170,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         t = out["train"] = time_training(args.clips)
         rows.append([f"train: one epoch of one model, {t['clips']:,} clips of 16x1360", f"{t['epoch_s']:.1f} s",
                      f"whole fit call {t['fit_s']:.1f} s", "< 10 s"])
+
+        w = out["timeline_windows"] = time_window_batches(ckpt)
+        rows.append(["timeline: the temporal model per window, one at a time", f"{w['single_ms']:.2f} ms",
+                     f"{w['batched_ms']:.2f} ms in batches of {w['batch']} (as the timeline runs it)", ""])
 
         clip = ten_second_clip(work)
         c = out["cold_predict"] = time_cold_predict(ckpt, clip, args.repeats, work)
