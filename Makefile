@@ -1,19 +1,27 @@
 # Two commands on a fresh machine:
 #   make demo   set up .venv and run the whole pipeline on generated clips (offline)
 #   make test   set up .venv and run the tests
+# and one for maintainers:
+#   make lock   install the newest releases pyproject.toml allows into a scratch environment, run the
+#               tests there, and only if they pass write those versions to requirements.lock
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
+# The versions the tests last passed with. `make setup` installs exactly these (a constraints file:
+# it pins what is installed, it adds nothing), while pyproject.toml keeps ranges for people who
+# install the package into an environment of their own.
+LOCK   := requirements.lock
+LOCK_VENV := .venv-lock
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test lock clean
 
 # setuptools prints a 10-line notice on every editable install of a flat layout ("Please be careful
 # with folders in your working directory with the same name as your package"), which recent pip shows
 # even with --quiet. Here the folder of that name is the package itself, on purpose: the notice is muted.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS='ignore:Editable installation' $(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet --constraint $(LOCK) pip
+	PYTHONWARNINGS='ignore:Editable installation' $(VENV)/bin/python -m pip install --quiet --constraint $(LOCK) --build-constraint $(LOCK) -e '.[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -24,5 +32,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
+# Re-lock: the newest releases pyproject.toml allows, kept only if the whole test suite passes with them.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	PYTHONWARNINGS='ignore:Editable installation' $(LOCK_VENV)/bin/python -m pip install --quiet --upgrade --editable '.[test]'
+	$(LOCK_VENV)/bin/python -m pytest -q -p no:cacheprovider
+	{ echo "# The versions \`make test\` last passed with (written by \`make lock\`; \`make setup\` installs them)."; \
+	  echo "# Made with $$($(LOCK_VENV)/bin/python -c 'import platform; print("Python", platform.python_version(), "on", platform.system(), platform.machine())')."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf $(LOCK_VENV)
+	@echo "$(LOCK) updated: review it with git diff $(LOCK), then run make test to install it in $(VENV)"
+
 clean:
-	rm -rf demo_run .pytest_cache
+	rm -rf demo_run .pytest_cache $(LOCK_VENV) $(LOCK).new
