@@ -39,8 +39,23 @@ def test_check_finds_recordings_and_files_on_both_sides_of_a_split(tmp_path):
     report = check_dataset(load_dataset(train), load_dataset(val))
     assert report.groups_known
     assert report.leaked_groups == ["g1"]
-    assert len(report.split_duplicates) == 1
+    assert report.on_both_sides == [data / "growing" / "growing_000.mp4"]  # the same file, not a pair of copies
+    assert report.split_duplicates == [] and report.duplicates == []
     assert report.problems == 2
+    shutil.copy(data / "growing" / "growing_001.mp4", tmp_path / "copy.mp4")  # a copy under another name is a duplicate
+    val.write_text("path,label,group\n" f"{tmp_path}/copy.mp4,growing,g8\n")
+    report = check_dataset(load_dataset(train), load_dataset(val))
+    assert report.split_duplicates == [[data / "growing" / "growing_001.mp4", tmp_path / "copy.mp4"]]
+    assert report.on_both_sides == [] and report.problems == 1
+
+
+def test_check_of_the_same_collection_on_both_sides_says_so_once_per_clip(tmp_path, capsys):
+    data = make_order_dataset(tmp_path / "data", classes=["growing", "shrinking"], clips_per_class=3, num_frames=6, size=(32, 32))
+    assert main(["check", str(data), "--val", str(data), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "6 clips are on both sides (the same file in training and validation)" in out
+    assert " = " not in out and "identical files: 0 group(s)" in out
+    assert "problems: 6" in out
 
 
 def test_check_command_exit_code_and_report(tmp_path, capsys):

@@ -26,7 +26,8 @@ class CheckReport:
         unreadable: path -> reason, for clips that cannot be decoded.
         duplicates: groups of paths with identical content.
         cross_class: the duplicate groups whose members carry different labels.
-        split_duplicates: duplicate groups with members in both train and validation.
+        split_duplicates: duplicate groups with members in both train and validation (other files of the same content).
+        on_both_sides: clips named on both sides (the same file in training and validation).
         leaked_groups: recording groups present in both train and validation.
         groups_known: whether every clip has a group.
         train_per_class / val_per_class: class -> clips on each side (``val_per_class`` empty without a
@@ -41,6 +42,7 @@ class CheckReport:
     duplicates: list[list[Path]] = field(default_factory=list)
     cross_class: list[list[Path]] = field(default_factory=list)
     split_duplicates: list[list[Path]] = field(default_factory=list)
+    on_both_sides: list[Path] = field(default_factory=list)
     leaked_groups: list[str] = field(default_factory=list)
     groups_known: bool = False
     train_per_class: dict[str, int] = field(default_factory=dict)
@@ -52,7 +54,8 @@ class CheckReport:
     @property
     def problems(self) -> int:
         """Count of findings that make results untrustworthy."""
-        return (len(self.unreadable) + len(self.cross_class) + len(self.split_duplicates) + len(self.leaked_groups)
+        return (len(self.unreadable) + len(self.cross_class) + len(self.split_duplicates) + len(self.on_both_sides)
+                + len(self.leaked_groups)
                 + int(self.too_few_classes) + len(self.single_clip_classes) + len(self.val_only_classes))
 
 
@@ -94,9 +97,13 @@ def check_dataset(
     """
     from tqdm import tqdm
 
-    samples = [(s, "train") for s in train.samples] + [(s, "val") for s in (val.samples if val else [])]
-    by_digest: dict[str, list[tuple[Path, str | None, str]]] = defaultdict(list)
     report = CheckReport({})
+    in_train = {s.path.resolve() for s in train.samples}
+    report.on_both_sides = [s.path for s in (val.samples if val else []) if s.path.resolve() in in_train]
+    both = {p.resolve() for p in report.on_both_sides}  # each read once, on the training side
+    samples = [(s, "train") for s in train.samples]
+    samples += [(s, "val") for s in (val.samples if val else []) if s.path.resolve() not in both]
+    by_digest: dict[str, list[tuple[Path, str | None, str]]] = defaultdict(list)
     for s, side in tqdm(samples, desc="check", unit="video", disable=None if progress else True):
         reason = probe(s.path, decoder)
         if reason is not None:
@@ -169,6 +176,10 @@ def format_report(report: CheckReport) -> str:
     for group in report.duplicates:
         tag = " [different labels]" if group in report.cross_class else ""
         lines.append(f"  {' = '.join(map(str, group))}{tag}")
+    if report.on_both_sides:
+        n = len(report.on_both_sides)
+        lines.append(f"{n} clip{'s are' if n != 1 else ' is'} on both sides (the same file in training and validation)")
+        lines += [f"  {p}" for p in report.on_both_sides[:20]] + ([f"  ... and {n - 20} more"] if n > 20 else [])
     if report.split_duplicates:
         lines.append(f"identical files on both sides of the split: {len(report.split_duplicates)}")
     if report.leaked_groups:
