@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -190,7 +191,7 @@ def test_killed_cli_run_resumes_to_the_same_model(tmp_path, trained_run, cli):
     run = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_TRAIN, "train", "--data", str(data), "--out", str(run), *opts], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         metrics = run / "appearance" / "metrics.csv"  # the default has two streams: appearance trains first
@@ -198,12 +199,17 @@ def test_killed_cli_run_resumes_to_the_same_model(tmp_path, trained_run, cli):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    assert proc.wait(timeout=60) == 130
+    assert proc.stderr.read().splitlines()[-1] == f"interrupted; to continue: activity train --resume {run}"
     assert not (run / "model.pt").exists()
     assert (run / "appearance" / STATE_FILE).exists() and not (run / "motion").exists()
+    logged = len((run / "appearance" / "metrics.csv").read_text().splitlines()) - 1
 
-    assert cli(["train", "--resume", run, "--cache", cache, "--quiet"]).code == 0
+    resumed = cli(["train", "--resume", run, "--cache", cache])
+    assert resumed.code == 0
+    (at,) = [int(m[1]) for line in resumed.err.splitlines() if (m := re.fullmatch(r"train appearance: resuming at epoch (\d+) of 8", line))]
+    assert at in (logged, logged + 1)  # after the last epoch whose state was saved (Ctrl-C may cut the save after the row)
     a = torch.load(full.ckpt, weights_only=True)
     b = torch.load(run / "model.pt", weights_only=True)
     assert a["metrics"]["best_epoch"] == b["metrics"]["best_epoch"]

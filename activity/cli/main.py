@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from activity.cli.parser import build_parser
@@ -80,8 +81,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         _close_progress_bars()  # drawn once more now, above the message, not after it
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted{_how_to_resume(args)}", file=sys.stderr)
         return 130
+
+
+def _how_to_resume(args: argparse.Namespace) -> str:
+    """``; to continue: activity train --resume RUN`` after an interrupted ``train`` that saved an epoch, else ``""``."""
+    import shlex
+
+    run = (args.resume or args.out) if args.command == "train" else None
+    if run is None or not Path(run).is_dir():
+        return ""
+    from activity.temporal.train import STATE_FILE
+
+    if not next(Path(run).rglob(STATE_FILE), None):
+        return ""
+    return f"; to continue: activity train --resume {shlex.quote(str(run))}"
 
 
 def _close_progress_bars() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from activity.errors import ActivityError
 from activity.features.motion import motion_dim
 from activity.io import atomic_text
 from activity.temporal.models import Ensemble, Fusion, build_temporal_model
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -321,6 +324,10 @@ def _fit_one(
         if state_file is None or not state_file.exists():
             raise ActivityError(f"nothing to resume: {state_file} not found")
         state = _load_state(state_file, run.model, run.optimizer, run.scheduler, run.gen, run.fingerprint())
+        if run.parallel.is_main:
+            _log.info(f"{label}: finished before the interruption (epoch {state.epoch} of {tc.epochs})"
+                      if state.stopped or state.epoch >= tc.epochs else
+                      f"{label}: resuming at epoch {state.epoch + 1} of {tc.epochs}")
     log = _MetricsLog(Path(out_dir) / "metrics.csv" if out_dir is not None and run.parallel.is_main else None, state.history)
     bar = _EpochBar(label, state.epoch, tc.epochs, progress)
     for epoch in range(state.epoch + 1, tc.epochs + 1):
