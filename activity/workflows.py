@@ -122,13 +122,15 @@ class TrainReport:
     val_clips: int
     feature_dim: int
     skipped: Skipped = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=lambda: {"split": "none"})  # splits.describe_validation
 
     @property
     def metrics(self) -> dict[str, Any]:
         """What ``train_summary.json`` and the checkpoint record."""
         return {"best_epoch": self.fit.best_epoch, "epochs_run": len(self.fit.history),
                 "val_accuracy": self.fit.best_val_accuracy, "train_clips": self.train_clips,
-                "val_clips": self.val_clips, "skipped": {str(p): r for p, r in self.skipped.items()},
+                "val_clips": self.val_clips, "validation": self.validation,
+                "skipped": {str(p): r for p, r in self.skipped.items()},
                 **({"selection": self.fit.selection} if self.fit.selection else {})}
 
 
@@ -156,7 +158,7 @@ def train(
         resume: continue an interrupted run in ``out`` (see :func:`resume`).
     """
     from activity.data.collection import load_dataset
-    from activity.data.splits import train_val_datasets
+    from activity.data.splits import describe_validation, train_val_datasets
 
     check_config(cfg)
     out = Path(out)
@@ -174,7 +176,7 @@ def train(
     res = Extractor(cfg.features, options)(train_ds.paths + (val_ds.paths if val_ds else []))
     require_features(res, str(data))
     sides = _training_tensors(res, train_ds, val_ds, str(data))
-    report = _fit(cfg, sides, ds.classes, out, options, resume)
+    report = _fit(cfg, sides, ds.classes, out, options, resume, describe_validation(val_ds, val))
     report.skipped = {**dropped, **res.failed}
     if options.is_main:
         _save_run(report, cfg)
@@ -209,7 +211,9 @@ def _warn_small_validation(val_y: Any, num_classes: int) -> None:
           "the best epoch (and the streams' weight), is mostly noise; pass --val with more clips, or raise train.val_fraction")
 
 
-def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: ExtractOptions, resume: bool) -> TrainReport:
+def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: ExtractOptions, resume: bool,
+         validation: dict[str, Any]) -> TrainReport:
+    from activity.data.splits import validation_phrase
     from activity.evaluation.curves import TensorBoardLog
     from activity.temporal.train import fit
 
@@ -224,7 +228,8 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
     dist = options.dist
     procs = f" in {dist.world_size} processes" if dist is not None and dist.enabled else ""
     if options.is_main:
-        log.info(f"training {cfg.model.temporal} on {len(train_x)} clips, validating on {n_val}, {len(classes)} classes{procs}")
+        how = f"validating on {n_val}: {validation_phrase(validation)}" if n_val else "no validation"
+        log.info(f"training {cfg.model.temporal} on {len(train_x)} clips, {len(classes)} classes{procs}; {how}")
     board = TensorBoardLog.open(out / "tensorboard") if options.is_main else None  # live, epoch by epoch
     try:
         result = fit(cfg, train_x, train_y, len(classes), val_x, val_y, out_dir=out, resume=resume, dist=dist,
@@ -232,7 +237,8 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
     finally:
         if board is not None:
             board.close()
-    return TrainReport(out, out / "model.pt", list(classes), result, len(train_x), n_val, int(train_x.shape[-1]))
+    return TrainReport(out, out / "model.pt", list(classes), result, len(train_x), n_val, int(train_x.shape[-1]),
+                       validation=validation)
 
 
 def _save_run(report: TrainReport, cfg: Config) -> None:

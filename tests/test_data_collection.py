@@ -285,6 +285,24 @@ def test_train_val_datasets_given_split_and_none():
     assert tr is train and va is None
 
 
+def test_how_validation_was_made_is_described():
+    from activity.data.splits import describe_validation, train_val_datasets, validation_phrase
+
+    grouped = VideoDataset([Sample(Path(f"/d/{c}_{i}.mp4"), c, f"g{i}") for c in "ab" for i in range(5)])
+    _, va, _ = train_val_datasets(grouped, None, 0.2)
+    how = describe_validation(va)
+    assert how == {"split": "by group", "groups": sorted({s.group for s in va.samples})} and how["groups"]
+    assert validation_phrase(how) == f"split by group (validation groups: {', '.join(how['groups'])})"
+    plain = VideoDataset([Sample(Path(f"/d/{c}_{i}.mp4"), c) for c in "ab" for i in range(5)])
+    _, va, _ = train_val_datasets(plain, None, 0.2)
+    assert describe_validation(va) == {"split": "random"}
+    assert validation_phrase(describe_validation(va)).startswith("split at random, stratified by class (no groups known")
+    assert describe_validation(va, given="/v") == {"split": "given", "source": "/v"}
+    assert describe_validation(None) == {"split": "none"}
+    many = {"split": "by group", "groups": [f"g{i}" for i in range(11)]}
+    assert validation_phrase(many).endswith("g6, g7 and 3 more)")
+
+
 def test_split_picks_a_fold_that_keeps_every_class_in_training():
     # one huge group (like ucf101-samples' g01) must not become the whole validation side
     samples = [Sample(Path(f"/d/a_{i}.mp4"), "a", "big") for i in range(8)]

@@ -181,7 +181,7 @@ def test_distributed_training_takes_the_single_process_steps(trained):
         # Rounding only; without averaged gradients (each rank fitting its half) the weights differ by about 0.05.
         assert (v.float() - w2[k].float()).abs().max() < 5e-3, k
     err = trained["dist"].stderr
-    assert err.count("training lstm on 48 clips, validating on 16, 4 classes in 2 processes") == 1
+    assert err.count("training lstm on 48 clips, 4 classes in 2 processes; validating on 16: ") == 1
     assert err.count("\nskipped ") + err.startswith("skipped ") == 1 and err.count("64 processed, 1 skipped") == 1
     assert trained["dist"].stdout.count("saved ") == 1
 

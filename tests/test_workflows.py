@@ -50,6 +50,8 @@ def test_train_returns_the_run_and_writes_what_it_says(trained, collection):
     summary = json.loads((report.out / "train_summary.json").read_text())
     assert summary == json.loads(json.dumps(report.metrics))
     assert summary["val_accuracy"] == report.fit.best_val_accuracy and summary["skipped"] == {str(broken): report.skipped[broken]}
+    assert summary["validation"]["split"] == "by group"  # and which recordings went to validation
+    assert summary["validation"]["groups"] and set(summary["validation"]["groups"]) < {f"{i:03d}" for i in range(5)}
     run = json.loads((report.out / "run.json").read_text())
     assert run == {"data": str(data.resolve()), "val": None, "group_regex": r"_(\d+)\."}
     assert load_config(report.out / "config.yaml").to_dict() == load_config(None, RECIPE).to_dict()

@@ -3,6 +3,9 @@ groups (recordings) are known, so that clips of one recording never sit on both 
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from activity.data.collection import Sample, VideoDataset
@@ -120,6 +123,41 @@ def train_val_datasets(
         tr, va = split_train_val(train, fraction, seed=seed)
         return train.subset(tr), train.subset(va), []
     return train, None, []
+
+
+def describe_validation(val: VideoDataset | None, given: str | Path | None = None) -> dict[str, Any]:
+    """How a run's validation side was made, for its log line and ``train_summary.json``.
+
+    Args:
+        val: the validation side :func:`train_val_datasets` returned (None: no validation).
+        given: the validation collection named by the user, if any.
+
+    Returns:
+        ``{"split": "given", "source": ...}``, ``{"split": "by group", "groups": [...]}`` (the groups
+        that went to validation, sorted), ``{"split": "random"}`` (stratified by class; no groups
+        known, so clips of one recording may sit on both sides) or ``{"split": "none"}``.
+    """
+    if val is None:
+        return {"split": "none"}
+    if given is not None:
+        return {"split": "given", "source": str(given)}
+    groups = val.groups()
+    if groups is not None:
+        return {"split": "by group", "groups": sorted(set(groups.tolist()))}
+    return {"split": "random"}
+
+
+def validation_phrase(how: dict[str, Any]) -> str:
+    """:func:`describe_validation`'s record in words: ``split by group (validation groups: 3, 7)``."""
+    if how["split"] == "given":
+        return f"the given collection {how['source']}"
+    if how["split"] == "by group":
+        shown = how["groups"][:8]
+        more = f" and {len(how['groups']) - len(shown)} more" if len(how["groups"]) > len(shown) else ""
+        return f"split by group (validation groups: {', '.join(map(str, shown))}{more})"
+    if how["split"] == "random":
+        return "split at random, stratified by class (no groups known: clips of one recording may sit on both sides)"
+    return "none"
 
 
 def leave_one_group_out(targets: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
