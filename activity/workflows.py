@@ -430,7 +430,8 @@ def cv(
         options: how to extract features. Under torchrun the ranks share the
             extraction; the cross-validation itself runs on every rank that calls this
             (the CLI lets rank 0 do it).
-        folds: number of folds (capped by the number of groups, or by the largest class).
+        folds: number of folds (capped by the number of groups, or without groups by the smallest class);
+            a warning names the folds whose test side lacks a class.
         group_regex: regex over file names giving the recording group; folds then never split a group.
         threads: CPU threads while fitting (see :func:`~activity.evaluation.cv.cross_validate`).
         leave_one_group_out: instead of ``folds``, one fold per group, tested on that group
@@ -452,6 +453,12 @@ def cv(
         splits = splitting.leave_one_group_out(kept.targets(), groups)
     else:
         splits = splitting.kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
+    missing = splitting.classes_missing_from_tests(splits, kept.targets())
+    if missing and options.is_main:
+        lacks = "; ".join(f"fold {k + 1}: {', '.join(kept.classes[c] for c in cs)}" for k, cs in missing.items())
+        _warn(f"{len(missing)} of {len(splits)} test folds lack a class ({lacks}): mean class accuracy averages "
+              "different classes in those folds" + ("; fewer --folds, or groups holding more classes, avoid it"
+                                                    if groups is not None else ""))
     results = cross_validate(models, feats, kept.targets(), kept.classes, groups, seed=cfg.train.seed, threads=threads,
                              splits=splits, streams=streams, progress=options.progress and options.is_main)
     k = len(splits)  # folds are capped by groups or class sizes

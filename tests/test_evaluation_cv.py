@@ -192,3 +192,32 @@ def test_progress_names_each_fold_and_model(monkeypatch):
                    None, folds=2, progress=True)
     assert seen == [("total", 4, None), "cv: fold 1/2, mean", 1, "cv: fold 1/2, pooled_lr", 1,
                     "cv: fold 2/2, mean", 1, "cv: fold 2/2, pooled_lr", 1, "closed"]
+
+
+def test_folds_are_capped_by_the_smallest_class_and_every_test_fold_holds_every_class():
+    """A class of 4 clips among classes of 20: 4 folds, not 5 with one test fold lacking it."""
+    from activity.data.splits import classes_missing_from_tests, kfold_splits
+
+    targets = np.array([0] * 20 + [1] * 20 + [2] * 4)
+    splits = kfold_splits(targets, None, 5)
+    assert len(splits) == 4
+    assert all(set(targets[te].tolist()) == {0, 1, 2} for _, te in splits)
+    assert classes_missing_from_tests(splits, targets) == {}
+    one = np.array([0] * 6 + [1])  # one clip of class 1: it can be tested in one fold only
+    splits = kfold_splits(one, None, 5)
+    assert len(splits) == 2 and list(classes_missing_from_tests(splits, one).values()) == [[1]]
+
+
+def test_run_cv_warns_which_folds_lack_which_class(tmp_path, caplog):
+    data = tmp_path / "data"
+    _clips(data, {"a": [1, 2, 3, 4], "b": [5, 6, 7, 8], "c": [9]})  # class c: one recording, so one fold
+    cfg = _cfg("mean")
+    cfg.features.image_size = 32
+    with caplog.at_level("WARNING", logger="activity"):
+        report = run_cv(data, cfg, ["middle_lr"], ExtractOptions(cache_dir=tmp_path / "cache", progress=False), folds=4,
+                        group_regex=r"_(\d+)_")
+    lacking = [k for k, f in enumerate(report.test_folds) if "c" not in {Path(p).parent.name for p in f}]
+    assert len(lacking) == 3
+    (msg,) = [r.getMessage() for r in caplog.records if "lack a class" in r.getMessage()]
+    assert msg.startswith("3 of 4 test folds lack a class (")
+    assert all(f"fold {k + 1}: c" in msg for k in lacking)

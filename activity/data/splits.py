@@ -18,7 +18,9 @@ def kfold_splits(
     """``folds`` (train, test) index pairs, stratified by class and, when ``groups`` is given, by group.
 
     With groups, clips of one group never sit on both sides of a fold. Folds
-    are capped by the number of groups (or by the largest class without groups).
+    are capped by the number of groups, or without groups by the smallest class
+    (at least 2), so that every class has a clip in every test fold where it can;
+    :func:`classes_missing_from_tests` tells which folds still lack which class.
 
     Args:
         targets: class indices ``(N,)``.
@@ -45,12 +47,25 @@ def kfold_splits(
             splitter = StratifiedGroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
             splits = splitter.split(np.zeros(n), targets, groups)
         else:
-            splitter = StratifiedKFold(n_splits=min(folds, max(2, int(np.bincount(targets).max()))), shuffle=True, random_state=seed)
+            counts = np.bincount(targets)
+            smallest = int(counts[counts > 0].min()) if n else 2
+            splitter = StratifiedKFold(n_splits=min(folds, max(2, smallest)), shuffle=True, random_state=seed)
             splits = splitter.split(np.zeros(n), targets)
         try:
             return [(np.sort(tr), np.sort(te)) for tr, te in splits]
         except ValueError as e:  # e.g. fewer clips in every class than folds
             raise ActivityError(f"cannot split {n} clips into {folds} folds: {str(e).splitlines()[0]}") from None
+
+
+def classes_missing_from_tests(splits: list[tuple[np.ndarray, np.ndarray]], targets: np.ndarray) -> dict[int, list[int]]:
+    """``{fold index: classes (indices, sorted) with clips in the collection but none in that fold's test side}``.
+
+    Empty when every fold tests every class. Where it is not, mean class
+    accuracy averages over different sets of classes from fold to fold.
+    """
+    present = set(targets.tolist())
+    missing = {k: sorted(present - set(targets[te].tolist())) for k, (_, te) in enumerate(splits)}
+    return {k: m for k, m in missing.items() if m}
 
 
 def validation_split(
