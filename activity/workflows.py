@@ -302,12 +302,16 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path,
     model = load_model(checkpoint, options)
     classes = list(model.classes)
     ds = load_dataset(data, group_regex=None)
+    unknown = sorted({s.label for s in ds.samples if s.label not in classes})
+    if len(unknown) == len(ds.classes):  # checked before any clip is reported: one line says it all
+        raise ActivityError(f"{data}: none of its labels ({_listed(unknown)}) is one of the model's classes "
+                            f"({_listed(classes)})")
     skipped = {s.path: f"label {s.label!r} is not one of the model's classes" for s in ds.samples if s.label not in classes}
     _skip(options, skipped)
     ds = ds.subset([i for i, s in enumerate(ds.samples) if s.path not in skipped])
     ds.classes = classes
     if not len(ds):
-        raise ActivityError(f"{data}: no video with one of the model's classes ({', '.join(classes)})")
+        raise ActivityError(f"{data}: no video with one of the model's classes ({_listed(classes)})")
     by_path, failed = _score_shards(model, ds.paths, options)
     skipped.update(failed)
     if by_path is None:  # not rank 0: the report is rank 0's
@@ -320,6 +324,12 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path,
     result = compute_metrics(y, probs, classes)
     metrics = write_report(out, result, classes, kept.paths, y, probs, skipped)
     return EvaluateReport(Path(out), classes, len(kept), metrics, result["report"], skipped)
+
+
+def _listed(names: Sequence[str], most: int = 10) -> str:
+    """``a, b, c`` or ``a, b, ... and 7 more``."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def _score_shards(model: ActionRecognizer, paths: list[Path], options: ExtractOptions

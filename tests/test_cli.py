@@ -250,6 +250,19 @@ def test_evaluate_skips_labels_the_model_does_not_know(workspace, tmp_path, caps
     assert metrics["num_videos"] == 1 and metrics["skipped"] == 1
 
 
+def test_evaluate_on_labels_the_model_does_not_know_at_all_is_one_line(workspace, tmp_path, capsys):
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"{workspace['data'] / 'growing' / f'growing_00{i}.mp4'} {label}\n"
+                           for i, label in enumerate(["jumping", "jumping", "sitting"])))
+    code = main(["evaluate", str(workspace["run"] / "model.pt"), "--data", str(lst), "--out", str(tmp_path / "e"),
+                 "--cache", str(workspace["cache"])])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {lst}: none of its labels (jumping, sitting) is one of the model's classes "
+                   "(growing, moving_right, shrinking)"]
+    assert not (tmp_path / "e").exists()
+
+
 def test_cv_compares_models_on_the_same_folds(workspace, tmp_path, capsys):
     out = tmp_path / "cv.json"
     argv = ["cv", "--data", str(workspace["data"]), "--folds", "3", "--temporal", "lstm,mean,pooled_lr,middle_lr", "--group-regex", r"_(\d+)\.|broken",
