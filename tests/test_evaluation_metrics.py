@@ -119,7 +119,7 @@ def _csv(path: Path) -> list[list[str]]:
 def test_predictions_csv(report):
     out, _, paths = report
     rows = _csv(out / "predictions.csv")
-    assert rows[0] == ["path", "true_label", "predicted_label", "probability", "correct"]
+    assert rows[0] == ["path", "true_label", "predicted_label", "probability", "correct", *(f"prob_{c}" for c in CLASSES3)]
     assert len(rows) == 1 + len(Y3)
     for row, p, t, k in zip(rows[1:], paths, Y3, PRED3):
         assert row[0] == str(p)
@@ -127,7 +127,40 @@ def test_predictions_csv(report):
         assert row[2] == CLASSES3[k]
         assert float(row[3]) == pytest.approx(0.8)
         assert row[4] == str(int(t == k))
+        every = [float(x) for x in row[5:]]  # every class's probability, the predicted one among them
+        assert every[k] == pytest.approx(0.8) and sum(every) == pytest.approx(1.0, abs=1e-5)
     assert sum(int(r[4]) for r in rows[1:]) == 7
+
+
+def test_three_classes_get_no_threshold_curves(report):
+    out, metrics, _ = report
+    assert "roc_auc" not in metrics and not (out / "roc_curve.csv").exists() and not (out / "pr_curve.png").exists()
+
+
+def test_two_classes_get_roc_and_precision_recall_curves_with_their_areas(tmp_path):
+    classes = ["Fall", "NoFall"]
+    y = np.array([1, 1, 1, 0, 0])  # two falls
+    fall = np.array([0.1, 0.2, 0.7, 0.6, 0.9])  # P(Fall) of each clip
+    probs = np.stack([fall, 1 - fall], axis=1)
+    paths = [Path(f"/v/{i}.mp4") for i in range(5)]
+    metrics = write_report(tmp_path, compute_metrics(y, probs, classes), classes, paths, y, probs, {})
+    # Worked by hand: falls score 0.6 and 0.9 against 0.1, 0.2, 0.7 -> 5 of 6 pairs in order.
+    assert metrics["roc_auc"] == pytest.approx(5 / 6)
+    # Fall positive, by score: F(0.9) N(0.7) F(0.6) -> precision 1 at recall 1/2, 2/3 at recall 1.
+    # NoFall positive: N(0.9) N(0.8) F(0.4) N(0.3) -> 1 at 1/3, 1 at 2/3, 3/4 at 1.
+    assert metrics["pr_auc"] == pytest.approx({"Fall": 0.5 + 0.5 * 2 / 3, "NoFall": 2 / 3 + 0.75 / 3})
+    assert json.loads((tmp_path / "metrics.json").read_text())["pr_auc"] == metrics["pr_auc"]
+    roc = _csv(tmp_path / "roc_curve.csv")
+    assert roc[0] == ["positive_class", "threshold", "false_positive_rate", "true_positive_rate"]
+    fall_roc = [(float(r[2]), float(r[3])) for r in roc[1:] if r[0] == "Fall"]
+    assert fall_roc == [(0, 0), (0, 0.5), (0.333333, 0.5), (0.333333, 1), (1, 1)]  # 0.9 | 0.7 | 0.6 | the rest
+    pr = _csv(tmp_path / "pr_curve.csv")
+    assert pr[0] == ["positive_class", "threshold", "precision", "recall"]
+    assert {r[0] for r in pr[1:]} == set(classes) and [r[1] for r in pr[1:]].count("") == 2  # recall 0: no threshold
+    for name in ("roc_curve.png", "pr_curve.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    one = write_report(tmp_path / "one", compute_metrics(y[:3], probs[:3], classes), classes, paths[:3], y[:3], probs[:3], {})
+    assert "roc_auc" not in one  # clips of one class only: no curve to draw
 
 
 def test_confusion_matrix_csv(report):

@@ -46,7 +46,8 @@ def print_evaluation(r: EvaluateReport) -> None:
     print(format_table(rows, ["class", "precision", "recall", "f1", "clips"]))
     m = r.metrics
     top5 = f"  top-5 {m['top5']:.3f}" if "top5" in m else ""
-    print(f"\ntop-1 {m['top1']:.3f}{top5}  mean class accuracy {m['mean_class_accuracy']:.3f}  "
+    auc = f"  ROC AUC {m['roc_auc']:.3f}" if "roc_auc" in m else ""
+    print(f"\ntop-1 {m['top1']:.3f}{top5}  mean class accuracy {m['mean_class_accuracy']:.3f}{auc}  "
           f"({m['num_videos']} videos, {m['skipped']} skipped) -> {r.out}")
 
 

@@ -45,7 +45,36 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str
     return {"metrics": metrics, "report": report, "confusion": cm, "per_class_accuracy": per_class_acc}
 
 
+def threshold_curves(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+    """ROC and precision-recall curves of a two-class evaluation, with each class in turn as the positive one.
 
+    For choosing a decision threshold (fall or no fall, fight or not): the
+    score is the positive class's probability. The area under the ROC curve is
+    the same for either positive class; the precision-recall curve and its area
+    (average precision: the recall-weighted mean of the precisions, which is how
+    scikit-learn integrates that step curve) are not.
 
+    Args:
+        y_true: true class indices ``(N,)``.
+        probs: predicted probabilities ``(N, 2)``.
+        classes: the two class names.
 
+    Returns:
+        ``{positive class: {"roc_auc", "pr_auc", "roc": (fpr, tpr, thresholds), "pr": (precision, recall,
+        thresholds)}}``, or None when there are not exactly two classes or the clips hold only one of them
+        (no curve can be drawn).
+    """
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    if len(classes) != 2 or len(set(np.asarray(y_true).tolist())) != 2:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(classes):
+        positive, score = (np.asarray(y_true) == k).astype(int), probs[:, k]
+        fpr, tpr, roc_t = roc_curve(positive, score)
+        precision, recall, pr_t = precision_recall_curve(positive, score)
+        out[name] = {"roc_auc": float(roc_auc_score(positive, score)),
+                     "pr_auc": float(average_precision_score(positive, score)),
+                     "roc": (fpr, tpr, roc_t), "pr": (precision, recall, pr_t)}
+    return out
 
