@@ -118,7 +118,9 @@ def test_evaluate_writes_reports(workspace, capsys, tmp_path):
     assert "top5" not in metrics  # only 3 classes
     # one row per readable clip, labelled by its folder
     preds = list(csv.DictReader(open(out_dir / "predictions.csv")))
-    assert list(preds[0]) == ["path", "true_label", "predicted_label", "probability", "correct"]
+    assert list(preds[0]) == ["path", "true_label", "predicted_label", "probability", "correct",
+                              *(f"prob_{c}" for c in CLASSES)]
+    assert all(p["probability"] == "%.4f" % float(p["prob_" + p["predicted_label"]]) for p in preds)
     clips = sorted(p for p in workspace["data"].rglob("*.mp4") if p.name != "broken.mp4")
     assert sorted(p["path"] for p in preds) == [str(c) for c in clips]
     assert all(p["true_label"] == Path(p["path"]).parent.name and p["predicted_label"] in CLASSES for p in preds)
