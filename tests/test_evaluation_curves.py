@@ -86,6 +86,19 @@ def test_a_single_model_without_validation_draws_its_training_curves_only():
         curves_figure([])
 
 
+def test_the_legend_names_every_curve_and_covers_no_panel():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = curves_figure(history(members=(0, 1, 2)), {"appearance": [2, 4, 1], "motion": [3, 1, 4]})
+    FigureCanvasAgg(fig).draw()
+    (legend,) = fig.legends
+    assert not any(ax.get_legend() for ax in fig.axes)
+    assert [t.get_text() for t in legend.get_texts()] == [f"member {m} {side}" for m in range(3)
+                                                            for side in ("training", "validation")]
+    box = legend.get_window_extent()
+    assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes)
+
+
 def test_curves_png_is_an_image_of_the_history(tmp_path):
     a = write_curves(history(), tmp_path / "a.png", {"appearance": [1, 2], "motion": [3, 4]})
     b = write_curves(history(shift=0.2), tmp_path / "b.png", {"appearance": [1, 2], "motion": [3, 4]})

@@ -101,7 +101,9 @@ def curves_figure(history: Sequence[Mapping[str, Any]], best: BestEpoch | None =
         for ax in (loss_ax, acc_ax):
             ax.grid(alpha=0.3)
             ax.xaxis.get_major_locator().set_params(integer=True)
-        acc_ax.legend(fontsize=8, loc="best")
+    # One legend, right of the panels: inside an accuracy panel it sat on the curves (they rise to its corners).
+    handles, labels = axes[0][1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
     fig.suptitle("training (solid) and validation (dashed); star: the epoch kept", fontsize=10)
     return fig
 
