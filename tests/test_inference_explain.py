@@ -126,8 +126,10 @@ def test_attention_importances_are_the_same_for_every_class_and_the_explanation_
         assert "same for every class" in expl.caveat and "--method occlusion" in expl.caveat
     occ = explain(recognizer, clip, method="occlusion", target="a")
     assert not occ.class_independent and occ.caveat is None and occ.as_dict()["class_independent"] is False
-    # the picture says it too: a line under the tiles that an occlusion strip of the same frames lacks
-    assert draw_explanation(a).shape[0] > draw_explanation(dataclasses.replace(a, method="occlusion")).shape[0]
+    # the picture says it too: a line under the tiles that the same strip without a target lacks
+    assert draw_explanation(a).shape[0] > draw_explanation(dataclasses.replace(a, target_given=False)).shape[0]
+    plain = explain(recognizer, clip, method="attention")  # no target: nothing to warn about
+    assert plain.class_independent and plain.caveat is None and not plain.target_given
 
 
 def test_explain_command_says_attention_ignores_the_target(recognizer, clip, tmp_path):
@@ -139,6 +141,23 @@ def test_explain_command_says_attention_ignores_the_target(recognizer, clip, tmp
     got = run_cli(["explain", ckpt, clip, "--out", tmp_path / "o.png", "--target", "b", "--json", "--method", "occlusion"])
     assert got.code == 0 and "same for every class" not in got.err
     assert json.loads(got.out)["class_independent"] is False
+    got = run_cli(["explain", ckpt, clip, "--out", tmp_path / "n.png", "--method", "attention"])  # no --target
+    assert got.code == 0 and got.err == ""
+
+
+def test_occlusion_strip_has_a_legend_and_a_targets_title_names_the_prediction(recognizer, clip, monkeypatch):
+    expl = explain(recognizer, clip, method="occlusion")
+    img, _, texts = _drawn(monkeypatch, expl)
+    title = texts[0][0]
+    assert title == f"{clip.name}: predicted {expl.label} ({expl.probability:.2f}), occlusion importance"
+    assert [t for t, *_ in texts[-2:]] == [f"supports {expl.label}", f"speaks against {expl.label}"]
+    legend = img[-20:]  # the last band: a swatch of each bar colour before its words
+    for colour in (activity.inference.explain._POS, activity.inference.explain._NEG):
+        assert (legend == colour).all(axis=2).sum() >= 14 * 6
+    other = next(c for c in expl.classes if c != expl.label)
+    _, _, texts = _drawn(monkeypatch, explain(recognizer, clip, method="occlusion", target=other))
+    title = " ".join(t for t, *_ in texts[:2])  # the title may wrap onto a second line
+    assert f"target {other} (" in title and f"predicted {expl.label} ({expl.probability:.2f})" in title
 
 
 # ---------------------------------------------------------------- occlusion
@@ -267,8 +286,10 @@ def test_strip_png_has_one_tile_per_frame(recognizer, clip, tmp_path):
     assert tile_w == 160
     assert img.shape[1] == T * (tile_w + 4) + 4  # six 160-px tiles, 4-px gaps, in one row
     np.testing.assert_array_equal(img[:, :, ::-1], draw_explanation(expl))
-    # The same geometry as a contact sheet of the frames with bars under them (tiles 120 + 8 px tall).
-    assert img.shape[:2] == contact_sheet(np.zeros((T, 128, tile_w, 3), np.uint8), [""] * T, tile_height=128, title="t").shape[:2]
+    # The same geometry as a contact sheet of the frames with bars under them (tiles 120 + 8 px tall),
+    # then the bars' legend (one 20-px line).
+    sheet = contact_sheet(np.zeros((T, 128, tile_w, 3), np.uint8), [""] * T, tile_height=128, title="t")
+    assert img.shape[:2] == (sheet.shape[0] + 20, sheet.shape[1])
 
     wrapped = draw_explanation(expl, columns=4)
     assert wrapped.shape[1] == 4 * (tile_w + 4) + 4 and wrapped.shape[0] > img.shape[0]
@@ -327,7 +348,9 @@ def test_captions_of_a_small_portrait_clip_stay_inside_their_tiles(recognizer, t
     tiles = wide[last_tile_row]  # the tiles' columns; the gaps between them are white
     assert tiles.sum() == T * 68 and not tiles.all()
     assert last_tile_row >= 128 and not wide[last_tile_row + 1 :].all(axis=1).any()  # below it: captions, not tiles
-    ink = (img[last_tile_row + 1 :] < 128).any(axis=2).any(axis=0)  # columns the captions draw in
+    swatch = (img == activity.inference.explain._POS).all(axis=2).any(axis=1)
+    legend_top = np.flatnonzero(swatch[last_tile_row + 1 :]).min() + last_tile_row + 1 - 5  # the bars' legend
+    ink = (img[last_tile_row + 1 : legend_top] < 128).any(axis=2).any(axis=0)  # columns the captions draw in
     assert ink.any()
     assert not (ink & ~tiles).any(), f"caption ink in columns between tiles: {np.flatnonzero(ink & ~tiles)[:10]}"
     for text, x, scale, width in texts:  # the title too: nothing runs off the picture

@@ -19,8 +19,8 @@ Two methods:
   occlusion**, and :attr:`Explanation.note` says so (``method`` then reads
   ``"occlusion"``). The weights come before the head, so they are **the same
   for every class**: a ``target`` changes only the probability shown
-  (:attr:`Explanation.class_independent` is true and :attr:`Explanation.caveat`
-  says so; the drawing and the ``activity explain`` command repeat it).
+  (:attr:`Explanation.class_independent` is true, and with a ``target``
+  :attr:`Explanation.caveat` says so; the drawing and the ``activity explain`` command repeat it).
 * ``occlusion``: for each step ``t``, the feature at ``t`` (all of it: the
   appearance and, for a two-stream model, the motion numbers) is replaced by the
   clip's mean feature (over its ``T`` steps) and the drop in the explained
@@ -53,7 +53,7 @@ from activity.data.sampling import segment_indices
 from activity.data.video import open_video, read_sampled
 from activity.errors import ActivityError
 from activity.features.motion import read_with_pairs
-from activity.inference.visualize import contact_sheet, text_band
+from activity.inference.visualize import contact_sheet, legend_band, text_band
 
 Method = Literal["attention", "occlusion"]
 METHODS: tuple[str, ...] = ("attention", "occlusion")
@@ -116,8 +116,9 @@ class Explanation:
 
     @property
     def caveat(self) -> str | None:
-        """What the importances cannot tell (:data:`ATTENTION_CAVEAT` for attention), else None."""
-        return ATTENTION_CAVEAT if self.class_independent else None
+        """What the importances cannot tell about the class asked for: :data:`ATTENTION_CAVEAT` for attention
+        with a ``target`` (without one, the weights explain the prediction as well as they can), else None."""
+        return ATTENTION_CAVEAT if self.class_independent and self.target_given else None
 
     @property
     def top_frame(self) -> int:
@@ -332,9 +333,15 @@ def draw_explanation(expl: Explanation, *, columns: int = 8, tile_height: int = 
         (f"{t:.2f}s" if np.isfinite(t) else f"#{i}") + "  " + format_importance(v, signed=expl.method == "occlusion")
         for i, t, v in zip(expl.indices, expl.times, imp)
     ]
-    what = "target" if expl.target_given else "predicted"
-    title = f"{expl.path.name}: {what} {expl.label} ({expl.probability:.2f}), {expl.method} importance"
+    if expl.target_given:
+        title = (f"{expl.path.name}: target {expl.label} ({expl.probability:.2f}), predicted {expl.predicted} "
+                 f"({expl.predicted_probability:.2f}), {expl.method} importance")
+    else:
+        title = f"{expl.path.name}: predicted {expl.label} ({expl.probability:.2f}), {expl.method} importance"
     sheet = contact_sheet(tiles, captions, columns=columns, tile_height=tile_height + bar_height, title=title)
+    if expl.method == "occlusion":  # what the bars' two colours mean
+        sheet = np.concatenate([sheet, legend_band(sheet.shape[1], [(_POS, f"supports {expl.label}"),
+                                                                     (_NEG, f"speaks against {expl.label}")])])
     for line in (expl.note, expl.caveat):
         if line:
             sheet = np.concatenate([sheet, text_band(sheet.shape[1], f"note: {line}")])

@@ -92,6 +92,30 @@ def text_band(width: int, text: str, *, scale: float = CAPTION_SCALE, color: tup
     return band
 
 
+def legend_band(width: int, items: Sequence[tuple[tuple[int, int, int], str]], *, scale: float = CAPTION_SCALE) -> np.ndarray:
+    """A white uint8 RGB band ``width`` pixels wide with a colour swatch before each text (``(RGB, text)``),
+    side by side, an item that does not fit going on to the next line."""
+    import cv2
+
+    line_h, swatch = round(35 * scale), 14
+    rows: list[list[tuple[tuple[int, int, int], str, int]]] = [[]]
+    x = PAD
+    for colour, text in items:
+        w = swatch + 4 + text_width(text, scale)
+        if rows[-1] and x + w > width - PAD:
+            rows.append([])
+            x = PAD
+        rows[-1].append((colour, text, x))
+        x += w + 3 * PAD
+    band = np.full((6 + line_h * len(rows), width, 3), 255, np.uint8)
+    for k, row in enumerate(rows):
+        base = line_h + line_h * k
+        for colour, text, x in row:
+            cv2.rectangle(band, (x, base - 9), (x + swatch - 1, base - 2), colour, -1)
+            cv2.putText(band, text, (x + swatch + 4, base), cv2.FONT_HERSHEY_SIMPLEX, scale, (90, 90, 90), 1, cv2.LINE_AA)
+    return band
+
+
 def contact_sheet(
     frames: np.ndarray,
     captions: Sequence[str] | None = None,
