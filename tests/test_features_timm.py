@@ -234,8 +234,10 @@ def test_offline_hub_with_an_empty_cache_fails_in_one_line(tmp_path):
 def test_backbones_command_lists_the_pretrained_timm_models(capsys):
     assert main(["backbones", "--timm", "mobilenetv3_small_05*"]) == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["backbone", "features", "input", "offline", "weights"]
     line = next(l for l in out.splitlines() if l.startswith(f"timm:{SMALL}.lamb_in1k"))
     assert "224px" in line and f"timm/{SMALL}.lamb_in1k" in line
+    assert line.split()[1] == str(get_spec(f"timm:{SMALL}.lamb_in1k").feature_dim) == "1024"  # what extraction gives
     assert main(["backbones", "--timm", "no_such_model*"]) == 1
     assert "no pretrained timm model matches" in capsys.readouterr().err
     assert main(["backbones"]) == 0
