@@ -75,10 +75,30 @@ def test_torchvision_weights_offline_give_one_clear_line(tmp_path, monkeypatch):
     import torchvision.models._api as tv_api
 
     monkeypatch.setattr(tv_api, "load_state_dict_from_url", _no_network)
+    monkeypatch.setattr("activity.features.backbones._unreachable_url", lambda url, timeout=3.0: None)  # host answers
     with pytest.raises(ActivityError) as e:
         create_backbone("resnet18")
     msg = str(e.value)
     assert "\n" not in msg and "efficientnet_lite0" in msg and "TORCH_HOME" in msg
+    assert msg.startswith("cannot download the resnet18 weights (no network);")  # the reason, not only its type
+
+
+def test_torchvision_weights_host_unreachable_says_why_before_torch_prints_anything(tmp_path, monkeypatch, capfd):
+    import socket
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+
+    def no_dns(address, *args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", no_dns)
+    with pytest.raises(ActivityError) as e:
+        create_backbone("resnet18")
+    assert str(e.value).startswith("cannot download the resnet18 weights (no connection to download.pytorch.org: "
+                                   "Name or service not known);")
+    assert capfd.readouterr().err == ""  # no "Downloading: https://..." line from torch above the error
 
 
 def _no_network(*args, **kwargs):

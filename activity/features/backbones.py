@@ -222,11 +222,16 @@ def _torchvision_spec(name: str, weights_enum: str, feature_dim: int, head: str)
 
         w = weights()
         if not cached_file().exists():
+            # Probe first: torch's downloader prints "Downloading: URL" before it can fail, above our error.
+            why = _unreachable_url(w.url)
             try:
+                if why is not None:
+                    raise ConnectionError(why)
                 w.get_state_dict(progress=False, check_hash=True)
             except Exception as e:
+                reason = why or (str(e).splitlines() or [""])[0][:160] or type(e).__name__
                 raise ActivityError(
-                    f"cannot download the {name} weights ({type(e).__name__}); without a network use the "
+                    f"cannot download the {name} weights ({reason}); without a network use the "
                     f"offline default backbone '{DEFAULT_BACKBONE}', or place {cached_file().name} in "
                     f"{cached_file().parent} (set TORCH_HOME to change where it is looked for)"
                 ) from None
@@ -305,17 +310,22 @@ def timm_cached_weights(cfg) -> Path | None:
 
 
 def _unreachable(cfg, timeout: float = 3.0) -> str | None:
-    """Why the host the weights of ``cfg`` come from cannot be reached (one connection attempt of
-    ``timeout`` seconds), or None: reachable, or not worth probing (the hub's offline mode already
-    fails at once; behind a proxy only the download itself can tell)."""
+    """Why the host the weights of timm config ``cfg`` come from cannot be reached (:func:`_unreachable_url`),
+    or None: reachable, or not worth probing (the hub's offline mode already fails at once)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return None
+    return _unreachable_url(os.environ.get("HF_ENDPOINT", "https://huggingface.co") if cfg.hf_hub_id else (cfg.url or ""),
+                            timeout)
+
+
+def _unreachable_url(url: str, timeout: float = 3.0) -> str | None:
+    """Why the host of ``url`` cannot be reached (one connection attempt of ``timeout`` seconds), or None:
+    reachable, or not worth probing (behind a proxy only the download itself can tell)."""
     import socket
     from urllib.parse import urlparse
 
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return None
     if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return None
-    url = os.environ.get("HF_ENDPOINT", "https://huggingface.co") if cfg.hf_hub_id else (cfg.url or "")
     host = urlparse(url).hostname
     if not host:
         return None
