@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import sysconfig
 from importlib import metadata
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def test_make_setups_environment_holds_the_locked_versions():
     """In ``make test``'s own environment, what is installed is what the lock says."""
     pins = locked()
     wrong = {}
-    for dist in metadata.distributions():
+    # site-packages only: setuptools puts its own vendored copies (packaging, ...) on sys.path once imported
+    for dist in metadata.distributions(path=[sysconfig.get_paths()["purelib"]]):
         name = canonicalize_name(dist.metadata["Name"])
         if name in pins and dist.version.split("+")[0] != pins[name].split("+")[0]:
             wrong[name] = f"{dist.version} installed, {pins[name]} locked"
