@@ -162,15 +162,15 @@ def test_run_cv_without_groups_is_stratified(tmp_path):
 
 
 def test_progress_names_each_fold_and_model(monkeypatch):
-    import tqdm
+    import activity.progress
 
     seen = []
 
     class Bar:  # records the cv bar; the training bars inside (desc "train") are let be
-        def __init__(self, total=None, disable=None, desc=None, **kw):
+        def __init__(self, total=None, enabled=None, desc=None, **kw):
             self.cv = desc == "cv"
             if self.cv:
-                seen.append(("total", total, disable))
+                seen.append(("total", total, enabled))
 
         def set_description(self, text):
             seen.append(text)
@@ -186,11 +186,11 @@ def test_progress_names_each_fold_and_model(monkeypatch):
         def __getattr__(self, name):
             return lambda *a, **k: None
 
-    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    monkeypatch.setattr(activity.progress, "progress_bar", Bar)
     y = np.arange(12) % 2
     cross_validate({"mean": _cfg("mean"), "pooled_lr": LogisticBaseline("pooled_lr")}, torch.randn(12, 4, 8), y, ["a", "b"],
                    None, folds=2, progress=True)
-    assert seen == [("total", 4, None), "cv: fold 1/2, mean", 1, "cv: fold 1/2, pooled_lr", 1,
+    assert seen == [("total", 4, True), "cv: fold 1/2, mean", 1, "cv: fold 1/2, pooled_lr", 1,
                     "cv: fold 2/2, mean", 1, "cv: fold 2/2, pooled_lr", 1, "closed"]
 
 

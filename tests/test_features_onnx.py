@@ -170,3 +170,16 @@ def test_auto_remembers_a_failed_export_and_does_not_pay_for_it_again(tmp_path, 
     monkeypatch.undo()
     fixed = extract_with("onnxruntime", clips[2:], tmp_path / "l4", lite0, cache_dir=tmp_path / "l")
     assert fixed.runtime == "onnxruntime" and not list((tmp_path / "l" / "onnx").glob("*.failed"))
+
+
+def test_the_export_and_the_extraction_are_named_before_they_start(tmp_path, clips, lite0, caplog):
+    with caplog.at_level("INFO", logger="activity"):
+        extract_with("onnxruntime", clips[:2], tmp_path / "e", lite0, progress=True)
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0] == "extracting efficientnet_lite0 features of 2 videos"
+    assert said[1] == f"exporting the backbone for ONNX Runtime, once (10 to 40 s; kept in {tmp_path / 'e' / 'onnx'})"
+    assert said[2].startswith("exported in ")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="activity"):
+        extract_with("onnxruntime", clips, tmp_path / "e", lite0, progress=True)  # the export is cached now
+    assert [r.getMessage() for r in caplog.records] == ["extracting efficientnet_lite0 features of 1 video, 2 from the cache"]

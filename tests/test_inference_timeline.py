@@ -410,19 +410,17 @@ def test_timeline_progress_bar_ends_at_100_percent(tmp_path, monkeypatch, frames
     """Counted in sampled frames, the bar's total is the work done: neither 99% nor 101% at the end."""
     import io
 
-    import tqdm
-
+    import activity.progress
     from activity.inference.timeline import _frame_features
 
     bars = []
 
-    class Recorded(tqdm.tqdm):
-        def __init__(self, *args, **kwargs):
-            kwargs.update(disable=False, file=io.StringIO())  # drawn even though the test's stderr is no terminal
-            super().__init__(*args, **kwargs)
-            bars.append(self)
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:  # drawn as on a terminal, though the test's stderr is none
+            return True
 
-    monkeypatch.setattr(tqdm, "tqdm", Recorded)
+    real = activity.progress.progress_bar
+    monkeypatch.setattr(activity.progress, "progress_bar", lambda **kw: bars.append(real(**kw, file=Terminal())) or bars[-1])
     video = write_video(tmp_path / "clip.mp4", order_clip("growing", num_frames=frames, size=(32, 24), seed=3), FPS)
     recognizer = _FakeRecognizer(workers=0)
     with open_video(video, "opencv", sequential=True) as reader:

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "activity"
 
 #: The flow, lowest first: a module may import from its own layer or the ones before it.
 LAYERS = ["base", "data", "transforms", "features", "temporal", "inference", "evaluation", "workflows", "cli"]
-BASE = {"errors", "io", "config", "registry", "distributed"}
+BASE = {"errors", "io", "config", "registry", "distributed", "progress"}
 ENTRY = {"__main__"}  # python -m activity: the command line
 MAX_FUNCTION_LINES = 60
 

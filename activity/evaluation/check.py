@@ -95,7 +95,7 @@ def check_dataset(
         decoder: video decoder used to probe the clips.
         progress: show a progress bar.
     """
-    from tqdm import tqdm
+    from activity.progress import progress_bar
 
     report = CheckReport({})
     in_train = {s.path.resolve() for s in train.samples}
@@ -104,7 +104,7 @@ def check_dataset(
     samples = [(s, "train") for s in train.samples]
     samples += [(s, "val") for s in (val.samples if val else []) if s.path.resolve() not in both]
     by_digest: dict[str, list[tuple[Path, str | None, str]]] = defaultdict(list)
-    for s, side in tqdm(samples, desc="check", unit="video", disable=None if progress else True):
+    for s, side in progress_bar(iterable=samples, total=len(samples), desc="check", unit="video", enabled=progress):
         reason = probe(s.path, decoder)
         if reason is not None:
             report.unreadable[s.path] = reason

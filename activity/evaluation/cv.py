@@ -120,14 +120,13 @@ def cross_validate(
 def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets: np.ndarray, classes: Sequence[str],
                     groups: np.ndarray | None, splits: Sequence[tuple[np.ndarray, np.ndarray]], seed: int,
                     num_frames: int | None, streams: bool, progress: bool = False) -> list[CVResult]:
-    from tqdm import tqdm
+    from activity.progress import progress_bar
 
     if num_frames is None:
         num_frames = next((m.features.num_frames for m in models.values() if isinstance(m, Config)), features.shape[1])
     results = {name: CVResult(name) for name in models}
     y_all = torch.from_numpy(targets)
-    bar = tqdm(total=len(splits) * len(models), desc="cv", unit="model", disable=None if progress else True,
-               dynamic_ncols=True)
+    bar = progress_bar(total=len(splits) * len(models), desc="cv", unit="model", enabled=progress)
     for k, (train_idx, test_idx) in enumerate(splits):
         inner_groups = groups[train_idx] if groups is not None else None
         for name, model in models.items():

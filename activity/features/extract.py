@@ -295,6 +295,9 @@ def extract(
             todo.append(p)
     if not todo:
         return result
+    if options.progress and options.is_main:  # named before the backbone is built (and perhaps exported)
+        cached = f", {len(result.features)} from the cache" if result.features else ""
+        log.info(f"extracting {spec.backbone} features of {len(todo)} video{'s' * (len(todo) != 1)}{cached}")
     encoder = FrameEncoder(backbone_factory(), spec, options.device, batch_size=options.batch_size)
     workers = default_workers(options.device) if options.workers is None else options.workers
     # On the CPU the workers encode too (one thread each) and this process only stores; elsewhere
@@ -346,7 +349,13 @@ def _maybe_onnxruntime(encoder: FrameEncoder, result: ExtractResult, options: Ex
             return False
         if encoder.onnx_failed(root) is not None:  # tried before: not again on every run
             return False
+    exporting = options.progress and options.is_main and not encoder.onnx_cached(root)
+    if exporting:
+        log.info(f"exporting the backbone for ONNX Runtime, once (10 to 40 s; kept in {root / 'onnx'})")
+    t0 = time.perf_counter()
     why = encoder.use_onnxruntime(root)
+    if exporting and why is None:
+        log.info(f"exported in {time.perf_counter() - t0:.1f} s")
     if why is not None:
         if options.runtime == "auto":
             encoder.remember_onnx_failure(root, why)
@@ -387,7 +396,7 @@ def _maybe_compile(encoder: FrameEncoder, result: ExtractResult, wanted: bool | 
 def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, result: ExtractResult,
            batcher: _Batcher | None, options: ExtractOptions) -> None:
     """Store what the loader yields: features (workers encoded) or frames to batch (``batcher``)."""
-    from tqdm import tqdm
+    from activity.progress import progress_bar
 
     def store(done: list[tuple[Path, np.ndarray]]) -> None:
         for p, f in done:
@@ -404,7 +413,7 @@ def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, res
             return done
         return [(p, with_motion(torch.from_numpy(f), motion.pop(p)).numpy().astype(np.float16)) for p, f in done]
 
-    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if options.progress else True, dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), desc="extract", unit="video", enabled=options.progress)
     for i, frames, moving, error in loader:
         p = todo[i]
         if error is not None:

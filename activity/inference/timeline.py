@@ -179,17 +179,15 @@ def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, in
     frame's flow pair (:func:`~activity.features.motion.flow_pairs`, as extraction chooses it) with it.
     Sets ``info["duration"]`` (seconds) at the start, and again if the video turns out shorter.
     """
-    from tqdm import tqdm
-
     from activity.features.extract import STEP_BATCH
+    from activity.progress import progress_bar
 
     fps = reader.fps if reader.fps > 0 else 25.0
     n = reader.frame_count
     info["duration"] = n / fps
     total = max(1, int(n / fps / step))
     # Counted in sampled frames (whole numbers, so it ends at exactly 100%) and shown in seconds of video.
-    bar = tqdm(total=total, desc="timeline", unit="s", unit_scale=step, disable=None if progress else True,
-               dynamic_ncols=True, bar_format=_TIMELINE_BAR)
+    bar = progress_bar(total=total, desc="timeline", unit="s", unit_scale=step, enabled=progress, bar_format=_TIMELINE_BAR)
     try:
         for ks, feats, count in recognizer.encode_steps(reader.path, step, fps=fps, total=total, batch=chunk or STEP_BATCH):
             if count < n:  # the container over-reported its length: this is the last item
@@ -283,9 +281,9 @@ def write_overlay(timeline: Timeline, video: str | Path, out: str | Path, *, pro
         ActivityError: ``out`` cannot be written.
     """
     import cv2
-    from tqdm import tqdm
 
     from activity.errors import ActivityError
+    from activity.progress import progress_bar
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -295,7 +293,7 @@ def write_overlay(timeline: Timeline, video: str | Path, out: str | Path, *, pro
         if not writer.isOpened():
             raise ActivityError(f"{out}: cannot write the overlay video")
         scale = max(0.4, reader.height / 480)
-        bar = tqdm(total=reader.frame_count or None, desc="overlay", unit="frame", disable=None if progress else True)
+        bar = progress_bar(total=reader.frame_count or None, desc="overlay", unit="frame", enabled=progress)
         try:
             for i, frame in reader.iter_frames():
                 seg = timeline.label_at(i / fps)

@@ -349,10 +349,9 @@ class _EpochBar:
     """One model's progress bar, named (``train appearance 2/5``), ending with why it ended."""
 
     def __init__(self, label: str, done: int, epochs: int, progress: bool, file: Any = None) -> None:
-        from tqdm import tqdm
+        from activity.progress import progress_bar
 
-        self.bar = tqdm(desc=label, unit="epoch", initial=done, total=epochs, dynamic_ncols=True, file=file,
-                        disable=(None if file is None else False) if progress else True)
+        self.bar = progress_bar(desc=label, unit="epoch", initial=done, total=epochs, file=file, enabled=progress)
 
     def update(self, row: dict[str, Any], state: "_TrainState", has_val: bool) -> None:
         self.bar.update(1)
