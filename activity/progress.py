@@ -89,7 +89,9 @@ def progress_bar(*, desc: str, total: float | None = None, unit: str = "it", ena
     else:
         beat = PLAIN_INTERVAL if interval is None else interval
         kwargs.pop("bar_format", None)  # a terminal's bar; a line in a log reads the same for every phase
-        bar = _PlainBar(total=total, desc=f"{desc}: ", unit=unit, file=out, leave=False, mininterval=beat, miniters=1,
+        # Lines come from the heartbeat alone (every `beat` seconds), not from update(): the two would print
+        # twice within a second. The rate shown is then the average since the start, as a log wants it.
+        bar = _PlainBar(total=total, desc=f"{desc}: ", unit=unit, file=out, leave=False, mininterval=float("inf"),
                         bar_format=(_PLAIN_FORMAT_SCALED if isinstance(kwargs.get("unit_scale"), float) else _PLAIN_FORMAT)
                         if total else _PLAIN_FORMAT_NO_TOTAL, **kwargs)
     _heartbeat(bar, beat)

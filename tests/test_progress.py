@@ -63,3 +63,15 @@ def test_cross_validation_names_each_model_before_it_is_fitted(capsys):
     first = err.index(next(line for line in err if line.startswith("cv: fold 1/2, mean_lr: 0% 0/2 model")))
     assert any(line.startswith("cv: fold 2/2, mean_lr: 50% 1/2 model") for line in err[first:])
     assert err[-1].startswith("cv: fold 2/2, mean_lr: 100% 2/2 model")
+
+
+def test_steps_do_not_add_lines_between_heartbeats():
+    out = io.StringIO()
+    bar = progress_bar(desc="extract", total=1000, unit="video", file=out, interval=0.2)
+    for _ in range(1000):  # a thousand quick steps within one interval: no line each
+        bar.update(1)
+    assert len(lines(out)) <= 2
+    time.sleep(0.5)
+    beats = len(lines(out))
+    assert 2 <= beats <= 5 and lines(out)[-1].startswith("extract: 100% 1000/1000 video")
+    bar.close()

@@ -351,7 +351,7 @@ def _maybe_onnxruntime(encoder: FrameEncoder, result: ExtractResult, options: Ex
             return False
     exporting = options.progress and options.is_main and not encoder.onnx_cached(root)
     if exporting:
-        log.info(f"exporting the backbone for ONNX Runtime, once (10 to 40 s; kept in {root / 'onnx'})")
+        log.info(f"exporting the backbone for ONNX Runtime, once (kept in {root / 'onnx'})")
     t0 = time.perf_counter()
     why = encoder.use_onnxruntime(root)
     if exporting and why is None:
