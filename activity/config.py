@@ -77,6 +77,8 @@ class TrainConfig:
     label_smoothing: float = _opt(0.1, "label smoothing of the cross-entropy", min=0.0, max=0.99)
     patience: int = _opt(15, "stop after this many epochs without a better validation accuracy (0: never)", min=0)
     val_fraction: float = _opt(0.2, "validation share when no --val is given (split by group when groups are known)", min=0.0, max=0.5)
+    fusion_folds: int = _opt(5, "folds of the training clips (by group when known) whose out-of-fold predictions choose a "
+                                "two-stream model's weights (0: choose on the validation clips)", min=0, max=100)
     seed: int = _opt(0, "random seed", min=0)
 
 

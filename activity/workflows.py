@@ -184,7 +184,7 @@ def train(
 
 
 def _training_tensors(res: ExtractResult, train_ds: VideoDataset, val_ds: VideoDataset | None, what: str) -> tuple:
-    """``(train_x (N, L, D), train_y (N,), val_x or None, val_y or None)`` of the readable clips."""
+    """``(train_x (N, L, D), train_y (N,), val_x or None, val_y or None, train groups (N,) or None)`` of the readable clips."""
     import torch
 
     train_ds, train_x = res.readable(train_ds)
@@ -195,7 +195,7 @@ def _training_tensors(res: ExtractResult, train_ds: VideoDataset, val_ds: VideoD
     if val_ds is not None:
         val_ds, val_x = res.readable(val_ds)
         val_y = torch.from_numpy(val_ds.targets()) if val_x is not None else None
-    return train_x, train_y, val_x, val_y
+    return train_x, train_y, val_x, val_y, train_ds.groups()
 
 
 #: Fewer validation clips than this (or than two per class) make its accuracy mostly noise.
@@ -208,7 +208,7 @@ def _warn_small_validation(val_y: Any, num_classes: int) -> None:
     if n >= max(MIN_VALIDATION_CLIPS, 2 * num_classes):
         return
     _warn(f"validation on only {n} clip{'s' * (n != 1)} ({covered} of {num_classes} classes): its accuracy, which picks "
-          "the best epoch (and the streams' weight), is mostly noise; pass --val with more clips, or raise train.val_fraction")
+          "the best epoch, is mostly noise; pass --val with more clips, or raise train.val_fraction")
 
 
 def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: ExtractOptions, resume: bool,
@@ -217,7 +217,7 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
     from activity.evaluation.curves import TensorBoardLog
     from activity.temporal.train import fit
 
-    train_x, train_y, val_x, val_y = sides
+    train_x, train_y, val_x, val_y, groups = sides
     missing = sorted(set(range(len(classes))) - set(train_y.tolist()))
     if missing and options.is_main:
         _warn(f"no training clip for class(es) {', '.join(classes[i] for i in missing)} "
@@ -233,7 +233,8 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
     board = TensorBoardLog.open(out / "tensorboard") if options.is_main else None  # live, epoch by epoch
     try:
         result = fit(cfg, train_x, train_y, len(classes), val_x, val_y, out_dir=out, resume=resume, dist=dist,
-                     progress=options.progress and options.is_main, on_epoch=None if board is None else board.write)
+                     progress=options.progress and options.is_main, on_epoch=None if board is None else board.write,
+                     groups=groups)
     finally:
         if board is not None:
             board.close()

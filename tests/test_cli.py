@@ -315,8 +315,9 @@ def test_train_counts_validation_clips_with_unknown_labels_as_skipped(workspace,
     out, err = capsys.readouterr()
     assert "label 'jumping' is not one of the training classes" in err and "2 skipped" in err
     # one usable validation clip: said, not hidden behind "accuracy 1.000"
-    assert "warning: validation on only 1 clip (1 of 3 classes): its accuracy, which picks the best epoch" in err
-    assert "(chosen on 1 clip of validation, accuracy" in out
+    assert "warning: validation on only 1 clip (1 of 3 classes): its accuracy, which picks the best epoch, is" in err
+    # the streams' weight is not chosen on that one clip but on every training clip, out of fold
+    assert "(chosen on out-of-fold predictions of 15 training clips, 5 folds stratified: accuracy" in out
 
 
 def test_explain_command_writes_the_png_and_names_the_most_important_frame(trained_run, cli, tmp_path):

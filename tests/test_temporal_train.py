@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -254,3 +255,51 @@ def test_each_progress_bar_names_its_model_and_ends_saying_why():
     last = out.getvalue().replace("\r", "\n").strip().splitlines()[-1]
     assert last.startswith("train appearance 2/5: 100%") and " 4/4 " in last
     assert last.endswith("stopped early at epoch 4 (best 2)]")
+
+
+def _scene_data(seed=0, groups=10, per_group=6, classes=3, dim=16):
+    """Appearance that names the class only within a recording (each films its classes its own way), and a
+    weaker motion signal that names it everywhere: what carries over to new scenes is the motion."""
+    from activity.features.motion import MotionSpec
+
+    g = torch.Generator().manual_seed(seed)
+    m = MotionSpec().dim
+    n = groups * per_group
+    y = torch.arange(n) % classes
+    group = torch.arange(n) // per_group
+    look = torch.randn(groups, classes, dim, generator=g) * 3  # how recording r films class c
+    appearance = look[group, y][:, None, :] + 0.3 * torch.randn(n, 8, dim, generator=g)
+    motion = torch.randn(classes, m, generator=g)[y][:, None, :] + 1.5 * torch.randn(n, 8, m, generator=g)
+    return torch.cat([appearance, motion], dim=-1), y, np.array([f"r{int(r)}" for r in group])
+
+
+def test_fusion_weight_is_chosen_on_out_of_fold_predictions_by_group():
+    from activity.temporal.train import choose_fusion_weight
+
+    x, y, groups = _scene_data()
+    cfg = _cfg(epochs=15)
+    cfg.features.motion = True
+    cfg.train.fusion_folds = 5
+    result = fit(cfg, x, y, 3, progress=False, groups=groups)
+    sel = result.selection
+    assert sel["chosen_on"] == "out-of-fold predictions of 60 training clips, 5 folds by group"
+    alone = sel["out_of_fold_accuracy"]
+    assert alone["motion"] > alone["appearance"] + 0.2  # new recordings: appearance cannot carry over
+    assert sel["fusion_weight"] <= 0.25 and float(result.model.weight) == sel["fusion_weight"]
+    stratified = choose_fusion_weight(result.model, cfg, x, y, 3, None, None, None)  # no groups known
+    assert stratified["chosen_on"] == "out-of-fold predictions of 60 training clips, 5 folds stratified"
+
+
+def test_fusion_weight_without_folds_falls_back_to_validation_then_the_middle():
+    from activity.temporal.train import choose_fusion_weight
+
+    x, y, groups = _scene_data(groups=2, per_group=6)
+    cfg = _cfg(epochs=2)
+    cfg.features.motion = True
+    result = fit(cfg, x, y, 3, x[:6], y[:6], progress=False, groups=groups)  # 2 groups of 6: folds of 2 groups
+    assert result.selection["chosen_on"].startswith("out-of-fold predictions of 12 training clips, 2 folds by group")
+    cfg.train.fusion_folds = 0
+    sel = choose_fusion_weight(result.model, cfg, x, y, 3, x[:6], y[:6], groups)
+    assert sel["chosen_on"] == "6 validation clips" and "out_of_fold_accuracy" not in sel
+    assert choose_fusion_weight(result.model, cfg, x, y, 3, None, None, groups) == {
+        "fusion_weight": 0.5, "chosen_on": "no validation clips: the middle weight"}

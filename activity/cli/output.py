@@ -26,10 +26,17 @@ def _clips(n: int) -> str:
 def print_train(r: TrainReport) -> None:
     """``saved RUN/model.pt, best validation accuracy ... (at epoch N)``."""
     val = ""
-    if "fusion_weight" in r.fit.selection:
-        val = f", appearance and motion streams mixed {r.fit.selection['fusion_weight']:g} : {1 - r.fit.selection['fusion_weight']:g}"
-        if r.fit.best_val_accuracy is not None:
-            val += f" (chosen on {_clips(r.val_clips)} of validation, accuracy {r.fit.best_val_accuracy:.3f})"
+    sel = r.fit.selection
+    if "fusion_weight" in sel:
+        val = f", appearance and motion streams mixed {sel['fusion_weight']:g} : {1 - sel['fusion_weight']:g} (chosen on {sel['chosen_on']}"
+        if "out_of_fold_accuracy_by_weight" in sel:
+            alone = sel["out_of_fold_accuracy"]
+            val += (f": accuracy {sel['out_of_fold_accuracy_by_weight'][str(sel['fusion_weight'])]:.3f}; "
+                    f"appearance alone {alone['appearance']:.3f}, motion alone {alone['motion']:.3f})")
+        elif r.fit.best_val_accuracy is not None:
+            val += f", accuracy {r.fit.best_val_accuracy:.3f})"
+        else:
+            val += ")"
     elif r.fit.best_val_accuracy is not None:
         at = (f"ensemble of {len(r.fit.members)}, members' best epochs {', '.join(map(str, r.fit.best_epoch))}"  # type: ignore[arg-type]
               if r.fit.members else f"at epoch {r.fit.best_epoch}")

@@ -137,7 +137,8 @@ def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets
                 cfg = copy.deepcopy(model)
                 tr, va = _inner_split(targets[train_idx], inner_groups, cfg.train.val_fraction, seed + k)
                 tr, va = train_idx[tr], train_idx[va]
-                fitted = fit(cfg, features[tr], y_all[tr], len(classes), features[va], y_all[va], progress=False)
+                fitted = fit(cfg, features[tr], y_all[tr], len(classes), features[va], y_all[va], progress=False,
+                             groups=None if groups is None else groups[tr])
                 probs = predict_features(fitted.model, features[test_idx], cfg.features.num_frames)[0].numpy()
                 extra["best_epoch"] = fitted.best_epoch
                 if fitted.selection:

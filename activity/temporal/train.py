@@ -166,6 +166,7 @@ def fit(
     resume: bool = False,
     dist: DistInfo | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    groups: np.ndarray | None = None,
 ) -> FitResult:
     """Train a temporal model on cached features.
 
@@ -189,6 +190,8 @@ def fit(
             ``stream`` and ``member`` it belongs to where the run has them, once the epoch's
             training state is saved (on every rank that calls ``fit``): for live logs such as
             :class:`~activity.evaluation.curves.TensorBoardLog`.
+        groups: recording groups of the training clips ``(N,)`` or None: the folds that choose a
+            two-stream model's weights (:func:`choose_fusion_weight`) never split a group.
 
     Returns:
         A :class:`FitResult` with the weights of the best validation epoch
@@ -201,7 +204,7 @@ def fit(
     motion = motion_dim(cfg.features)
     if motion and cfg.model.temporal == "lstm":
         return _fit_fusion(cfg, train_x, train_y, num_classes, val_x, val_y, motion, out_dir=out_dir, progress=progress,
-                           resume=resume, dist=dist, on_epoch=on_epoch)
+                           resume=resume, dist=dist, on_epoch=on_epoch, groups=groups)
     return _fit_stream(cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=out_dir, progress=progress,
                        resume=resume, dist=dist, on_epoch=on_epoch)
 
@@ -213,15 +216,16 @@ def _tagged(on_epoch: Callable[[dict[str, Any]], None] | None, **tags: Any) -> C
     return lambda row: on_epoch({**tags, **row})
 
 
-#: Appearance weights a two-stream model tries on the validation clips (ties go to the one nearest 0.5).
+#: Appearance weights a two-stream model tries (ties go to the lower log-loss, then to the one nearest 0.5).
 FUSION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, val_x: torch.Tensor | None,
                 val_y: torch.Tensor | None, motion: int, **kw: Any) -> FitResult:
-    """One model per stream (each trained and early-stopped on its own), mixed with the weight that
-    does best on the validation clips (0.5 without them); see :class:`~activity.temporal.models.Fusion`."""
+    """One model per stream (each trained and early-stopped on its own), mixed with the weight
+    :func:`choose_fusion_weight` picks; see :class:`~activity.temporal.models.Fusion`."""
     d = train_x.shape[-1] - motion
+    groups = kw.pop("groups")
     out_dir, main = kw.pop("out_dir"), kw["dist"] is None or kw["dist"].is_main
     parts = {}
     for name, cols in (("appearance", slice(0, d)), ("motion", slice(d, None))):
@@ -234,24 +238,107 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
                                                          "on_epoch": _tagged(kw["on_epoch"], stream=name),
                                                          "label": f"train {name}"})
     model = Fusion(parts["appearance"].model, parts["motion"].model, d).eval()
-    has_val = val_x is not None and val_y is not None and len(val_x) > 0
-    scores: dict[float, float] = {}
-    if has_val:
-        for w in FUSION_WEIGHTS:
-            model.weight.fill_(w)
-            scores[w] = evaluate_features(model, val_x, val_y, cfg.features.num_frames)[1]  # type: ignore[arg-type]
-    best = max(FUSION_WEIGHTS, key=lambda w: (scores.get(w, 0.0), -abs(w - 0.5)))
-    model.weight.fill_(best)
+    selection = choose_fusion_weight(model, cfg, train_x, train_y, num_classes, val_x, val_y, groups, dist=kw["dist"],
+                                     progress=kw["progress"])
+    model.weight.fill_(selection["fusion_weight"])
     history = [{"stream": name, **row} for name, r in parts.items() for row in r.history]
     if out_dir is not None and main:
         with atomic_text(Path(out_dir) / "metrics.csv") as f:
             writer = csv.DictWriter(f, ["stream", "member", *METRIC_COLUMNS], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(history)
-    selection = {"fusion_weight": best, "chosen_on": "validation" if has_val else "no validation clips: the middle weight",
-                 "validation_accuracy_by_weight": {str(w): s for w, s in scores.items()}}
-    return FitResult(model, {name: r.best_epoch for name, r in parts.items()}, scores.get(best), history,  # type: ignore[arg-type]
+    val_acc = selection.get("validation_accuracy_by_weight", {}).get(str(selection["fusion_weight"]))
+    return FitResult(model, {name: r.best_epoch for name, r in parts.items()}, val_acc, history,  # type: ignore[arg-type]
                      list(parts.values()), selection)
+
+
+def choose_fusion_weight(model: Fusion, cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int,
+                         val_x: torch.Tensor | None, val_y: torch.Tensor | None, groups: np.ndarray | None, *,
+                         dist: DistInfo | None = None, progress: bool = False) -> dict[str, Any]:
+    """The appearance weight of a two-stream model, from :data:`FUSION_WEIGHTS`, and how it was chosen.
+
+    On the out-of-fold predictions of every training clip where ``train.fusion_folds`` folds can be
+    made (by group when ``groups`` are known, stratified otherwise; :func:`out_of_fold_log_probs`):
+    the weight whose mix scores best on clips no model of it was trained on. A validation split of a
+    few dozen clips (often from the scenes training saw) cannot tell which stream carries over to new
+    scenes; all the training clips, held out by group, can. Otherwise on the validation clips; without
+    either, 0.5. Ties go to the lower log-loss, then to the weight nearest 0.5.
+
+    Returns:
+        ``fusion_weight``, ``chosen_on`` (in words), and the scores behind it: ``out_of_fold_accuracy_by_weight``
+        and ``out_of_fold_accuracy`` of each stream alone, and/or ``validation_accuracy_by_weight``.
+    """
+    from activity.data.splits import kfold_splits
+
+    d, y = model.appearance_dim, train_y.numpy()
+    out: dict[str, Any] = {}
+    scores: dict[float, tuple[float, float]] = {}
+    if val_x is not None and val_y is not None and len(val_x) > 0:
+        la, lm = (_log_probs(m, x, cfg.features.num_frames) for m, x in ((model.appearance, val_x[..., :d]), (model.motion, val_x[..., d:])))
+        val = {w: _mix_score(la, lm, val_y.numpy(), w) for w in FUSION_WEIGHTS}
+        out["validation_accuracy_by_weight"] = {str(w): s[0] for w, s in val.items()}
+        scores, out["chosen_on"] = val, f"{len(val_x)} validation clips"
+    try:
+        folds = kfold_splits(y, groups, cfg.train.fusion_folds, seed=cfg.train.seed) if cfg.train.fusion_folds >= 2 else []
+    except ActivityError:
+        folds = []  # too few clips or groups
+    if folds:
+        la, lm = out_of_fold_log_probs(cfg, train_x, train_y, num_classes, groups, folds, d, dist=dist, progress=progress)
+        scores = {w: _mix_score(la, lm, y, w) for w in FUSION_WEIGHTS}
+        out["out_of_fold_accuracy_by_weight"] = {str(w): s[0] for w, s in scores.items()}
+        out["out_of_fold_accuracy"] = {"appearance": scores[1.0][0], "motion": scores[0.0][0]}
+        by = "by group" if groups is not None else "stratified"
+        out["chosen_on"] = f"out-of-fold predictions of {len(y)} training clips, {len(folds)} folds {by}"
+    if not scores:
+        return {"fusion_weight": 0.5, "chosen_on": "no validation clips: the middle weight"}
+    best = max(FUSION_WEIGHTS, key=lambda w: (*scores[w], -abs(w - 0.5)))
+    return {"fusion_weight": best, **out}
+
+
+def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_classes: int, groups: np.ndarray | None,
+                          folds: list[tuple[np.ndarray, np.ndarray]], appearance_dim: int, *, dist: DistInfo | None = None,
+                          progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Each stream's class log-probabilities ``(N, C)`` for every clip of ``x (N, L, D + M)``, from a model
+    trained on the other folds (one model a stream and fold, not an ensemble: the weights are chosen on these,
+    and the streams are then trained on all the clips as usual), early-stopped on a validation split of
+    its own training part."""
+    from activity.data.splits import validation_split
+    from activity.progress import progress_bar
+
+    one = copy.deepcopy(cfg)
+    one.model.ensemble = 1
+    streams = (("appearance", slice(0, appearance_dim)), ("motion", slice(appearance_dim, None)))
+    out = np.zeros((2, len(x), num_classes))
+    bar = progress_bar(total=2 * len(folds), desc="fusion: out-of-fold", unit="model", enabled=progress)
+    for k, (tr, te) in enumerate(folds):
+        try:
+            inner = validation_split(y[tr].numpy(), None if groups is None else groups[tr], cfg.train.val_fraction,
+                                     seed=cfg.train.seed + k) if cfg.train.val_fraction > 0 else None
+        except ActivityError:
+            inner = None
+        fit_idx, val_idx = (tr[inner[0]], tr[inner[1]]) if inner is not None else (tr, tr[:0])
+        for s, (name, cols) in enumerate(streams):
+            bar.set_description(f"fusion: fold {k + 1}/{len(folds)}, {name}")
+            xs = x[..., cols]
+            r = _fit_one(one, xs[fit_idx], y[fit_idx], num_classes, xs[val_idx] if len(val_idx) else None,
+                         y[val_idx] if len(val_idx) else None, feature_stats(xs[fit_idx]), out_dir=None, progress=False,
+                         resume=False, dist=dist)
+            out[s, te] = _log_probs(r.model, xs[te], cfg.features.num_frames)
+            bar.update(1)
+    bar.close()
+    return out[0], out[1]
+
+
+def _log_probs(model: nn.Module, x: torch.Tensor, num_frames: int) -> np.ndarray:
+    """Class log-probabilities ``(N, C)`` of ``x (N, L, D)`` on centre views."""
+    return predict_features(model, x, num_frames)[0].clamp_min(1e-12).log().numpy()
+
+
+def _mix_score(la: np.ndarray, lm: np.ndarray, y: np.ndarray, w: float) -> tuple[float, float]:
+    """``(accuracy, -log-loss)`` of the mix ``w * la + (1 - w) * lm`` of two streams' log-probabilities ``(N, C)``."""
+    mix = torch.from_numpy(w * la + (1 - w) * lm).log_softmax(1)
+    target = torch.from_numpy(y).long()
+    return float((mix.argmax(1) == target).float().mean()), -float(nn.functional.nll_loss(mix, target))
 
 
 def _fit_stream(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, val_x: torch.Tensor | None,
