@@ -19,6 +19,7 @@ LOCK_VENV := .venv-lock
 # with folders in your working directory with the same name as your package"), which recent pip shows
 # even with --quiet. Here the folder of that name is the package itself, on purpose: the notice is muted.
 $(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make setup installs $(LOCK), whose versions need Python >= 3.11; $(PYTHON) is $$($(PYTHON) -V 2>&1). Run make PYTHON=python3.11 (or newer); for unpinned versions, install the package with pip into an environment of your own." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --constraint $(LOCK) pip
 	PYTHONWARNINGS='ignore:Editable installation' $(VENV)/bin/python -m pip install --quiet --constraint $(LOCK) --build-constraint $(LOCK) -e '.[test]'
@@ -33,15 +34,16 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 # Re-lock: the newest releases pyproject.toml allows, kept only if the whole test suite passes with them.
+# The tests read the new lock (ACTIVITY_LOCK), so that a new or narrowed dependency is checked against it.
 lock:
-	rm -rf $(LOCK_VENV)
+	rm -rf $(LOCK_VENV) $(LOCK).new
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
 	PYTHONWARNINGS='ignore:Editable installation' $(LOCK_VENV)/bin/python -m pip install --quiet --upgrade --editable '.[test]'
-	$(LOCK_VENV)/bin/python -m pytest -q -p no:cacheprovider
 	{ echo "# The versions \`make test\` last passed with (written by \`make lock\`; \`make setup\` installs them)."; \
 	  echo "# Made with $$($(LOCK_VENV)/bin/python -c 'import platform; print("Python", platform.python_version(), "on", platform.system(), platform.machine())')."; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK).new
+	ACTIVITY_LOCK=$(LOCK).new $(LOCK_VENV)/bin/python -m pytest -q -p no:cacheprovider
 	mv $(LOCK).new $(LOCK)
 	rm -rf $(LOCK_VENV)
 	@echo "$(LOCK) updated: review it with git diff $(LOCK), then run make test to install it in $(VENV)"
