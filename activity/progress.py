@@ -11,13 +11,16 @@ timelines, checks) shows its progress through :func:`progress_bar`:
   finished, and a last one when it closes, as pip and tqdm-based trainers do.
   (tqdm alone prints nothing there, so a ``make demo`` log sat for minutes
   between lines.)
+
+Use a bar as a context manager (or close it in a ``finally``): its heartbeat
+thread ends when the bar closes.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 from tqdm import tqdm
 
@@ -32,15 +35,55 @@ _PLAIN_FORMAT_SCALED = _PLAIN_FORMAT.replace("{n_fmt}/{total_fmt}", "{n:.1f}/{to
 _PLAIN_FORMAT_NO_TOTAL = "{desc}{n_fmt} {unit} [{elapsed} elapsed, {rate_fmt}{postfix}]"
 
 
-class _PlainBar(tqdm):
-    """tqdm writing whole lines (no carriage returns, no bar), for a stderr that is not a terminal."""
+class _Heartbeat(tqdm):
+    """A tqdm bar redrawn by a thread of its own every ``interval`` seconds without a redraw, until closed."""
+
+    def __init__(self, *args: Any, interval: float, **kwargs: Any) -> None:
+        self._stop = threading.Event()
+        super().__init__(*args, **kwargs)
+        if not self.disable:
+            threading.Thread(target=self._beat, args=(interval,), name=f"progress {self.desc}", daemon=True).start()
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            with self._lock:
+                if self._stop.is_set() or self.disable:  # closed meanwhile: no line after the last one
+                    return
+                if self._time() - self._last_drawn() >= interval:
+                    self.refresh(nolock=True)
+
+    def _last_drawn(self) -> float:
+        return self.last_print_t
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
+
+
+class _PlainBar(_Heartbeat):
+    """Whole lines (no carriage returns, no bar), for a stderr that is not a terminal. Lines come from the
+    heartbeat alone (``mininterval`` is infinite), so a step never adds a line right after a beat's; the
+    rate shown is then the average since the start, as a log wants it."""
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
         if msg == "":  # tqdm clearing its line: nothing to clear in a log (False: nor a carriage return after it)
             return False
         self.fp.write((self.__str__() if msg is None else msg) + "\n")
         self.fp.flush()
+        self._drawn = self._time()
         return True
+
+    def _last_drawn(self) -> float:
+        return getattr(self, "_drawn", self.start_t)
+
+    def __iter__(self) -> Iterator[Any]:
+        # tqdm's own loop keeps the count in a local until it prints, which here it never does.
+        try:
+            for item in self.iterable:
+                yield item
+                self.update(1)
+        finally:
+            self.close()
 
     def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
         super().set_postfix(ordered_dict, refresh=False, **kwargs)  # shown with the next line, not a line of its own
@@ -50,6 +93,7 @@ class _PlainBar(tqdm):
 
     def close(self) -> None:
         if not self.disable:
+            self._stop.set()
             with self._lock:
                 self._ema_dt = lambda: None  # the closing line gives the overall rate
                 self.display()
@@ -75,45 +119,18 @@ def progress_bar(*, desc: str, total: float | None = None, unit: str = "it", ena
         file: where it writes.
         interval: seconds between heartbeat redraws (default :data:`TTY_REFRESH` on a terminal,
             :data:`PLAIN_INTERVAL` elsewhere).
-        kwargs: more of tqdm's arguments (``initial``, ``unit_scale``, ...).
+        kwargs: more of tqdm's arguments (``iterable``, ``initial``, ``unit_scale``, ``bar_format``, ...).
 
     Returns:
-        A tqdm bar: ``update``, ``set_description``, ``set_postfix`` and ``close`` as usual.
+        A tqdm bar: ``update``, ``set_description``, ``set_postfix`` and ``close`` as usual; a context manager.
     """
     if not enabled:
         return tqdm(total=total, desc=desc, unit=unit, disable=True, **kwargs)
     out = sys.stderr if file is None else file
     if _is_terminal(out):
-        bar = tqdm(total=total, desc=desc, unit=unit, file=out, dynamic_ncols=True, **kwargs)
-        beat = TTY_REFRESH if interval is None else interval
-    else:
-        beat = PLAIN_INTERVAL if interval is None else interval
-        kwargs.pop("bar_format", None)  # a terminal's bar; a line in a log reads the same for every phase
-        # Lines come from the heartbeat alone (every `beat` seconds), not from update(): the two would print
-        # twice within a second. The rate shown is then the average since the start, as a log wants it.
-        bar = _PlainBar(total=total, desc=f"{desc}: ", unit=unit, file=out, leave=False, mininterval=float("inf"),
-                        bar_format=(_PLAIN_FORMAT_SCALED if isinstance(kwargs.get("unit_scale"), float) else _PLAIN_FORMAT)
-                        if total else _PLAIN_FORMAT_NO_TOTAL, **kwargs)
-    _heartbeat(bar, beat)
-    return bar
-
-
-def _heartbeat(bar: tqdm, interval: float) -> None:
-    """Redraw ``bar`` every ``interval`` seconds that passed without a redraw, until it is closed."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            if bar.disable:  # closed
-                return
-            if bar._time() - bar.last_print_t >= interval:
-                bar.refresh()
-
-    closing = bar.close
-
-    def close() -> None:
-        stop.set()
-        closing()
-
-    bar.close = close  # type: ignore[method-assign]
-    threading.Thread(target=beat, name=f"progress {bar.desc}", daemon=True).start()
+        return _Heartbeat(total=total, desc=desc, unit=unit, file=out, dynamic_ncols=True,
+                          interval=TTY_REFRESH if interval is None else interval, **kwargs)
+    kwargs.pop("bar_format", None)  # a terminal's bar; a line in a log reads the same for every phase
+    fmt = (_PLAIN_FORMAT_SCALED if isinstance(kwargs.get("unit_scale"), float) else _PLAIN_FORMAT) if total else _PLAIN_FORMAT_NO_TOTAL
+    return _PlainBar(total=total, desc=f"{desc}: ", unit=unit, file=out, leave=False, mininterval=float("inf"),
+                     bar_format=fmt, interval=PLAIN_INTERVAL if interval is None else interval, **kwargs)

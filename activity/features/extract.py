@@ -413,23 +413,22 @@ def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, res
             return done
         return [(p, with_motion(torch.from_numpy(f), motion.pop(p)).numpy().astype(np.float16)) for p, f in done]
 
-    bar = progress_bar(total=len(todo), desc="extract", unit="video", enabled=options.progress)
-    for i, frames, moving, error in loader:
-        p = todo[i]
-        if error is not None:
-            result.failed[p] = error
-            if options.on_error is not None:
-                options.on_error(p, error)
-        elif batcher is None:
-            store([(p, frames.numpy())])  # already features
-        else:
-            if moving is not None:
-                motion[p] = moving
-            store(joined(batcher.add(p, frames)))
-        bar.update(1)
-    if batcher is not None:
-        store(joined(batcher.finish()))
-    bar.close()
+    with progress_bar(total=len(todo), desc="extract", unit="video", enabled=options.progress) as bar:
+        for i, frames, moving, error in loader:
+            p = todo[i]
+            if error is not None:
+                result.failed[p] = error
+                if options.on_error is not None:
+                    options.on_error(p, error)
+            elif batcher is None:
+                store([(p, frames.numpy())])  # already features
+            else:
+                if moving is not None:
+                    motion[p] = moving
+                store(joined(batcher.add(p, frames)))
+            bar.update(1)
+        if batcher is not None:
+            store(joined(batcher.finish()))
 
 
 class Extractor:

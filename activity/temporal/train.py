@@ -417,18 +417,20 @@ def _fit_one(
                       f"{label}: resuming at epoch {state.epoch + 1} of {tc.epochs}")
     log = _MetricsLog(Path(out_dir) / "metrics.csv" if out_dir is not None and run.parallel.is_main else None, state.history)
     bar = _EpochBar(label, state.epoch, tc.epochs, progress)
-    for epoch in range(state.epoch + 1, tc.epochs + 1):
-        if state.stopped:
-            break
-        row = run.epoch(epoch, state)
-        bar.update(row, state, run.has_val)
-        log.write(row)
-        if log.path is not None:
-            _save_state(state_file, state, run.model, run.optimizer, run.scheduler, run.gen, run.fingerprint())
-        if on_epoch is not None:
-            on_epoch(dict(row))
-    bar.close(state)
-    log.close()
+    try:
+        for epoch in range(state.epoch + 1, tc.epochs + 1):
+            if state.stopped:
+                break
+            row = run.epoch(epoch, state)
+            bar.update(row, state, run.has_val)
+            log.write(row)
+            if log.path is not None:
+                _save_state(state_file, state, run.model, run.optimizer, run.scheduler, run.gen, run.fingerprint())
+            if on_epoch is not None:
+                on_epoch(dict(row))
+    finally:
+        bar.close(state)
+        log.close()
     return run.result(state)
 
 
