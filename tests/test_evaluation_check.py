@@ -56,6 +56,10 @@ def test_check_of_the_same_collection_on_both_sides_says_so_once_per_clip(tmp_pa
     assert "6 clips are on both sides (the same file in training and validation)" in out
     assert " = " not in out and "identical files: 0 group(s)" in out
     assert "problems: 6" in out
+    relabelled = tmp_path / "val.txt"
+    relabelled.write_text(f"{data / 'growing' / 'growing_000.mp4'} shrinking\n")  # the same file, another label
+    report = check_dataset(load_dataset(data), load_dataset(relabelled))
+    assert report.relabelled == [data / "growing" / "growing_000.mp4"] and report.problems == 2
 
 
 def test_check_command_exit_code_and_report(tmp_path, capsys):

@@ -28,6 +28,7 @@ class CheckReport:
         cross_class: the duplicate groups whose members carry different labels.
         split_duplicates: duplicate groups with members in both train and validation (other files of the same content).
         on_both_sides: clips named on both sides (the same file in training and validation).
+        relabelled: those of them labelled differently on the two sides.
         leaked_groups: recording groups present in both train and validation.
         groups_known: whether every clip has a group.
         train_per_class / val_per_class: class -> clips on each side (``val_per_class`` empty without a
@@ -43,6 +44,7 @@ class CheckReport:
     cross_class: list[list[Path]] = field(default_factory=list)
     split_duplicates: list[list[Path]] = field(default_factory=list)
     on_both_sides: list[Path] = field(default_factory=list)
+    relabelled: list[Path] = field(default_factory=list)
     leaked_groups: list[str] = field(default_factory=list)
     groups_known: bool = False
     train_per_class: dict[str, int] = field(default_factory=dict)
@@ -55,6 +57,7 @@ class CheckReport:
     def problems(self) -> int:
         """Count of findings that make results untrustworthy."""
         return (len(self.unreadable) + len(self.cross_class) + len(self.split_duplicates) + len(self.on_both_sides)
+                + len(self.relabelled)
                 + len(self.leaked_groups)
                 + int(self.too_few_classes) + len(self.single_clip_classes) + len(self.val_only_classes))
 
@@ -98,11 +101,16 @@ def check_dataset(
     from activity.progress import progress_bar
 
     report = CheckReport({})
-    in_train = {s.path.resolve() for s in train.samples}
-    report.on_both_sides = [s.path for s in (val.samples if val else []) if s.path.resolve() in in_train]
-    both = {p.resolve() for p in report.on_both_sides}  # each read once, on the training side
+    train_label = {s.path.resolve(): s.label for s in train.samples}
     samples = [(s, "train") for s in train.samples]
-    samples += [(s, "val") for s in (val.samples if val else []) if s.path.resolve() not in both]
+    for s in val.samples if val else []:
+        where = s.path.resolve()
+        if where not in train_label:
+            samples.append((s, "val"))
+            continue
+        report.on_both_sides.append(s.path)  # read once, on the training side
+        if s.label != train_label[where]:
+            report.relabelled.append(s.path)
     by_digest: dict[str, list[tuple[Path, str | None, str]]] = defaultdict(list)
     for s, side in progress_bar(iterable=samples, total=len(samples), desc="check", unit="video", enabled=progress):
         reason = probe(s.path, decoder)
@@ -180,6 +188,9 @@ def format_report(report: CheckReport) -> str:
         n = len(report.on_both_sides)
         lines.append(f"{n} clip{'s are' if n != 1 else ' is'} on both sides (the same file in training and validation)")
         lines += [f"  {p}" for p in report.on_both_sides[:20]] + ([f"  ... and {n - 20} more"] if n > 20 else [])
+    if report.relabelled:
+        lines.append(f"clips labelled differently on the two sides: {len(report.relabelled)} "
+                     f"({', '.join(map(str, report.relabelled[:20]))})")
     if report.split_duplicates:
         lines.append(f"identical files on both sides of the split: {len(report.split_duplicates)}")
     if report.leaked_groups:
