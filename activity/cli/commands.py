@@ -88,7 +88,7 @@ def _timm_backbones(pattern: str) -> int:
     from activity.evaluation.reports import format_table
     from activity.features.backbones import timm_backbones
 
-    rows = [[name, str(dim), f"{size}px", "yes" if here else "no", source]
+    rows = [[name, "?" if dim is None else str(dim), f"{size}px", "yes" if here else "no", source]
             for name, dim, size, here, source in timm_backbones(pattern)]
     if not rows:
         raise ActivityError(f"no pretrained timm model matches {pattern!r} (patterns are fnmatch-style, e.g. 'convnext*')")

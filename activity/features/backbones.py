@@ -408,12 +408,15 @@ def _timm_feature_dim(net: nn.Module, input_size: Sequence[int]) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _timm_architecture_dim(architecture: str) -> int:
-    """The pooled feature size of an architecture (every pretrained tag of it has the same), read from the
-    model built without weights, without the forward pass of :func:`_timm_feature_dim` (which doubles the
-    time of a listing; the two agree on all 62 ``resnet*`` architectures)."""
-    net = _timm_skeleton(_import_timm(architecture), architecture)
-    return int(getattr(net, "head_hidden_size", None) or net.num_features)
+def _timm_architecture_dim(architecture: str) -> int | None:
+    """:func:`_timm_feature_dim` of an architecture (every pretrained tag of it has the same, so a
+    listing builds each once), or None where it cannot be built here."""
+    timm = _import_timm(architecture)
+    try:
+        net = _timm_skeleton(timm, architecture)
+        return _timm_feature_dim(net, timm.data.resolve_model_data_config(net)["input_size"])
+    except Exception:  # one odd model must not end a listing of hundreds
+        return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -435,13 +438,14 @@ def _timm_spec(name: str) -> BackboneSpec:
     )
 
 
-def timm_backbones(pattern: str) -> list[tuple[str, int, int, bool, str]]:
+def timm_backbones(pattern: str) -> list[tuple[str, int | None, int, bool, str]]:
     """The pretrained timm models matching ``pattern`` (``timm.list_models(pattern, pretrained=True)``).
 
     Returns:
         ``(backbone name, feature size, input size, weights on this machine, where they come from)`` for
-        each: the feature size from each architecture built once without weights (on the meta device),
-        the rest from the pretrained configs.
+        each: the feature size as extraction finds it (:func:`_timm_feature_dim`, each architecture built
+        once without weights, on the meta device; None where it cannot be built), the rest from the
+        pretrained configs.
     """
     timm = _import_timm(pattern)
     rows = []
