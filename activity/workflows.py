@@ -303,16 +303,14 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path,
     model = load_model(checkpoint, options)
     classes = list(model.classes)
     ds = load_dataset(data, group_regex=None)
-    unknown = sorted({s.label for s in ds.samples if s.label not in classes})
-    if len(unknown) == len(ds.classes):  # checked before any clip is reported: one line says it all
+    if not any(s.label in classes for s in ds.samples):  # checked before any clip is reported: one line says it all
+        unknown = sorted({str(s.label) for s in ds.samples})
         raise ActivityError(f"{data}: none of its labels ({_listed(unknown)}) is one of the model's classes "
                             f"({_listed(classes)})")
     skipped = {s.path: f"label {s.label!r} is not one of the model's classes" for s in ds.samples if s.label not in classes}
     _skip(options, skipped)
     ds = ds.subset([i for i, s in enumerate(ds.samples) if s.path not in skipped])
     ds.classes = classes
-    if not len(ds):
-        raise ActivityError(f"{data}: no video with one of the model's classes ({_listed(classes)})")
     by_path, failed = _score_shards(model, ds.paths, options)
     skipped.update(failed)
     if by_path is None:  # not rank 0: the report is rank 0's
@@ -327,10 +325,10 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path,
     return EvaluateReport(Path(out), classes, len(kept), metrics, result["report"], skipped)
 
 
-def _listed(names: Sequence[str], most: int = 10) -> str:
+def _listed(names: Sequence[str], most: int = 10, sep: str = ", ") -> str:
     """``a, b, c`` or ``a, b, ... and 7 more``."""
     more = f" and {len(names) - most} more" if len(names) > most else ""
-    return ", ".join(names[:most]) + more
+    return sep.join(names[:most]) + more
 
 
 def _score_shards(model: ActionRecognizer, paths: list[Path], options: ExtractOptions
@@ -466,10 +464,10 @@ def cv(
         splits = splitting.kfold_splits(kept.targets(), groups, folds, seed=cfg.train.seed)
     missing = splitting.classes_missing_from_tests(splits, kept.targets())
     if missing and options.is_main:
-        lacks = "; ".join(f"fold {k + 1}: {', '.join(kept.classes[c] for c in cs)}" for k, cs in missing.items())
-        _warn(f"{len(missing)} of {len(splits)} test folds lack a class ({lacks}): mean class accuracy averages "
-              "different classes in those folds" + ("; fewer --folds, or groups holding more classes, avoid it"
-                                                    if groups is not None else ""))
+        lacks = _listed([f"fold {k + 1}: {', '.join(kept.classes[c] for c in cs)}" for k, cs in missing.items()], 5, "; ")
+        advice = "; fewer --folds, or groups holding more classes, avoid it" if groups is not None and not leave_one_group_out else ""
+        _warn(f"{len(missing)} of {len(splits)} test folds lack a class ({lacks}): mean class "
+              f"accuracy averages different classes in those folds{advice}")
     results = cross_validate(models, feats, kept.targets(), kept.classes, groups, seed=cfg.train.seed, threads=threads,
                              splits=splits, streams=streams, progress=options.progress and options.is_main)
     k = len(splits)  # folds are capped by groups or class sizes
