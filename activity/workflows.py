@@ -184,18 +184,19 @@ def train(
 
 
 def _training_tensors(res: ExtractResult, train_ds: VideoDataset, val_ds: VideoDataset | None, what: str) -> tuple:
-    """``(train_x (N, L, D), train_y (N,), val_x or None, val_y or None, train groups (N,) or None)`` of the readable clips."""
+    """``(train_x (N, L, D), train_y (N,), val_x or None, val_y or None, groups of each side or None)`` of the readable clips."""
     import torch
 
     train_ds, train_x = res.readable(train_ds)
     if train_x is None:
         raise ActivityError(f"{what}: no readable training video")
     train_y = torch.from_numpy(train_ds.targets())
-    val_x = val_y = None
+    val_x = val_y = val_groups = None
     if val_ds is not None:
         val_ds, val_x = res.readable(val_ds)
         val_y = torch.from_numpy(val_ds.targets()) if val_x is not None else None
-    return train_x, train_y, val_x, val_y, train_ds.groups()
+        val_groups = val_ds.groups() if val_x is not None else None
+    return train_x, train_y, val_x, val_y, (train_ds.groups(), val_groups)
 
 
 #: Fewer validation clips than this (or than two per class) make its accuracy mostly noise.
@@ -234,7 +235,7 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
     try:
         result = fit(cfg, train_x, train_y, len(classes), val_x, val_y, out_dir=out, resume=resume, dist=dist,
                      progress=options.progress and options.is_main, on_epoch=None if board is None else board.write,
-                     groups=groups)
+                     groups=groups[0], val_groups=groups[1])
     finally:
         if board is not None:
             board.close()

@@ -317,7 +317,7 @@ def test_train_counts_validation_clips_with_unknown_labels_as_skipped(workspace,
     # one usable validation clip: said, not hidden behind "accuracy 1.000"
     assert "warning: validation on only 1 clip (1 of 3 classes): its accuracy, which picks the best epoch, is" in err
     # the streams' weight is not chosen on that one clip but on every training clip, out of fold
-    assert "(chosen on out-of-fold predictions of 15 training clips, 5 folds stratified: accuracy" in out
+    assert "(chosen on out-of-fold predictions of 16 labelled clips, 5 folds stratified: accuracy" in out
 
 
 def test_explain_command_writes_the_png_and_names_the_most_important_frame(trained_run, cli, tmp_path):

@@ -183,6 +183,12 @@ def test_progress_names_each_fold_and_model(monkeypatch):
             if self.cv:
                 seen.append("closed")
 
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
         def __getattr__(self, name):
             return lambda *a, **k: None
 

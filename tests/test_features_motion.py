@@ -106,8 +106,8 @@ def test_a_two_stream_run_trains_saves_and_predicts(tmp_path, cli):
     weights = {"0.0", "0.25", "0.5", "0.75", "1.0"}
     assert set(summary["selection"]["validation_accuracy_by_weight"]) == weights  # still reported
     # chosen on every training clip, each predicted by models that never saw its recording
-    n = summary["train_clips"]
-    assert summary["selection"]["chosen_on"] == f"out-of-fold predictions of {n} training clips, 5 folds by group"
+    n = summary["train_clips"] + summary["val_clips"]  # every labelled clip, held out by its recording
+    assert summary["selection"]["chosen_on"] == f"out-of-fold predictions of {n} labelled clips, 5 folds by group"
     assert set(summary["selection"]["out_of_fold_accuracy_by_weight"]) == weights
     assert set(summary["selection"]["out_of_fold_accuracy"]) == {"appearance", "motion"}
     assert f"appearance and motion streams mixed {w:g} : {1 - w:g} (chosen on out-of-fold predictions of {n}" in result.out

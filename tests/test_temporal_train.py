@@ -282,12 +282,12 @@ def test_fusion_weight_is_chosen_on_out_of_fold_predictions_by_group():
     cfg.train.fusion_folds = 5
     result = fit(cfg, x, y, 3, progress=False, groups=groups)
     sel = result.selection
-    assert sel["chosen_on"] == "out-of-fold predictions of 60 training clips, 5 folds by group"
+    assert sel["chosen_on"] == "out-of-fold predictions of 60 labelled clips, 5 folds by group"
     alone = sel["out_of_fold_accuracy"]
     assert alone["motion"] > alone["appearance"] + 0.2  # new recordings: appearance cannot carry over
     assert sel["fusion_weight"] <= 0.25 and float(result.model.weight) == sel["fusion_weight"]
     stratified = choose_fusion_weight(result.model, cfg, x, y, 3, None, None, None)  # no groups known
-    assert stratified["chosen_on"] == "out-of-fold predictions of 60 training clips, 5 folds stratified"
+    assert stratified["chosen_on"] == "out-of-fold predictions of 60 labelled clips, 5 folds stratified"
 
 
 def test_fusion_weight_without_folds_falls_back_to_validation_then_the_middle():
@@ -296,8 +296,11 @@ def test_fusion_weight_without_folds_falls_back_to_validation_then_the_middle():
     x, y, groups = _scene_data(groups=2, per_group=6)
     cfg = _cfg(epochs=2)
     cfg.features.motion = True
-    result = fit(cfg, x, y, 3, x[:6], y[:6], progress=False, groups=groups)  # 2 groups of 6: folds of 2 groups
-    assert result.selection["chosen_on"].startswith("out-of-fold predictions of 12 training clips, 2 folds by group")
+    result = fit(cfg, x[6:], y[6:], 3, x[:6], y[:6], progress=False, groups=groups[6:], val_groups=groups[:6])
+    # one recording for training, one for validation: together two groups, each predicted by a model of the other
+    assert result.selection["chosen_on"] == "out-of-fold predictions of 12 labelled clips, 2 folds by group"
+    unnamed = choose_fusion_weight(result.model, cfg, x[6:], y[6:], 3, x[:6], y[:6], groups[6:])  # a --val without groups
+    assert unnamed["chosen_on"] == "out-of-fold predictions of 12 labelled clips, 2 folds by group"
     cfg.train.fusion_folds = 0
     sel = choose_fusion_weight(result.model, cfg, x, y, 3, x[:6], y[:6], groups)
     assert sel["chosen_on"] == "6 validation clips" and "out_of_fold_accuracy" not in sel

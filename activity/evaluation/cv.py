@@ -126,36 +126,36 @@ def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets
         num_frames = next((m.features.num_frames for m in models.values() if isinstance(m, Config)), features.shape[1])
     results = {name: CVResult(name) for name in models}
     y_all = torch.from_numpy(targets)
-    bar = progress_bar(total=len(splits) * len(models), desc="cv", unit="model", enabled=progress)
-    for k, (train_idx, test_idx) in enumerate(splits):
-        inner_groups = groups[train_idx] if groups is not None else None
-        for name, model in models.items():
-            bar.set_description(f"cv: fold {k + 1}/{len(splits)}, {name}")
-            t0 = time.perf_counter()
-            extra: dict[str, Any] = {}
-            if isinstance(model, Config):
-                cfg = copy.deepcopy(model)
-                tr, va = _inner_split(targets[train_idx], inner_groups, cfg.train.val_fraction, seed + k)
-                tr, va = train_idx[tr], train_idx[va]
-                fitted = fit(cfg, features[tr], y_all[tr], len(classes), features[va], y_all[va], progress=False,
-                             groups=None if groups is None else groups[tr])
-                probs = predict_features(fitted.model, features[test_idx], cfg.features.num_frames)[0].numpy()
-                extra["best_epoch"] = fitted.best_epoch
-                if fitted.selection:
-                    extra["selection"] = fitted.selection
-                if streams and isinstance(fitted.model, Fusion):
-                    _score_streams(results, name, fitted.model, features[test_idx], targets[test_idx], classes,
-                                   cfg.features.num_frames, k)
-            else:
-                baseline = copy.deepcopy(model)
-                baseline.fit(select_views(features[train_idx], num_frames, random=False), targets[train_idx], inner_groups)
-                probs = baseline.predict_proba(select_views(features[test_idx], num_frames, random=False), len(classes))
-                extra["C"] = baseline.c_
-            m = compute_metrics(targets[test_idx], probs, classes)["metrics"]
-            m.update(fold=k, seconds=time.perf_counter() - t0, **extra)
-            results[name].folds.append(m)
-            bar.update(1)
-    bar.close()
+    with progress_bar(total=len(splits) * len(models), desc="cv", unit="model", enabled=progress) as bar:
+        for k, (train_idx, test_idx) in enumerate(splits):
+            inner_groups = groups[train_idx] if groups is not None else None
+            for name, model in models.items():
+                bar.set_description(f"cv: fold {k + 1}/{len(splits)}, {name}")
+                t0 = time.perf_counter()
+                extra: dict[str, Any] = {}
+                if isinstance(model, Config):
+                    cfg = copy.deepcopy(model)
+                    tr, va = _inner_split(targets[train_idx], inner_groups, cfg.train.val_fraction, seed + k)
+                    tr, va = train_idx[tr], train_idx[va]
+                    fitted = fit(cfg, features[tr], y_all[tr], len(classes), features[va], y_all[va], progress=False,
+                                 groups=None if groups is None else groups[tr],
+                                 val_groups=None if groups is None else groups[va])
+                    probs = predict_features(fitted.model, features[test_idx], cfg.features.num_frames)[0].numpy()
+                    extra["best_epoch"] = fitted.best_epoch
+                    if fitted.selection:
+                        extra["selection"] = fitted.selection
+                    if streams and isinstance(fitted.model, Fusion):
+                        _score_streams(results, name, fitted.model, features[test_idx], targets[test_idx], classes,
+                                       cfg.features.num_frames, k)
+                else:
+                    baseline = copy.deepcopy(model)
+                    baseline.fit(select_views(features[train_idx], num_frames, random=False), targets[train_idx], inner_groups)
+                    probs = baseline.predict_proba(select_views(features[test_idx], num_frames, random=False), len(classes))
+                    extra["C"] = baseline.c_
+                m = compute_metrics(targets[test_idx], probs, classes)["metrics"]
+                m.update(fold=k, seconds=time.perf_counter() - t0, **extra)
+                results[name].folds.append(m)
+                bar.update(1)
     order = {name: i for i, name in enumerate(models)}  # a stream's rows right after its model's
     return sorted(results.values(), key=lambda r: order[r.name.split(":")[0]])
 

@@ -167,6 +167,7 @@ def fit(
     dist: DistInfo | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     groups: np.ndarray | None = None,
+    val_groups: np.ndarray | None = None,
 ) -> FitResult:
     """Train a temporal model on cached features.
 
@@ -190,8 +191,9 @@ def fit(
             ``stream`` and ``member`` it belongs to where the run has them, once the epoch's
             training state is saved (on every rank that calls ``fit``): for live logs such as
             :class:`~activity.evaluation.curves.TensorBoardLog`.
-        groups: recording groups of the training clips ``(N,)`` or None: the folds that choose a
-            two-stream model's weights (:func:`choose_fusion_weight`) never split a group.
+        groups: recording groups of the training clips ``(N,)`` or None, and ``val_groups`` those of
+            the validation clips ``(M,)``: the folds that choose a two-stream model's weights
+            (:func:`choose_fusion_weight`) never split a group.
 
     Returns:
         A :class:`FitResult` with the weights of the best validation epoch
@@ -204,7 +206,7 @@ def fit(
     motion = motion_dim(cfg.features)
     if motion and cfg.model.temporal == "lstm":
         return _fit_fusion(cfg, train_x, train_y, num_classes, val_x, val_y, motion, out_dir=out_dir, progress=progress,
-                           resume=resume, dist=dist, on_epoch=on_epoch, groups=groups)
+                           resume=resume, dist=dist, on_epoch=on_epoch, groups=groups, val_groups=val_groups)
     return _fit_stream(cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=out_dir, progress=progress,
                        resume=resume, dist=dist, on_epoch=on_epoch)
 
@@ -225,7 +227,7 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
     """One model per stream (each trained and early-stopped on its own), mixed with the weight
     :func:`choose_fusion_weight` picks; see :class:`~activity.temporal.models.Fusion`."""
     d = train_x.shape[-1] - motion
-    groups = kw.pop("groups")
+    groups, val_groups = kw.pop("groups"), kw.pop("val_groups")
     out_dir, main = kw.pop("out_dir"), kw["dist"] is None or kw["dist"].is_main
     parts = {}
     for name, cols in (("appearance", slice(0, d)), ("motion", slice(d, None))):
@@ -238,8 +240,8 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
                                                          "on_epoch": _tagged(kw["on_epoch"], stream=name),
                                                          "label": f"train {name}"})
     model = Fusion(parts["appearance"].model, parts["motion"].model, d).eval()
-    selection = choose_fusion_weight(model, cfg, train_x, train_y, num_classes, val_x, val_y, groups, dist=kw["dist"],
-                                     progress=kw["progress"])
+    selection = choose_fusion_weight(model, cfg, train_x, train_y, num_classes, val_x, val_y, groups, val_groups,
+                                     dist=kw["dist"], progress=kw["progress"])
     model.weight.fill_(selection["fusion_weight"])
     history = [{"stream": name, **row} for name, r in parts.items() for row in r.history]
     if out_dir is not None and main:
@@ -253,16 +255,19 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
 
 
 def choose_fusion_weight(model: Fusion, cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int,
-                         val_x: torch.Tensor | None, val_y: torch.Tensor | None, groups: np.ndarray | None, *,
-                         dist: DistInfo | None = None, progress: bool = False) -> dict[str, Any]:
+                         val_x: torch.Tensor | None, val_y: torch.Tensor | None, groups: np.ndarray | None,
+                         val_groups: np.ndarray | None = None, *, dist: DistInfo | None = None,
+                         progress: bool = False) -> dict[str, Any]:
     """The appearance weight of a two-stream model, from :data:`FUSION_WEIGHTS`, and how it was chosen.
 
-    On the out-of-fold predictions of every training clip where ``train.fusion_folds`` folds can be
-    made (by group when ``groups`` are known, stratified otherwise; :func:`out_of_fold_log_probs`):
-    the weight whose mix scores best on clips no model of it was trained on. A validation split of a
-    few dozen clips (often from the scenes training saw) cannot tell which stream carries over to new
-    scenes; all the training clips, held out by group, can. Otherwise on the validation clips; without
-    either, 0.5. Ties go to the lower log-loss, then to the weight nearest 0.5.
+    On the out-of-fold predictions of every labelled clip train was given (training and validation
+    together) where ``train.fusion_folds`` folds can be made: by group when ``groups`` are known (a
+    validation side without groups counts as one group), stratified otherwise
+    (:func:`out_of_fold_log_probs`). The weight whose mix scores best on clips no model of it was
+    trained on wins. A validation split of a few dozen clips, often from the scenes training saw,
+    cannot tell which stream carries over to new scenes; every clip held out by its recording can
+    (with two recordings: each predicted by a model of the other). Otherwise on the validation clips;
+    without either, 0.5. Ties go to the lower log-loss, then to the weight nearest 0.5.
 
     Returns:
         ``fusion_weight``, ``chosen_on`` (in words), and the scores behind it: ``out_of_fold_accuracy_by_weight``
@@ -270,7 +275,8 @@ def choose_fusion_weight(model: Fusion, cfg: Config, train_x: torch.Tensor, trai
     """
     from activity.data.splits import kfold_splits
 
-    d, y = model.appearance_dim, train_y.numpy()
+    d = model.appearance_dim
+    x, y, g = _all_labelled(train_x, train_y, groups, val_x, val_y, val_groups)
     out: dict[str, Any] = {}
     scores: dict[float, tuple[float, float]] = {}
     if val_x is not None and val_y is not None and len(val_x) > 0:
@@ -279,20 +285,31 @@ def choose_fusion_weight(model: Fusion, cfg: Config, train_x: torch.Tensor, trai
         out["validation_accuracy_by_weight"] = {str(w): s[0] for w, s in val.items()}
         scores, out["chosen_on"] = val, f"{len(val_x)} validation clips"
     try:
-        folds = kfold_splits(y, groups, cfg.train.fusion_folds, seed=cfg.train.seed) if cfg.train.fusion_folds >= 2 else []
+        folds = kfold_splits(y.numpy(), g, cfg.train.fusion_folds, seed=cfg.train.seed) if cfg.train.fusion_folds >= 2 else []
     except ActivityError:
         folds = []  # too few clips or groups
     if folds:
-        la, lm = out_of_fold_log_probs(cfg, train_x, train_y, num_classes, groups, folds, d, dist=dist, progress=progress)
-        scores = {w: _mix_score(la, lm, y, w) for w in FUSION_WEIGHTS}
+        la, lm = out_of_fold_log_probs(cfg, x, y, num_classes, g, folds, d, dist=dist, progress=progress)
+        scores = {w: _mix_score(la, lm, y.numpy(), w) for w in FUSION_WEIGHTS}
         out["out_of_fold_accuracy_by_weight"] = {str(w): s[0] for w, s in scores.items()}
         out["out_of_fold_accuracy"] = {"appearance": scores[1.0][0], "motion": scores[0.0][0]}
-        by = "by group" if groups is not None else "stratified"
-        out["chosen_on"] = f"out-of-fold predictions of {len(y)} training clips, {len(folds)} folds {by}"
+        by = "by group" if g is not None else "stratified"
+        out["chosen_on"] = f"out-of-fold predictions of {len(y)} labelled clips, {len(folds)} folds {by}"
     if not scores:
         return {"fusion_weight": 0.5, "chosen_on": "no validation clips: the middle weight"}
     best = max(FUSION_WEIGHTS, key=lambda w: (*scores[w], -abs(w - 0.5)))
     return {"fusion_weight": best, **out}
+
+
+def _all_labelled(train_x: torch.Tensor, train_y: torch.Tensor, groups: np.ndarray | None, val_x: torch.Tensor | None,
+                  val_y: torch.Tensor | None, val_groups: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+    """Training and validation clips together ``(x, y, groups or None)``; a validation side without groups is one group."""
+    if val_x is None or val_y is None or len(val_x) == 0:
+        return train_x, train_y, groups
+    g = None
+    if groups is not None:
+        g = np.concatenate([groups.astype(str), np.full(len(val_x), "<validation>") if val_groups is None else val_groups.astype(str)])
+    return torch.cat([train_x, val_x.to(train_x.dtype)]), torch.cat([train_y, val_y]), g
 
 
 def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_classes: int, groups: np.ndarray | None,
@@ -309,23 +326,22 @@ def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_cla
     one.model.ensemble = 1
     streams = (("appearance", slice(0, appearance_dim)), ("motion", slice(appearance_dim, None)))
     out = np.zeros((2, len(x), num_classes))
-    bar = progress_bar(total=2 * len(folds), desc="fusion: out-of-fold", unit="model", enabled=progress)
-    for k, (tr, te) in enumerate(folds):
-        try:
-            inner = validation_split(y[tr].numpy(), None if groups is None else groups[tr], cfg.train.val_fraction,
-                                     seed=cfg.train.seed + k) if cfg.train.val_fraction > 0 else None
-        except ActivityError:
-            inner = None
-        fit_idx, val_idx = (tr[inner[0]], tr[inner[1]]) if inner is not None else (tr, tr[:0])
-        for s, (name, cols) in enumerate(streams):
-            bar.set_description(f"fusion: fold {k + 1}/{len(folds)}, {name}")
-            xs = x[..., cols]
-            r = _fit_one(one, xs[fit_idx], y[fit_idx], num_classes, xs[val_idx] if len(val_idx) else None,
-                         y[val_idx] if len(val_idx) else None, feature_stats(xs[fit_idx]), out_dir=None, progress=False,
-                         resume=False, dist=dist)
-            out[s, te] = _log_probs(r.model, xs[te], cfg.features.num_frames)
-            bar.update(1)
-    bar.close()
+    with progress_bar(total=2 * len(folds), desc="fusion: out-of-fold", unit="model", enabled=progress) as bar:
+        for k, (tr, te) in enumerate(folds):
+            try:
+                inner = validation_split(y[tr].numpy(), None if groups is None else groups[tr], cfg.train.val_fraction,
+                                         seed=cfg.train.seed + k) if cfg.train.val_fraction > 0 else None
+            except ActivityError:
+                inner = None
+            fit_idx, val_idx = (tr[inner[0]], tr[inner[1]]) if inner is not None else (tr, tr[:0])
+            for s, (name, cols) in enumerate(streams):
+                bar.set_description(f"fusion: fold {k + 1}/{len(folds)}, {name}")
+                xs = x[..., cols]
+                r = _fit_one(one, xs[fit_idx], y[fit_idx], num_classes, xs[val_idx] if len(val_idx) else None,
+                             y[val_idx] if len(val_idx) else None, feature_stats(xs[fit_idx]), out_dir=None, progress=False,
+                             resume=False, dist=dist)
+                out[s, te] = _log_probs(r.model, xs[te], cfg.features.num_frames)
+                bar.update(1)
     return out[0], out[1]
 
 
