@@ -55,7 +55,7 @@ class FeatureConfig:
 class ModelConfig:
     """The temporal model over the sequence of frame features."""
 
-    temporal: str = _opt("lstm", "lstm: bidirectional LSTM; mean: average of frame features, then linear", registry=TEMPORAL_MODELS)
+    temporal: str = _opt("lstm", "lstm: bidirectional LSTM; mean: average of frame features, then linear; pooled_lr / middle_lr: logistic regression on pooled statistics / the middle frame", registry=TEMPORAL_MODELS)
     projection: int = _opt(64, "LSTM: project frame features to this size first (0: feed them as they are)", min=0, max=8192)
     hidden_size: int = _opt(64, "LSTM hidden size per direction", min=1, max=8192)
     num_layers: int = _opt(1, "stacked LSTM layers", min=1, max=8)

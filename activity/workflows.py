@@ -224,7 +224,7 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
         _warn(f"no training clip for class(es) {', '.join(classes[i] for i in missing)} "
               "(none readable, or all of them in the validation collection)")
     n_val = 0 if val_x is None else len(val_x)
-    if val_x is not None and options.is_main:
+    if val_x is not None and options.is_main and cfg.model.temporal not in ("pooled_lr", "middle_lr"):  # no epochs to pick
         _warn_small_validation(val_y, len(classes))  # type: ignore[arg-type]
     dist = options.dist
     procs = f" in {dist.world_size} processes" if dist is not None and dist.enabled else ""
@@ -256,6 +256,8 @@ def _draw_curves(report: TrainReport) -> None:
     """``curves.png`` of the whole history (a resumed run's too); the model is saved already, so a failure only warns."""
     from activity.evaluation.curves import write_curves
 
+    if not report.fit.history:  # a logistic baseline: no epochs to draw
+        return
     try:
         write_curves(report.fit.history, report.out / "curves.png", report.fit.best_epoch)
     except Exception as e:

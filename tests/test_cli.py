@@ -408,3 +408,35 @@ def test_every_option_and_argument_of_every_command_says_what_it_is():
     missing = [f"{name} {action.dest}" for name, p in sub.choices.items() for action in p._actions
                if not isinstance(action, argparse._HelpAction) and not action.help]
     assert missing == []
+
+
+def test_a_baseline_cv_compares_can_be_trained_evaluated_predicted_and_exported(workspace, tmp_path, capsys):
+    """What cv may find best (pooled_lr) is a --temporal choice of train, saved as a checkpoint the other commands take."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from activity.inference.export import ExportModel
+    from activity.temporal.checkpoint import load_checkpoint
+    from activity.temporal.models import PooledLogistic
+
+    run, common = tmp_path / "lr", ["--cache", str(workspace["cache"]), "--quiet"]
+    assert main(["train", "--data", str(workspace["data"]), "--out", str(run), "--temporal", "pooled_lr", *common, *FAST]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert f"logistic regression with C {summary['selection']['C']:g}" in out and summary["epochs_run"] == 0
+    ckpt = load_checkpoint(run / "model.pt")
+    assert isinstance(ckpt.model, PooledLogistic) and ckpt.config.model.temporal == "pooled_lr"
+    assert main(["evaluate", str(run / "model.pt"), "--data", str(workspace["data"]), "--out", str(tmp_path / "e"), *common]) == 0
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["top1"] > 0.5  # it learnt something
+    capsys.readouterr()
+    clip = sorted((workspace["data"] / "growing").glob("growing_0*.mp4"))[0]
+    assert main(["predict", str(run / "model.pt"), str(clip), "--json", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["top_k"][0]["label"] in CLASSES
+    assert main(["export", str(run / "model.pt"), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    session, g = ort.InferenceSession(str(tmp_path / "m.onnx")), torch.Generator().manual_seed(0)
+    feed = {i.name: torch.rand(2, *i.shape[1:], generator=g) for i in session.get_inputs()}  # frames, and motion
+    with torch.no_grad():
+        want = ExportModel.from_checkpoint(ckpt)(*feed.values()).numpy()
+    got = session.run(None, {k: v.numpy() for k, v in feed.items()})[0]
+    assert list(feed) == ["frames", "motion"] and want.std() > 0.01
+    np.testing.assert_allclose(got, want, atol=1e-3)

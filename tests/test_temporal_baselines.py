@@ -77,3 +77,19 @@ def test_unknown_name_and_use_before_fit():
         LogisticBaseline("gru")
     with pytest.raises(ActivityError, match="before fit"):
         LogisticBaseline("pooled_lr").predict_proba(np.zeros((1, 2, 3)), 2)
+
+
+@pytest.mark.parametrize("name,classes", [("pooled_lr", 3), ("pooled_lr", 2), ("middle_lr", 4)])
+def test_a_fitted_baseline_as_a_temporal_model_gives_its_probabilities(name, classes):
+    from activity.config import ModelConfig
+    from activity.temporal.models import PooledLogistic
+
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % classes
+    x = rng.normal(size=(40, 6, 5)) + y[:, None, None] * 0.7
+    baseline = LogisticBaseline(name).fit(x, y)
+    model = PooledLogistic.from_baseline(baseline, 5, classes + 1, ModelConfig(temporal=name))  # one class never seen
+    logits, weights = model(torch.from_numpy(x).float())
+    got = logits.softmax(1).detach().numpy()
+    np.testing.assert_allclose(got, baseline.predict_proba(x, classes + 1), atol=1e-5)
+    assert got[:, classes].max() < 1e-6 and weights.shape == (40, 6)

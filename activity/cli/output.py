@@ -37,6 +37,8 @@ def print_train(r: TrainReport) -> None:
             val += f", accuracy {r.fit.best_val_accuracy:.3f})"
         else:
             val += ")"
+    elif "C" in sel:
+        val = f", logistic regression with C {sel['C']:g} (chosen by inner cross-validation) fitted on {sel['fitted_on']}"
     elif r.fit.best_val_accuracy is not None:
         at = (f"ensemble of {len(r.fit.members)}, members' best epochs {', '.join(map(str, r.fit.best_epoch))}"  # type: ignore[arg-type]
               if r.fit.members else f"at epoch {r.fit.best_epoch}")

@@ -127,7 +127,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--val-fraction", type=float, default=None, help="validation share of --data (split by group when known)")
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group, e.g. '_g(\\d+)_'")
     p.add_argument("--temporal", type=_registered("TEMPORAL_MODELS"), default=None,
-                   help="temporal model: lstm (bidirectional LSTM, the default) or mean (average of frame features, then linear)")
+                   help="temporal model: lstm (bidirectional LSTM, the default), mean (average of frame features, then linear), "
+                        "pooled_lr or middle_lr (the logistic regressions cv compares)")
     _add_config(p)
     _add_common(p)
     p.set_defaults(func=cmd.cmd_train)

@@ -36,7 +36,7 @@ Model = Union[Config, LogisticBaseline]
 
 def model_names() -> list[str]:
     """Names ``activity cv --temporal`` accepts: the temporal models, then the baselines."""
-    return TEMPORAL_MODELS.names() + BASELINES.names()
+    return list(dict.fromkeys(TEMPORAL_MODELS.names() + BASELINES.names()))  # the baselines are temporal models too
 
 
 @dataclass
@@ -189,12 +189,12 @@ def build_models(cfg: Config, names: Sequence[str]) -> dict[str, Model]:
     """
     models: dict[str, Model] = {}
     for name in dict.fromkeys(names):
-        if name in TEMPORAL_MODELS:
+        if name in BASELINES:  # fitted here directly (train fits the same and saves it as a PooledLogistic)
+            models[name] = LogisticBaseline(name, seed=cfg.train.seed)
+        elif name in TEMPORAL_MODELS:
             c = copy.deepcopy(cfg)
             c.set("model.temporal", name, source="--temporal")
             models[name] = c
-        elif name in BASELINES:
-            models[name] = LogisticBaseline(name, seed=cfg.train.seed)
         else:
             raise ActivityError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
     return models

@@ -18,7 +18,7 @@ With ``ensemble: N`` the model is an :class:`Ensemble` of N such models
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -136,8 +136,80 @@ class LSTMClassifier(TemporalModel):
         return self.head(self.dropout(pooled)), weights
 
 
+def pooled_statistics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and (population) std over valid steps of the features and of their step-to-step differences:
+    ``(B, T, D)`` -> ``(B, 4 * D)``, as :func:`activity.temporal.baselines.pooled_statistics` computes them
+    for full-length clips (a clip of one step has zero differences)."""
+    def mean_std(v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        w = m.float()[:, :, None]
+        n = w.sum(1).clamp_min(1)
+        mean = (v * w).sum(1) / n
+        std = (((v - mean[:, None]) ** 2 * w).sum(1) / n).sqrt()
+        return torch.cat([mean, std], dim=1)
+
+    d = x[:, 1:] - x[:, :-1] if x.shape[1] > 1 else torch.zeros_like(x)
+    dm = mask[:, 1:] & mask[:, :-1] if x.shape[1] > 1 else mask
+    return torch.cat([mean_std(x, mask), mean_std(d, dm)], dim=1)
+
+
+class PooledLogistic(TemporalModel):
+    """A baseline as a temporal model: a fixed pooling of the frame features (``pooled_lr``: mean and std
+    over time of the features and of their differences; ``middle_lr``: the middle step), standardised,
+    then a linear layer, with the weights of a fitted :class:`~activity.temporal.baselines.LogisticBaseline`
+    (:meth:`from_baseline`). So what ``cv`` finds best can be trained, saved, predicted with and exported."""
+
+    def __init__(self, in_dim: int, num_classes: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.pooling = cfg.temporal
+        width = 4 * in_dim if cfg.temporal == "pooled_lr" else in_dim
+        self.norm = _Standardize(width)
+        self.head = nn.Linear(width, num_classes)
+
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Nothing: the pooled numbers are standardised with the logistic regression's own scaler."""
+
+    def pool(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pooled (B, P), per-step weights (B, T))``."""
+        if self.pooling == "pooled_lr":
+            return pooled_statistics(x, mask), mask.float() / mask.sum(1, keepdim=True).clamp_min(1)
+        middle = (mask.sum(1) // 2).long()
+        weights = torch.nn.functional.one_hot(middle, x.shape[1]).float()
+        return torch.einsum("bt,btd->bd", weights, x), weights
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t, _ = x.shape
+        z, weights = self.pool(x.float(), valid_mask(lengths, b, t, x.device))
+        return self.head(self.norm(z)), weights
+
+    @classmethod
+    def from_baseline(cls, baseline: Any, in_dim: int, num_classes: int, cfg: ModelConfig) -> "PooledLogistic":
+        """The module computing ``baseline.predict_proba`` (a fitted LogisticBaseline of ``cfg.temporal``)
+        as logits; classes the baseline never saw get a logit of -1e4 (probability 0, as it gives them)."""
+        model = cls(in_dim, num_classes, cfg)
+        w = torch.zeros(num_classes, model.head.in_features, dtype=torch.float64)
+        b = torch.full((num_classes,), -1e4, dtype=torch.float64)
+        seen = torch.as_tensor(baseline.classes_, dtype=torch.long)
+        pipe = baseline._model
+        if hasattr(pipe, "steps"):  # StandardScaler, then LogisticRegression
+            scaler, lr = pipe.steps[0][1], pipe.steps[-1][1]
+            model.norm.feature_mean.copy_(torch.as_tensor(scaler.mean_))  # as the scaler has them: no clamping
+            model.norm.feature_std.copy_(torch.as_tensor(scaler.scale_))
+            coef, intercept = torch.as_tensor(lr.coef_), torch.as_tensor(lr.intercept_)
+            if len(seen) == 2 and coef.shape[0] == 1:  # binary: the second class's logit against 0
+                coef, intercept = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros(1, dtype=intercept.dtype), intercept])
+            w[seen], b[seen] = coef.double(), intercept.double()
+        else:  # one class seen in training: it, with certainty
+            b[seen] = 0.0
+        with torch.no_grad():
+            model.head.weight.copy_(w.float())
+            model.head.bias.copy_(b.float())
+        return model.eval()
+
+
 TEMPORAL_MODELS.add("lstm", LSTMClassifier)
 TEMPORAL_MODELS.add("mean", MeanClassifier)
+TEMPORAL_MODELS.add("pooled_lr", PooledLogistic)
+TEMPORAL_MODELS.add("middle_lr", PooledLogistic)
 
 
 class Ensemble(nn.Module):
@@ -208,6 +280,8 @@ def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int, motion
     With a motion stream (``motion_dim`` of the ``in_dim`` numbers a step are motion), an ``lstm`` is a
     :class:`Fusion` of one such model per stream; a ``mean`` model reads both streams together.
     """
+    if cfg.temporal in ("pooled_lr", "middle_lr"):  # fitted once, in closed form: no ensemble, no fusion
+        return _build_one(cfg, in_dim, num_classes)
     if motion_dim and cfg.temporal == "lstm":
         d = in_dim - motion_dim
         return Fusion(build_temporal_model(cfg, d, num_classes), build_temporal_model(cfg, motion_dim, num_classes), d)

@@ -27,6 +27,7 @@ from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError
 from activity.features.motion import motion_dim
 from activity.io import atomic_text
+from activity.registry import BASELINES
 from activity.temporal.models import Ensemble, Fusion, build_temporal_model
 
 _log = logging.getLogger(__name__)
@@ -203,12 +204,30 @@ def fit(
         ``out_dir/member<i>``, resumable on its own) and combined into an
         :class:`~activity.temporal.models.Ensemble`.
     """
+    if cfg.model.temporal in BASELINES:
+        return _fit_baseline(cfg, train_x, train_y, num_classes, val_x, val_y, groups, val_groups)
     motion = motion_dim(cfg.features)
     if motion and cfg.model.temporal == "lstm":
         return _fit_fusion(cfg, train_x, train_y, num_classes, val_x, val_y, motion, out_dir=out_dir, progress=progress,
                            resume=resume, dist=dist, on_epoch=on_epoch, groups=groups, val_groups=val_groups)
     return _fit_stream(cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=out_dir, progress=progress,
                        resume=resume, dist=dist, on_epoch=on_epoch)
+
+
+def _fit_baseline(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, val_x: torch.Tensor | None,
+                  val_y: torch.Tensor | None, groups: np.ndarray | None, val_groups: np.ndarray | None) -> FitResult:
+    """:func:`fit` of ``pooled_lr`` or ``middle_lr``: the logistic regression ``cv`` compares
+    (:class:`~activity.temporal.baselines.LogisticBaseline`, ``C`` chosen by its inner cross-validation,
+    by group when known), on the training and validation clips together (it needs no early stopping),
+    as a :class:`~activity.temporal.models.PooledLogistic`. No epochs, so no history."""
+    from activity.temporal.baselines import LogisticBaseline
+    from activity.temporal.models import PooledLogistic
+
+    x, y, g = _all_labelled(train_x, train_y, groups, val_x, val_y, val_groups)
+    baseline = LogisticBaseline(cfg.model.temporal, seed=cfg.train.seed)
+    baseline.fit(select_views(x, cfg.features.num_frames, random=False), y.numpy(), g)
+    model = PooledLogistic.from_baseline(baseline, x.shape[-1], num_classes, cfg.model)
+    return FitResult(model, 0, None, [], selection={"C": baseline.c_, "fitted_on": f"{len(y)} labelled clips"})
 
 
 def _tagged(on_epoch: Callable[[dict[str, Any]], None] | None, **tags: Any) -> Callable[[dict[str, Any]], None] | None:
