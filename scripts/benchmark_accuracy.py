@@ -13,7 +13,7 @@ time of the frame features and of their differences) and ``middle_lr``
 (``lstm:appearance``, ``lstm:motion``: the fusion's own members). Folds are stratified by class and,
 with --group-regex, never split a recording group. Prints the command, then a
 table per DATA (mean ± std over folds of top-1 and mean class accuracy, and
-per-fold top-1); --json writes everything, per-fold metrics included.
+per-fold top-1, and top-1 and mean class accuracy pooled over every fold's test clips); --json writes everything, per-fold metrics included.
 
     python scripts/benchmark_accuracy.py ../shared/data/basketball --folds 5
     python scripts/benchmark_accuracy.py ../shared/data/arid6/train --folds 5 --group-regex '_(\\d+)_'

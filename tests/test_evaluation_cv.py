@@ -227,3 +227,15 @@ def test_run_cv_warns_which_folds_lack_which_class(tmp_path, caplog):
     (msg,) = [r.getMessage() for r in caplog.records if "lack a class" in r.getMessage()]
     assert msg.startswith("3 of 4 test folds lack a class (")
     assert all(f"fold {k + 1}: c" in msg for k in lacking)
+
+
+def test_pooled_metrics_count_every_test_clip_once_across_folds():
+    from activity.evaluation.cv import CVResult
+
+    r = CVResult("m")
+    eye = np.eye(3)
+    r.add({"top1": 1.0, "mean_class_accuracy": 1.0, "seconds": 0}, np.array([0, 0, 0, 0]), eye[[0, 0, 0, 0]])  # 4 of 4
+    r.add({"top1": 0.0, "mean_class_accuracy": 0.0, "seconds": 0}, np.array([1, 2]), eye[[2, 1]])  # 0 of 2
+    s = r.summary()
+    assert s["top1"] == 0.5 and s["pooled_top1"] == pytest.approx(4 / 6)  # folds averaged vs clips counted
+    assert s["pooled_mean_class_accuracy"] == pytest.approx((1 + 0 + 0) / 3)

@@ -41,18 +41,30 @@ def model_names() -> list[str]:
 
 @dataclass
 class CVResult:
-    """Per-fold metrics of one model."""
+    """Per-fold metrics of one model, and the predictions of every fold's test clips."""
 
     name: str
     folds: list[dict[str, Any]] = field(default_factory=list)
+    tested: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)  # (true (n,), probs (n, C))
+
+    def add(self, metrics: dict[str, Any], y_true: np.ndarray, probs: np.ndarray) -> None:
+        """One fold's metrics and its test clips' true classes and probabilities."""
+        self.folds.append(metrics)
+        self.tested.append((np.asarray(y_true), np.asarray(probs)))
 
     def summary(self) -> dict[str, Any]:
-        """Mean and standard deviation over folds of top-1 and mean class accuracy, and the total fitting time."""
+        """Mean and standard deviation over folds of top-1 and mean class accuracy, the same pooled over the
+        test clips of all folds (``pooled_*``: one number over every clip, where folds are small or test
+        different classes, as arid6's groups do), and the total fitting time."""
         out: dict[str, Any] = {"name": self.name, "folds": len(self.folds)}
         for key in ("top1", "mean_class_accuracy"):
             values = np.array([f[key] for f in self.folds])
             out[key] = float(values.mean())
             out[key + "_std"] = float(values.std())
+        if self.tested:
+            y, probs = np.concatenate([t for t, _ in self.tested]), np.concatenate([p for _, p in self.tested])
+            pooled = compute_metrics(y, probs, [str(c) for c in range(probs.shape[1])])["metrics"]
+            out["pooled_top1"], out["pooled_mean_class_accuracy"] = pooled["top1"], pooled["mean_class_accuracy"]
         out["seconds"] = float(sum(f["seconds"] for f in self.folds))
         return out
 
@@ -154,7 +166,7 @@ def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets
                     extra["C"] = baseline.c_
                 m = compute_metrics(targets[test_idx], probs, classes)["metrics"]
                 m.update(fold=k, seconds=time.perf_counter() - t0, **extra)
-                results[name].folds.append(m)
+                results[name].add(m, targets[test_idx], probs)
                 bar.update(1)
     order = {name: i for i, name in enumerate(models)}  # a stream's rows right after its model's
     return sorted(results.values(), key=lambda r: order[r.name.split(":")[0]])
@@ -169,7 +181,7 @@ def _score_streams(results: dict[str, "CVResult"], name: str, model: Fusion, x: 
         probs = predict_features(part, x[..., cols], num_frames)[0].numpy()
         m = compute_metrics(y, probs, classes)["metrics"]
         m.update(fold=fold, seconds=0.0)
-        results.setdefault(f"{name}:{stream}", CVResult(f"{name}:{stream}")).folds.append(m)
+        results.setdefault(f"{name}:{stream}", CVResult(f"{name}:{stream}")).add(m, y, probs)
 
 
 def _inner_split(targets: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -214,15 +226,18 @@ class CVReport:
     test_folds: list[list[str]] = field(default_factory=list)
 
     def table(self) -> str:
-        """Mean ± std over folds of top-1 and mean class accuracy, and the per-fold top-1."""
+        """Mean ± std over folds of top-1 and mean class accuracy, both pooled over all folds' test clips,
+        and the per-fold top-1."""
         rows = []
         for r in self.results:
             s = r.summary()
             rows.append([r.name, f"{100 * s['top1']:.1f} ± {100 * s['top1_std']:.1f}",
                          f"{100 * s['mean_class_accuracy']:.1f} ± {100 * s['mean_class_accuracy_std']:.1f}",
+                         f"{100 * s['pooled_top1']:.1f} / {100 * s['pooled_mean_class_accuracy']:.1f}",
                          " ".join(f"{100 * f['top1']:.0f}" for f in r.folds), f"{s['seconds']:.0f}"])
         head = f"{self.data}: {self.clips} clips, {len(self.classes)} classes, {self.split}"
-        return head + "\n" + format_table(rows, ["model", "top-1 %", "mean class acc %", "per-fold top-1 %", "fit s"])
+        return head + "\n" + format_table(rows, ["model", "top-1 %", "mean class acc %", "pooled top-1 / mca %",
+                                                "per-fold top-1 %", "fit s"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"data": self.data, "split": self.split, "clips": self.clips, "classes": self.classes,
