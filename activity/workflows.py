@@ -216,6 +216,7 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
          validation: dict[str, Any]) -> TrainReport:
     from activity.data.splits import validation_phrase
     from activity.evaluation.curves import TensorBoardLog
+    from activity.temporal.models import POOLED_MODELS
     from activity.temporal.train import fit
 
     train_x, train_y, val_x, val_y, groups = sides
@@ -224,7 +225,7 @@ def _fit(cfg: Config, sides: tuple, classes: list[str], out: Path, options: Extr
         _warn(f"no training clip for class(es) {', '.join(classes[i] for i in missing)} "
               "(none readable, or all of them in the validation collection)")
     n_val = 0 if val_x is None else len(val_x)
-    if val_x is not None and options.is_main and cfg.model.temporal not in ("pooled_lr", "middle_lr"):  # no epochs to pick
+    if val_x is not None and options.is_main and cfg.model.temporal not in POOLED_MODELS:  # no epochs to pick
         _warn_small_validation(val_y, len(classes))  # type: ignore[arg-type]
     dist = options.dist
     procs = f" in {dist.world_size} processes" if dist is not None and dist.enabled else ""

@@ -206,10 +206,13 @@ class PooledLogistic(TemporalModel):
         return model.eval()
 
 
+#: The temporal models that are fitted logistic regressions (:class:`PooledLogistic`): no epochs, no ensemble, no fusion.
+POOLED_MODELS = ("pooled_lr", "middle_lr")
+
 TEMPORAL_MODELS.add("lstm", LSTMClassifier)
 TEMPORAL_MODELS.add("mean", MeanClassifier)
-TEMPORAL_MODELS.add("pooled_lr", PooledLogistic)
-TEMPORAL_MODELS.add("middle_lr", PooledLogistic)
+for _name in POOLED_MODELS:
+    TEMPORAL_MODELS.add(_name, PooledLogistic)
 
 
 class Ensemble(nn.Module):
@@ -280,7 +283,7 @@ def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int, motion
     With a motion stream (``motion_dim`` of the ``in_dim`` numbers a step are motion), an ``lstm`` is a
     :class:`Fusion` of one such model per stream; a ``mean`` model reads both streams together.
     """
-    if cfg.temporal in ("pooled_lr", "middle_lr"):  # fitted once, in closed form: no ensemble, no fusion
+    if cfg.temporal in POOLED_MODELS:
         return _build_one(cfg, in_dim, num_classes)
     if motion_dim and cfg.temporal == "lstm":
         d = in_dim - motion_dim

@@ -27,8 +27,7 @@ from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError
 from activity.features.motion import motion_dim
 from activity.io import atomic_text
-from activity.registry import BASELINES
-from activity.temporal.models import Ensemble, Fusion, build_temporal_model
+from activity.temporal.models import POOLED_MODELS, Ensemble, Fusion, build_temporal_model
 
 _log = logging.getLogger(__name__)
 
@@ -204,7 +203,7 @@ def fit(
         ``out_dir/member<i>``, resumable on its own) and combined into an
         :class:`~activity.temporal.models.Ensemble`.
     """
-    if cfg.model.temporal in BASELINES:
+    if cfg.model.temporal in POOLED_MODELS:
         return _fit_baseline(cfg, train_x, train_y, num_classes, val_x, val_y, groups, val_groups)
     motion = motion_dim(cfg.features)
     if motion and cfg.model.temporal == "lstm":
