@@ -254,15 +254,20 @@ def _save_run(report: TrainReport, cfg: Config) -> None:
 
 
 def _draw_curves(report: TrainReport) -> None:
-    """``curves.png`` of the whole history (a resumed run's too); the model is saved already, so a failure only warns."""
-    from activity.evaluation.curves import write_curves
+    """``curves.png`` of the whole history (a resumed run's too) and, for a two-stream model, ``fusion.png`` of how its
+    weight was chosen; the model is saved already, so a failure only warns."""
+    from activity.evaluation.curves import write_curves, write_fusion
 
-    if not report.fit.history:  # a logistic baseline: no epochs to draw
-        return
-    try:
-        write_curves(report.fit.history, report.out / "curves.png", report.fit.best_epoch)
-    except Exception as e:
-        _warn(f"could not draw {report.out / 'curves.png'} ({type(e).__name__}: {e})")
+    sel = report.fit.selection
+    drawings = [("curves.png", lambda p: write_curves(report.fit.history, p, report.fit.best_epoch), bool(report.fit.history)),
+                ("fusion.png", lambda p: write_fusion(sel, p), "out_of_fold_accuracy_by_weight" in sel
+                 or "validation_accuracy_by_weight" in sel)]
+    for name, draw, wanted in drawings:  # a logistic baseline has no epochs; a one-stream model no weight
+        try:
+            if wanted:
+                draw(report.out / name)
+        except Exception as e:
+            _warn(f"could not draw {report.out / name} ({type(e).__name__}: {e})")
 
 
 def resume(run_dir: str | Path, options: ExtractOptions = ExtractOptions()) -> TrainReport:

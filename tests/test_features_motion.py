@@ -111,6 +111,7 @@ def test_a_two_stream_run_trains_saves_and_predicts(tmp_path, cli):
     assert set(summary["selection"]["out_of_fold_accuracy_by_weight"]) == weights
     assert set(summary["selection"]["out_of_fold_accuracy"]) == {"appearance", "motion"}
     assert f"appearance and motion streams mixed {w:g} : {1 - w:g} (chosen on out-of-fold predictions of {n}" in result.out
+    assert (tmp_path / "run" / "fusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # how the weight was chosen
     ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
     assert isinstance(ckpt.model, Fusion) and float(ckpt.model.weight) == w
     assert ckpt.metrics["selection"]["fusion_weight"] == w

@@ -134,6 +134,46 @@ def write_curves(history: Sequence[Mapping[str, Any]], path: str | Path, best: B
     return path
 
 
+def fusion_figure(selection: Mapping[str, Any]) -> Figure:
+    """How a two-stream model's weight was chosen (``FitResult.selection``): the accuracy of each candidate
+    appearance weight, out of fold (bars) and on the validation clips (dots) where there are those
+    scores, the chosen weight's bar outlined. Weight 1 is the appearance stream alone, 0 the motion stream
+    alone. Bars carry ``gid`` ``"oof/<weight>"``, dots ``"val/<weight>"``.
+
+    Raises:
+        ValueError: a selection without scores (no validation and no folds: the middle weight).
+    """
+    from matplotlib.figure import Figure
+
+    oof, val = selection.get("out_of_fold_accuracy_by_weight", {}), selection.get("validation_accuracy_by_weight", {})
+    if not oof and not val:
+        raise ValueError("no scores behind this fusion weight")
+    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    chosen = float(selection["fusion_weight"])
+    for w, acc in oof.items():
+        bar = ax.bar(float(w), acc, width=0.18, color="C0", edgecolor="black" if float(w) == chosen else "none",
+                     linewidth=2, label="out of fold" if w == next(iter(oof)) else None)
+        bar.patches[0].set_gid(f"oof/{w}")
+    for w, acc in val.items():
+        ax.plot([float(w)], [acc], "o", color="C1", gid=f"val/{w}", label="validation" if w == next(iter(val)) else None)
+    ax.set(xlabel="appearance weight (1: appearance alone, 0: motion alone)", ylabel="accuracy", ylim=(0, 1.05),
+           xticks=[float(w) for w in (oof or val)])
+    ax.set_title(f"fusion weight {chosen:g} (outlined), chosen on\n{selection['chosen_on']}", fontsize=9)
+    fig.legend(loc="outside right upper", fontsize=8)  # beside the bars, never on them
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def write_fusion(selection: Mapping[str, Any], path: str | Path) -> Path:
+    """:func:`fusion_figure` as a PNG at ``path``, written atomically; returns ``path``."""
+    path = Path(path)
+    fig = fusion_figure(selection)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path
+
+
 # ---------------------------------------------------------------- TensorBoard
 
 #: The scalars each epoch adds (tag: history column); the line is the TensorBoard run, so members overlay in one chart.
