@@ -294,18 +294,21 @@ def choose_fusion_weight(model: Fusion, cfg: Config, train_x: torch.Tensor, trai
     from activity.data.splits import kfold_splits
 
     d = model.appearance_dim
-    x, y, g = _all_labelled(train_x, train_y, groups, val_x, val_y, val_groups)
     out: dict[str, Any] = {}
     scores: dict[float, tuple[float, float]] = {}
     if val_x is not None and val_y is not None and len(val_x) > 0:
-        la, lm = (_log_probs(m, x, cfg.features.num_frames) for m, x in ((model.appearance, val_x[..., :d]), (model.motion, val_x[..., d:])))
+        la = _log_probs(model.appearance, val_x[..., :d], cfg.features.num_frames)
+        lm = _log_probs(model.motion, val_x[..., d:], cfg.features.num_frames)
         val = {w: _mix_score(la, lm, val_y.numpy(), w) for w in FUSION_WEIGHTS}
         out["validation_accuracy_by_weight"] = {str(w): s[0] for w, s in val.items()}
         scores, out["chosen_on"] = val, f"{len(val_x)} validation clips"
-    try:
-        folds = kfold_splits(y.numpy(), g, cfg.train.fusion_folds, seed=cfg.train.seed) if cfg.train.fusion_folds >= 2 else []
-    except ActivityError:
-        folds = []  # too few clips or groups
+    folds: list[tuple[np.ndarray, np.ndarray]] = []
+    if cfg.train.fusion_folds >= 2:  # only then are the two sides joined (a copy of every feature)
+        x, y, g = _all_labelled(train_x, train_y, groups, val_x, val_y, val_groups)
+        try:
+            folds = kfold_splits(y.numpy(), g, cfg.train.fusion_folds, seed=cfg.train.seed)
+        except ActivityError:
+            pass  # too few clips or groups
     if folds:
         la, lm = out_of_fold_log_probs(cfg, x, y, num_classes, g, folds, d, dist=dist, progress=progress)
         scores = {w: _mix_score(la, lm, y.numpy(), w) for w in FUSION_WEIGHTS}
@@ -355,8 +358,9 @@ def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_cla
             for s, (name, cols) in enumerate(streams):
                 bar.set_description(f"fusion: fold {k + 1}/{len(folds)}, {name}")
                 xs = x[..., cols]
-                r = _fit_one(one, xs[fit_idx], y[fit_idx], num_classes, xs[val_idx] if len(val_idx) else None,
-                             y[val_idx] if len(val_idx) else None, feature_stats(xs[fit_idx]), out_dir=None, progress=False,
+                fit_x = xs[fit_idx]
+                r = _fit_one(one, fit_x, y[fit_idx], num_classes, xs[val_idx] if len(val_idx) else None,
+                             y[val_idx] if len(val_idx) else None, feature_stats(fit_x), out_dir=None, progress=False,
                              resume=False, dist=dist)
                 out[s, te] = _log_probs(r.model, xs[te], cfg.features.num_frames)
                 bar.update(1)
