@@ -93,3 +93,14 @@ def test_a_fitted_baseline_as_a_temporal_model_gives_its_probabilities(name, cla
     got = logits.softmax(1).detach().numpy()
     np.testing.assert_allclose(got, baseline.predict_proba(x, classes + 1), atol=1e-5)
     assert got[:, classes].max() < 1e-6 and weights.shape == (40, 6)
+
+
+def test_a_baseline_of_one_class_as_a_temporal_model_gives_that_class():
+    from activity.config import ModelConfig
+    from activity.temporal.models import PooledLogistic
+
+    x = np.random.default_rng(1).normal(size=(6, 4, 3))
+    baseline = LogisticBaseline("pooled_lr").fit(x, np.full(6, 2))  # only class 2 in training
+    model = PooledLogistic.from_baseline(baseline, 3, 3, ModelConfig(temporal="pooled_lr"))
+    np.testing.assert_allclose(model(torch.from_numpy(x).float())[0].softmax(1).detach().numpy(),
+                               baseline.predict_proba(x, 3), atol=1e-6)

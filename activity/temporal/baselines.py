@@ -39,10 +39,13 @@ def middle_frame(x: np.ndarray) -> np.ndarray:
 def pooled_statistics(x: np.ndarray) -> np.ndarray:
     """Mean and std over time of the features and of their differences: ``(N, T, D)`` -> ``(N, 4 * D)``.
 
-    A clip of one step has zero differences.
+    A clip of one step has zero differences. The arithmetic is :func:`activity.temporal.models.pooled_statistics`'s
+    (with every step valid), so a trained ``pooled_lr`` checkpoint pools exactly as the regression it was fitted as.
     """
-    d = np.diff(x, axis=1) if x.shape[1] > 1 else np.zeros_like(x)
-    return np.concatenate([x.mean(1), x.std(1), d.mean(1), d.std(1)], axis=1)
+    from activity.temporal.models import pooled_statistics as pooled
+
+    t = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    return pooled(t, torch.ones(t.shape[:2], dtype=torch.bool)).numpy()
 
 
 BASELINES.add("pooled_lr", pooled_statistics)
@@ -108,9 +111,27 @@ class LogisticBaseline:
         out[:, self.classes_] = p
         return out
 
+    def linear_form(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The fitted model as ``softmax(weight @ ((z - mean) / scale) + bias)`` over the classes seen in training.
+
+        Returns:
+            ``(mean (P,), scale (P,), weight (K, P), bias (K,), seen classes (K,))`` for the pooled
+            features ``z`` (``P`` numbers); a binary regression's single row becomes two (the first
+            class's logit 0), and a model of one class a zero row.
+        """
+        if self._model is None or self.classes_ is None:
+            raise ActivityError("baseline used before fit")
+        if isinstance(self._model, _Constant):
+            return np.zeros(self._model.width), np.ones(self._model.width), np.zeros((1, self._model.width)), np.zeros(1), self.classes_
+        scaler, lr = self._model.steps[0][1], self._model.steps[-1][1]
+        weight, bias = lr.coef_, lr.intercept_
+        if weight.shape[0] == 1:  # binary: the second class's logit against 0
+            weight, bias = np.concatenate([np.zeros_like(weight), weight]), np.concatenate([[0.0], bias])
+        return scaler.mean_, scaler.scale_, weight, bias, self.classes_
+
     def _fit(self, c: float, z: np.ndarray, y: np.ndarray):
         if len(np.unique(y)) < 2:
-            return _Constant()
+            return _Constant(z.shape[1])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence warnings at large C
             return self._pipeline(c).fit(z, y)
@@ -122,8 +143,11 @@ class LogisticBaseline:
         return float((pred == y[te]).mean())
 
 
+@dataclass
 class _Constant:
-    """The only class seen in training, with certainty."""
+    """The only class seen in training, with certainty (``width``: pooled numbers per clip)."""
+
+    width: int
 
     def predict_proba(self, z: np.ndarray) -> np.ndarray:
         return np.ones((len(z), 1))

@@ -183,26 +183,20 @@ class PooledLogistic(TemporalModel):
 
     @classmethod
     def from_baseline(cls, baseline: Any, in_dim: int, num_classes: int, cfg: ModelConfig) -> "PooledLogistic":
-        """The module computing ``baseline.predict_proba`` (a fitted LogisticBaseline of ``cfg.temporal``)
-        as logits; classes the baseline never saw get a logit of -1e4 (probability 0, as it gives them)."""
+        """The module computing ``baseline.predict_proba`` (a fitted LogisticBaseline of ``cfg.temporal``,
+        read through its :meth:`~activity.temporal.baselines.LogisticBaseline.linear_form`) as logits;
+        classes the baseline never saw get a logit of -1e4 (probability 0, as it gives them)."""
+        mean, scale, weight, bias, seen = baseline.linear_form()
         model = cls(in_dim, num_classes, cfg)
-        w = torch.zeros(num_classes, model.head.in_features, dtype=torch.float64)
-        b = torch.full((num_classes,), -1e4, dtype=torch.float64)
-        seen = torch.as_tensor(baseline.classes_, dtype=torch.long)
-        pipe = baseline._model
-        if hasattr(pipe, "steps"):  # StandardScaler, then LogisticRegression
-            scaler, lr = pipe.steps[0][1], pipe.steps[-1][1]
-            model.norm.feature_mean.copy_(torch.as_tensor(scaler.mean_))  # as the scaler has them: no clamping
-            model.norm.feature_std.copy_(torch.as_tensor(scaler.scale_))
-            coef, intercept = torch.as_tensor(lr.coef_), torch.as_tensor(lr.intercept_)
-            if len(seen) == 2 and coef.shape[0] == 1:  # binary: the second class's logit against 0
-                coef, intercept = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros(1, dtype=intercept.dtype), intercept])
-            w[seen], b[seen] = coef.double(), intercept.double()
-        else:  # one class seen in training: it, with certainty
-            b[seen] = 0.0
+        w = torch.zeros(num_classes, model.head.in_features)
+        b = torch.full((num_classes,), -1e4)
+        idx = torch.as_tensor(seen, dtype=torch.long)
+        w[idx], b[idx] = torch.as_tensor(weight).float(), torch.as_tensor(bias).float()
         with torch.no_grad():
-            model.head.weight.copy_(w.float())
-            model.head.bias.copy_(b.float())
+            model.norm.feature_mean.copy_(torch.as_tensor(mean))  # as the scaler has them: no clamping
+            model.norm.feature_std.copy_(torch.as_tensor(scale))
+            model.head.weight.copy_(w)
+            model.head.bias.copy_(b)
         return model.eval()
 
 
