@@ -13,7 +13,15 @@ STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
 LOCK_VENV := .venv-lock
 
-.PHONY: setup demo test lock clean
+# The pose stream (features.streams: [appearance, motion, pose]) needs MediaPipe 0.10.21, the last release
+# with its legacy pose API, which serves Python 3.9 to 3.12. It declares NumPy 1, protobuf 4 and the full
+# OpenCV, none of which its pose API needs here: `make pose` installs it without them (--no-deps), with its
+# two small dependencies, at the lock's versions; the lock keeps protobuf below 7 (MediaPipe reads a
+# descriptor field protobuf 7 removed). `make test` installs it, so the pose tests run.
+POSE_PACKAGES := mediapipe absl-py attrs
+POSE_STAMP := $(VENV)/.pose
+
+.PHONY: setup demo test lock clean pose
 
 # setuptools prints a 10-line notice on every editable install of a flat layout ("Please be careful
 # with folders in your working directory with the same name as your package"), which recent pip shows
@@ -27,10 +35,18 @@ $(STAMP): pyproject.toml $(LOCK)
 
 setup: $(STAMP)
 
+$(POSE_STAMP): $(STAMP)
+	@if $(VENV)/bin/python -c 'import sys; sys.exit(not (3, 9) <= sys.version_info < (3, 13))'; then \
+	  echo "$(VENV)/bin/python -m pip install --no-deps --constraint $(LOCK) $(POSE_PACKAGES)"; \
+	  $(VENV)/bin/python -m pip install --quiet --no-deps --constraint $(LOCK) $(POSE_PACKAGES) && touch $(POSE_STAMP); \
+	else echo "make pose: skipped: the pose stream needs Python 3.9 to 3.12 (MediaPipe 0.10.21); $(VENV) has $$($(VENV)/bin/python -V 2>&1)"; fi
+
+pose: $(POSE_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/activity demo --out demo_run
 
-test: $(STAMP)
+test: $(STAMP) $(POSE_STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 # Re-lock: the newest releases pyproject.toml allows, kept only if the whole test suite passes with them.
@@ -40,6 +56,7 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
 	PYTHONWARNINGS='ignore:Editable installation' $(LOCK_VENV)/bin/python -m pip install --quiet --upgrade --editable '.[test]'
+	$(LOCK_VENV)/bin/python -m pip install --quiet --no-deps 'mediapipe==0.10.21' absl-py attrs 'protobuf<7'
 	{ echo "# The versions \`make test\` last passed with (written by \`make lock\`; \`make setup\` installs them)."; \
 	  echo "# Made with $$($(LOCK_VENV)/bin/python -c 'import platform; print("Python", platform.python_version(), "on", platform.system(), platform.machine())')."; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK).new

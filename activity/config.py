@@ -25,6 +25,7 @@ from activity.registry import (
     BACKBONES,
     DECODERS,
     ENHANCEMENTS,
+    STREAMS,
     TEMPORAL_MODELS,
     Registry,
 )
@@ -32,6 +33,8 @@ from activity.registry import (
 
 def _opt(default: Any, help: str, *, min: float | None = None, max: float | None = None,
          registry: Registry | None = None) -> Any:
+    if isinstance(default, list):  # a fresh list for each config
+        return field(default_factory=lambda: list(default), metadata={"help": help, "min": min, "max": max, "registry": registry})
     return field(default=default, metadata={"help": help, "min": min, "max": max, "registry": registry})
 
 
@@ -48,7 +51,7 @@ class FeatureConfig:
     enhance: str = _opt("dark", "brightness per frame before the backbone: dark = auto-gamma to a mid-grey mean for under-exposed frames only (mean below 0.2), others untouched; gamma = the same for every frame; clahe = adaptive histogram equalisation of lightness; none", registry=ENHANCEMENTS)
     decoder: str = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file", registry=DECODERS)
     precision: Literal["float32", "bfloat16", "float16"] = _opt("float32", "backbone arithmetic; bfloat16/float16 run it under autocast (for GPUs)")
-    motion: bool = _opt(True, "motion stream: optical-flow direction histograms (activity.features.motion) computed from the decoded frames, stored after the appearance features, read by its own BiLSTM; false: appearance only (extraction 2 to 15% faster, scripts/benchmark_throughput.py --motion-cost)")
+    streams: list[str] = _opt(["appearance", "motion"], "the streams a clip's features are made of, appearance first (activity.features.streams): appearance = the backbone's; motion = optical-flow direction histograms; pose = BlazePose body landmarks (make pose; for one person, whole body, new scenes). Each is read by its own models in the fusion. The old features.motion: true/false still means [appearance, motion] / [appearance]", registry=STREAMS)
 
 
 @dataclass
@@ -63,6 +66,7 @@ class ModelConfig:
     input_dropout: float = _opt(0.2, "dropout on the input features", min=0.0, max=0.95)
     pooling: Literal["attention", "mean"] = _opt("attention", "pooling of LSTM outputs over valid time steps")
     frame_differences: bool = _opt(True, "LSTM input also gets each step's feature minus the previous one (cancels what does not move)")
+    pooled_members: bool = _opt(True, "lstm: each stream's pooled-statistics logistic regression (pooled_lr on that stream) joins the fusion beside the stream's BiLSTM, all weighed on out-of-fold predictions (train.fusion_folds), so the mix can lean on whichever carries over")
     ensemble: int = _opt(5, "models trained from successive seeds (train.seed, +1, ...) whose probabilities are averaged; less run-to-run variance for N times the training", min=1, max=64)
 
 
@@ -78,7 +82,7 @@ class TrainConfig:
     patience: int = _opt(15, "stop after this many epochs without a better validation accuracy (0: never)", min=0)
     val_fraction: float = _opt(0.2, "validation share when no --val is given (split by group when groups are known)", min=0.0, max=0.5)
     fusion_folds: int = _opt(5, "folds of the training clips (by group when known) whose out-of-fold predictions choose a "
-                                "two-stream model's weights (0: choose on the validation clips)", min=0, max=100)
+                                "fusion's weights (0: choose on the validation clips)", min=0, max=100)
     seed: int = _opt(0, "random seed", min=0)
 
 
@@ -114,6 +118,8 @@ class Config:
 
     def set(self, dotted: str, value: Any, *, source: str = "override") -> None:
         """Set ``section.key`` (or an unambiguous bare ``key``) to a checked value."""
+        if dotted in ("features.motion", "motion"):  # before features.streams: a true/false for the motion stream
+            dotted, value = "features.streams", _motion_streams(self.features.streams, value, source)
         section, key = _resolve(dotted, source)
         obj = getattr(self, section)
         f = {f.name: f for f in dataclasses.fields(obj)}[key]
@@ -143,6 +149,14 @@ class Config:
             except yaml.YAMLError:
                 value = raw
             self.set(key.strip(), value)
+
+
+def _motion_streams(streams: list[str], motion: Any, source: str) -> list[str]:
+    """``streams`` with the motion stream put in (``motion`` true, after appearance) or taken out (false)."""
+    if not isinstance(motion, bool):
+        raise ConfigError(f"{source}: features.motion must be true or false, got {motion!r}")
+    rest = [s for s in streams if s != "motion"]
+    return [*rest[:1], "motion", *rest[1:]] if motion else rest
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
@@ -201,6 +215,8 @@ def _check(name: str, value: Any, f: dataclasses.Field, source: str) -> Any:
         if optional:
             return None
         raise ConfigError(f"{source}: {name} must not be empty")
+    if origin is list:
+        return _check_list(name, value, f, source)
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
@@ -236,6 +252,44 @@ def _check(name: str, value: Any, f: dataclasses.Field, source: str) -> Any:
         bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
         raise ConfigError(f"{source}: {name}={value!r} is out of range {bounds}")
     return value
+
+
+def _check_list(name: str, value: Any, f: dataclasses.Field, source: str) -> list[str]:
+    """A list of names (a YAML list, or one comma-separated string as an override can give it), each
+    checked against the field's registry; a list-valued field also checks itself (its ``check``)."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: {name} must be a list of names, got {value!r}")
+    registry = f.metadata.get("registry")
+    for v in value:
+        if registry is not None and v not in registry:
+            raise ConfigError(f"{source}: {name}: {v!r} is not allowed: unknown {registry.kind}; choose from {registry.choices()}")
+    if registry is STREAMS:
+        try:
+            check_streams(value)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+    return list(value)
+
+
+def check_streams(names: Any) -> list[str]:
+    """``names`` as given if they are registered streams (:data:`~activity.registry.STREAMS`), each once,
+    ``appearance`` first (the backbone's features, which every model reads).
+
+    Raises:
+        ConfigError: naming what is wrong.
+    """
+    names = list(names)
+    unknown = [n for n in names if n not in STREAMS]
+    if unknown:
+        raise ConfigError(f"features.streams: unknown stream {unknown[0]!r}; choose from {STREAMS.choices()}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"features.streams: {', '.join(names)} names a stream twice")
+    if not names or names[0] != "appearance":
+        raise ConfigError(f"features.streams: [{', '.join(names)}] must start with appearance "
+                          "(the backbone's features, which every model reads)")
+    return names
 
 
 def _owner(f: dataclasses.Field) -> type:

@@ -1,4 +1,4 @@
-"""One registry per kind of thing: backbones, decoders, enhancements, temporal models, baselines.
+"""One registry per kind of thing: backbones, decoders, enhancements, streams, temporal models, baselines.
 
 The config's allowed values, the CLI's choices and cross-validation's model
 names are all read from these, so a name is written once, where the thing is
@@ -127,5 +127,7 @@ DECODERS: Registry[Callable] = Registry("decoder", "features.decoder", "activity
 ENHANCEMENTS: Registry[Callable] = Registry("enhancement", "features.enhance", "activity.transforms.adjust")
 #: Temporal models over frame features (classes ``(in_dim, num_classes, ModelConfig) -> nn.Module``).
 TEMPORAL_MODELS: Registry[type] = Registry("temporal model", "model.temporal", "activity.temporal.models")
+#: The streams a clip's features are made of (descriptor classes; see :mod:`activity.features.streams`).
+STREAMS: Registry[type] = Registry("stream", "features.streams", "activity.features.streams")
 #: Baselines for cross-validation (pooling functions ``(N, T, D) -> (N, F)`` under a logistic regression).
 BASELINES: Registry[Callable] = Registry("baseline", None, "activity.temporal.baselines")

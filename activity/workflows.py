@@ -254,14 +254,14 @@ def _save_run(report: TrainReport, cfg: Config) -> None:
 
 
 def _draw_curves(report: TrainReport) -> None:
-    """``curves.png`` of the whole history (a resumed run's too) and, for a two-stream model, ``fusion.png`` of how its
-    weight was chosen; the model is saved already, so a failure only warns."""
+    """``curves.png`` of the whole history (a resumed run's too) and, for a fusion, ``fusion.png`` of how its
+    weights were chosen; the model is saved already, so a failure only warns."""
     from activity.evaluation.curves import write_curves, write_fusion
 
     sel = report.fit.selection
     drawings = [("curves.png", lambda p: write_curves(report.fit.history, p, report.fit.best_epoch), bool(report.fit.history)),
-                ("fusion.png", lambda p: write_fusion(sel, p), "out_of_fold_accuracy_by_weight" in sel
-                 or "validation_accuracy_by_weight" in sel)]
+                ("fusion.png", lambda p: write_fusion(sel, p), "out_of_fold_accuracy" in sel
+                 or "validation_member_accuracy" in sel)]
     for name, draw, wanted in drawings:  # a logistic baseline has no epochs; a one-stream model no weight
         try:
             if wanted:

@@ -8,9 +8,9 @@ For each DATA (class folder, list file or CSV), in one run: the recipe (the
 default config, or --config and overrides) and the baselines: the ``mean``
 temporal model, ``pooled_lr`` (logistic regression on the mean and std over
 time of the frame features and of their differences) and ``middle_lr``
-(logistic regression on the middle frame); with the motion stream on
-(``features.motion=true``), also each stream of the two-stream recipe alone
-(``lstm:appearance``, ``lstm:motion``: the fusion's own members). Folds are stratified by class and,
+(logistic regression on the middle frame); for a fusion (the default: streams appearance and motion),
+also each of its members alone (``lstm:appearance``, ``lstm:motion``, ``lstm:appearance_lr``, ...: each
+stream's BiLSTM and pooled logistic regression). Folds are stratified by class and,
 with --group-regex, never split a recording group. Prints the command, then a
 table per DATA (mean ± std over folds of top-1 and mean class accuracy, and
 per-fold top-1, and top-1 and mean class accuracy pooled over every fold's test clips); --json writes everything, per-fold metrics included.
@@ -18,6 +18,10 @@ per-fold top-1, and top-1 and mean class accuracy pooled over every fold's test 
     python scripts/benchmark_accuracy.py ../shared/data/basketball --folds 5
     python scripts/benchmark_accuracy.py ../shared/data/arid6/train --folds 5 --group-regex '_(\\d+)_'
     python scripts/benchmark_accuracy.py ../shared/data/vioperu/labels.csv --leave-one-group-out   # scene shift
+    python scripts/benchmark_accuracy.py --merge vioperu.json arid6.json basketball.json   # one table of several runs
+
+With --merge, no benchmark runs: the JSON files of earlier runs become one table, a row per model and a
+column per collection (top-1 / mean class accuracy pooled over every fold's test clips).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import sys
 from pathlib import Path
 
 from activity.config import load_config
+from activity.evaluation.reports import format_table
 from activity.errors import ActivityError
 from activity.features.extract import ExtractOptions
 from activity.workflows import cv
@@ -36,9 +41,26 @@ from activity.workflows import cv
 BASELINES = ["mean", "pooled_lr", "middle_lr"]
 
 
+def merged_table(paths: list[Path]) -> str:
+    """One table of earlier runs' JSON (``--json``): a row per model, a column per collection, each cell the
+    pooled top-1 / mean class accuracy in %."""
+    columns, cells, order = [], {}, []
+    for path in paths:
+        for d in json.loads(Path(path).read_text())["datasets"]:
+            name = Path(d["data"]).parent.name if Path(d["data"]).suffix else Path(d["data"]).name
+            columns.append(f"{name} ({d['split'].split(',')[0]})")
+            for r in d["results"]:
+                order += [] if r["name"] in order else [r["name"]]
+                cells[r["name"], columns[-1]] = f"{100 * r['pooled_top1']:.1f} / {100 * r['pooled_mean_class_accuracy']:.1f}"
+    rows = [[m, *(cells.get((m, c), "") for c in columns)] for m in order]
+    return format_table(rows, ["model (pooled top-1 / mca %)", *columns])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("items", nargs="+", metavar="DATA | key=value", help="collections to benchmark, then config overrides")
+    p.add_argument("items", nargs="*", metavar="DATA | key=value", help="collections to benchmark, then config overrides")
+    p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
+                   help="instead: one table of earlier runs' --json files")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
     p.add_argument("--leave-one-group-out", action="store_true",
@@ -49,11 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_intermixed_args(argv)
+    command = "python scripts/benchmark_accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.merge:
+        print(f"$ {command}")
+        print(merged_table(args.merge))
+        return 0
     data = [i for i in args.items if "=" not in i]
     overrides = [i for i in args.items if "=" in i]
     if not data:
         p.error("give at least one DATA")
-    command = "python scripts/benchmark_accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         cfg = load_config(args.config, overrides)
         names = [cfg.model.temporal, *BASELINES]

@@ -38,15 +38,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def default_width(cfg) -> int:
+    """Numbers a step of the default features: EfficientNet-Lite0's 1280, then the other streams' (motion by default)."""
+    from activity.features.streams import descriptors_of
+
+    return 1280 + sum(d.dim for d in descriptors_of(cfg.features.streams))
+
+
 def make_checkpoint(path: Path, num_classes: int = 5) -> Path:
     from activity.config import Config
-    from activity.features.motion import motion_dim
+    from activity.features.streams import stream_widths
     from activity.temporal.checkpoint import Checkpoint, save_checkpoint
     from activity.temporal.models import build_temporal_model
 
     cfg = Config()
-    dim = 1280 + motion_dim(cfg.features)  # EfficientNet-Lite0's features, then the motion stream's (on by default)
-    model = build_temporal_model(cfg.model, dim, num_classes, motion_dim(cfg.features))
+    dim = default_width(cfg)
+    model = build_temporal_model(cfg.model, dim, num_classes, stream_widths(cfg.features.streams, dim))
     save_checkpoint(path, Checkpoint(model, [f"class_{i}" for i in range(num_classes)], cfg, dim))
     return path
 
@@ -55,13 +62,12 @@ def time_training(clips: int) -> dict:
     import torch
 
     from activity.config import Config
-    from activity.features.motion import motion_dim
     from activity.temporal.train import fit
 
     cfg = Config()
     cfg.train.epochs, cfg.train.patience = 1, 0
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(clips, cfg.features.num_frames, 1280 + motion_dim(cfg.features), generator=g).half()
+    x = torch.randn(clips, cfg.features.num_frames, default_width(cfg), generator=g).half()
     y = torch.randint(0, 10, (clips,), generator=g)
     t0 = time.perf_counter()
     result = fit(cfg, x, y, 10, progress=False)

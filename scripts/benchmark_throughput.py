@@ -3,8 +3,8 @@
 
     python scripts/benchmark_throughput.py [--backbone efficientnet_lite0 --backbone mobilenet_v3_large]
         [--batch-size 32] [--workers N] [--threads N] [--device cpu] [--precision float32] [--json out.json]
-    python scripts/benchmark_throughput.py --motion-cost ../shared/data/basketball \\
-        --motion-cost ../shared/data/vioperu/labels.csv [--repeats 3]   # what features.motion costs
+    python scripts/benchmark_throughput.py --stream-cost ../shared/data/basketball \\
+        --stream-cost ../shared/data/vioperu/labels.csv [--repeats 3]   # what each stream costs
 
 Measured on the same clips, backbone and batch size, in one run, frames per second:
 
@@ -17,8 +17,8 @@ Measured on the same clips, backbone and batch size, in one run, frames per seco
   the run;
 * pipeline: ``activity extract`` end to end (``activity.features.extract``, fresh feature cache,
   the runtime ``--runtime`` names: by default what ``extract`` picks, with the ONNX export already
-  cached as it is after a first run), appearance features only (``features.motion=false``;
-  ``--motion-cost`` measures what the motion stream adds);
+  cached as it is after a first run), appearance features only (``features.streams=[appearance]``;
+  ``--stream-cost`` measures what the motion and pose streams add);
 * naive: the popular CNN-LSTM repos' loop: OpenCV reads every frame in order, each frame
   preprocessed on its own, one clip per forward pass, the network as published (no inference
   rewrite);
@@ -238,29 +238,37 @@ def time_decode(paths: list[Path], spec: FeatureSpec, decoder: str, passes: int 
     return n / (time.perf_counter() - t0)
 
 
-def motion_cost(collections: list[str], args: argparse.Namespace) -> tuple[list[list[str]], dict]:
-    """Extraction of each collection into a fresh cache with the motion stream off, then on (``--repeats``
-    times each, alternating, median seconds): the cost of ``features.motion``. Rows for the table, and the JSON."""
+#: The stream sets --stream-cost times, each against appearance alone (pose where MediaPipe is installed).
+STREAM_SETS = (("appearance",), ("appearance", "motion"), ("appearance", "pose"), ("appearance", "motion", "pose"))
+
+
+def stream_cost(collections: list[str], args: argparse.Namespace) -> tuple[list[list[str]], list[str], dict]:
+    """Extraction of each collection into a fresh cache with each of :data:`STREAM_SETS` (``--repeats`` times
+    each, alternating, median seconds): what each stream costs. Rows and headers for the table, and the JSON."""
     from activity.data.collection import load_dataset
     from activity.features.extract import Extractor
+    from activity.features.pose import pose_available
 
+    sets = [s for s in STREAM_SETS if "pose" not in s or pose_available()]
     rows, out = [], {}
     for data in collections:
         paths = load_dataset(data).paths
-        seconds: dict[bool, list[float]] = {False: [], True: []}
+        seconds: dict[tuple, list[float]] = {s: [] for s in sets}
         for _ in range(args.repeats):
-            for motion in (False, True):
-                cfg = FeatureConfig(backbone=(args.backbone or ["efficientnet_lite0"])[0], num_frames=args.num_frames, motion=motion)
+            for streams in sets:
+                cfg = FeatureConfig(backbone=(args.backbone or ["efficientnet_lite0"])[0], num_frames=args.num_frames,
+                                    streams=list(streams))
                 with tempfile.TemporaryDirectory() as cache:
                     opts = ExtractOptions(cache_dir=cache, batch_size=args.batch_size, workers=args.workers, device=args.device,
                                           progress=False, compile_backbone={"auto": None, "yes": True, "no": False}[args.compile])
                     t0 = time.perf_counter()
                     Extractor(cfg, opts)(paths)
-                    seconds[motion].append(time.perf_counter() - t0)
-        off, on = (float(np.median(seconds[m])) for m in (False, True))
-        out[data] = {"clips": len(paths), "seconds_off": seconds[False], "seconds_on": seconds[True], "ratio": on / off}
-        rows.append([data, str(len(paths)), f"{off:.1f}", f"{on:.1f}", f"{on / off:.2f}"])
-    return rows, out
+                    seconds[streams].append(time.perf_counter() - t0)
+        median = {s: float(np.median(v)) for s, v in seconds.items()}
+        base = median[sets[0]]
+        out[data] = {"clips": len(paths), **{"+".join(s): {"seconds": v, "ratio": median[s] / base} for s, v in seconds.items()}}
+        rows.append([data, str(len(paths)), *(f"{median[s]:.1f} ({median[s] / base:.2f}x)" for s in sets)])
+    return rows, ["collection", "clips", *(" + ".join(s) + " s" for s in sets)], out
 
 
 def _sync(device: torch.device) -> None:
@@ -292,9 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
                    help="the pipeline's torch.compile (activity extract --compile; auto: as extract decides)")
     p.add_argument("--no-compiled", action="store_true", help="skip timing the compiled backbone (it compiles: 5 to 20 s)")
-    p.add_argument("--motion-cost", action="append", default=None, metavar="DATA",
-                   help="instead: time extracting this collection (repeatable) with the motion stream off and on")
-    p.add_argument("--repeats", type=int, default=1, help="--motion-cost: runs of each (median)")
+    p.add_argument("--stream-cost", action="append", default=None, metavar="DATA",
+                   help="instead: time extracting this collection (repeatable) with each set of streams "
+                        "(appearance alone, + motion, + pose, all three; pose where MediaPipe is installed)")
+    p.add_argument("--repeats", type=int, default=1, help="--stream-cost: runs of each (median)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -303,14 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     workers = default_workers(device) if args.workers is None else args.workers
     names = args.backbone or ["efficientnet_lite0", "mobilenet_v3_large"]
     command = f"$ python scripts/benchmark_throughput.py {shlex.join(sys.argv[1:] if argv is None else argv)}"
-    if args.motion_cost:
-        rows, res = motion_cost(args.motion_cost, args)
+    if args.stream_cost:
+        rows, headers, res = stream_cost(args.stream_cost, args)
         print(command)
         print(f"{os.cpu_count()} CPUs, {workers} loader worker(s), device {device}, {args.num_frames} frames per clip; "
-              f"extract into a fresh cache, median of {args.repeats} run(s) each")
-        print(format_table(rows, ["collection", "clips", "motion off s", "motion on s", "on ÷ off"]))
+              f"extract into a fresh cache, median of {args.repeats} run(s) each (and ÷ appearance alone)")
+        print(format_table(rows, headers))
         if args.json:
-            args.json.write_text(json.dumps({"command": command, "motion_cost": res}, indent=2) + "\n")
+            args.json.write_text(json.dumps({"command": command, "stream_cost": res}, indent=2) + "\n")
         return 0
     rows, runtime_rows, out = [], [], {"command": command, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                                      "workers": workers, "device": str(device), "processor": platform.processor(),
@@ -322,14 +331,14 @@ def main(argv: list[str] | None = None) -> int:
             print("error: no clips (../shared/data absent and --long-videos 0)", file=sys.stderr)
             return 1
         out["clips"] = {k: [str(x) for x in v] for k, v in sets.items()}
-        spec0 = FeatureSpec.from_config(FeatureConfig(num_frames=args.num_frames, motion=False))
+        spec0 = FeatureSpec.from_config(FeatureConfig(num_frames=args.num_frames, streams=["appearance"]))
         decode = {k: {b: time_decode(v, spec0, b) for b in ("decord", "opencv", "auto")} for k, v in sets.items()}
         out["decode_fps"] = decode
         if not args.decode_only:
             for name in names:
-                # appearance only, as the backbone limit and the naive loop are (--motion-cost times the motion stream)
+                # appearance only, as the backbone limit and the naive loop are (--stream-cost times the other streams)
                 spec = FeatureSpec.from_config(FeatureConfig(backbone=name, num_frames=args.num_frames, precision=args.precision,
-                                                             motion=False))
+                                                             streams=["appearance"]))
                 backbone = backbone_or_random(name)
                 plain = None if args.no_naive else backbone_or_random(name, optimize=False).to(device)
                 cores = os.cpu_count() or 1

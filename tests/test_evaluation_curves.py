@@ -99,21 +99,23 @@ def test_the_legend_names_every_curve_and_covers_no_panel():
     assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes)
 
 
-def test_fusion_figure_draws_every_candidate_weight_and_outlines_the_chosen_one(tmp_path):
+def test_fusion_figure_draws_every_member_and_outlines_the_ones_in_the_mix(tmp_path):
     from activity.evaluation.curves import fusion_figure, write_fusion
 
-    sel = {"fusion_weight": 0.25, "chosen_on": "out-of-fold predictions of 60 labelled clips, 5 folds by group",
-           "out_of_fold_accuracy_by_weight": {"0.0": 0.6, "0.25": 0.7, "0.5": 0.5, "0.75": 0.4, "1.0": 0.3},
-           "validation_accuracy_by_weight": {"0.0": 0.9, "0.25": 0.8, "0.5": 0.9, "0.75": 1.0, "1.0": 1.0}}
+    sel = {"fusion_weights": {"appearance": 0.25, "motion": 0.5, "appearance_lr": 0.0, "motion_lr": 0.25},
+           "chosen_on": "out-of-fold predictions of 60 labelled clips, 5 folds by group",
+           "out_of_fold_accuracy": {"appearance": 0.3, "motion": 0.6, "appearance_lr": 0.35, "motion_lr": 0.55},
+           "out_of_fold_mix": {"accuracy": 0.65, "log_loss": 0.9}}
     fig = fusion_figure(sel)
     bars = {p.get_gid(): p for p in fig.axes[0].patches if p.get_gid()}
-    assert {k: round(p.get_height(), 6) for k, p in bars.items()} == {f"oof/{w}": a for w, a in sel["out_of_fold_accuracy_by_weight"].items()}
-    assert [k for k, p in bars.items() if p.get_linewidth() > 0 and p.get_edgecolor()[3] > 0] == ["oof/0.25"]
-    dots = {line.get_gid(): line.get_ydata()[0] for line in fig.axes[0].lines if line.get_gid()}
-    assert dots == {f"val/{w}": a for w, a in sel["validation_accuracy_by_weight"].items()}
+    assert {k: round(p.get_height(), 6) for k, p in bars.items()} == {f"member/{m}": a for m, a in sel["out_of_fold_accuracy"].items()}
+    outlined = [k for k, p in bars.items() if p.get_linewidth() > 0 and p.get_edgecolor()[3] > 0]
+    assert outlined == ["member/appearance", "member/motion", "member/motion_lr"]
+    assert [round(line.get_ydata()[0], 6) for line in fig.axes[0].lines] == [0.65]  # the chosen mix
+    assert "w 0.5" in [t.get_text() for t in fig.axes[0].texts]
     assert write_fusion(sel, tmp_path / "fusion.png").read_bytes()[:8] == PNG
     with pytest.raises(ValueError, match="no scores"):
-        fusion_figure({"fusion_weight": 0.5, "chosen_on": "no validation clips: the middle weight"})
+        fusion_figure({"fusion_weights": {"appearance": 0.5, "motion": 0.5}, "chosen_on": "no validation clips: equal weights"})
 
 
 def test_curves_png_is_an_image_of_the_history(tmp_path):

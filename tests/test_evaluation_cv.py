@@ -26,7 +26,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _cfg(temporal: str) -> Config:
     cfg = Config()
-    cfg.features.motion = False  # one stream: these features are synthetic
+    cfg.features.streams = ["appearance"]  # one stream: these features are synthetic
+    cfg.model.pooled_members = False  # the BiLSTM alone (tests/test_features_motion.py trains a fusion)
     cfg.features.num_frames = 4
     cfg.model.temporal = temporal
     cfg.model.hidden_size = cfg.model.projection = 8
@@ -45,12 +46,12 @@ def test_every_clip_is_tested_once_per_model_on_the_same_folds():
 
 
 def test_streams_of_a_two_stream_recipe_are_scored_alone_on_the_same_folds():
-    from activity.features.motion import motion_dim
+    from activity.features.motion import MotionSpec
 
     cfg = _cfg("lstm")
-    cfg.features.motion = True
+    cfg.features.streams = ["appearance", "motion"]
     cfg.model.ensemble, cfg.train.epochs, cfg.train.lr = 1, 40, 0.01
-    m = motion_dim(cfg.features)
+    m = MotionSpec().dim
     y = np.arange(30) % 3
     x = torch.randn(30, 4, 16 + m)
     x[..., 16:] += 3 * torch.from_numpy(y)[:, None, None].float()  # only the motion part tells the classes apart
@@ -59,7 +60,7 @@ def test_streams_of_a_two_stream_recipe_are_scored_alone_on_the_same_folds():
     assert [r.name for r in results] == ["lstm", "lstm:appearance", "lstm:motion", "mean"]
     assert [f["num_videos"] for f in by["lstm:motion"].folds] == [f["num_videos"] for f in by["lstm"].folds]
     assert by["lstm:motion"].summary()["top1"] > 0.8 > by["lstm:appearance"].summary()["top1"]
-    assert all("fusion_weight" in f["selection"] for f in by["lstm"].folds)
+    assert all(set(f["selection"]["fusion_weights"]) == {"appearance", "motion"} for f in by["lstm"].folds)
     assert [r.name for r in cross_validate({"lstm": cfg}, x, y, ["a", "b", "c"], None, folds=3)] == ["lstm"]
 
 

@@ -67,7 +67,7 @@ def spec_for(**kw) -> FeatureSpec:
     kw.setdefault("image_size", 32)
     kw.setdefault("num_frames", 4)
     kw.setdefault("enhance", "none")  # the clips below start dark: keep their pixels as they are
-    kw.setdefault("motion", False)  # the appearance features alone (tests/test_features_motion.py has the stream)
+    kw.setdefault("streams", ["appearance"])  # the appearance features alone (tests/test_features_motion.py has the stream)
     return FeatureSpec.from_config(FeatureConfig(**kw))
 
 
@@ -112,7 +112,7 @@ def test_neutral_frame_options_keep_the_key_of_entries_written_before_them():
     import hashlib
 
     spec = spec_for()
-    before = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("frame_fit", "enhance", "precision", "motion")}
+    before = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("frame_fit", "enhance", "precision", "streams")}
     assert spec.key() == f"{spec.backbone}-{hashlib.sha1(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]}"
 
 
@@ -521,9 +521,9 @@ def test_reduced_precision_is_close_and_cached_apart(tmp_path, videos):
 
 
 @pytest.mark.parametrize("kw, key", [
-    ({"motion": False}, "efficientnet_lite0-793f7a9a9b9b"),
-    ({"motion": False, "enhance": "none"}, "efficientnet_lite0-602d2de4934b"),
-    ({"motion": False, "num_frames": 8, "views": 3, "image_size": 160, "frame_fit": "pad", "backbone": "resnet18"},
+    ({"streams": ["appearance"]}, "efficientnet_lite0-793f7a9a9b9b"),
+    ({"streams": ["appearance"], "enhance": "none"}, "efficientnet_lite0-602d2de4934b"),
+    ({"streams": ["appearance"], "num_frames": 8, "views": 3, "image_size": 160, "frame_fit": "pad", "backbone": "resnet18"},
      "resnet18-ff5e0a59ca03"),
 ])
 def test_cache_keys_are_those_earlier_versions_wrote(kw, key):

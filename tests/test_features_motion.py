@@ -59,11 +59,11 @@ def test_opposite_motions_give_mirrored_descriptors():
 
 
 def test_motion_changes_the_cache_key_and_leaves_the_old_one_alone():
-    plain = FeatureSpec.from_config(FeatureConfig(motion=False))
+    plain = FeatureSpec.from_config(FeatureConfig(streams=["appearance"]))
     moving = FeatureSpec.from_config(FeatureConfig())  # the default has the motion stream
     assert plain.key() == "efficientnet_lite0-793f7a9a9b9b"  # what caches written before the motion stream use
     assert moving.key() == "efficientnet_lite0-16356b43f47b"  # pinned: a changed key silently drops every cache
-    assert moving.key() != plain.key() and (plain.motion_dim, moving.motion_dim) == (0, SPEC.dim)
+    assert moving.key() != plain.key() and (plain.descriptor_dim, moving.descriptor_dim) == (0, SPEC.dim)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +78,8 @@ def clips(tmp_path_factory):
 def test_extraction_appends_the_motion_stream_to_the_same_appearance_features(clips, workers, tmp_path):
     from test_features_extract import Factory
 
-    plain = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4, enhance="none", motion=False))
-    moving = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4, enhance="none", motion=True))
+    plain = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4, enhance="none", streams=["appearance"]))
+    moving = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4, enhance="none", streams=["appearance", "motion"]))
     a = extract(clips, plain, None, Factory(), ExtractOptions(workers=workers, progress=False))
     b = extract(clips, moving, None, Factory(), ExtractOptions(workers=workers, progress=False))
     for c in clips:
@@ -102,19 +102,22 @@ def test_a_two_stream_run_trains_saves_and_predicts(tmp_path, cli):
                   "--group-regex", r"_(\d+)\.", *recipe])
     assert result.code == 0, result.err
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
-    w = summary["selection"]["fusion_weight"]
-    weights = {"0.0", "0.25", "0.5", "0.75", "1.0"}
-    assert set(summary["selection"]["validation_accuracy_by_weight"]) == weights  # still reported
+    weights = summary["selection"]["fusion_weights"]
+    members = ["appearance", "motion", "appearance_lr", "motion_lr"]  # each stream's BiLSTM and pooled regression
+    assert list(weights) == members and sum(weights.values()) == pytest.approx(1.0)
+    assert summary["selection"]["candidates"] == 35  # every mix in steps of 0.25
     # chosen on every training clip, each predicted by models that never saw its recording
     n = summary["train_clips"] + summary["val_clips"]  # every labelled clip, held out by its recording
     assert summary["selection"]["chosen_on"] == f"out-of-fold predictions of {n} labelled clips, 5 folds by group"
-    assert set(summary["selection"]["out_of_fold_accuracy_by_weight"]) == weights
-    assert set(summary["selection"]["out_of_fold_accuracy"]) == {"appearance", "motion"}
-    assert f"appearance and motion streams mixed {w:g} : {1 - w:g} (chosen on out-of-fold predictions of {n}" in result.out
-    assert (tmp_path / "run" / "fusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # how the weight was chosen
+    alone = summary["selection"]["out_of_fold_accuracy"]
+    assert list(alone) == members
+    assert summary["selection"]["out_of_fold_mix"]["accuracy"] >= max(alone.values())  # never below a member alone
+    mixed = ", ".join(f"{m} {w:g}" for m, w in weights.items() if w > 0)
+    assert f"fusion of {mixed} (chosen on out-of-fold predictions of {n}" in result.out
+    assert (tmp_path / "run" / "fusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # how the weights were chosen
     ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
-    assert isinstance(ckpt.model, Fusion) and float(ckpt.model.weight) == w
-    assert ckpt.metrics["selection"]["fusion_weight"] == w
+    assert isinstance(ckpt.model, Fusion) and ckpt.model.weight_of() == weights
+    assert ckpt.metrics["selection"]["fusion_weights"] == weights
     model = load_model(tmp_path / "run" / "model.pt", cache_dir=tmp_path / "cache", workers=0)
     clip = sorted((data / "moving_left").glob("*.mp4"))[0]
     (label, p), _ = model.predict(clip, top_k=2)
@@ -126,20 +129,44 @@ def test_a_two_stream_run_trains_saves_and_predicts(tmp_path, cli):
     assert r.code == 0 and (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG", r.err
 
 
-def test_fusion_mixes_the_streams_log_probabilities():
+def test_fusion_mixes_its_members_log_probabilities():
     from activity.temporal.models import build_temporal_model
 
     cfg = load_config(None, ["model.ensemble=1", "model.projection=4", "model.hidden_size=4"])
-    model = build_temporal_model(cfg.model, 16 + SPEC.dim, 3, SPEC.dim).eval()
+    model = build_temporal_model(cfg.model, 16 + SPEC.dim, 3, [("appearance", 16), ("motion", SPEC.dim)]).eval()
+    assert model.names == ("appearance", "motion", "appearance_lr", "motion_lr")
+    assert model.columns["motion_lr"] == model.columns["motion"] == (16, 16 + SPEC.dim)
     x = torch.randn(2, 5, 16 + SPEC.dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        la, lm = model.appearance(x[..., :16])[0].log_softmax(1), model.motion(x[..., 16:])[0].log_softmax(1)
-        for w in (0.0, 0.3, 1.0):
-            model.weight.fill_(w)
-            torch.testing.assert_close(model(x)[0], w * la + (1 - w) * lm)
+        parts = [model.member(n)(x[..., slice(*model.columns[n])])[0].log_softmax(1) for n in model.names]
+        for w in ((0.0, 1.0, 0.0, 0.0), (0.3, 0.2, 0.25, 0.25), (1.0, 0.0, 0.0, 0.0)):
+            model.weights.copy_(torch.tensor(w))
+            torch.testing.assert_close(model(x)[0], sum(wi * p for wi, p in zip(w, parts)))
 
 
-def test_the_throughput_benchmark_times_extraction_with_the_stream_off_and_on(clips, tmp_path, capsys):
+def test_a_two_stream_checkpoint_of_the_old_format_loads_as_a_fusion_of_its_two_models(tmp_path):
+    """Written before features.streams and pooled members: ``features.motion: true``, an appearance ``weight``."""
+    from activity.temporal.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint
+    from activity.temporal.models import build_temporal_model
+
+    cfg = load_config(None, ["model.ensemble=1", "model.projection=4", "model.hidden_size=4", "model.pooled_members=false"])
+    model = build_temporal_model(cfg.model, 1280 + SPEC.dim, 2, [("appearance", 1280), ("motion", SPEC.dim)]).eval()
+    state = {k: v for k, v in model.state_dict().items() if k != "weights"}
+    state["weight"] = torch.tensor(0.75)
+    config = cfg.to_dict()
+    config["features"] = {k: v for k, v in config["features"].items() if k != "streams"} | {"motion": True}
+    del config["model"]["pooled_members"]
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "classes": ["a", "b"], "config": config,
+                "feature_dim": 1280 + SPEC.dim, "metrics": {}, "state_dict": state}, tmp_path / "old.pt")
+    ckpt = load_checkpoint(tmp_path / "old.pt")
+    assert ckpt.config.features.streams == ["appearance", "motion"] and not ckpt.config.model.pooled_members
+    assert ckpt.model.names == ("appearance", "motion") and ckpt.model.weight_of() == {"appearance": 0.75, "motion": 0.25}
+    x = torch.randn(1, 4, 1280 + SPEC.dim)
+    model.weights.copy_(torch.tensor([0.75, 0.25]))
+    torch.testing.assert_close(ckpt.model(x)[0], model(x)[0])
+
+
+def test_the_throughput_benchmark_times_extraction_with_each_set_of_streams(clips, tmp_path, capsys):
     import importlib.util
     from pathlib import Path
 
@@ -153,10 +180,14 @@ def test_the_throughput_benchmark_times_extraction_with_the_stream_off_and_on(cl
         (folder / c.name).symlink_to(c)
     (tmp_path / "clips" / "b").mkdir()
     (tmp_path / "clips" / "b" / "x.mp4").symlink_to(clips[0])
-    assert bench.main(["--motion-cost", str(tmp_path / "clips"), "--workers", "0", "--num-frames", "4",
+    from activity.features.pose import pose_available
+
+    assert bench.main(["--stream-cost", str(tmp_path / "clips"), "--workers", "0", "--num-frames", "4",
                        "--json", str(tmp_path / "cost.json")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("$ python scripts/benchmark_throughput.py --motion-cost") and "on ÷ off" in out
-    row = json.loads((tmp_path / "cost.json").read_text())["motion_cost"][str(tmp_path / "clips")]
-    assert row["clips"] == 4 and len(row["seconds_off"]) == len(row["seconds_on"]) == 1
-    assert row["ratio"] == pytest.approx(row["seconds_on"][0] / row["seconds_off"][0])
+    assert out.startswith("$ python scripts/benchmark_throughput.py --stream-cost") and "appearance + motion s" in out
+    row = json.loads((tmp_path / "cost.json").read_text())["stream_cost"][str(tmp_path / "clips")]
+    sets = ["appearance", "appearance+motion"] + (["appearance+pose", "appearance+motion+pose"] if pose_available() else [])
+    assert row["clips"] == 4 and [k for k in row if k != "clips"] == sets
+    alone, moving = row["appearance"]["seconds"][0], row["appearance+motion"]["seconds"][0]
+    assert row["appearance+motion"]["ratio"] == pytest.approx(moving / alone) and row["appearance"]["ratio"] == 1

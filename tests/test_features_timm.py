@@ -131,7 +131,7 @@ def test_a_timm_backbone_runs_on_onnxruntime_with_the_features_of_torch(untraine
         from tests.utils import make_video
 
     clips = [make_video(tmp_path / "v" / f"clip{i}.avi", 8, (64, 48), lossless=True, seed=i)[0] for i in range(2)]
-    spec = FeatureSpec.from_config(FeatureConfig(backbone=f"timm:{SMALL}", num_frames=4, motion=False, image_size=96))
+    spec = FeatureSpec.from_config(FeatureConfig(backbone=f"timm:{SMALL}", num_frames=4, streams=["appearance"], image_size=96))
     got = {}
     for runtime in ("torch", "onnxruntime"):
         root = tmp_path / runtime

@@ -50,7 +50,8 @@ def one_backbone():
 
 def make_config(**model) -> Config:
     cfg = Config()
-    cfg.features.motion = False  # one stream: these features are synthetic
+    cfg.features.streams = ["appearance"]  # one stream: these features are synthetic
+    cfg.model.pooled_members = False  # the BiLSTM alone (tests/test_features_motion.py trains a fusion)
     cfg.set("features.image_size", 64)
     cfg.set("features.num_frames", T)
     for k, v in model.items():
@@ -396,7 +397,7 @@ def test_occlusion_of_a_two_stream_model_covers_both_streams_and_draws_the_strip
     clip = run.data / "moving_right" / "moving_right_000.mp4"
     expl = explain(model, clip, method="occlusion")
     t, dim = model.spec.num_frames, model.checkpoint.feature_dim
-    assert expl.importance.shape == (t,) and expl.features.shape == (t, dim) and model.spec.motion_dim == 80
+    assert expl.importance.shape == (t,) and expl.features.shape == (t, dim) and model.spec.descriptor_dim == 80
     cached = model.features([clip]).features[clip]  # extraction's appearance and motion
     np.testing.assert_allclose(expl.features, cached.astype(np.float32), rtol=0, atol=1e-2)
     assert dict(model.predict(clip, top_k=2))[expl.label] == pytest.approx(expl.probability, abs=1e-4)

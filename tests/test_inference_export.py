@@ -50,7 +50,8 @@ def _clip(label: str, spec: FeatureSpec, seed: int = 0) -> torch.Tensor:
 
 def _config(temporal: str) -> Config:
     cfg = Config()
-    cfg.features.motion = False  # one stream: these features are synthetic
+    cfg.features.streams = ["appearance"]  # one stream: these features are synthetic
+    cfg.model.pooled_members = False  # the BiLSTM alone (tests/test_features_motion.py trains a fusion)
     cfg.apply_overrides([
         f"features.image_size={S}", f"features.num_frames={T}", f"model.temporal={temporal}",
         "model.hidden_size=8", "model.projection=8",
@@ -283,8 +284,8 @@ def _motion_inputs(spec: FeatureSpec, clip) -> tuple[torch.Tensor, torch.Tensor]
     from activity.features.motion import motion_features, read_with_pairs
 
     with open_video(clip, "opencv") as reader:
-        frames, first, second = read_with_pairs(reader, spec.num_frames, spec.motion_spec)
-    motion = motion_features(spec.enhance_frames(first), spec.enhance_frames(second), spec.motion_spec)
+        frames, first, second = read_with_pairs(reader, spec.num_frames, spec)
+    motion = spec.describe(frames, first, second)
     return preprocess_for_export(frames, spec)[None], torch.from_numpy(motion)[None]
 
 
@@ -295,7 +296,7 @@ def test_two_stream_export_matches_pytorch(two_stream, backbone):
     from activity.temporal.models import Fusion
 
     ckpt, spec = two_stream["ckpt"], two_stream["spec"]
-    assert isinstance(ckpt.model, Fusion) and spec.motion_dim == 80
+    assert isinstance(ckpt.model, Fusion) and spec.descriptor_dim == 80
     frames, motion = _motion_inputs(spec, two_stream["clip"])
     g = torch.Generator().manual_seed(3)
     rand = (torch.randn(2, 8, 3, S, S, generator=g), torch.rand(2, 8, 80, generator=g) * 2)

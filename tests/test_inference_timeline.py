@@ -134,7 +134,7 @@ def test_live_source_from_a_file_at_real_rate(trained, capsys):
     with open_video(short, "opencv") as r:
         frames = np.stack([f for _, f in r.iter_frames()])[-round(window * FPS):]
     idx = segment_indices(len(frames), 8)
-    first, second = flow_pairs(idx, len(frames), model.spec.motion_spec.partner_gap(FPS))  # the default has motion
+    first, second = flow_pairs(idx, len(frames), model.spec.partner_gap(FPS))  # the default has motion
     p = model.probabilities(model.encode_clip(frames[idx], frames[first], frames[second])[None])[0]
     assert (lines[-1]["label"], lines[-1]["probability"]) == (CLASSES[int(p.argmax())], pytest.approx(float(p.max()), abs=1e-4))
     assert elapsed >= 2.5  # a 3 s file is played at its real rate, not as fast as it decodes
@@ -318,7 +318,7 @@ def test_timeline_of_a_two_stream_model_is_what_predict_gives_on_one_window(two_
     with open_video(clip, "opencv") as reader:
         feats = np.stack([f.numpy() for _, f in _frame_features(model, reader, 1.0 / 8, {})])
     cached = model.features([clip]).features[clip]  # extraction: appearance then motion, float16
-    assert feats.shape == cached.shape == (8, model.checkpoint.feature_dim) and model.spec.motion_dim == 80
+    assert feats.shape == cached.shape == (8, model.checkpoint.feature_dim) and model.spec.descriptor_dim == 80
     np.testing.assert_allclose(feats, cached.astype(np.float32), rtol=0, atol=1e-2)
     tl = model.timeline(clip, window=1.0, stride=1.0, top_k=2)
     assert len(tl.windows) == 1 and (tl.windows[0].start, tl.windows[0].end) == (0.0, 1.0)  # a window, not the fallback
@@ -339,7 +339,7 @@ def test_live_source_of_a_two_stream_model_pairs_each_frame_with_a_later_buffere
     with open_video(short, "opencv") as r:
         frames = np.stack([f for _, f in r.iter_frames()])[-round(FPS):]  # the buffer: the last second
     idx = segment_indices(len(frames), 8)
-    first, second = flow_pairs(idx, len(frames), model.spec.motion_spec.partner_gap(FPS))
+    first, second = flow_pairs(idx, len(frames), model.spec.partner_gap(FPS))
     p = model.probabilities(model.encode_clip(frames[idx], frames[first], frames[second])[None])[0]
     assert (lines[-1]["label"], lines[-1]["probability"]) == (model.classes[int(p.argmax())], pytest.approx(float(p.max()), abs=1e-4))
 
@@ -362,7 +362,7 @@ def test_timeline_flow_pairs_are_extractions_and_decoding_never_goes_back(two_st
     with open_video(video, "opencv") as reader:
         got = list(_frame_features(model, reader, step_frames / fps, {}, chunk=3))
     idx = np.minimum(((np.arange(len(got)) + 0.5) * (step_frames / fps) * fps).astype(np.int64), len(frames) - 1)
-    first, second = flow_pairs(idx, len(frames), model.spec.motion_spec.partner_gap(fps))
+    first, second = flow_pairs(idx, len(frames), model.spec.partner_gap(fps))
     want = model.encode_clip(frames[idx], frames[first], frames[second]).numpy()
     assert len(got) == 40 // step_frames and rewinds == []
     np.testing.assert_allclose(np.stack([f.numpy() for _, f in got]), want, rtol=0, atol=1e-4)  # other batch sizes
@@ -396,7 +396,7 @@ class _FakeRecognizer:
         from activity.features.extract import ExtractOptions
         from activity.features.spec import FeatureSpec
 
-        self.spec = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=8, motion=motion))
+        self.spec = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=8, streams=["appearance", "motion"] if motion else ["appearance"]))
         self.options = ExtractOptions(progress=False, cache_dir=False, runtime="torch", **options)  # no backbone to export
 
     def encode_steps(self, path, step, **kwargs):
@@ -489,7 +489,7 @@ def test_parallel_timeline_of_an_appearance_only_model_is_the_in_process_one(tra
     video = write_video(run.root / "long.mp4", frames, FPS)
     from activity import load_model
 
-    assert load_model(run.ckpt, cache_dir=False).spec.motion_spec is None
+    assert load_model(run.ckpt, cache_dir=False).spec.descriptors == []
     _same_timeline_with_workers(run.ckpt, video, monkeypatch)
 
 

@@ -41,7 +41,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def make_checkpoint(temporal: str = "lstm", ensemble: int = 1) -> Checkpoint:
     """Random weights and feature statistics, and noise on every parameter: a load must really restore them."""
     cfg = Config()
-    cfg.features.motion = False  # one stream: these features are synthetic
+    cfg.features.streams = ["appearance"]  # one stream: these features are synthetic
+    cfg.model.pooled_members = False  # the BiLSTM alone (tests/test_features_motion.py trains a fusion)
     cfg.apply_overrides([f"model.temporal={temporal}", "model.hidden_size=12", "features.num_frames=6", "train.epochs=3",
                          f"model.ensemble={ensemble}"])
     return random_checkpoint(cfg, CLASSES, D, prepare=lambda m: m.norm.set_stats(torch.randn(D), torch.rand(D) + 0.5),

@@ -30,7 +30,8 @@ def order_features(tmp_path_factory):
     train_root = make_order_dataset(root / "train", clips_per_class=32, seed=0, ext=".avi")
     test_root = make_order_dataset(root / "test", clips_per_class=8, seed=1, ext=".avi")
     cfg = Config()
-    cfg.features.motion = False  # one stream: these features are synthetic
+    cfg.features.streams = ["appearance"]  # one stream: these features are synthetic
+    cfg.model.pooled_members = False  # the BiLSTM alone (tests/test_features_motion.py trains a fusion)
     cfg.features.image_size = 112  # small crops keep the test fast; the task does not need more
     spec = FeatureSpec.from_config(cfg.features)
     cache = FeatureCache(root / "cache", spec)

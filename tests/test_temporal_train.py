@@ -38,7 +38,8 @@ def _data(n=48, length=8, dim=16, classes=3, seed=0):
 
 def _cfg(epochs=6) -> Config:
     cfg = Config()
-    cfg.features.motion = False  # one stream: these features are synthetic
+    cfg.features.streams = ["appearance"]  # one stream: these features are synthetic
+    cfg.model.pooled_members = False  # the BiLSTM alone (tests/test_features_motion.py trains a fusion)
     cfg.features.num_frames = 4
     cfg.features.views = 2
     cfg.model.hidden_size = 8
@@ -273,36 +274,47 @@ def _scene_data(seed=0, groups=10, per_group=6, classes=3, dim=16):
     return torch.cat([appearance, motion], dim=-1), y, np.array([f"r{int(r)}" for r in group])
 
 
-def test_fusion_weight_is_chosen_on_out_of_fold_predictions_by_group():
-    from activity.temporal.train import choose_fusion_weight
+def test_fusion_weights_are_chosen_on_out_of_fold_predictions_by_group():
+    from activity.temporal.train import choose_fusion_weights, fusion_folds
 
     x, y, groups = _scene_data()
     cfg = _cfg(epochs=15)
-    cfg.features.motion = True
+    cfg.features.streams = ["appearance", "motion"]
+    cfg.model.pooled_members = True
     cfg.train.fusion_folds = 5
     result = fit(cfg, x, y, 3, progress=False, groups=groups)
     sel = result.selection
     assert sel["chosen_on"] == "out-of-fold predictions of 60 labelled clips, 5 folds by group"
     alone = sel["out_of_fold_accuracy"]
-    assert alone["motion"] > alone["appearance"] + 0.2  # new recordings: appearance cannot carry over
-    assert sel["fusion_weight"] <= 0.25 and float(result.model.weight) == sel["fusion_weight"]
-    stratified = choose_fusion_weight(result.model, cfg, x, y, 3, None, None, None)  # no groups known
+    assert list(alone) == ["appearance", "motion", "appearance_lr", "motion_lr"]
+    assert min(alone["motion"], alone["motion_lr"]) > max(alone["appearance"], alone["appearance_lr"]) + 0.2  # new recordings
+    w = sel["fusion_weights"]
+    assert w["appearance"] + w["appearance_lr"] <= 0.25 and result.model.weight_of() == w
+    assert sel["out_of_fold_mix"]["accuracy"] >= max(alone.values())  # the mix is never below its best member
+    assert set(sel["pooled_C"]) == {"appearance", "motion"}
+    stratified = choose_fusion_weights(result.model, cfg, 3, None, None, fusion_folds(cfg, x, y, None, None, None, None),
+                                       sel["pooled_C"])  # no groups known
     assert stratified["chosen_on"] == "out-of-fold predictions of 60 labelled clips, 5 folds stratified"
 
 
-def test_fusion_weight_without_folds_falls_back_to_validation_then_the_middle():
-    from activity.temporal.train import choose_fusion_weight
+def test_fusion_weights_without_folds_fall_back_to_validation_then_equal_weights():
+    from activity.temporal.train import choose_fusion_weights, fusion_folds
 
     x, y, groups = _scene_data(groups=2, per_group=6)
     cfg = _cfg(epochs=2)
-    cfg.features.motion = True
+    cfg.features.streams = ["appearance", "motion"]
     result = fit(cfg, x[6:], y[6:], 3, x[:6], y[:6], progress=False, groups=groups[6:], val_groups=groups[:6])
     # one recording for training, one for validation: together two groups, each predicted by a model of the other
     assert result.selection["chosen_on"] == "out-of-fold predictions of 12 labelled clips, 2 folds by group"
-    unnamed = choose_fusion_weight(result.model, cfg, x[6:], y[6:], 3, x[:6], y[:6], groups[6:])  # a --val without groups
+    assert result.selection["candidates"] == 5 and result.model.names == ("appearance", "motion")
+    unnamed = choose_fusion_weights(result.model, cfg, 3, x[:6], y[:6],  # a --val without groups: one more group
+                                    fusion_folds(cfg, x[6:], y[6:], groups[6:], x[:6], y[:6], None), {})
     assert unnamed["chosen_on"] == "out-of-fold predictions of 12 labelled clips, 2 folds by group"
     cfg.train.fusion_folds = 0
-    sel = choose_fusion_weight(result.model, cfg, x, y, 3, x[:6], y[:6], groups)
+    assert fusion_folds(cfg, x, y, groups, None, None, None) is None
+    sel = choose_fusion_weights(result.model, cfg, 3, x[:6], y[:6], None, {})
     assert sel["chosen_on"] == "6 validation clips" and "out_of_fold_accuracy" not in sel
-    assert choose_fusion_weight(result.model, cfg, x, y, 3, None, None, groups) == {
-        "fusion_weight": 0.5, "chosen_on": "no validation clips: the middle weight"}
+    assert set(sel["validation_member_accuracy"]) == {"appearance", "motion"}
+    assert choose_fusion_weights(result.model, cfg, 3, None, None, None, {}) == {
+        "fusion_weights": {"appearance": 0.5, "motion": 0.5}, "chosen_on": "no validation clips: equal weights",
+        "candidates": 5}

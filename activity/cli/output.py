@@ -27,12 +27,12 @@ def print_train(r: TrainReport) -> None:
     """``saved RUN/model.pt, best validation accuracy ... (at epoch N)``."""
     val = ""
     sel = r.fit.selection
-    if "fusion_weight" in sel:
-        val = f", appearance and motion streams mixed {sel['fusion_weight']:g} : {1 - sel['fusion_weight']:g} (chosen on {sel['chosen_on']}"
-        if "out_of_fold_accuracy_by_weight" in sel:
-            alone = sel["out_of_fold_accuracy"]
-            val += (f": accuracy {sel['out_of_fold_accuracy_by_weight'][str(sel['fusion_weight'])]:.3f}; "
-                    f"appearance alone {alone['appearance']:.3f}, motion alone {alone['motion']:.3f})")
+    if "fusion_weights" in sel:
+        mixed = ", ".join(f"{n} {w:g}" for n, w in sel["fusion_weights"].items() if w > 0)
+        val = f", fusion of {mixed} (chosen on {sel['chosen_on']}"
+        if "out_of_fold_mix" in sel:
+            alone = ", ".join(f"{n} {a:.3f}" for n, a in sel["out_of_fold_accuracy"].items())
+            val += f": accuracy {sel['out_of_fold_mix']['accuracy']:.3f}; alone: {alone})"
         elif r.fit.best_val_accuracy is not None:
             val += f", accuracy {r.fit.best_val_accuracy:.3f})"
         else:

@@ -135,32 +135,35 @@ def write_curves(history: Sequence[Mapping[str, Any]], path: str | Path, best: B
 
 
 def fusion_figure(selection: Mapping[str, Any]) -> Figure:
-    """How a two-stream model's weight was chosen (``FitResult.selection``): the accuracy of each candidate
-    appearance weight, out of fold (bars) and on the validation clips (dots) where there are those
-    scores, the chosen weight's bar outlined. Weight 1 is the appearance stream alone, 0 the motion stream
-    alone. Bars carry ``gid`` ``"oof/<weight>"``, dots ``"val/<weight>"``.
+    """How a fusion's weights were chosen (``FitResult.selection``): each member's accuracy alone, out of fold
+    (or on the validation clips where no folds were made), as bars, the members with a weight outlined and
+    their weight written on them, and the chosen mix's accuracy as a dashed line. Bars carry ``gid``
+    ``"member/<name>"``.
 
     Raises:
-        ValueError: a selection without scores (no validation and no folds: the middle weight).
+        ValueError: a selection without scores (no validation and no folds: equal weights).
     """
     from matplotlib.figure import Figure
 
-    oof, val = selection.get("out_of_fold_accuracy_by_weight", {}), selection.get("validation_accuracy_by_weight", {})
-    if not oof and not val:
-        raise ValueError("no scores behind this fusion weight")
-    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    alone = selection.get("out_of_fold_accuracy") or selection.get("validation_member_accuracy") or {}
+    if not alone:
+        raise ValueError("no scores behind these fusion weights")
+    mix = selection.get("out_of_fold_mix", {}).get("accuracy", selection.get("validation_accuracy"))
+    weights = selection["fusion_weights"]
+    fig = Figure(figsize=(1.2 * len(alone) + 2.5, 3.6), layout="constrained")
     ax = fig.subplots()
-    chosen = float(selection["fusion_weight"])
-    for w, acc in oof.items():
-        bar = ax.bar(float(w), acc, width=0.18, color="C0", edgecolor="black" if float(w) == chosen else "none",
-                     linewidth=2, label="out of fold" if w == next(iter(oof)) else None)
-        bar.patches[0].set_gid(f"oof/{w}")
-    for w, acc in val.items():
-        ax.plot([float(w)], [acc], "o", color="C1", gid=f"val/{w}", label="validation" if w == next(iter(val)) else None)
-    ax.set(xlabel="appearance weight (1: appearance alone, 0: motion alone)", ylabel="accuracy", ylim=(0, 1.05),
-           xticks=[float(w) for w in (oof or val)])
-    ax.set_title(f"fusion weight {chosen:g} (outlined), chosen on\n{selection['chosen_on']}", fontsize=9)
-    fig.legend(loc="outside right upper", fontsize=8)  # beside the bars, never on them
+    for i, (name, acc) in enumerate(alone.items()):
+        w = weights.get(name, 0.0)
+        bar = ax.bar(i, acc, width=0.7, color="C1" if name.endswith("_lr") else "C0",
+                     edgecolor="black" if w > 0 else "none", linewidth=2)
+        bar.patches[0].set_gid(f"member/{name}")
+        ax.text(i, acc + 0.02, f"w {w:g}", ha="center", fontsize=8)
+    if mix is not None:
+        ax.axhline(mix, color="black", linestyle="--", linewidth=1, label=f"chosen mix {mix:.3f}")
+        fig.legend(loc="outside right upper", fontsize=8)  # beside the bars, never on them
+    ax.set(ylabel="accuracy alone", ylim=(0, 1.1), xticks=range(len(alone)))
+    ax.set_xticklabels(list(alone), rotation=20, fontsize=8)
+    ax.set_title(f"fusion weights (w; outlined: in the mix), chosen on\n{selection['chosen_on']}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return fig
 

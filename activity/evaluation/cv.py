@@ -105,9 +105,9 @@ def cross_validate(
         splits: ``(train, test)`` index pairs to use instead of
             :func:`~activity.data.splits.kfold_splits` ``(targets, groups, folds, seed)``.
         progress: a progress bar over folds and models (``cv: fold 2/5, lstm``).
-        streams: also score each stream of a two-stream model on its own, as
-            ``<name>:appearance`` and ``<name>:motion`` (the fusion's own members:
-            no extra training).
+        streams: also score each member of a fusion on its own, as ``<name>:<member>``
+            (``lstm:appearance``, ``lstm:motion``, ``lstm:appearance_lr``: the fusion's own
+            members, no extra training).
 
     Returns:
         One :class:`CVResult` per model, in the order given.
@@ -174,14 +174,13 @@ def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets
 
 def _score_streams(results: dict[str, "CVResult"], name: str, model: Fusion, x: torch.Tensor, y: np.ndarray,
                    classes: Sequence[str], num_frames: int, fold: int) -> None:
-    """Each stream of a fitted two-stream model on its own, as ``<name>:appearance`` and ``<name>:motion``
-    (no extra training: they are the fusion's members)."""
-    d = model.appearance_dim
-    for stream, part, cols in (("appearance", model.appearance, slice(0, d)), ("motion", model.motion, slice(d, None))):
-        probs = predict_features(part, x[..., cols], num_frames)[0].numpy()
+    """Each member of a fitted fusion on its own, as ``<name>:<member>`` (``lstm:appearance``, ``lstm:motion_lr``):
+    no extra training, they are the fusion's members."""
+    for member in model.names:
+        probs = predict_features(model.member(member), model.part(member, x), num_frames)[0].numpy()
         m = compute_metrics(y, probs, classes)["metrics"]
         m.update(fold=fold, seconds=0.0)
-        results.setdefault(f"{name}:{stream}", CVResult(f"{name}:{stream}")).add(m, y, probs)
+        results.setdefault(f"{name}:{member}", CVResult(f"{name}:{member}")).add(m, y, probs)
 
 
 def _inner_split(targets: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from activity.errors import ActivityError, VideoError
 from activity.features.backbones import Backbone, create_backbone
 from activity.features.cache import FeatureCache, default_cache_dir
 from activity.features.encoder import FrameEncoder
-from activity.features.motion import motion_features, read_with_pairs
+from activity.features.motion import read_with_pairs
 from activity.features.spec import FeatureSpec
 
 if TYPE_CHECKING:
@@ -64,7 +64,8 @@ class ExtractResult:
 
 class _ClipDataset(Dataset):
     """Decodes the sampled frames of each video and resizes and crops them (runs in loader workers);
-    with a motion stream, also the frames of each step's flow, and computes the motion descriptors."""
+    with descriptor streams (:mod:`activity.features.streams`), also the frames they need (the motion
+    stream's flow pairs), and computes them from the same decoded frames."""
 
     def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str) -> None:
         self.paths = list(paths)
@@ -75,18 +76,16 @@ class _ClipDataset(Dataset):
         return len(self.paths)
 
     def decode(self, path: Path) -> tuple[torch.Tensor, np.ndarray | None]:
-        """Cropped uint8 frames ``(L, 3, S, S)`` and the motion descriptors ``(L, M)`` float32 (None without motion)."""
-        motion = self.spec.motion_spec
+        """Cropped uint8 frames ``(L, 3, S, S)`` and the descriptor streams' numbers ``(L, M)`` float32 (None without)."""
         with open_video(path, self.decoder) as reader:
-            if motion is None:
+            if not self.spec.streams:
                 frames, _ = read_sampled(reader, self.spec.length)
                 return self.spec.crop(frames), None
-            frames, first, second = read_with_pairs(reader, self.spec.length, motion)
-        moving = motion_features(self.spec.enhance_frames(first), self.spec.enhance_frames(second), motion)
-        return self.spec.crop(frames), moving
+            frames, first, second = read_with_pairs(reader, self.spec.length, self.spec)
+        return self.spec.crop(frames), self.spec.describe(frames, first, second)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str | None]:
-        """``(i, frames, motion or None, None)``, or ``(i, None, None, reason)``."""
+        """``(i, frames, descriptors or None, None)``, or ``(i, None, None, reason)``."""
         try:
             return i, *self.decode(self.paths[i]), None
         except VideoError as e:
@@ -110,15 +109,15 @@ class _EncodingDataset(_ClipDataset):
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str | None]:
         """``(i, features (L, D + M) float16, None, None)``, or ``(i, None, None, reason)``."""
-        i, frames, motion, error = super().__getitem__(i)
+        i, frames, described, error = super().__getitem__(i)
         if frames is None:
             return i, None, None, error
-        return i, with_motion(self.encoder(frames), motion).half(), None, None
+        return i, with_descriptors(self.encoder(frames), described).half(), None, None
 
 
-def with_motion(features: torch.Tensor, motion: np.ndarray | None) -> torch.Tensor:
-    """Appearance features ``(L, D)`` with the motion descriptors ``(L, M)`` after them: ``(L, D + M)``."""
-    return features if motion is None else torch.cat([features.float(), torch.as_tensor(motion).float()], 1)
+def with_descriptors(features: torch.Tensor, described: np.ndarray | None) -> torch.Tensor:
+    """Appearance features ``(L, D)`` with the descriptor streams' numbers ``(L, M)`` after them: ``(L, D + M)``."""
+    return features if described is None else torch.cat([features.float(), torch.as_tensor(described).float()], 1)
 
 
 def _worker_init(_: int) -> None:
@@ -406,12 +405,12 @@ def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, res
             result.extracted += 1
             result.frames += len(f)
 
-    motion: dict[Path, np.ndarray] = {}  # waiting for their clip's appearance features from the batcher
+    described: dict[Path, np.ndarray] = {}  # waiting for their clip's appearance features from the batcher
 
     def joined(done: list[tuple[Path, np.ndarray]]) -> list[tuple[Path, np.ndarray]]:
-        if not motion:  # appearance only: the batcher's float16 arrays as they are
+        if not described:  # appearance only: the batcher's float16 arrays as they are
             return done
-        return [(p, with_motion(torch.from_numpy(f), motion.pop(p)).numpy().astype(np.float16)) for p, f in done]
+        return [(p, with_descriptors(torch.from_numpy(f), described.pop(p)).numpy().astype(np.float16)) for p, f in done]
 
     with progress_bar(total=len(todo), desc="extract", unit="video", enabled=options.progress) as bar:
         for i, frames, moving, error in loader:
@@ -424,7 +423,7 @@ def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, res
                 store([(p, frames.numpy())])  # already features
             else:
                 if moving is not None:
-                    motion[p] = moving
+                    described[p] = moving
                 store(joined(batcher.add(p, frames)))
             bar.update(1)
         if batcher is not None:
@@ -585,7 +584,7 @@ class _StepDataset(IterableDataset):
 
     Each process opens the video once and reads its own items (:func:`worker_items`) forward,
     seeking (:meth:`~activity.data.video.VideoReader.seek`) over the stretches the other workers
-    decode. An item is decoded in batches of :data:`STEP_BATCH` steps, each cropped (and its motion
+    decode. An item is decoded in batches of :data:`STEP_BATCH` steps, each cropped (and its descriptor streams
     computed) at once, so a worker never holds more than a batch's full-size frames. With ``encoder``
     (CPU workers) the batches are encoded too, padded to exactly ``batch`` frames (the compiled
     backbone's shape). Iterating yields ``(item, *self[item])`` for this process's items.
@@ -619,24 +618,24 @@ class _StepDataset(IterableDataset):
         return self.encoder(frames)[:n]  # type: ignore[misc]
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, torch.Tensor | None, np.ndarray | None, int, str | None]:
-        """``(steps (K,), features (K, D + M) or cropped frames (K, 3, S, S), motion (K, M) or None,
+        """``(steps (K,), features (K, D + M) or cropped frames (K, 3, S, S), descriptors (K, M) or None,
         frame_count, None)``, or ``(steps, None, None, frame_count, reason)`` where the video cannot be read."""
         ks_all = np.arange(i * self.chunk, min((i + 1) * self.chunk, self.total))
         try:
             if self._reader is None:
                 self._reader = open_video(self.path, self.decoder, sequential=True)
-            reader, motion = self._reader, self.spec.motion_spec
-            gap = None if motion is None else motion.partner_gap(reader.fps)  # as read_with_pairs
+            reader = self._reader
+            gap = self.spec.partner_gap(reader.fps)  # as read_with_pairs
             if len(ks_all):  # past another worker's stretch: jump to this item's first frame
                 reader.seek(int(step_frames(ks_all[:1], self.step, self.fps, reader.frame_count, gap).min()))
             done, outs, moves = [], [], []
             for ks, frames in decode_steps(reader, ks_all, self.step, self.fps, gap, self.batch):
                 t = len(ks)
                 x = self.spec.crop(frames[:t])
-                moving = None if motion is None else motion_features(
-                    self.spec.enhance_frames(frames[t : 2 * t]), self.spec.enhance_frames(frames[2 * t :]), motion)
+                pairs = (None, None) if gap is None else (frames[t : 2 * t], frames[2 * t :])
+                moving = self.spec.describe(frames[:t], *pairs)
                 if self.encoder is not None:
-                    x, moving = with_motion(self._encode(x), moving), None
+                    x, moving = with_descriptors(self._encode(x), moving), None
                 done.append(ks)
                 outs.append(x)
                 moves.append(moving)
@@ -698,7 +697,7 @@ def encode_steps(path: str | Path, spec: FeatureSpec, step: float, encoder: Fram
             if error is not None:
                 raise VideoError(str(path), error)
             if out is not None and dataset.encoder is None:  # decoded in the workers, encoded here
-                out = with_motion(encoder(out), moving)
+                out = with_descriptors(encoder(out), moving)
             waiting[item] = (ks, out, frames)
             while nxt in waiting:  # in order
                 ks, out, frames = waiting.pop(nxt)

@@ -17,15 +17,14 @@ uses the same function).
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from activity.config import FeatureConfig
 from activity.data.sampling import segment_indices
 from activity.data.video import VideoReader
+from activity.errors import ActivityError
 
 #: Upper edges, in pixels (at ``size`` px), of the flow magnitudes' histogram (binned as log1p of both).
 MAG_EDGES_PX = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -53,21 +52,24 @@ class MotionSpec:
         """Numbers per step."""
         return self.grid * self.grid * self.bins + len(_MAG_EDGES) + 1
 
-    def name(self) -> str:
+    def settings(self) -> str:
         """The settings in one string (part of the feature cache key)."""
         return f"flow-gap{self.gap:g}-s{self.size}-g{self.grid}-b{self.bins}"
-
-    def key(self) -> str:
-        return "motion-" + hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
     def partner_gap(self, fps: float) -> int:
         """Frames between a sampled frame and its partner at ``fps`` (at least 1; 3 when the rate is unknown)."""
         return max(1, round(self.gap * fps)) if fps > 0 else 3
 
+    def compute(self, frames: np.ndarray, first: np.ndarray | None, second: np.ndarray | None,
+                enhance: str) -> np.ndarray:
+        """The stream's descriptors ``(T, dim)``: :func:`motion_features` of the brightened flow pairs
+        (``frames``, the sampled frames themselves, are not needed)."""
+        from activity.transforms.adjust import adjust_frames
 
-def motion_dim(features: FeatureConfig) -> int:
-    """Motion numbers per step that a config's features carry after the appearance features (0: none)."""
-    return MotionSpec().dim if features.motion else 0
+        if first is None or second is None:
+            raise ActivityError("the motion stream needs each sampled frame's flow pair (first, second)")
+        return motion_features(adjust_frames(np.asarray(first), enhance=enhance),
+                               adjust_frames(np.asarray(second), enhance=enhance), self)
 
 
 def flow_pairs(indices: np.ndarray, frame_count: int, gap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,24 +91,38 @@ def flow_pairs(indices: np.ndarray, frame_count: int, gap: int) -> tuple[np.ndar
     return np.where(fits, idx, np.maximum(idx - gap, 0)), np.where(fits, idx + gap, idx)
 
 
-def read_with_pairs(reader: VideoReader, num_segments: int, spec: MotionSpec
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_with_pairs(reader: VideoReader, num_segments: int, spec: Any
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """The sampled frames and, for each, the two frames of its flow, decoded in one pass.
 
     Sampling as :func:`~activity.data.video.read_sampled` (segment centres); if decoding
     shows that the container over-reported its length, everything is sampled again.
 
+    Args:
+        reader: the open video.
+        num_segments: frames to sample.
+        spec: anything with ``partner_gap(fps) -> int | None`` (a :class:`MotionSpec`, or a
+            :class:`~activity.features.spec.FeatureSpec`, None when no stream needs pairs).
+
     Returns:
-        ``(frames, first, second)``: uint8 RGB ``(num_segments, H, W, 3)`` each.
+        ``(frames, first, second)``: uint8 RGB ``(num_segments, H, W, 3)`` each; ``first`` and
+        ``second`` None when ``spec`` needs no pairs.
     """
     t = num_segments
     for _ in range(3):
         n = reader.frame_count
         idx = segment_indices(n, t)
-        first, second = flow_pairs(idx, n, spec.partner_gap(reader.fps))
-        frames = reader.get_frames(np.concatenate([idx, first, second]))
+        gap = spec.partner_gap(reader.fps)
+        if gap is None:
+            wanted = idx
+        else:
+            first, second = flow_pairs(idx, n, gap)
+            wanted = np.concatenate([idx, first, second])
+        frames = reader.get_frames(wanted)
         if reader.frame_count == n:
             break
+    if gap is None:
+        return frames, None, None
     return frames[:t], frames[t : 2 * t], frames[2 * t :]
 
 

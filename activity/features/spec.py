@@ -1,5 +1,5 @@
 """What determines a video's cached features: :class:`FeatureSpec` (backbone, weights, frames,
-views, preprocessing, frame adjustments, precision, motion stream) and its cache key."""
+views, preprocessing, frame adjustments, precision, the descriptor streams) and its cache key."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import numpy as np
 import torch
 
 from activity.config import FeatureConfig
-from activity.errors import ActivityError
 from activity.features.backbones import get_spec
-from activity.features.motion import MotionSpec
+from activity.features.streams import Descriptor, descriptors_of, from_settings
 from activity.transforms.adjust import adjust_frames
 from activity.transforms.preprocess import Preprocess
 
@@ -32,7 +31,8 @@ class FeatureSpec:
     frame_fit: str = "crop"
     enhance: str = "none"
     precision: str = "float32"
-    motion: str = "none"  # MotionSpec.name() of the motion stream stored after the appearance features, or "none"
+    # The settings (``settings()``) of each descriptor stream stored after the appearance features, in order.
+    streams: tuple[str, ...] = ()
 
     # Options added after entries and checkpoints were first written, with the value they had then.
     NEUTRAL: ClassVar[dict[str, str]] = {"frame_fit": "crop", "enhance": "none", "precision": "float32", "motion": "none"}
@@ -41,24 +41,35 @@ class FeatureSpec:
     def from_config(cls, cfg: FeatureConfig) -> "FeatureSpec":
         spec = get_spec(cfg.backbone)
         pre = spec.preprocess if cfg.image_size is None else spec.preprocess.scaled(cfg.image_size)
-        motion = MotionSpec().name() if cfg.motion else "none"
-        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.frame_fit, cfg.enhance, cfg.precision, motion)
+        streams = tuple(d.settings() for d in descriptors_of(cfg.streams))
+        return cls(cfg.backbone, spec.weights, cfg.num_frames, cfg.views, pre, cfg.frame_fit, cfg.enhance, cfg.precision, streams)
 
     @property
-    def motion_spec(self) -> MotionSpec | None:
-        """The motion stream's settings (None: appearance features only)."""
-        if self.motion == "none":
-            return None
-        if self.motion != MotionSpec().name():
-            raise ActivityError(f"motion features {self.motion!r} are not computed by this version of activity "
-                                f"(it computes {MotionSpec().name()!r})")
-        return MotionSpec()
+    def descriptors(self) -> list[Descriptor]:
+        """The descriptor streams stored after the appearance features, in order (empty: appearance only).
+
+        Raises:
+            ActivityError: a stream's settings are not what this version of activity computes.
+        """
+        return [from_settings(s) for s in self.streams]
 
     @property
-    def motion_dim(self) -> int:
-        """Motion numbers per step stored after the appearance features (0 without the motion stream)."""
-        spec = self.motion_spec
-        return 0 if spec is None else spec.dim
+    def descriptor_dim(self) -> int:
+        """Numbers per step stored after the appearance features (0: appearance only)."""
+        return sum(d.dim for d in self.descriptors)
+
+    def partner_gap(self, fps: float) -> int | None:
+        """Frames between a sampled frame and the partner a stream also needs (motion's flow), or None."""
+        gaps = [g for g in (d.partner_gap(fps) for d in self.descriptors) if g is not None]
+        return gaps[0] if gaps else None
+
+    def describe(self, frames: np.ndarray, first: np.ndarray | None = None,
+                 second: np.ndarray | None = None) -> np.ndarray | None:
+        """Every descriptor stream's numbers ``(T, M)`` float32, side by side in order, for the sampled uint8 RGB
+        frames ``(T, H, W, 3)`` (and, where :meth:`partner_gap` is not None, each one's pair ``first`` and
+        ``second``, as :func:`~activity.features.motion.read_with_pairs` reads them); None without such streams."""
+        parts = [d.compute(frames, first, second, self.enhance) for d in self.descriptors]
+        return np.concatenate(parts, 1).astype(np.float32) if parts else None
 
     def enhance_frames(self, frames: np.ndarray) -> np.ndarray:
         """The brightness adjustment alone (``features.enhance``), uint8 RGB ``(T, H, W, 3)`` -> the same."""
@@ -95,6 +106,8 @@ class FeatureSpec:
         name as written, and the registered names are unchanged.
         """
         fields = asdict(self)
+        # Written "motion" (its settings, or "none") when the motion stream was the only one; kept so for old keys.
+        fields["motion"] = "+".join(fields.pop("streams")) or "none"
         for name, neutral in self.NEUTRAL.items():
             if fields[name] == neutral:  # keeps the keys of entries written before these options existed
                 del fields[name]

@@ -170,13 +170,12 @@ def _sampled_frames(recognizer, path: Path) -> tuple[np.ndarray, np.ndarray | No
         int64 ``(T,)``; frames per second (0 when unknown).
     """
     spec = recognizer.spec
-    motion = spec.motion_spec
     with open_video(path, recognizer.options.decoder) as reader:
-        if motion is None:
+        if spec.partner_gap(reader.fps) is None:
             dense, dense_idx = read_sampled(reader, spec.length)  # what the feature cache holds
             pairs = None
         else:  # as extraction reads them
-            dense, first, second = read_with_pairs(reader, spec.length, motion)
+            dense, first, second = read_with_pairs(reader, spec.length, spec)
             dense_idx, pairs = segment_indices(reader.frame_count, spec.length), np.stack([first, second])
         fps = float(reader.fps)
     keep = segment_indices(spec.length, spec.num_frames)  # centre views, as select_views(random=False)

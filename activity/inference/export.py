@@ -4,10 +4,12 @@ The exported graph is the whole model, backbone included: it maps preprocessed
 frames ``(B, T, 3, S, S)`` float32 to class logits ``(B, C)``. ``T`` is the
 checkpoint's ``features.num_frames`` and ``S`` its crop size; the batch size
 ``B`` is free (dynamic) in both formats. A model trained with the motion stream
-(``features.motion: true``) takes a second input, ``motion (B, T, M)`` float32: the
+(``features.streams: [appearance, motion]``, the default) takes a second input, ``motion (B, T, M)`` float32: the
 descriptors of :func:`activity.features.motion.motion_features` for the same sampled
 frames, which the graph appends to the backbone features (the sidecar's ``motion``
-entry says how to compute them).
+entry says how to compute them). A model with the pose stream is not exported: its
+landmarks come from MediaPipe's own graphs, outside the model's (use ``activity predict``
+or :class:`~activity.inference.recognizer.ActionRecognizer`).
 
 The frames must already be sampled, resized, cropped and normalised exactly as
 the backbone's :class:`~activity.transforms.preprocess.Preprocess` does (see
@@ -90,16 +92,17 @@ class ExportModel(nn.Module):
         """Build from a loaded checkpoint; the backbone is created from its config unless given."""
         from activity.features.backbones import create_backbone
 
-        spec = FeatureSpec.from_config(ckpt.config.features)
+        spec = exportable_spec(ckpt)
         if backbone is None:
             backbone = create_backbone(spec.backbone)
-        dim = getattr(backbone, "feature_dim", ckpt.feature_dim - spec.motion_dim) + spec.motion_dim
+        m = spec.descriptor_dim
+        dim = getattr(backbone, "feature_dim", ckpt.feature_dim - m) + m
         if dim != ckpt.feature_dim:
             raise ActivityError(
-                f"backbone {spec.backbone} gives {dim - spec.motion_dim}-d features (+{spec.motion_dim} motion) "
+                f"backbone {spec.backbone} gives {dim - m}-d features (+{m} motion) "
                 f"but the checkpoint expects {ckpt.feature_dim}"
             )
-        return cls(backbone, ckpt.model, spec.num_frames, spec.preprocess.crop_size, spec.motion_dim)
+        return cls(backbone, ckpt.model, spec.num_frames, spec.preprocess.crop_size, m)
 
     def train(self, mode: bool = True) -> "ExportModel":
         return super().train(False)  # an export is for inference only: dropout stays off
@@ -123,6 +126,20 @@ class ExportModel(nn.Module):
         if not self.motion_dim:
             return (frames,)
         return frames, torch.rand(batch_size, t, self.motion_dim, generator=g)
+
+
+def exportable_spec(ckpt: Checkpoint) -> FeatureSpec:
+    """The checkpoint's feature spec, if its streams can be computed outside activity (appearance, motion).
+
+    Raises:
+        ActivityError: the model reads the pose stream, which MediaPipe computes outside the graph.
+    """
+    spec = FeatureSpec.from_config(ckpt.config.features)
+    others = [s for s in ckpt.config.features.streams[1:] if s != "motion"]
+    if others:
+        raise ActivityError(f"a model with the {', '.join(others)} stream cannot be exported: its numbers come from "
+                            "MediaPipe's own graphs, outside the model's; use activity predict or the Python API")
+    return spec
 
 
 def preprocess_for_export(frames: np.ndarray | torch.Tensor, spec: FeatureSpec | Checkpoint) -> torch.Tensor:
@@ -190,10 +207,10 @@ def motion_metadata(motion: MotionSpec, enhance: str, num_frames: int) -> dict[s
 
 def export_metadata(ckpt: Checkpoint, fmt: str) -> dict[str, Any]:
     """The sidecar: what a program without ``activity`` needs to feed the exported graph."""
-    spec = FeatureSpec.from_config(ckpt.config.features)
+    spec = exportable_spec(ckpt)
     meta = _appearance_metadata(ckpt, spec, fmt)
-    if spec.motion_spec is not None:
-        meta.update(motion_metadata(spec.motion_spec, spec.enhance, spec.num_frames))
+    for motion in spec.descriptors:  # the motion stream alone, or none
+        meta.update(motion_metadata(motion, spec.enhance, spec.num_frames))
     return meta
 
 

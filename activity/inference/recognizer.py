@@ -19,8 +19,7 @@ from torch import nn
 from activity.errors import ActivityError
 from activity.features.backbones import create_backbone
 from activity.features.encoder import FrameEncoder
-from activity.features.extract import STEP_BATCH, ExtractOptions, Extractor, ExtractResult, encode_steps, with_motion
-from activity.features.motion import motion_features
+from activity.features.extract import STEP_BATCH, ExtractOptions, Extractor, ExtractResult, encode_steps, with_descriptors
 from activity.io import atomic_text, write_json
 from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 from activity.temporal.train import predict_features
@@ -62,17 +61,17 @@ class ActionRecognizer:
     @property
     def model(self) -> nn.Module:
         """The temporal model: features ``(B, T, D + M)`` -> ``(logits (B, C), per-step importances (B, T))``
-        (``M = spec.motion_dim``, 0 without the motion stream)."""
+        (``M = spec.descriptor_dim``, 0 with the appearance stream alone)."""
         return self.checkpoint.model
 
     def _get_encoder(self) -> FrameEncoder:
         """The frozen backbone with its preprocessing, built on first use, on ``options.device``."""
         if self._encoder is None:
             backbone = create_backbone(self.spec.backbone)
-            if backbone.feature_dim + self.spec.motion_dim != self.checkpoint.feature_dim:
+            if backbone.feature_dim + self.spec.descriptor_dim != self.checkpoint.feature_dim:
                 raise ActivityError(
                     f"backbone {self.spec.backbone} gives {backbone.feature_dim}-d features "
-                    f"(+{self.spec.motion_dim} motion) but the checkpoint expects {self.checkpoint.feature_dim}"
+                    f"(+{self.spec.descriptor_dim} of the other streams) but the checkpoint expects {self.checkpoint.feature_dim}"
                 )
             self._encoder = FrameEncoder(backbone, self.spec, self.options.device)
         return self._encoder
@@ -92,20 +91,17 @@ class ActionRecognizer:
             second: the frames ``gap`` seconds after ``first`` ``(T, H, W, 3)``.
 
         Returns:
-            ``(T, D)`` without a motion stream, else ``(T, D + M)``: appearance, then motion.
+            ``(T, D + M)``: appearance, then each descriptor stream of ``features.streams`` in order
+            (``M = 0`` with the appearance stream alone).
 
         Raises:
             ActivityError: the model has a motion stream and ``first`` or ``second`` is missing.
         """
         appearance = self.encode_frames(frames)
-        motion = self.spec.motion_spec
-        if motion is None:
-            return appearance
-        if first is None or second is None:
-            raise ActivityError("this model was trained with the motion stream (features.motion: true): "
+        if self.spec.partner_gap(0) is not None and (first is None or second is None):
+            raise ActivityError("this model was trained with the motion stream (features.streams names it): "
                                 "encode_clip needs each frame's flow pair (first, second)")
-        moving = motion_features(self.spec.enhance_frames(first), self.spec.enhance_frames(second), motion)
-        return with_motion(appearance, moving)
+        return with_descriptors(appearance, self.spec.describe(frames, first, second))
 
     def encode_steps(self, path: str | Path, step: float, *, fps: float, total: int, batch: int = STEP_BATCH
                      ) -> Iterator[tuple[np.ndarray, torch.Tensor, int]]:

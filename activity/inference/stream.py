@@ -89,10 +89,10 @@ def _encode_buffer(recognizer: "ActionRecognizer", frames: list[np.ndarray], fps
     """
     idx = segment_indices(len(frames), recognizer.spec.num_frames)
     clip = np.stack([frames[i] for i in idx])
-    motion = recognizer.spec.motion_spec
-    if motion is None:
+    gap = recognizer.spec.partner_gap(fps)
+    if gap is None:
         return recognizer.encode_clip(clip)
-    first, second = flow_pairs(idx, len(frames), motion.partner_gap(fps))
+    first, second = flow_pairs(idx, len(frames), gap)
     return recognizer.encode_clip(clip, np.stack([frames[i] for i in first]), np.stack([frames[i] for i in second]))
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from activity import __version__
 from activity.config import Config
 from activity.errors import ActivityError
-from activity.features.motion import motion_dim
+from activity.features.streams import stream_widths
 from activity.io import atomic_torch_save
 from activity.temporal.models import build_temporal_model
 
@@ -58,7 +58,9 @@ def feature_spec_dict(config: Config) -> dict[str, Any]:
 
     from activity.features.spec import FeatureSpec
 
-    return asdict(FeatureSpec.from_config(config.features))
+    out = asdict(FeatureSpec.from_config(config.features))
+    out["streams"] = list(out["streams"])  # as a checkpoint reads it back
+    return out
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
@@ -80,8 +82,9 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
 
 
 #: Config keys whose default changed after checkpoints were first written, with the value a
-#: checkpoint that does not name them was trained with.
-LEGACY_DEFAULTS = {"features": {"motion": False}}
+#: checkpoint that does not name them was trained with. ``features.streams`` was ``features.motion``
+#: (true or false, which the config still reads) before: a checkpoint naming either keeps it.
+LEGACY_DEFAULTS = {"features": {"streams": ["appearance"]}, "model": {"pooled_members": False}}
 
 
 def _with_legacy_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +92,8 @@ def _with_legacy_defaults(config: dict[str, Any]) -> dict[str, Any]:
     for section, values in LEGACY_DEFAULTS.items():
         if isinstance(out.get(section), dict):
             for key, value in values.items():
-                out[section].setdefault(key, value)
+                if not (section == "features" and "motion" in out[section]):
+                    out[section].setdefault(key, value)
     return out
 
 
@@ -130,7 +134,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         config = Config.from_dict(_with_legacy_defaults(payload["config"]), source=str(path))
         classes = list(payload["classes"])
         feature_dim = int(payload["feature_dim"])
-        model = build_temporal_model(config.model, feature_dim, len(classes), motion_dim(config.features))
+        model = build_temporal_model(config.model, feature_dim, len(classes), stream_widths(config.features.streams, feature_dim))
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         first = (str(e).strip().splitlines() or [""])[0][:120]
@@ -141,6 +145,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         from activity.features.spec import FeatureSpec
 
         stored = {**FeatureSpec.NEUTRAL, **stored}  # written before those options existed: their neutral values
+        motion = stored.pop("motion")  # the streams' settings, as written before features.streams
+        stored.setdefault("streams", [] if motion == "none" else [motion])
+        stored["streams"] = list(stored["streams"])
     if stored is not None and stored != feature_spec_dict(config):
         warnings.warn(
             f"{path}: this version of activity preprocesses frames differently from the one that wrote the "

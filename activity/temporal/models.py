@@ -18,7 +18,8 @@ With ``ensemble: N`` the model is an :class:`Ensemble` of N such models
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -238,53 +239,104 @@ class Ensemble(nn.Module):
 
 
 class Fusion(nn.Module):
-    """Two temporal models, one on the appearance features and one on the motion stream stored after
-    them, whose class log-probabilities are mixed: ``weight * appearance + (1 - weight) * motion``.
+    """Member models, each reading one stream's columns of the features, whose class log-probabilities are
+    mixed with weights that sum to one: ``sum_i weights[i] * log_softmax(member_i(x[..., columns_i]))``.
 
-    ``weight`` (a buffer, saved with the model) is chosen on validation data by training
-    (:func:`activity.temporal.train.fit`). ``forward`` takes features ``(B, T, D + M)`` and returns
-    the mixed log-probabilities ``(B, C)`` and the mixed per-step pooling weights ``(B, T)``.
+    The members are named by their stream (``appearance``, ``motion``, ``pose``: a BiLSTM or an ensemble of
+    them) and, for each stream's pooled-statistics logistic regression (:class:`PooledLogistic`),
+    ``<stream>_lr``. ``weights`` (a buffer ``(members,)``, saved with the model) is chosen by training on
+    out-of-fold predictions (:func:`activity.temporal.train.choose_fusion_weights`). ``forward`` takes
+    features ``(B, T, D)`` (every stream side by side) and returns the mixed log-probabilities ``(B, C)``
+    and the mixed per-step pooling weights ``(B, T)``. A checkpoint of the two-stream model this
+    replaced (``appearance``, ``motion`` and one appearance ``weight``) loads as such a fusion.
     """
 
-    def __init__(self, appearance: nn.Module, motion: nn.Module, appearance_dim: int) -> None:
+    def __init__(self, members: Mapping[str, nn.Module], columns: Mapping[str, tuple[int, int]]) -> None:
         super().__init__()
-        self.appearance = appearance
-        self.motion = motion
-        self.appearance_dim = appearance_dim
-        self.register_buffer("weight", torch.tensor(0.5))
+        self.names = tuple(members)
+        for name, member in members.items():
+            self.add_module(name, member)
+        self.columns = {name: tuple(columns[name]) for name in self.names}
+        self.register_buffer("weights", torch.full((len(self.names),), 1 / len(self.names)))
+        self._register_load_state_dict_pre_hook(_two_stream_weight)
+
+    def member(self, name: str) -> nn.Module:
+        """The member model called ``name``."""
+        return getattr(self, name)
+
+    def part(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Member ``name``'s columns of features ``(..., D)``."""
+        lo, hi = self.columns[name]
+        return x[..., lo:hi]
+
+    def weight_of(self) -> dict[str, float]:
+        """Each member's weight."""
+        return {n: float(w) for n, w in zip(self.names, self.weights)}
 
     @property
     def attention(self) -> nn.Module | None:
         """The appearance model's attention pooling (None when it pools uniformly)."""
-        return getattr(self.appearance, "attention", None)
+        return getattr(self.member(self.names[0]), "attention", None)
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Each stream standardises with its part of these statistics ``(D + M,)``."""
-        d = self.appearance_dim
-        self.appearance.set_feature_stats(mean[:d], std[:d])
-        self.motion.set_feature_stats(mean[d:], std[d:])
+        """Each member standardises with its columns of these statistics ``(D,)`` (a logistic
+        regression member keeps its own)."""
+        for name in self.names:
+            lo, hi = self.columns[name]
+            self.member(name).set_feature_stats(mean[lo:hi], std[lo:hi])
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        d, w = self.appearance_dim, self.weight
-        la, wa = self.appearance(x[..., :d], lengths)
-        lm, wm = self.motion(x[..., d:], lengths)
-        return w * la.log_softmax(1) + (1 - w) * lm.log_softmax(1), w * wa + (1 - w) * wm
+        log_probs, steps = 0.0, 0.0
+        for name, w in zip(self.names, self.weights):
+            logits, pooled = self.member(name)(self.part(name, x), lengths)
+            log_probs = log_probs + w * logits.log_softmax(1)
+            steps = steps + w * pooled
+        return log_probs, steps  # type: ignore[return-value]
 
 
-def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int, motion_dim: int = 0) -> nn.Module:
+def _two_stream_weight(state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """A two-stream checkpoint's appearance ``weight`` as the ``weights`` of its two members."""
+    old = state.pop(prefix + "weight", None)
+    if old is not None and prefix + "weights" not in state:
+        state[prefix + "weights"] = torch.stack([old, 1 - old])
+
+
+def lr_member(stream: str) -> str:
+    """The fusion member name of a stream's pooled-statistics logistic regression."""
+    return f"{stream}_lr"
+
+
+def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int,
+                         streams: Sequence[tuple[str, int]] = ()) -> nn.Module:
     """The temporal model named by ``cfg.temporal``; an :class:`Ensemble` of ``cfg.ensemble`` of them if more than one.
 
-    With a motion stream (``motion_dim`` of the ``in_dim`` numbers a step are motion), an ``lstm`` is a
-    :class:`Fusion` of one such model per stream; a ``mean`` model reads both streams together.
+    ``streams``: ``(name, width)`` of each stream the ``in_dim`` numbers a step are made of, in order
+    (:func:`activity.features.streams.stream_widths`); empty: one model over all of them. An ``lstm`` over several streams,
+    or with ``cfg.pooled_members``, is a :class:`Fusion` of one such model per stream and, with
+    ``cfg.pooled_members``, one :class:`PooledLogistic` per stream; a ``mean`` model reads every stream together.
     """
     if cfg.temporal in POOLED_MODELS:
         return _build_one(cfg, in_dim, num_classes)
-    if motion_dim and cfg.temporal == "lstm":
-        d = in_dim - motion_dim
-        return Fusion(build_temporal_model(cfg, d, num_classes), build_temporal_model(cfg, motion_dim, num_classes), d)
+    if cfg.temporal == "lstm" and streams and (len(streams) > 1 or cfg.pooled_members):
+        members: dict[str, nn.Module] = {}
+        columns: dict[str, tuple[int, int]] = {}
+        start = 0
+        for name, width in streams:
+            members[name] = build_temporal_model(cfg, width, num_classes)
+            columns[name] = (start, start + width)
+            if cfg.pooled_members:
+                members[lr_member(name)] = PooledLogistic(width, num_classes, replace(cfg, temporal="pooled_lr"))
+                columns[lr_member(name)] = columns[name]
+            start += width
+        return Fusion({n: members[n] for n in _member_order(members)}, columns)
     if cfg.ensemble > 1:
         return Ensemble([_build_one(cfg, in_dim, num_classes) for _ in range(cfg.ensemble)])
     return _build_one(cfg, in_dim, num_classes)
+
+
+def _member_order(members: Mapping[str, nn.Module]) -> list[str]:
+    """The BiLSTMs first (appearance's first), then the logistic regressions: the two-stream order, extended."""
+    return [n for n in members if not n.endswith("_lr")] + [n for n in members if n.endswith("_lr")]
 
 
 def _build_one(cfg: ModelConfig, in_dim: int, num_classes: int) -> nn.Module:

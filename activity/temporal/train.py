@@ -25,9 +25,9 @@ from activity.config import Config
 from activity.data.sampling import jittered_segment_indices, segment_indices
 from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError
-from activity.features.motion import motion_dim
+from activity.features.streams import stream_widths
 from activity.io import atomic_text
-from activity.temporal.models import POOLED_MODELS, Ensemble, Fusion, build_temporal_model
+from activity.temporal.models import POOLED_MODELS, Ensemble, Fusion, build_temporal_model, lr_member
 
 _log = logging.getLogger(__name__)
 
@@ -192,8 +192,9 @@ def fit(
             training state is saved (on every rank that calls ``fit``): for live logs such as
             :class:`~activity.evaluation.curves.TensorBoardLog`.
         groups: recording groups of the training clips ``(N,)`` or None, and ``val_groups`` those of
-            the validation clips ``(M,)``: the folds that choose a two-stream model's weights
-            (:func:`choose_fusion_weight`) never split a group.
+            the validation clips ``(M,)``: the folds that choose a fusion's weights
+            (:func:`choose_fusion_weights`) never split a group.
+
 
     Returns:
         A :class:`FitResult` with the weights of the best validation epoch
@@ -205,9 +206,9 @@ def fit(
     """
     if cfg.model.temporal in POOLED_MODELS:
         return _fit_baseline(cfg, train_x, train_y, num_classes, val_x, val_y, groups, val_groups)
-    motion = motion_dim(cfg.features)
-    if motion and cfg.model.temporal == "lstm":
-        return _fit_fusion(cfg, train_x, train_y, num_classes, val_x, val_y, motion, out_dir=out_dir, progress=progress,
+    streams = stream_widths(cfg.features.streams, train_x.shape[-1])
+    if cfg.model.temporal == "lstm" and (len(streams) > 1 or cfg.model.pooled_members):
+        return _fit_fusion(cfg, train_x, train_y, num_classes, val_x, val_y, streams, out_dir=out_dir, progress=progress,
                            resume=resume, dist=dist, on_epoch=on_epoch, groups=groups, val_groups=val_groups)
     return _fit_stream(cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=out_dir, progress=progress,
                        resume=resume, dist=dist, on_epoch=on_epoch)
@@ -219,14 +220,25 @@ def _fit_baseline(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num
     (:class:`~activity.temporal.baselines.LogisticBaseline`, ``C`` chosen by its inner cross-validation,
     by group when known), on the training and validation clips together (it needs no early stopping),
     as a :class:`~activity.temporal.models.PooledLogistic`. No epochs, so no history."""
+    x, y, g = _all_labelled(train_x, train_y, groups, val_x, val_y, val_groups)
+    model, c = fit_logistic(cfg, cfg.model.temporal, x, y, g, num_classes)
+    return FitResult(model, 0, None, [], selection={"C": c, "fitted_on": f"{len(y)} labelled clips"})
+
+
+def fit_logistic(cfg: Config, kind: str, x: torch.Tensor, y: torch.Tensor, groups: np.ndarray | None, num_classes: int,
+                 c: float | None = None) -> tuple[nn.Module, float]:
+    """A fitted :class:`~activity.temporal.baselines.LogisticBaseline` of ``kind`` on features ``(N, L, D)``
+    (centre views) as a :class:`~activity.temporal.models.PooledLogistic`, and its ``C``: chosen by the
+    baseline's inner cross-validation (by group when ``groups`` are known), or ``c`` where given."""
+    from dataclasses import replace
+
     from activity.temporal.baselines import LogisticBaseline
     from activity.temporal.models import PooledLogistic
 
-    x, y, g = _all_labelled(train_x, train_y, groups, val_x, val_y, val_groups)
-    baseline = LogisticBaseline(cfg.model.temporal, seed=cfg.train.seed)
-    baseline.fit(select_views(x, cfg.features.num_frames, random=False), y.numpy(), g)
-    model = PooledLogistic.from_baseline(baseline, x.shape[-1], num_classes, cfg.model)
-    return FitResult(model, 0, None, [], selection={"C": baseline.c_, "fitted_on": f"{len(y)} labelled clips"})
+    baseline = LogisticBaseline(kind, seed=cfg.train.seed) if c is None else LogisticBaseline(kind, cs=(c,))
+    baseline.fit(select_views(x, cfg.features.num_frames, random=False), y.numpy(), groups)
+    model = PooledLogistic.from_baseline(baseline, x.shape[-1], num_classes, replace(cfg.model, temporal=kind))
+    return model, float(baseline.c_)  # type: ignore[arg-type]
 
 
 def _tagged(on_epoch: Callable[[dict[str, Any]], None] | None, **tags: Any) -> Callable[[dict[str, Any]], None] | None:
@@ -236,90 +248,134 @@ def _tagged(on_epoch: Callable[[dict[str, Any]], None] | None, **tags: Any) -> C
     return lambda row: on_epoch({**tags, **row})
 
 
-#: Appearance weights a two-stream model tries (ties go to the lower log-loss, then to the one nearest 0.5).
-FUSION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: Steps of the members' weights a fusion tries: every mix whose weights are multiples of 1/FUSION_STEPS
+#: and sum to one (two members: 0, 0.25, 0.5, 0.75, 1; four: 35 mixes).
+FUSION_STEPS = 4
 
 
 def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, val_x: torch.Tensor | None,
-                val_y: torch.Tensor | None, motion: int, **kw: Any) -> FitResult:
-    """One model per stream (each trained and early-stopped on its own), mixed with the weight
-    :func:`choose_fusion_weight` picks; see :class:`~activity.temporal.models.Fusion`."""
-    d = train_x.shape[-1] - motion
+                val_y: torch.Tensor | None, streams: list[tuple[str, int]], **kw: Any) -> FitResult:
+    """Each stream's model (trained and early-stopped on its own) and, with ``model.pooled_members``, each
+    stream's pooled logistic regression, mixed with the weights :func:`choose_fusion_weights` picks; see
+    :class:`~activity.temporal.models.Fusion`."""
     groups, val_groups = kw.pop("groups"), kw.pop("val_groups")
     out_dir, main = kw.pop("out_dir"), kw["dist"] is None or kw["dist"].is_main
+    columns, start = {}, 0
+    for name, width in streams:
+        columns[name], start = (start, start + width), start + width
     parts = {}
-    for name, cols in (("appearance", slice(0, d)), ("motion", slice(d, None))):
+    for name, (lo, hi) in columns.items():
         sub = None if out_dir is None else Path(out_dir) / name
         if sub is not None and main:
             sub.mkdir(parents=True, exist_ok=True)
         started = sub is not None and any(sub.rglob(STATE_FILE))
-        parts[name] = _fit_stream(cfg, train_x[..., cols], train_y, num_classes, None if val_x is None else val_x[..., cols],
+        parts[name] = _fit_stream(cfg, train_x[..., lo:hi], train_y, num_classes, None if val_x is None else val_x[..., lo:hi],
                                   val_y, out_dir=sub, **{**kw, "resume": kw["resume"] and started,
                                                          "on_epoch": _tagged(kw["on_epoch"], stream=name),
                                                          "label": f"train {name}"})
-    model = Fusion(parts["appearance"].model, parts["motion"].model, d).eval()
-    selection = choose_fusion_weight(model, cfg, train_x, train_y, num_classes, val_x, val_y, groups, val_groups,
-                                     dist=kw["dist"], progress=kw["progress"])
-    model.weight.fill_(selection["fusion_weight"])
+    labelled = fusion_folds(cfg, train_x, train_y, groups, val_x, val_y, val_groups)
+    members: dict[str, nn.Module] = {name: r.model for name, r in parts.items()}
+    lr_cs: dict[str, float] = {}
+    if cfg.model.pooled_members:  # on every labelled clip where folds judge the mix, else on the training side only
+        x, y, g = labelled[:3] if labelled else (train_x, train_y, groups)
+        for name, (lo, hi) in columns.items():
+            members[lr_member(name)], lr_cs[name] = fit_logistic(cfg, "pooled_lr", x[..., lo:hi], y, g, num_classes)
+    member_columns = {**columns, **{lr_member(n): c for n, c in columns.items()}}
+    model = Fusion(members, {n: member_columns[n] for n in members}).eval()
+    selection = choose_fusion_weights(model, cfg, num_classes, val_x, val_y, labelled, lr_cs,
+                                      dist=kw["dist"], progress=kw["progress"])
+    if lr_cs:
+        selection["pooled_C"] = lr_cs
+    model.weights.copy_(torch.tensor([selection["fusion_weights"][n] for n in model.names]))
     history = [{"stream": name, **row} for name, r in parts.items() for row in r.history]
     if out_dir is not None and main:
         with atomic_text(Path(out_dir) / "metrics.csv") as f:
             writer = csv.DictWriter(f, ["stream", "member", *METRIC_COLUMNS], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(history)
-    val_acc = selection.get("validation_accuracy_by_weight", {}).get(str(selection["fusion_weight"]))
-    return FitResult(model, {name: r.best_epoch for name, r in parts.items()}, val_acc, history,  # type: ignore[arg-type]
-                     list(parts.values()), selection)
+    return FitResult(model, {name: r.best_epoch for name, r in parts.items()}, selection.get("validation_accuracy"),  # type: ignore[arg-type]
+                     history, list(parts.values()), selection)
 
 
-def choose_fusion_weight(model: Fusion, cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int,
-                         val_x: torch.Tensor | None, val_y: torch.Tensor | None, groups: np.ndarray | None,
-                         val_groups: np.ndarray | None = None, *, dist: DistInfo | None = None,
-                         progress: bool = False) -> dict[str, Any]:
-    """The appearance weight of a two-stream model, from :data:`FUSION_WEIGHTS`, and how it was chosen.
+Labelled = tuple[torch.Tensor, torch.Tensor, "np.ndarray | None", list[tuple[np.ndarray, np.ndarray]]]
 
-    On the out-of-fold predictions of every labelled clip train was given (training and validation
-    together) where ``train.fusion_folds`` folds can be made: by group when ``groups`` are known (a
-    validation side without groups counts as one group), stratified otherwise
-    (:func:`out_of_fold_log_probs`). The weight whose mix scores best on clips no model of it was
-    trained on wins. A validation split of a few dozen clips, often from the scenes training saw,
-    cannot tell which stream carries over to new scenes; every clip held out by its recording can
-    (with two recordings: each predicted by a model of the other). Otherwise on the validation clips;
-    without either, 0.5. Ties go to the lower log-loss, then to the weight nearest 0.5.
 
-    Returns:
-        ``fusion_weight``, ``chosen_on`` (in words), and the scores behind it: ``out_of_fold_accuracy_by_weight``
-        and ``out_of_fold_accuracy`` of each stream alone, and/or ``validation_accuracy_by_weight``.
-    """
+def fusion_folds(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, groups: np.ndarray | None,
+                  val_x: torch.Tensor | None, val_y: torch.Tensor | None, val_groups: np.ndarray | None) -> Labelled | None:
+    """Every labelled clip ``(x, y, groups)`` and ``train.fusion_folds`` folds of them (by group when known,
+    stratified otherwise), or None where no such folds can be made (too few clips or groups, or folds off)."""
     from activity.data.splits import kfold_splits
 
-    d = model.appearance_dim
-    out: dict[str, Any] = {}
-    scores: dict[float, tuple[float, float]] = {}
-    if val_x is not None and val_y is not None and len(val_x) > 0:
-        la = _log_probs(model.appearance, val_x[..., :d], cfg.features.num_frames)
-        lm = _log_probs(model.motion, val_x[..., d:], cfg.features.num_frames)
-        val = {w: _mix_score(la, lm, val_y.numpy(), w) for w in FUSION_WEIGHTS}
-        out["validation_accuracy_by_weight"] = {str(w): s[0] for w, s in val.items()}
-        scores, out["chosen_on"] = val, f"{len(val_x)} validation clips"
-    folds: list[tuple[np.ndarray, np.ndarray]] = []
-    if cfg.train.fusion_folds >= 2:  # only then are the two sides joined (a copy of every feature)
-        x, y, g = _all_labelled(train_x, train_y, groups, val_x, val_y, val_groups)
-        try:
-            folds = kfold_splits(y.numpy(), g, cfg.train.fusion_folds, seed=cfg.train.seed)
-        except ActivityError:
-            pass  # too few clips or groups
-    if folds:
-        la, lm = out_of_fold_log_probs(cfg, x, y, num_classes, g, folds, d, dist=dist, progress=progress)
-        scores = {w: _mix_score(la, lm, y.numpy(), w) for w in FUSION_WEIGHTS}
-        out["out_of_fold_accuracy_by_weight"] = {str(w): s[0] for w, s in scores.items()}
-        out["out_of_fold_accuracy"] = {"appearance": scores[1.0][0], "motion": scores[0.0][0]}
+    if cfg.train.fusion_folds < 2:
+        return None
+    x, y, g = _all_labelled(train_x, train_y, groups, val_x, val_y, val_groups)  # a copy of every feature
+    try:
+        return x, y, g, kfold_splits(y.numpy(), g, cfg.train.fusion_folds, seed=cfg.train.seed)
+    except ActivityError:
+        return None
+
+
+def choose_fusion_weights(model: Fusion, cfg: Config, num_classes: int, val_x: torch.Tensor | None,
+                          val_y: torch.Tensor | None, labelled: Labelled | None, lr_cs: dict[str, float], *,
+                          dist: DistInfo | None = None, progress: bool = False) -> dict[str, Any]:
+    """The weight of each member of a fusion, and how it was chosen.
+
+    Every mix whose weights are multiples of ``1 / FUSION_STEPS`` is scored on the out-of-fold predictions
+    of every labelled clip (``labelled``: training and validation together, folds by group when known;
+    :func:`out_of_fold_log_probs`): the mix that scores best on clips no model of it was trained on wins.
+    A validation split of a few dozen clips, often from the scenes training saw, cannot tell which stream
+    carries over to new scenes; every clip held out by its recording can. Without folds, on the validation
+    clips (the logistic regressions were then fitted without them); without either, equal weights. Ties go to the lower log-loss, then to the most even mix.
+
+    Args:
+        lr_cs: the ``C`` of each stream's logistic regression member (by stream name), which the out-of-fold
+            ones reuse.
+
+    Returns:
+        ``fusion_weights`` (member -> weight), ``chosen_on`` (in words), ``candidates`` (mixes tried) and
+        the scores behind them: ``out_of_fold_accuracy`` of each member alone and ``out_of_fold_mix``
+        (the chosen mix's accuracy and log-loss), and/or ``validation_accuracy`` of the chosen mix and
+        ``validation_member_accuracy`` of each member alone.
+    """
+    names = model.names
+    grid = _weight_grid(len(names), FUSION_STEPS)
+    out: dict[str, Any] = {"candidates": len(grid)}
+    scored: tuple[list[np.ndarray], np.ndarray] | None = None
+    # Scored on validation only without folds: with folds the logistic regressions were fitted on those clips too.
+    has_val = labelled is None and val_x is not None and val_y is not None and len(val_x) > 0
+    if has_val:
+        val_lp = [_log_probs(model.member(n), model.part(n, val_x), cfg.features.num_frames) for n in names]  # type: ignore[arg-type]
+        scored, out["chosen_on"] = (val_lp, val_y.numpy()), f"{len(val_x)} validation clips"  # type: ignore[union-attr]
+    if labelled is not None:
+        x, y, g, folds = labelled
+        oof = out_of_fold_log_probs(cfg, x, y, num_classes, g, folds, model.columns, lr_cs, dist=dist, progress=progress)
+        scored = ([oof[n] for n in names], y.numpy())
+        out["out_of_fold_accuracy"] = {n: _mix_score([oof[n]], y.numpy(), (1.0,))[0] for n in names}
         by = "by group" if g is not None else "stratified"
         out["chosen_on"] = f"out-of-fold predictions of {len(y)} labelled clips, {len(folds)} folds {by}"
-    if not scores:
-        return {"fusion_weight": 0.5, "chosen_on": "no validation clips: the middle weight"}
-    best = max(FUSION_WEIGHTS, key=lambda w: (*scores[w], -abs(w - 0.5)))
-    return {"fusion_weight": best, **out}
+    if scored is None:
+        return {"fusion_weights": {n: 1 / len(names) for n in names}, "chosen_on": "no validation clips: equal weights", **out}
+    lps, target = scored
+    scores = {w: _mix_score(lps, target, w) for w in grid}
+    best = max(grid, key=lambda w: (*scores[w], -float(np.square(w).sum())))
+    out["fusion_weights"] = dict(zip(names, map(float, best)))
+    if labelled is not None:
+        out["out_of_fold_mix"] = {"accuracy": scores[best][0], "log_loss": -scores[best][1]}
+    if has_val:
+        out["validation_member_accuracy"] = {n: _mix_score([lp], val_y.numpy(), (1.0,))[0] for n, lp in zip(names, val_lp)}  # type: ignore[union-attr]
+        out["validation_accuracy"] = _mix_score(val_lp, val_y.numpy(), best)[0]  # type: ignore[union-attr]
+    return out
+
+
+def _weight_grid(members: int, steps: int) -> list[tuple[float, ...]]:
+    """Every ``members`` weights that are multiples of ``1 / steps`` summing to one, as tuples."""
+    from itertools import combinations
+
+    out = []
+    for bars in combinations(range(steps + members - 1), members - 1):  # stars and bars
+        edges = (-1, *bars, steps + members - 1)
+        out.append(tuple((edges[i + 1] - edges[i] - 1) / steps for i in range(members)))
+    return out
 
 
 def _all_labelled(train_x: torch.Tensor, train_y: torch.Tensor, groups: np.ndarray | None, val_x: torch.Tensor | None,
@@ -334,20 +390,23 @@ def _all_labelled(train_x: torch.Tensor, train_y: torch.Tensor, groups: np.ndarr
 
 
 def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_classes: int, groups: np.ndarray | None,
-                          folds: list[tuple[np.ndarray, np.ndarray]], appearance_dim: int, *, dist: DistInfo | None = None,
-                          progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Each stream's class log-probabilities ``(N, C)`` for every clip of ``x (N, L, D + M)``, from a model
-    trained on the other folds (one model a stream and fold, not an ensemble: the weights are chosen on these,
-    and the streams are then trained on all the clips as usual), early-stopped on a validation split of
-    its own training part."""
+                          folds: list[tuple[np.ndarray, np.ndarray]], columns: dict[str, tuple[int, int]],
+                          lr_cs: dict[str, float], *, dist: DistInfo | None = None,
+                          progress: bool = False) -> dict[str, np.ndarray]:
+    """Each fusion member's class log-probabilities ``(N, C)`` for every clip of ``x (N, L, D)``, from a model
+    trained on the other folds: per stream (``columns``, by member name) one BiLSTM (not an ensemble: the
+    weights are chosen on these, and the streams are then trained on all the clips as usual), early-stopped on
+    a validation split of its own training part, and, for each stream in ``lr_cs``, a pooled logistic regression
+    with that ``C`` (chosen once, by the final member's inner cross-validation)."""
     from activity.data.splits import validation_split
     from activity.progress import progress_bar
 
     one = copy.deepcopy(cfg)
     one.model.ensemble = 1
-    streams = (("appearance", slice(0, appearance_dim)), ("motion", slice(appearance_dim, None)))
-    out = np.zeros((2, len(x), num_classes))
-    with progress_bar(total=2 * len(folds), desc="fusion: out-of-fold", unit="model", enabled=progress) as bar:
+    streams = [n for n in columns if not n.endswith("_lr")]
+    out = {n: np.zeros((len(x), num_classes)) for n in columns}
+    with progress_bar(total=(len(streams) + len(lr_cs)) * len(folds), desc="fusion: out-of-fold", unit="model",
+                      enabled=progress) as bar:
         for k, (tr, te) in enumerate(folds):
             try:
                 inner = validation_split(y[tr].numpy(), None if groups is None else groups[tr], cfg.train.val_fraction,
@@ -355,16 +414,21 @@ def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_cla
             except ActivityError:
                 inner = None
             fit_idx, val_idx = (tr[inner[0]], tr[inner[1]]) if inner is not None else (tr, tr[:0])
-            for s, (name, cols) in enumerate(streams):
+            for name in streams:
                 bar.set_description(f"fusion: fold {k + 1}/{len(folds)}, {name}")
-                xs = x[..., cols]
+                lo, hi = columns[name]
+                xs = x[..., lo:hi]
                 fit_x = xs[fit_idx]
                 r = _fit_one(one, fit_x, y[fit_idx], num_classes, xs[val_idx] if len(val_idx) else None,
                              y[val_idx] if len(val_idx) else None, feature_stats(fit_x), out_dir=None, progress=False,
                              resume=False, dist=dist)
-                out[s, te] = _log_probs(r.model, xs[te], cfg.features.num_frames)
+                out[name][te] = _log_probs(r.model, xs[te], cfg.features.num_frames)
                 bar.update(1)
-    return out[0], out[1]
+                if name in lr_cs:
+                    lr, _ = fit_logistic(cfg, "pooled_lr", xs[tr], y[tr], None, num_classes, c=lr_cs[name])
+                    out[lr_member(name)][te] = _log_probs(lr, xs[te], cfg.features.num_frames)
+                    bar.update(1)
+    return out
 
 
 def _log_probs(model: nn.Module, x: torch.Tensor, num_frames: int) -> np.ndarray:
@@ -372,9 +436,9 @@ def _log_probs(model: nn.Module, x: torch.Tensor, num_frames: int) -> np.ndarray
     return predict_features(model, x, num_frames)[0].clamp_min(1e-12).log().numpy()
 
 
-def _mix_score(la: np.ndarray, lm: np.ndarray, y: np.ndarray, w: float) -> tuple[float, float]:
-    """``(accuracy, -log-loss)`` of the mix ``w * la + (1 - w) * lm`` of two streams' log-probabilities ``(N, C)``."""
-    mix = torch.from_numpy(w * la + (1 - w) * lm).log_softmax(1)
+def _mix_score(log_probs: list[np.ndarray], y: np.ndarray, weights: tuple[float, ...]) -> tuple[float, float]:
+    """``(accuracy, -log-loss)`` of the mix ``sum_i weights[i] * log_probs[i]`` of members' log-probabilities ``(N, C)``."""
+    mix = torch.from_numpy(sum(w * lp for w, lp in zip(weights, log_probs))).log_softmax(1)  # type: ignore[arg-type]
     target = torch.from_numpy(y).long()
     return float((mix.argmax(1) == target).float().mean()), -float(nn.functional.nll_loss(mix, target))
 

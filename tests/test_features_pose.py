@@ -1,0 +1,133 @@
+"""The pose stream: its descriptor, its install check, extraction with it, and what refuses it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from activity.config import FeatureConfig, load_config
+from activity.errors import ActivityError
+from activity.features.pose import INSTALL_HINT, LANDMARKS, PoseSpec, pose_available
+from activity.features.spec import FeatureSpec
+
+SPEC = PoseSpec()
+needs_pose = pytest.mark.skipif(not pose_available(), reason="MediaPipe 0.10.21 is not installed (make pose)")
+
+
+def _landmarks(hips=(0.5, 0.6), shoulders=(0.5, 0.4)) -> np.ndarray:
+    """33 landmarks ``(x, y, visibility)`` as shares of the canvas: everything at the hips but the shoulders."""
+    marks = np.zeros((LANDMARKS, 3))
+    marks[:, :2], marks[:, 2] = hips, 0.9
+    marks[[11, 12], :2] = shoulders
+    return marks
+
+
+def test_the_descriptor_is_centred_on_the_hips_scaled_by_the_torso_and_says_where_the_body_is():
+    d = SPEC.describe(_landmarks(), (0, 0, 200, 100), (200, 100))
+    assert d.shape == (SPEC.dim,) == (103,) and d.dtype == np.float32
+    xy = d[: 2 * LANDMARKS].reshape(LANDMARKS, 2)
+    np.testing.assert_allclose(xy[11], [0, -1])  # the shoulders one torso above the hips
+    np.testing.assert_allclose(xy[0], [0, 0])
+    np.testing.assert_allclose(d[2 * LANDMARKS : 3 * LANDMARKS], 0.9, rtol=1e-6)  # visibilities
+    np.testing.assert_allclose(d[-4:], [0.5, 0.6, 0.2, 1.0], rtol=1e-6)  # hips at (0.5, 0.6), torso 20 of 100 px, found
+    bigger = SPEC.describe(_landmarks(shoulders=(0.5, 0.2)), (0, 0, 200, 100), (200, 100))
+    np.testing.assert_allclose(bigger[: 2 * LANDMARKS], d[: 2 * LANDMARKS])  # the same pose, nearer the camera
+    assert bigger[-2] == pytest.approx(0.4)
+
+
+def test_small_frames_are_padded_with_grey_and_described_in_their_own_pixels():
+    frame = np.zeros((64, 48, 3), np.uint8)
+    canvas, box = SPEC._padded(frame)
+    assert canvas.shape == (256, 256, 3) and box == (104, 96, 48, 64)
+    assert canvas[0, 0].tolist() == [128, 128, 128] and canvas[96:160, 104:152].max() == 0
+    big = np.zeros((300, 400, 3), np.uint8)
+    assert SPEC._padded(big)[1] == (0, 0, 400, 300)  # large enough: unchanged
+    # hips at the frame's centre on the canvas -> (0.5, 0.5) of the frame, not of the canvas
+    centre = ((104 + 24) / 256, (96 + 32) / 256)
+    d = SPEC.describe(_landmarks(hips=centre, shoulders=(centre[0], centre[1] - 16 / 256)), box, (256, 256))
+    np.testing.assert_allclose(d[-4:], [0.5, 0.5, 0.25, 1.0], rtol=1e-6)
+
+
+def test_the_stream_is_chosen_in_the_config_and_keys_its_own_cache():
+    cfg = load_config(None, ["features.streams=[appearance, motion, pose]"])
+    spec = FeatureSpec.from_config(cfg.features)
+    default = FeatureSpec.from_config(FeatureConfig())
+    assert spec.descriptor_dim == 80 + 103 and spec.key() != default.key()
+    assert spec.key() != FeatureSpec.from_config(FeatureConfig(streams=["appearance", "pose"])).key()
+    assert spec.partner_gap(30.0) == 3  # motion's flow pairs; pose alone needs none
+    assert FeatureSpec.from_config(FeatureConfig(streams=["appearance", "pose"])).partner_gap(30.0) is None
+
+
+def test_without_mediapipe_the_pose_stream_is_one_line_naming_the_install(monkeypatch):
+    import builtins
+
+    from activity.features import pose
+
+    real = builtins.__import__
+
+    def no_mediapipe(name, *args, **kw):
+        if name.startswith("mediapipe"):
+            raise ImportError("No module named 'mediapipe'")
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_mediapipe)
+    monkeypatch.setattr(pose, "_MODELS", {})
+    with pytest.raises(ActivityError) as e:
+        SPEC.compute(np.zeros((1, 32, 32, 3), np.uint8), None, None, "none")
+    assert str(e.value).startswith(INSTALL_HINT) and "\n" not in str(e.value)
+
+
+def _person_clip(steps: int = 6) -> np.ndarray:
+    """A photo of a person (scikit-image's astronaut) sliding right across a wider grey frame ``(T, 240, 400, 3)``."""
+    import cv2
+    from skimage import data
+
+    person = cv2.resize(data.astronaut(), (200, 200), interpolation=cv2.INTER_AREA)
+    frames = np.full((steps, 240, 400, 3), 128, np.uint8)
+    for t in range(steps):
+        x = 20 * t + 20
+        frames[t, 20:220, x : x + 200] = person
+    return frames
+
+
+@needs_pose
+def test_blazepose_finds_the_person_and_follows_them_across_the_frame():
+    frames = _person_clip()
+    d = SPEC.compute(frames, None, None, "none")
+    assert d.shape == (6, 103) and (d[:, -1] == 1).all()  # found in every frame
+    hips_x = d[:, -4]
+    assert (np.diff(hips_x) > 0).all() and hips_x[-1] - hips_x[0] == pytest.approx(100 / 400, abs=0.05)
+    nose, shoulders = d[:, 0:2], d[:, 22:24]
+    assert (nose[:, 1] < shoulders[:, 1]).all()  # the head above the shoulders, whatever the place
+    empty = SPEC.compute(np.full((2, 240, 400, 3), 128, np.uint8), None, None, "none")
+    assert not empty.any()  # nobody: zeros and found 0
+
+
+@needs_pose
+def test_extraction_stores_the_pose_after_the_other_streams(tmp_path):
+    from activity.features.extract import ExtractOptions, Extractor
+    from activity.data.synthetic import write_video
+
+    path = tmp_path / "person.avi"
+    write_video(path, _person_clip(8), 8.0)
+    cfg = FeatureConfig(image_size=64, num_frames=4, enhance="none", streams=["appearance", "motion", "pose"])
+    spec = FeatureSpec.from_config(cfg)
+    result = Extractor(cfg, ExtractOptions(cache_dir=tmp_path / "cache", workers=0, progress=False, runtime="torch"))([path])
+    f = result.features[path]
+    assert f.shape == (4, 1280 + 80 + 103)
+    pose = f[:, 1280 + 80 :].astype(np.float32)
+    assert (pose[:, -1] == 1).all() and (np.diff(pose[:, -4]) > 0).all()  # found, moving right
+    assert (tmp_path / "cache" / spec.key()).is_dir()
+
+
+def test_a_model_with_the_pose_stream_is_not_exported_and_says_why(tmp_path):
+    from activity.inference.export import exportable_spec
+    from activity.temporal.checkpoint import Checkpoint
+    from activity.temporal.models import build_temporal_model
+
+    cfg = load_config(None, ["features.streams=[appearance, pose]", "model.ensemble=1"])
+    model = build_temporal_model(cfg.model, 1280 + 103, 2, [("appearance", 1280), ("pose", 103)])
+    with pytest.raises(ActivityError, match="with the pose stream cannot be exported: .*activity predict"):
+        exportable_spec(Checkpoint(model, ["a", "b"], cfg, 1280 + 103))
+    assert torch.is_tensor(model.weights) and model.names == ("appearance", "pose", "appearance_lr", "pose_lr")
