@@ -105,13 +105,17 @@ def test_a_two_stream_run_trains_saves_and_predicts(tmp_path, cli):
     weights = summary["selection"]["fusion_weights"]
     members = ["appearance", "motion", "appearance_lr", "motion_lr"]  # each stream's BiLSTM and pooled regression
     assert list(weights) == members and sum(weights.values()) == pytest.approx(1.0)
-    assert summary["selection"]["candidates"] == 35  # every mix in steps of 0.25
+    assert summary["selection"]["candidates"] == 5  # the two streams' representatives in steps of 0.25
+    weighed = summary["selection"]["weighed"]  # per stream, its BiLSTM or its regression: the lower log-loss
+    loss = summary["selection"]["out_of_fold_log_loss"]
+    assert [s for s in weighed] == [min((s, f"{s}_lr"), key=lambda m: (loss[m], m.endswith("_lr"))) for s in ("appearance", "motion")]
+    assert all(w == 0 for m, w in weights.items() if m not in weighed)
     # chosen on every training clip, each predicted by models that never saw its recording
     n = summary["train_clips"] + summary["val_clips"]  # every labelled clip, held out by its recording
     assert summary["selection"]["chosen_on"] == f"out-of-fold predictions of {n} labelled clips, 5 folds by group"
     alone = summary["selection"]["out_of_fold_accuracy"]
     assert list(alone) == members
-    assert summary["selection"]["out_of_fold_mix"]["accuracy"] >= max(alone.values())  # never below a member alone
+    assert summary["selection"]["out_of_fold_mix"]["accuracy"] >= max(alone[m] for m in weighed)  # never below one alone
     mixed = ", ".join(f"{m} {w:g}" for m, w in weights.items() if w > 0)
     assert f"fusion of {mixed} (chosen on out-of-fold predictions of {n}" in result.out
     assert (tmp_path / "run" / "fusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # how the weights were chosen

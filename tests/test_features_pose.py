@@ -131,3 +131,43 @@ def test_a_model_with_the_pose_stream_is_not_exported_and_says_why(tmp_path):
     with pytest.raises(ActivityError, match="with the pose stream cannot be exported: .*activity predict"):
         exportable_spec(Checkpoint(model, ["a", "b"], cfg, 1280 + 103))
     assert torch.is_tensor(model.weights) and model.names == ("appearance", "pose", "appearance_lr", "pose_lr")
+
+
+# ---------------------------------------------------------------- three streams through every command
+
+try:
+    from utils import TWO_STREAM
+except ImportError:  # tests/ imported as a package
+    from tests.utils import TWO_STREAM
+
+THREE_STREAM = dict(TWO_STREAM, options=tuple(o.replace("features.motion=true", "features.streams=[appearance,motion,pose]")
+                                              for o in TWO_STREAM["options"]))
+
+
+@needs_pose
+def test_a_three_stream_model_predicts_draws_timelines_and_explains_from_the_features_it_was_trained_on(trained_run, cli, tmp_path):
+    """Generated bars hold nobody, so the pose numbers are zeros with found 0: the plumbing is what is tested here."""
+    from activity import load_model
+    from activity.data.video import open_video
+    from activity.inference.timeline import _frame_features
+
+    run = trained_run(**THREE_STREAM)
+    model = load_model(run.ckpt, cache_dir=False, workers=0)
+    fusion = model.checkpoint.model
+    assert fusion.names == ("appearance", "motion", "pose", "appearance_lr", "motion_lr", "pose_lr")
+    assert fusion.columns["pose"] == (1280 + 80, 1280 + 80 + 103) and model.checkpoint.feature_dim == 1280 + 80 + 103
+    clip = run.data / "moving_left" / "moving_left_000.mp4"  # one 1 s window of 8 steps
+    with open_video(clip, "opencv") as reader:
+        steps = np.stack([f.numpy() for _, f in _frame_features(model, reader, 1.0 / 8, {})])
+    cached = model.features([clip]).features[clip]
+    np.testing.assert_allclose(steps, cached.astype(np.float32), rtol=0, atol=1e-2)  # the timeline computes all three
+    assert not cached[:, 1280 + 80 :].any()  # nobody in the frame
+    top = dict(model.predict(clip, top_k=2))
+    window = model.timeline(clip, window=1.0, stride=1.0, top_k=2).windows[0]
+    assert window.probabilities == pytest.approx([top[l] for l in window.labels], abs=1e-4)
+    r = cli(["predict", run.ckpt, "--source", clip, "--window", "1", "--rate", "4", "--json"])
+    assert r.code == 0 and r.out.strip(), r.err
+    r = cli(["explain", run.ckpt, clip, "--out", tmp_path / "x.png"])
+    assert r.code == 0 and (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG", r.err
+    r = cli(["export", run.ckpt, "--format", "onnx", "--out", tmp_path / "m.onnx"])
+    assert r.code == 1 and r.err.strip().endswith("use activity predict or the Python API") and "Traceback" not in r.err

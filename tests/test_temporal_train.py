@@ -290,7 +290,8 @@ def test_fusion_weights_are_chosen_on_out_of_fold_predictions_by_group():
     assert min(alone["motion"], alone["motion_lr"]) > max(alone["appearance"], alone["appearance_lr"]) + 0.2  # new recordings
     w = sel["fusion_weights"]
     assert w["appearance"] + w["appearance_lr"] <= 0.25 and result.model.weight_of() == w
-    assert sel["out_of_fold_mix"]["accuracy"] >= max(alone.values())  # the mix is never below its best member
+    assert sel["candidates"] == 5 and len(sel["weighed"]) == 2 and sum(w[m] for m in sel["weighed"]) == 1
+    assert sel["out_of_fold_mix"]["accuracy"] >= max(alone[m] for m in sel["weighed"])  # never below one alone
     assert set(sel["pooled_C"]) == {"appearance", "motion"}
     stratified = choose_fusion_weights(result.model, cfg, 3, None, None, fusion_folds(cfg, x, y, None, None, None, None),
                                        sel["pooled_C"])  # no groups known
@@ -315,6 +316,6 @@ def test_fusion_weights_without_folds_fall_back_to_validation_then_equal_weights
     sel = choose_fusion_weights(result.model, cfg, 3, x[:6], y[:6], None, {})
     assert sel["chosen_on"] == "6 validation clips" and "out_of_fold_accuracy" not in sel
     assert set(sel["validation_member_accuracy"]) == {"appearance", "motion"}
-    assert choose_fusion_weights(result.model, cfg, 3, None, None, None, {}) == {
+    assert choose_fusion_weights(result.model, cfg, 3, None, None, None, {}) == {  # without scores: the BiLSTMs
         "fusion_weights": {"appearance": 0.5, "motion": 0.5}, "chosen_on": "no validation clips: equal weights",
         "candidates": 5}

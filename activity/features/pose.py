@@ -78,12 +78,15 @@ class PoseSpec:
         out = np.zeros((len(frames), self.dim), np.float32)
         if not len(frames):
             return out
+        from activity.data.video import quiet_native_stderr
+
         model = _pose_model(self.complexity, self.confidence)
-        for t, frame in enumerate(adjust_frames(frames, enhance=enhance)):
-            image, box = self._padded(frame)
-            result = model.process(image)
-            if result.pose_landmarks is not None:
-                out[t] = self.describe(_landmark_array(result.pose_landmarks), box, image.shape[1::-1])
+        with quiet_native_stderr():  # TensorFlow Lite and absl log to descriptor 2 on the first frames
+            for t, frame in enumerate(adjust_frames(frames, enhance=enhance)):
+                image, box = self._padded(frame)
+                result = model.process(image)
+                if result.pose_landmarks is not None:
+                    out[t] = self.describe(_landmark_array(result.pose_landmarks), box, image.shape[1::-1])
         return out
 
     def _padded(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:

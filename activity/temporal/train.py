@@ -320,25 +320,36 @@ def choose_fusion_weights(model: Fusion, cfg: Config, num_classes: int, val_x: t
                           dist: DistInfo | None = None, progress: bool = False) -> dict[str, Any]:
     """The weight of each member of a fusion, and how it was chosen.
 
-    Every mix whose weights are multiples of ``1 / FUSION_STEPS`` is scored on the out-of-fold predictions
-    of every labelled clip (``labelled``: training and validation together, folds by group when known;
-    :func:`out_of_fold_log_probs`): the mix that scores best on clips no model of it was trained on wins.
-    A validation split of a few dozen clips, often from the scenes training saw, cannot tell which stream
-    carries over to new scenes; every clip held out by its recording can. Without folds, on the validation
-    clips (the logistic regressions were then fitted without them); without either, equal weights. Ties go to the lower log-loss, then to the most even mix.
+    Scored on the out-of-fold predictions of every labelled clip (``labelled``: training and validation
+    together, folds by group when known; :func:`out_of_fold_log_probs`), in two steps:
+
+    1. each stream's representative: its BiLSTM or its pooled logistic regression, whichever has the
+       lower log-loss (a proper score of every clip's probabilities, steadier than accuracy on a few
+       dozen clips; ties to the BiLSTM);
+    2. the representatives' weights: every mix in multiples of ``1 / FUSION_STEPS`` summing to one (two
+       streams: 5 mixes, three: 15), the most accurate winning (ties: the lower log-loss, then the most
+       even mix). The other members get 0.
+
+    Every member alone, or a mix of all of them at once, was measured to choose worse on held-out scenes
+    (35 mixes of four members chase noise in a few dozen clips). A validation split of a few dozen clips,
+    often from the scenes training saw, cannot tell which stream carries over to new scenes; every clip
+    held out by its recording can. Without folds, on the validation clips (the logistic regressions were
+    then fitted without them); without either, the BiLSTMs in equal weights.
 
     Args:
         lr_cs: the ``C`` of each stream's logistic regression member (by stream name), which the out-of-fold
             ones reuse.
 
     Returns:
-        ``fusion_weights`` (member -> weight), ``chosen_on`` (in words), ``candidates`` (mixes tried) and
-        the scores behind them: ``out_of_fold_accuracy`` of each member alone and ``out_of_fold_mix``
-        (the chosen mix's accuracy and log-loss), and/or ``validation_accuracy`` of the chosen mix and
-        ``validation_member_accuracy`` of each member alone.
+        ``fusion_weights`` (member -> weight), ``chosen_on`` (in words), ``weighed`` (each stream's
+        representative), ``candidates`` (mixes tried) and the scores behind them: ``out_of_fold_accuracy``
+        and ``out_of_fold_log_loss`` of each member alone and ``out_of_fold_mix`` (the chosen mix's accuracy
+        and log-loss), or ``validation_member_accuracy``, ``validation_log_loss`` and ``validation_accuracy``
+        (of the chosen mix).
     """
     names = model.names
-    grid = _weight_grid(len(names), FUSION_STEPS)
+    streams = [n for n in names if not n.endswith("_lr")]
+    grid = _weight_grid(len(streams), FUSION_STEPS)
     out: dict[str, Any] = {"candidates": len(grid)}
     scored: tuple[list[np.ndarray], np.ndarray] | None = None
     # Scored on validation only without folds: with folds the logistic regressions were fitted on those clips too.
@@ -354,16 +365,23 @@ def choose_fusion_weights(model: Fusion, cfg: Config, num_classes: int, val_x: t
         by = "by group" if g is not None else "stratified"
         out["chosen_on"] = f"out-of-fold predictions of {len(y)} labelled clips, {len(folds)} folds {by}"
     if scored is None:
-        return {"fusion_weights": {n: 1 / len(names) for n in names}, "chosen_on": "no validation clips: equal weights", **out}
-    lps, target = scored
-    scores = {w: _mix_score(lps, target, w) for w in grid}
+        return {"fusion_weights": {n: 0.0 if n.endswith("_lr") else 1 / len(streams) for n in names},
+                "chosen_on": "no validation clips: equal weights", **out}
+    lps, target = dict(zip(names, scored[0])), scored[1]
+    alone = {n: _mix_score([lps[n]], target, (1.0,)) for n in names}
+    reps = [lr_member(s) if lr_member(s) in alone and alone[lr_member(s)][1] > alone[s][1] else s for s in streams]
+    scores = {w: _mix_score([lps[r] for r in reps], target, w) for w in grid}
     best = max(grid, key=lambda w: (*scores[w], -float(np.square(w).sum())))
-    out["fusion_weights"] = dict(zip(names, map(float, best)))
+    chosen = dict(zip(reps, map(float, best)))
+    out["weighed"] = reps
+    out["fusion_weights"] = {n: chosen.get(n, 0.0) for n in names}
+    key = "out_of_fold" if labelled is not None else "validation"
+    out[f"{key}_log_loss"] = {n: -s[1] for n, s in alone.items()}
     if labelled is not None:
         out["out_of_fold_mix"] = {"accuracy": scores[best][0], "log_loss": -scores[best][1]}
     if has_val:
-        out["validation_member_accuracy"] = {n: _mix_score([lp], val_y.numpy(), (1.0,))[0] for n, lp in zip(names, val_lp)}  # type: ignore[union-attr]
-        out["validation_accuracy"] = _mix_score(val_lp, val_y.numpy(), best)[0]  # type: ignore[union-attr]
+        out["validation_member_accuracy"] = {n: s[0] for n, s in alone.items()}
+        out["validation_accuracy"] = scores[best][0]
     return out
 
 
