@@ -47,8 +47,10 @@ def merged_table(paths: list[Path]) -> str:
     columns, cells, order = [], {}, []
     for path in paths:
         for d in json.loads(Path(path).read_text())["datasets"]:
-            name = Path(d["data"]).parent.name if Path(d["data"]).suffix else Path(d["data"]).name
-            columns.append(f"{name} ({d['split'].split(',')[0]})")
+            path = Path(d["data"])
+            name = path.parent.name if path.suffix or path.name in ("train", "test") else path.name
+            name += f"/{path.name}" if path.name in ("train", "test") else ""
+            columns.append(f"{name}, {d['split'].split(' (')[0]}")
             for r in d["results"]:
                 order += [] if r["name"] in order else [r["name"]]
                 cells[r["name"], columns[-1]] = f"{100 * r['pooled_top1']:.1f} / {100 * r['pooled_mean_class_accuracy']:.1f}"

@@ -240,3 +240,31 @@ def test_pooled_metrics_count_every_test_clip_once_across_folds():
     s = r.summary()
     assert s["top1"] == 0.5 and s["pooled_top1"] == pytest.approx(4 / 6)  # folds averaged vs clips counted
     assert s["pooled_mean_class_accuracy"] == pytest.approx((1 + 0 + 0) / 3)
+
+
+def test_the_accuracy_benchmark_merges_earlier_runs_into_one_table(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_accuracy.py"
+    spec = importlib.util.spec_from_file_location("benchmark_accuracy", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+
+    def run(data, split, scores):
+        return {"datasets": [{"data": data, "split": split, "results": [
+            {"name": n, "pooled_top1": t, "pooled_mean_class_accuracy": m} for n, (t, m) in scores.items()]}]}
+
+    (tmp_path / "a.json").write_text(json.dumps(run("../shared/data/vioperu/labels.csv", "leave-one-group-out (3 groups: x)",
+                                                    {"lstm": (0.57, 0.591), "lstm:motion": (0.577, 0.583)})))
+    (tmp_path / "b.json").write_text(json.dumps(run("../shared/data/arid6/train", "leave-one-group-out (11 groups: 1)",
+                                                    {"lstm": (0.347, 0.347), "pooled_lr": (0.147, 0.147)})))
+    assert bench.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("$ python scripts/benchmark_accuracy.py --merge")
+    assert out[1].split("  ")[0] == "model (pooled top-1 / mca %)"
+    assert "vioperu, leave-one-group-out" in out[1] and "arid6/train, leave-one-group-out" in out[1]
+    rows = {line.split()[0]: line.split()[1:] for line in out[3:]}
+    assert rows == {"lstm": ["57.0", "/", "59.1", "34.7", "/", "34.7"], "lstm:motion": ["57.7", "/", "58.3"],
+                    "pooled_lr": ["14.7", "/", "14.7"]}
