@@ -60,22 +60,14 @@ def test_the_stream_is_chosen_in_the_config_and_keys_its_own_cache():
 
 
 def test_without_mediapipe_the_pose_stream_is_one_line_naming_the_install(monkeypatch):
-    import builtins
+    import importlib.util
 
-    from activity.features import pose
-
-    real = builtins.__import__
-
-    def no_mediapipe(name, *args, **kw):
-        if name.startswith("mediapipe"):
-            raise ImportError("No module named 'mediapipe'")
-        return real(name, *args, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", no_mediapipe)
-    monkeypatch.setattr(pose, "_MODELS", {})
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mediapipe" else real(name, *a))
     with pytest.raises(ActivityError) as e:
         SPEC.compute(np.zeros((1, 32, 32, 3), np.uint8), None, None, "none")
     assert str(e.value).startswith(INSTALL_HINT) and "\n" not in str(e.value)
+    assert not pose_available()
 
 
 def _person_clip(steps: int = 6) -> np.ndarray:
@@ -113,12 +105,16 @@ def test_extraction_stores_the_pose_after_the_other_streams(tmp_path):
     write_video(path, _person_clip(8), 8.0)
     cfg = FeatureConfig(image_size=64, num_frames=4, enhance="none", streams=["appearance", "motion", "pose"])
     spec = FeatureSpec.from_config(cfg)
-    result = Extractor(cfg, ExtractOptions(cache_dir=tmp_path / "cache", workers=0, progress=False, runtime="torch"))([path])
+    SPEC.compute(_person_clip(1), None, None, "none")  # BlazePose used here first: workers forked now must still work
+    result = Extractor(cfg, ExtractOptions(cache_dir=tmp_path / "cache", workers=1, progress=False, runtime="torch"))([path])
     f = result.features[path]
     assert f.shape == (4, 1280 + 80 + 103)
     pose = f[:, 1280 + 80 :].astype(np.float32)
     assert (pose[:, -1] == 1).all() and (np.diff(pose[:, -4]) > 0).all()  # found, moving right
     assert (tmp_path / "cache" / spec.key()).is_dir()
+    import sys
+
+    assert "mediapipe" not in sys.modules  # it ran in a spawned helper and in the worker, never in this process
 
 
 def test_a_model_with_the_pose_stream_is_not_exported_and_says_why(tmp_path):

@@ -73,12 +73,25 @@ class PoseSpec:
 
     def compute(self, frames: np.ndarray, first: np.ndarray | None, second: np.ndarray | None,
                 enhance: str) -> np.ndarray:
-        """Pose descriptors ``(T, dim)`` float32 of the sampled uint8 RGB frames ``(T, H, W, 3)`` (see the module)."""
+        """Pose descriptors ``(T, dim)`` float32 of the sampled uint8 RGB frames ``(T, H, W, 3)`` (see the module).
+
+        MediaPipe does not survive ``fork``: a loader worker forked from a process that has run BlazePose
+        crashes when it starts its own. So BlazePose runs only in loader workers and in one helper process
+        started with ``spawn`` (:func:`_helper`), never in the process that forks the workers.
+        """
         frames = np.asarray(frames)
-        out = np.zeros((len(frames), self.dim), np.float32)
         if not len(frames):
-            return out
+            return np.zeros((0, self.dim), np.float32)
+        check_installed()  # here, so that a missing install is one line in this process
+        if _runs_here():
+            return self.compute_here(frames, enhance)
+        return _helper().submit(_compute_in_helper, self, frames, enhance).result()
+
+    def compute_here(self, frames: np.ndarray, enhance: str) -> np.ndarray:
+        """:meth:`compute` in this process (a loader worker, or the helper)."""
         from activity.data.video import quiet_native_stderr
+
+        out = np.zeros((len(frames), self.dim), np.float32)
 
         model = _pose_model(self.complexity, self.confidence)
         with quiet_native_stderr():  # TensorFlow Lite and absl log to descriptor 2 on the first frames
@@ -113,16 +126,51 @@ class PoseSpec:
         return np.concatenate([((xy - hips) / torso).ravel(), landmarks[:, 2], where, [1.0]]).astype(np.float32)
 
 
+_IN_HELPER = False
+_HELPER: Any = None
+
+
+def _runs_here() -> bool:
+    """Whether BlazePose may run in this process: a loader worker, or the helper."""
+    from torch.utils.data import get_worker_info
+
+    return _IN_HELPER or get_worker_info() is not None
+
+
+def _mark_helper() -> None:
+    global _IN_HELPER
+    _IN_HELPER = True
+
+
+def _compute_in_helper(spec: PoseSpec, frames: np.ndarray, enhance: str) -> np.ndarray:
+    return spec.compute_here(frames, enhance)
+
+
+def _helper() -> Any:
+    """The one helper process (``spawn``) that runs BlazePose for this process, started on first use."""
+    global _HELPER
+    if _HELPER is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _HELPER = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_mark_helper)
+    return _HELPER
+
+
 def _landmark_array(landmarks: Any) -> np.ndarray:
     return np.array([(p.x, p.y, p.visibility) for p in landmarks.landmark], np.float64)
 
 
-_MODELS: dict[tuple[int, float], Any] = {}  # one per process and setting: loading the graph takes about 0.2 s
+_MODELS: dict[tuple[int, int, float], Any] = {}  # one per process and setting: loading the graph takes about 0.2 s
 
 
 def _pose_model(complexity: int, confidence: float) -> Any:
-    """BlazePose on single images (each sampled frame is seconds from the last: nothing to track)."""
-    key = (complexity, confidence)
+    """BlazePose on single images (each sampled frame is seconds from the last: nothing to track).
+
+    One per process: a loader worker forked after the parent used BlazePose inherits the parent's graph
+    without its threads, and would wait on them forever, so the cache is keyed by process id too.
+    """
+    key = (os.getpid(), complexity, confidence)
     if key not in _MODELS:
         mp_pose = import_mediapipe_pose()
         from activity.data.video import quiet_native_stderr
@@ -154,10 +202,21 @@ def import_mediapipe_pose() -> Any:
     return pose
 
 
+def check_installed() -> None:
+    """An :class:`ActivityError` with :data:`INSTALL_HINT` where MediaPipe cannot serve the pose stream; MediaPipe
+    itself is not imported (in the process that forks loader workers, it must not be)."""
+    import importlib.util
+
+    if sys.version_info >= (3, 13):
+        raise ActivityError(f"{INSTALL_HINT}; this is Python {sys.version_info.major}.{sys.version_info.minor}")
+    if importlib.util.find_spec("mediapipe") is None:
+        raise ActivityError(f"{INSTALL_HINT} (no module named 'mediapipe')")
+
+
 def pose_available() -> bool:
-    """Whether MediaPipe's pose model can be loaded here."""
+    """Whether MediaPipe is installed for the pose stream (without importing it)."""
     try:
-        import_mediapipe_pose()
+        check_installed()
     except ActivityError:
         return False
     return True
