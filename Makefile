@@ -1,6 +1,8 @@
 # Two commands on a fresh machine:
 #   make demo   set up .venv and run the whole pipeline on generated clips (offline)
 #   make test   set up .venv and run the tests
+# one for the pose stream (features.streams: [appearance, motion, pose]):
+#   make pose   install MediaPipe 0.10.21 into .venv (Python 3.9 to 3.12; make test runs it too)
 # and one for maintainers:
 #   make lock   install the newest releases pyproject.toml allows into a scratch environment, run the
 #               tests there, and only if they pass write those versions to requirements.lock
