@@ -167,3 +167,19 @@ def test_a_three_stream_model_predicts_draws_timelines_and_explains_from_the_fea
     assert r.code == 0 and (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG", r.err
     r = cli(["export", run.ckpt, "--format", "onnx", "--out", tmp_path / "m.onnx"])
     assert r.code == 1 and r.err.strip().endswith("use activity predict or the Python API") and "Traceback" not in r.err
+
+
+@needs_pose
+def test_a_script_without_a_main_guard_gets_pose_numbers_and_exits_cleanly(tmp_path):
+    """The helper is a fresh interpreter, not multiprocessing's spawn (which would run the script again)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "plain.py"
+    script.write_text("import numpy as np\nfrom activity.features.pose import PoseSpec\n"
+                      "print(PoseSpec().compute(np.full((2, 64, 64, 3), 128, np.uint8), None, None, 'none').shape)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout == "(2, 103)\n", r.stderr
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr

@@ -25,6 +25,7 @@ MediaPipe 0.10.21 is the last release with this API; ``make pose`` installs it (
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import warnings
@@ -77,7 +78,7 @@ class PoseSpec:
 
         MediaPipe does not survive ``fork``: a loader worker forked from a process that has run BlazePose
         crashes when it starts its own. So BlazePose runs only in loader workers and in one helper process
-        started with ``spawn`` (:func:`_helper`), never in the process that forks the workers.
+        (:class:`_Helper`), never in the process that forks the workers.
         """
         frames = np.asarray(frames)
         if not len(frames):
@@ -85,7 +86,7 @@ class PoseSpec:
         check_installed()  # here, so that a missing install is one line in this process
         if _runs_here():
             return self.compute_here(frames, enhance)
-        return _helper().submit(_compute_in_helper, self, frames, enhance).result()
+        return _helper().compute(self, frames, enhance)
 
     def compute_here(self, frames: np.ndarray, enhance: str) -> np.ndarray:
         """:meth:`compute` in this process (a loader worker, or the helper)."""
@@ -127,7 +128,7 @@ class PoseSpec:
 
 
 _IN_HELPER = False
-_HELPER: Any = None
+_HELPER: "_Helper | None" = None
 
 
 def _runs_here() -> bool:
@@ -137,23 +138,69 @@ def _runs_here() -> bool:
     return _IN_HELPER or get_worker_info() is not None
 
 
-def _mark_helper() -> None:
+class _Helper:
+    """A child process (a fresh interpreter, not a fork, and not one that re-runs the caller's script as
+    ``multiprocessing``'s spawn would) that computes pose descriptors: ``(spec, frames, enhance)`` in,
+    ``(T, dim)`` or an error out, pickled over its standard input and output."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import threading
+
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._proc = subprocess.Popen([sys.executable, "-c", "from activity.features.pose import serve; serve()"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    def compute(self, spec: PoseSpec, frames: np.ndarray, enhance: str) -> np.ndarray:
+        import pickle
+
+        with self._lock:
+            try:
+                pickle.dump((spec, frames, enhance), self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
+                self._proc.stdin.flush()  # type: ignore[union-attr]
+                out = pickle.load(self._proc.stdout)  # type: ignore[arg-type]
+            except (OSError, EOFError, pickle.UnpicklingError):
+                raise ActivityError(f"the pose stream's helper process stopped (exit code {self._proc.poll()})") from None
+        if isinstance(out, str):
+            raise ActivityError(out)
+        return out
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close()  # type: ignore[union-attr]
+            self._proc.wait(timeout=10)
+
+
+def serve() -> None:
+    """The helper's loop (see :class:`_Helper`). Its standard output carries the answers, so what native
+    libraries print there goes to standard error instead."""
+    import pickle
+
     global _IN_HELPER
     _IN_HELPER = True
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    requests = sys.stdin.buffer
+    while True:
+        try:
+            spec, frames, enhance = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            out: Any = spec.compute_here(frames, enhance)
+        except Exception as e:  # answered as one line; the helper keeps serving
+            out = f"pose: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        pickle.dump(out, channel, protocol=pickle.HIGHEST_PROTOCOL)
+        channel.flush()
 
 
-def _compute_in_helper(spec: PoseSpec, frames: np.ndarray, enhance: str) -> np.ndarray:
-    return spec.compute_here(frames, enhance)
-
-
-def _helper() -> Any:
-    """The one helper process (``spawn``) that runs BlazePose for this process, started on first use."""
+def _helper() -> _Helper:
+    """The one helper process that runs BlazePose for this process, started on first use."""
     global _HELPER
     if _HELPER is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        _HELPER = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_mark_helper)
+        _HELPER = _Helper()
     return _HELPER
 
 
