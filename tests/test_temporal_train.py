@@ -189,11 +189,13 @@ def test_killed_cli_run_resumes_to_the_same_model(tmp_path, trained_run, cli):
 
     run = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    for delay in (0.4, 1.5):  # on a loaded machine the run once ended before the signal landed: then again, slower
+    for delay in (0.4, 1.5):  # should the run end before the signal lands (a loaded machine): again, slower
         shutil.rmtree(run, ignore_errors=True)
         proc = subprocess.Popen([sys.executable, "-c", slowed_activity("activity.temporal.train", "train_one_epoch", delay),
                                  "train", "--data", str(data), "--out", str(run), *opts], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                # as a shell starts it: Ctrl-C not ignored, whatever this test process inherited
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
             metrics = run / "appearance" / "metrics.csv"  # the default has two streams: appearance trains first
