@@ -67,6 +67,7 @@ class ModelConfig:
     pooling: Literal["attention", "mean"] = _opt("attention", "pooling of LSTM outputs over valid time steps")
     frame_differences: bool = _opt(True, "LSTM input also gets each step's feature minus the previous one (cancels what does not move)")
     pooled_members: bool = _opt(True, "lstm: each stream's pooled-statistics logistic regression (pooled_lr on that stream) joins the fusion beside the stream's BiLSTM, all weighed on out-of-fold predictions (train.fusion_folds), so the mix can lean on whichever carries over")
+    members: list[str] = _opt([], "lstm: keep only these fusion members (empty: every one): a stream's name for its BiLSTM, <stream>_lr for its pooled-statistics logistic regression; [motion] is the motion BiLSTM alone, what cv reports as lstm:motion (model.temporal=lstm:motion says the same). Every stream in features.streams is still extracted")
     ensemble: int = _opt(5, "models trained from successive seeds (train.seed, +1, ...) whose probabilities are averaged; less run-to-run variance for N times the training", min=1, max=64)
 
 
@@ -121,9 +122,20 @@ class Config:
         if dotted in ("features.motion", "motion"):  # before features.streams: a true/false for the motion stream
             dotted, value = "features.streams", _motion_streams(self.features.streams, value, source)
         section, key = _resolve(dotted, source)
+        if (section, key) == ("model", "temporal") and isinstance(value, str) and ":" in value:
+            value = self._temporal_member(value, source)
         obj = getattr(self, section)
         f = {f.name: f for f in dataclasses.fields(obj)}[key]
         setattr(obj, key, _check(f"{section}.{key}", value, f, source))
+
+    def _temporal_member(self, value: str, source: str) -> str:
+        """``lstm:<member>`` (as ``cv`` names a fusion's member) sets ``model.members`` to that member; returns ``lstm``."""
+        name, member = (v.strip() for v in value.split(":", 1))
+        if name != "lstm" or not member:
+            raise ConfigError(f"{source}: model.temporal={value!r}: only a fusion's members can be named so, "
+                              "as lstm:<member> (lstm:motion, lstm:appearance_lr)")
+        self.model.members = [member]
+        return name
 
     def check(self) -> "Config":
         """Check every value as :meth:`set` does (for configs built in Python, which skip those checks).
@@ -136,6 +148,7 @@ class Config:
             obj = getattr(self, section)
             for f in dataclasses.fields(obj):
                 _check(f"{section}.{f.name}", getattr(obj, f.name), f, "config")
+        check_members(self.model.members, self.features.streams)
         return self
 
     def apply_overrides(self, overrides: list[str]) -> None:
@@ -290,6 +303,21 @@ def check_streams(names: Any) -> list[str]:
         raise ConfigError(f"features.streams: [{', '.join(names)}] must start with appearance "
                           "(the backbone's features, which every model reads)")
     return names
+
+
+def check_members(members: Any, streams: Any) -> list[str]:
+    """``members`` (``model.members``) as given if each is a member of a fusion over ``streams``: a stream's
+    name (its BiLSTM) or ``<stream>_lr`` (its pooled-statistics logistic regression).
+
+    Raises:
+        ConfigError: naming the first that is not, and the members there are.
+    """
+    every = [*streams, *(f"{s}_lr" for s in streams)]
+    unknown = [m for m in members if m not in every]
+    if unknown:
+        raise ConfigError(f"model.members: {unknown[0]!r} is no member of a fusion over the streams "
+                          f"{', '.join(streams)}; its members are {', '.join(every)}")
+    return list(members)
 
 
 def _owner(f: dataclasses.Field) -> type:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from activity.config import FeatureConfig, load_config
+from activity.errors import ConfigError
 from activity.features.extract import ExtractOptions, extract
 from activity.features.motion import MotionSpec, flow_histograms, flow_pairs, motion_features
 from activity.features.spec import FeatureSpec
@@ -131,6 +132,55 @@ def test_a_two_stream_run_trains_saves_and_predicts(tmp_path, cli):
     assert r.code == 0 and json.loads(r.out)["timelines"][0]["windows"][0]["labels"][0] in ("moving_left", "moving_right"), r.err
     r = cli(["explain", tmp_path / "run" / "model.pt", clip, "--out", tmp_path / "x.png"])
     assert r.code == 0 and (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG", r.err
+
+
+def test_each_member_cv_names_trains_alone_and_is_used_as_it_is(tmp_path, cli):
+    """What ``cv`` reports as ``lstm:motion`` or ``lstm:appearance_lr`` is a ``--temporal`` choice of ``train``."""
+    from activity.data.synthetic import make_order_dataset
+    from activity.inference.recognizer import load_model
+    from activity.temporal.checkpoint import load_checkpoint
+
+    data = make_order_dataset(tmp_path / "data", classes=["moving_left", "moving_right"], clips_per_class=6,
+                              num_frames=12, size=(64, 48))
+    recipe = ["features.motion=true", "features.image_size=64", "features.num_frames=8", "train.epochs=4", "model.ensemble=1"]
+    clip = sorted((data / "moving_right").glob("*.mp4"))[0]
+    for member in ("motion", "appearance_lr"):
+        run = tmp_path / member
+        result = cli(["train", "--data", data, "--out", run, "--cache", tmp_path / "cache", "--quiet",
+                      "--temporal", f"lstm:{member}", *recipe])
+        assert result.code == 0, result.err
+        assert f", {member} alone (model.members)" in result.out
+        summary = json.loads((run / "train_summary.json").read_text())
+        assert summary["selection"]["fusion_weights"] == {member: 1.0}  # no folds: nothing to weigh
+        assert not (run / "fusion.png").exists()
+        ckpt = load_checkpoint(run / "model.pt")
+        assert ckpt.model.names == (member,) and ckpt.config.model.members == [member]
+        assert ckpt.model.columns[member] == ((1280, 1280 + SPEC.dim) if member == "motion" else (0, 1280))
+        model = load_model(run / "model.pt", cache_dir=tmp_path / "cache", workers=0)
+        (label, p), _ = model.predict(clip, top_k=2)
+        assert label in ("moving_left", "moving_right") and 0.5 <= p <= 1.0
+        r = cli(["evaluate", run / "model.pt", "--data", data, "--out", tmp_path / f"eval_{member}", "--quiet"])
+        assert r.code == 0, r.err
+    wrong = cli(["train", "--data", data, "--out", tmp_path / "wrong", "--cache", tmp_path / "cache", "--quiet",
+                 "--temporal", "lstm:pose", *recipe])
+    assert wrong.code != 0 and len(wrong.err.strip().splitlines()) == 1
+    assert "model.members: 'pose' is no member of a fusion over the streams appearance, motion" in wrong.err
+    assert not (tmp_path / "wrong" / "model.pt").exists()
+
+
+def test_fusion_members_keeps_the_named_ones_in_order():
+    from activity.temporal.models import build_temporal_model
+
+    cfg = load_config(None, ["model.ensemble=1", "model.projection=4", "model.hidden_size=4", "model.temporal=lstm:motion_lr"])
+    assert cfg.model.temporal == "lstm" and cfg.model.members == ["motion_lr"]
+    cfg.model.members = ["motion_lr", "appearance"]
+    model = build_temporal_model(cfg.model, 16 + SPEC.dim, 3, [("appearance", 16), ("motion", SPEC.dim)]).eval()
+    assert model.names == ("appearance", "motion_lr") and model.columns["motion_lr"] == (16, 16 + SPEC.dim)
+    cfg.model.pooled_members, cfg.model.members = False, []
+    model = build_temporal_model(cfg.model, 16 + SPEC.dim, 3, [("appearance", 16), ("motion", SPEC.dim)])
+    assert model.names == ("appearance", "motion")
+    with pytest.raises(ConfigError, match="only a fusion's members can be named so"):
+        load_config(None, ["model.temporal=mean:motion"])
 
 
 def test_fusion_mixes_its_members_log_probabilities():

@@ -27,7 +27,9 @@ def print_train(r: TrainReport) -> None:
     """``saved RUN/model.pt, best validation accuracy ... (at epoch N)``."""
     val = ""
     sel = r.fit.selection
-    if "fusion_weights" in sel:
+    if "fusion_weights" in sel and len(sel["fusion_weights"]) == 1:
+        val = f", {next(iter(sel['fusion_weights']))} alone (model.members)"
+    elif "fusion_weights" in sel:
         mixed = ", ".join(f"{n} {w:g}" for n, w in sel["fusion_weights"].items() if w > 0)
         val = f", fusion of {mixed} (chosen on {sel['chosen_on']}"
         if "out_of_fold_mix" in sel:

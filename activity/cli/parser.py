@@ -77,6 +77,13 @@ def _registered(kind: str) -> Callable[[str], str]:
     return check
 
 
+def _temporal_choice(text: str) -> str:
+    """A registered temporal model, or ``lstm:<member>`` (checked against the streams once the config is read)."""
+    if text.startswith("lstm:") and text[len("lstm:"):].strip():
+        return text
+    return _registered("TEMPORAL_MODELS")(text)
+
+
 def _temporal_list(text: str) -> list[str]:
     from activity.evaluation.cv import model_names  # only when --temporal is given: it imports torch
 
@@ -126,9 +133,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--val", help="validation collection (default: a split of --data)")
     g.add_argument("--val-fraction", type=float, default=None, help="validation share of --data (split by group when known)")
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group, e.g. '_g(\\d+)_'")
-    p.add_argument("--temporal", type=_registered("TEMPORAL_MODELS"), default=None,
+    p.add_argument("--temporal", type=_temporal_choice, default=None,
                    help="temporal model: lstm (bidirectional LSTM, the default), mean (average of frame features, then linear), "
-                        "pooled_lr or middle_lr (the logistic regressions cv compares)")
+                        "pooled_lr or middle_lr (the logistic regressions cv compares), or one member of the lstm's fusion "
+                        "alone as cv names it: lstm:motion, lstm:appearance_lr, ...")
     _add_config(p)
     _add_common(p)
     p.set_defaults(func=cmd.cmd_train)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from activity.config import ModelConfig
+from activity.config import ModelConfig, check_members
 from activity.registry import TEMPORAL_MODELS
 
 
@@ -306,37 +306,60 @@ def lr_member(stream: str) -> str:
     return f"{stream}_lr"
 
 
+def fusion_members(cfg: ModelConfig, streams: Sequence[str]) -> list[str]:
+    """The members of a fusion over ``streams`` (config names, appearance first): each stream's BiLSTM (named
+    as the stream) and, with ``cfg.pooled_members``, each stream's logistic regression (:func:`lr_member`),
+    BiLSTMs first; only those ``cfg.members`` names where it names any (a regression may be named without
+    ``pooled_members``).
+
+    Raises:
+        ConfigError: ``cfg.members`` names what is no member of a fusion over these streams.
+    """
+    if not cfg.members:
+        return [*streams, *(lr_member(s) for s in streams if cfg.pooled_members)]
+    chosen = check_members(cfg.members, streams)
+    return [m for m in [*streams, *(lr_member(s) for s in streams)] if m in chosen]
+
+
+def is_fusion(cfg: ModelConfig, streams: Sequence[Any]) -> bool:
+    """Whether an ``lstm`` over ``streams`` is a :class:`Fusion`: several streams, the pooled members, or
+    chosen members (``model.members``)."""
+    return cfg.temporal == "lstm" and len(streams) > 0 and (len(streams) > 1 or cfg.pooled_members or bool(cfg.members))
+
+
 def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int,
                          streams: Sequence[tuple[str, int]] = ()) -> nn.Module:
     """The temporal model named by ``cfg.temporal``; an :class:`Ensemble` of ``cfg.ensemble`` of them if more than one.
 
     ``streams``: ``(name, width)`` of each stream the ``in_dim`` numbers a step are made of, in order
-    (:func:`activity.features.streams.stream_widths`); empty: one model over all of them. An ``lstm`` over several streams,
-    or with ``cfg.pooled_members``, is a :class:`Fusion` of one such model per stream and, with
-    ``cfg.pooled_members``, one :class:`PooledLogistic` per stream; a ``mean`` model reads every stream together.
+    (:func:`activity.features.streams.stream_widths`); empty: one model over all of them. An ``lstm`` over several
+    streams, with ``cfg.pooled_members`` or with ``cfg.members`` is a :class:`Fusion` of the
+    :func:`fusion_members`: a model per stream and a :class:`PooledLogistic` per stream; a ``mean`` model
+    reads every stream together.
+
+    Raises:
+        ConfigError: ``cfg.members`` names what is no member of the fusion.
     """
     if cfg.temporal in POOLED_MODELS:
         return _build_one(cfg, in_dim, num_classes)
-    if cfg.temporal == "lstm" and streams and (len(streams) > 1 or cfg.pooled_members):
+    if is_fusion(cfg, streams):
         members: dict[str, nn.Module] = {}
         columns: dict[str, tuple[int, int]] = {}
         start = 0
         for name, width in streams:
-            members[name] = build_temporal_model(cfg, width, num_classes)
-            columns[name] = (start, start + width)
-            if cfg.pooled_members:
-                members[lr_member(name)] = PooledLogistic(width, num_classes, replace(cfg, temporal="pooled_lr"))
-                columns[lr_member(name)] = columns[name]
+            columns[name] = columns[lr_member(name)] = (start, start + width)
             start += width
-        return Fusion({n: members[n] for n in _member_order(members)}, columns)
+        widths = dict(streams)
+        for name in fusion_members(cfg, [n for n, _ in streams]):
+            if name in widths:
+                members[name] = build_temporal_model(cfg, widths[name], num_classes)
+            else:
+                width = widths[name[: -len("_lr")]]
+                members[name] = PooledLogistic(width, num_classes, replace(cfg, temporal="pooled_lr"))
+        return Fusion(members, {n: columns[n] for n in members})
     if cfg.ensemble > 1:
         return Ensemble([_build_one(cfg, in_dim, num_classes) for _ in range(cfg.ensemble)])
     return _build_one(cfg, in_dim, num_classes)
-
-
-def _member_order(members: Mapping[str, nn.Module]) -> list[str]:
-    """The BiLSTMs first (appearance's first), then the logistic regressions: the two-stream order, extended."""
-    return [n for n in members if not n.endswith("_lr")] + [n for n in members if n.endswith("_lr")]
 
 
 def _build_one(cfg: ModelConfig, in_dim: int, num_classes: int) -> nn.Module:

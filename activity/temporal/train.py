@@ -27,7 +27,15 @@ from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError
 from activity.features.streams import stream_widths
 from activity.io import atomic_text
-from activity.temporal.models import POOLED_MODELS, Ensemble, Fusion, build_temporal_model, lr_member
+from activity.temporal.models import (
+    POOLED_MODELS,
+    Ensemble,
+    Fusion,
+    build_temporal_model,
+    fusion_members,
+    is_fusion,
+    lr_member,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -207,7 +215,7 @@ def fit(
     if cfg.model.temporal in POOLED_MODELS:
         return _fit_baseline(cfg, train_x, train_y, num_classes, val_x, val_y, groups, val_groups)
     streams = stream_widths(cfg.features.streams, train_x.shape[-1])
-    if cfg.model.temporal == "lstm" and (len(streams) > 1 or cfg.model.pooled_members):
+    if is_fusion(cfg.model, streams):
         return _fit_fusion(cfg, train_x, train_y, num_classes, val_x, val_y, streams, out_dir=out_dir, progress=progress,
                            resume=resume, dist=dist, on_epoch=on_epoch, groups=groups, val_groups=val_groups)
     return _fit_stream(cfg, train_x, train_y, num_classes, val_x, val_y, out_dir=out_dir, progress=progress,
@@ -256,15 +264,19 @@ FUSION_STEPS = 4
 def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, val_x: torch.Tensor | None,
                 val_y: torch.Tensor | None, streams: list[tuple[str, int]], **kw: Any) -> FitResult:
     """Each stream's model (trained and early-stopped on its own) and, with ``model.pooled_members``, each
-    stream's pooled logistic regression, mixed with the weights :func:`choose_fusion_weights` picks; see
-    :class:`~activity.temporal.models.Fusion`."""
+    stream's pooled logistic regression (only the :func:`~activity.temporal.models.fusion_members` that
+    ``model.members`` names, where it names any), mixed with the weights :func:`choose_fusion_weights` picks;
+    see :class:`~activity.temporal.models.Fusion`."""
     groups, val_groups = kw.pop("groups"), kw.pop("val_groups")
     out_dir, main = kw.pop("out_dir"), kw["dist"] is None or kw["dist"].is_main
     columns, start = {}, 0
     for name, width in streams:
         columns[name], start = (start, start + width), start + width
+    names = fusion_members(cfg.model, list(columns))
     parts = {}
     for name, (lo, hi) in columns.items():
+        if name not in names:
+            continue
         sub = None if out_dir is None else Path(out_dir) / name
         if sub is not None and main:
             sub.mkdir(parents=True, exist_ok=True)
@@ -273,15 +285,22 @@ def _fit_fusion(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
                                   val_y, out_dir=sub, **{**kw, "resume": kw["resume"] and started,
                                                          "on_epoch": _tagged(kw["on_epoch"], stream=name),
                                                          "label": f"train {name}"})
-    labelled = fusion_folds(cfg, train_x, train_y, groups, val_x, val_y, val_groups)
+    # Folds only where there is a mix to weigh; a single member gets weight 1.
+    labelled = fusion_folds(cfg, train_x, train_y, groups, val_x, val_y, val_groups) if len(names) > 1 else None
     members: dict[str, nn.Module] = {name: r.model for name, r in parts.items()}
     lr_cs: dict[str, float] = {}
-    if cfg.model.pooled_members:  # on every labelled clip where folds judge the mix, else on the training side only
-        x, y, g = labelled[:3] if labelled else (train_x, train_y, groups)
-        for name, (lo, hi) in columns.items():
+    # On every labelled clip where folds judge the mix (or a regression stands alone), else on the training side only.
+    if labelled:
+        x, y, g = labelled[:3]
+    elif len(names) == 1:  # a regression alone needs no early stopping: every labelled clip, as pooled_lr
+        x, y, g = _all_labelled(train_x, train_y, groups, val_x, val_y, val_groups)
+    else:
+        x, y, g = train_x, train_y, groups
+    for name, (lo, hi) in columns.items():
+        if lr_member(name) in names:
             members[lr_member(name)], lr_cs[name] = fit_logistic(cfg, "pooled_lr", x[..., lo:hi], y, g, num_classes)
     member_columns = {**columns, **{lr_member(n): c for n, c in columns.items()}}
-    model = Fusion(members, {n: member_columns[n] for n in members}).eval()
+    model = Fusion({n: members[n] for n in names}, {n: member_columns[n] for n in names}).eval()
     selection = choose_fusion_weights(model, cfg, num_classes, val_x, val_y, labelled, lr_cs,
                                       dist=kw["dist"], progress=kw["progress"])
     if lr_cs:
@@ -348,7 +367,9 @@ def choose_fusion_weights(model: Fusion, cfg: Config, num_classes: int, val_x: t
         (of the chosen mix).
     """
     names = model.names
-    streams = [n for n in names if not n.endswith("_lr")]
+    if len(names) == 1:
+        return {"fusion_weights": {names[0]: 1.0}, "chosen_on": "the only member (model.members)", "candidates": 1}
+    streams = list(dict.fromkeys(_stream_of(n) for n in names))  # the streams with a member, in order
     grid = _weight_grid(len(streams), FUSION_STEPS)
     out: dict[str, Any] = {"candidates": len(grid)}
     scored: tuple[list[np.ndarray], np.ndarray] | None = None
@@ -365,11 +386,13 @@ def choose_fusion_weights(model: Fusion, cfg: Config, num_classes: int, val_x: t
         by = "by group" if g is not None else "stratified"
         out["chosen_on"] = f"out-of-fold predictions of {len(y)} labelled clips, {len(folds)} folds {by}"
     if scored is None:
-        return {"fusion_weights": {n: 0.0 if n.endswith("_lr") else 1 / len(streams) for n in names},
+        each = [s if s in names else lr_member(s) for s in streams]  # the BiLSTM where there is one
+        return {"fusion_weights": {n: 1 / len(streams) if n in each else 0.0 for n in names},
                 "chosen_on": "no validation clips: equal weights", **out}
     lps, target = dict(zip(names, scored[0])), scored[1]
     alone = {n: _mix_score([lps[n]], target, (1.0,)) for n in names}
-    reps = [lr_member(s) if lr_member(s) in alone and alone[lr_member(s)][1] > alone[s][1] else s for s in streams]
+    reps = [lr_member(s) if lr_member(s) in alone and (s not in alone or alone[lr_member(s)][1] > alone[s][1]) else s
+            for s in streams]
     scores = {w: _mix_score([lps[r] for r in reps], target, w) for w in grid}
     best = max(grid, key=lambda w: (*scores[w], -float(np.square(w).sum())))
     chosen = dict(zip(reps, map(float, best)))
@@ -383,6 +406,11 @@ def choose_fusion_weights(model: Fusion, cfg: Config, num_classes: int, val_x: t
         out["validation_member_accuracy"] = {n: s[0] for n, s in alone.items()}
         out["validation_accuracy"] = scores[best][0]
     return out
+
+
+def _stream_of(member: str) -> str:
+    """The stream a fusion member reads: its own name, or its regression's without ``_lr``."""
+    return member[: -len("_lr")] if member.endswith("_lr") else member
 
 
 def _weight_grid(members: int, steps: int) -> list[tuple[float, ...]]:
@@ -412,7 +440,7 @@ def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_cla
                           lr_cs: dict[str, float], *, dist: DistInfo | None = None,
                           progress: bool = False) -> dict[str, np.ndarray]:
     """Each fusion member's class log-probabilities ``(N, C)`` for every clip of ``x (N, L, D)``, from a model
-    trained on the other folds: per stream (``columns``, by member name) one BiLSTM (not an ensemble: the
+    trained on the other folds: per BiLSTM member (``columns``, by member name) one BiLSTM (not an ensemble: the
     weights are chosen on these, and the streams are then trained on all the clips as usual), early-stopped on
     a validation split of its own training part, and, for each stream in ``lr_cs``, a pooled logistic regression
     with that ``C`` (chosen once, by the final member's inner cross-validation)."""
@@ -421,9 +449,9 @@ def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_cla
 
     one = copy.deepcopy(cfg)
     one.model.ensemble = 1
-    streams = [n for n in columns if not n.endswith("_lr")]
+    streams = list(dict.fromkeys(_stream_of(n) for n in columns))
     out = {n: np.zeros((len(x), num_classes)) for n in columns}
-    with progress_bar(total=(len(streams) + len(lr_cs)) * len(folds), desc="fusion: out-of-fold", unit="model",
+    with progress_bar(total=len(columns) * len(folds), desc="fusion: out-of-fold", unit="model",
                       enabled=progress) as bar:
         for k, (tr, te) in enumerate(folds):
             try:
@@ -434,14 +462,15 @@ def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_cla
             fit_idx, val_idx = (tr[inner[0]], tr[inner[1]]) if inner is not None else (tr, tr[:0])
             for name in streams:
                 bar.set_description(f"fusion: fold {k + 1}/{len(folds)}, {name}")
-                lo, hi = columns[name]
+                lo, hi = columns[name if name in columns else lr_member(name)]
                 xs = x[..., lo:hi]
-                fit_x = xs[fit_idx]
-                r = _fit_one(one, fit_x, y[fit_idx], num_classes, xs[val_idx] if len(val_idx) else None,
-                             y[val_idx] if len(val_idx) else None, feature_stats(fit_x), out_dir=None, progress=False,
-                             resume=False, dist=dist)
-                out[name][te] = _log_probs(r.model, xs[te], cfg.features.num_frames)
-                bar.update(1)
+                if name in columns:
+                    fit_x = xs[fit_idx]
+                    r = _fit_one(one, fit_x, y[fit_idx], num_classes, xs[val_idx] if len(val_idx) else None,
+                                 y[val_idx] if len(val_idx) else None, feature_stats(fit_x), out_dir=None,
+                                 progress=False, resume=False, dist=dist)
+                    out[name][te] = _log_probs(r.model, xs[te], cfg.features.num_frames)
+                    bar.update(1)
                 if name in lr_cs:
                     lr, _ = fit_logistic(cfg, "pooled_lr", xs[tr], y[tr], None, num_classes, c=lr_cs[name])
                     out[lr_member(name)][te] = _log_probs(lr, xs[te], cfg.features.num_frames)
