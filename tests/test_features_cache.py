@@ -70,12 +70,14 @@ def test_two_extract_processes_on_one_cache_both_finish_with_every_entry_whole(t
         assert "6 videos with features" in out
         assert "damaged" not in err and "error" not in err, err
     reader = FeatureCache(cache, FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=4)))
-    entries, temps = _files(reader.dir)
-    assert len(entries) == 6 and not temps
+    assert len(reader.folders) == 2  # appearance and motion, each in its own folder
+    for folder in reader.folders:
+        entries, temps = _files(folder)
+        assert len(entries) == 6 and not temps
     shapes = set()
     for clip in clips:
-        x = np.load(reader.entry(clip), allow_pickle=False)
-        np.testing.assert_array_equal(reader.get(clip), x)  # whole: the checksum matches
+        x = np.concatenate([np.load(f, allow_pickle=False) for f in reader.entries(clip)], 1)
+        np.testing.assert_array_equal(reader.get(clip), x)  # whole: the checksums match
         shapes.add(x.shape)
     assert len(shapes) == 1 and next(iter(shapes))[0] == 4
 
@@ -234,3 +236,69 @@ def test_a_temporary_file_still_being_written_is_not_stale(tmp_path):
     assert activity.io.remove_stale_temporaries(folder, 600) == []
     assert p.exists()
     assert activity.io.remove_stale_temporaries(folder, -1) == [p]
+
+
+# ---------------------------------------------------------------- one folder per stream
+
+
+def _motion_computed(monkeypatch) -> list[int]:
+    """Counts the motion stream's computations (in this process: the runs below use no workers)."""
+    from activity.features.motion import MotionSpec
+
+    calls: list[int] = []
+    compute = MotionSpec.compute
+
+    def counted(self, *args, **kw):
+        calls.append(1)
+        return compute(self, *args, **kw)
+
+    monkeypatch.setattr(MotionSpec, "compute", counted)
+    return calls
+
+
+def test_turning_a_stream_on_computes_only_that_stream(tmp_path, videos, monkeypatch):
+    try:
+        from test_features_extract import no_backbone
+    except ImportError:
+        from tests.test_features_extract import no_backbone
+
+    both = spec_for(streams=["appearance", "motion"])
+    reference = run(videos, both, FeatureCache(tmp_path / "fresh", both)).features  # both streams from scratch
+    alone = spec_for()
+    run(videos, alone, FeatureCache(tmp_path / "c", alone))
+    res = run(videos, both, FeatureCache(tmp_path / "c", both), no_backbone)  # the appearance features are cached
+    assert res.extracted == 3
+    for v in videos:
+        np.testing.assert_array_equal(res.features[v], reference[v])
+        assert res.features[v].shape == (both.length, DIM + 80) and res.features[v].dtype == np.float16
+    # Another backbone setting reuses the motion numbers: only the appearance features are computed.
+    calls = _motion_computed(monkeypatch)
+    bigger = spec_for(streams=["appearance", "motion"], image_size=48)
+    res = run(videos, bigger, FeatureCache(tmp_path / "c", bigger))
+    assert res.extracted == 3 and not calls
+    for v in videos:
+        np.testing.assert_array_equal(res.features[v][:, DIM:], reference[v][:, DIM:])
+    assert run(videos, both, FeatureCache(tmp_path / "c", both), no_backbone).extracted == 0 and not calls
+    folders = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert len(folders) == 3 and sum(n.startswith("motion-") for n in folders) == 1  # two backbones' and one motion
+
+
+def test_entries_of_several_streams_together_are_still_read(tmp_path, videos, monkeypatch):
+    """Written before each stream had its folder: one entry of appearance and motion under the whole spec's key."""
+    try:
+        from test_features_extract import no_backbone
+    except ImportError:
+        from tests.test_features_extract import no_backbone
+    from activity.features.cache import encode_entry
+
+    both = spec_for(streams=["appearance", "motion"])
+    features = run(videos, both, None).features
+    old = tmp_path / "c" / both.key()
+    old.mkdir(parents=True)
+    for v in videos:
+        (old / FeatureCache._name(v)).write_bytes(encode_entry(features[v]))
+    calls = _motion_computed(monkeypatch)
+    res = run(videos, both, FeatureCache(tmp_path / "c", both), no_backbone)
+    assert res.extracted == 0 and not calls
+    for v in videos:
+        np.testing.assert_array_equal(res.features[v], features[v])

@@ -8,6 +8,7 @@ import torch
 
 from activity.config import FeatureConfig, load_config
 from activity.errors import ActivityError
+from activity.features.cache import FeatureCache
 from activity.features.pose import INSTALL_HINT, LANDMARKS, PoseSpec, pose_available
 from activity.features.spec import FeatureSpec
 
@@ -111,7 +112,8 @@ def test_extraction_stores_the_pose_after_the_other_streams(tmp_path):
     assert f.shape == (4, 1280 + 80 + 103)
     pose = f[:, 1280 + 80 :].astype(np.float32)
     assert (pose[:, -1] == 1).all() and (np.diff(pose[:, -4]) > 0).all()  # found, moving right
-    assert (tmp_path / "cache" / spec.key()).is_dir()
+    assert [p.name for p in FeatureCache(tmp_path / "cache", spec).folders] == [spec.appearance_only().key(), *spec.stream_keys()]
+    assert all(len(list(folder.glob("*.npy"))) == 1 for folder in FeatureCache(tmp_path / "cache", spec).folders)
     import sys
 
     assert "mediapipe" not in sys.modules  # it ran in a spawned helper and in the worker, never in this process

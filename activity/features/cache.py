@@ -1,8 +1,14 @@
-"""The on-disk feature cache: ``CACHE/<feature key>/<video key>.npy``, one float16 array
-``(num_frames * views, D)`` per video.
+"""The on-disk feature cache: ``CACHE/<stream key>/<video key>.npy``, one float16 array
+``(num_frames * views, width)`` per stream and video.
 
-The feature key (:meth:`~activity.features.spec.FeatureSpec.key`) hashes
-everything that changes the features; the video key hashes the file's identity
+Each stream has its own entries: the appearance features under the key of the backbone's settings
+(:meth:`~activity.features.spec.FeatureSpec.key` of the spec without descriptor streams), each
+descriptor stream under a key of its own settings and the frames it reads
+(:meth:`~activity.features.spec.FeatureSpec.stream_keys`: no backbone in it). So turning a stream on
+computes only that stream, and another backbone reuses the motion and pose numbers. A video's
+features are its streams' entries side by side, in ``features.streams`` order. Entries of several
+streams stored together in one (written before the streams had their own, under the key of the whole
+spec) are still read. The video key hashes the file's identity
 (absolute path, size, modification time), so an edited file is extracted
 again. Writes are atomic (temporary file, then rename), so an interrupted run
 leaves no partial entry, and several processes may fill one cache at once (an
@@ -27,7 +33,7 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -111,72 +117,141 @@ def decode_entry(data: bytes) -> np.ndarray:
 
 
 class FeatureCache:
-    """Feature files for one :class:`FeatureSpec` under a cache root.
+    """Feature files for one :class:`FeatureSpec` under a cache root: a folder per stream (see the module).
 
-    Opening it removes the temporary files a killed run left in its folder
+    Opening it removes the temporary files a killed run left in its folders
     (those :data:`STALE_TEMP_SECONDS` old: younger ones may be another process's).
 
+    Attributes:
+        dir: the appearance features' folder.
+        folders: every stream's folder, appearance first, in the spec's order.
+
     Raises:
-        ActivityError: the folder cannot be created or written (for example a full disk).
+        ActivityError: a folder cannot be created or written (for example a full disk).
     """
 
     def __init__(self, root: str | Path, spec: FeatureSpec) -> None:
         self.spec = spec
-        self.dir = Path(root) / spec.key()
+        self.root = Path(root)
+        appearance = spec.appearance_only()
+        metas = [asdict(appearance)] + [{"stream": n, "settings": st, "num_frames": spec.num_frames,
+                                          "views": spec.views, "enhance": spec.enhance}
+                                         for n, st in zip(spec.stream_keys(), spec.streams)]
+        self.folders = [self.root / appearance.key(), *(self.root / k for k in spec.stream_keys())]
+        self.dir = self.folders[0]
+        self.widths = [d.dim for d in spec.descriptors]  # the descriptors'; appearance is the rest
+        # Several streams' entries in one, as written before each stream had its own: read, never written.
+        self._together = self.root / spec.key() if spec.streams else None
         with self._writing():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            meta = self.dir / "spec.json"
-            if not meta.exists():
-                with atomic_write(meta) as f:
-                    f.write(json.dumps(asdict(spec), indent=2).encode())
-        remove_stale_temporaries(self.dir, STALE_TEMP_SECONDS)
+            for folder, meta in zip(self.folders, metas):
+                folder.mkdir(parents=True, exist_ok=True)
+                if not (folder / "spec.json").exists():
+                    with atomic_write(folder / "spec.json") as f:
+                        f.write(json.dumps(meta, indent=2).encode())
+        for folder in self.folders:
+            remove_stale_temporaries(folder, STALE_TEMP_SECONDS)
 
-    def entry(self, video: str | Path) -> Path:
+    @staticmethod
+    def _name(video: str | Path) -> str:
         p = Path(video).resolve()
         st = p.stat()
         ident = f"{p}\0{st.st_size}\0{st.st_mtime_ns}"
-        return self.dir / (hashlib.sha1(ident.encode()).hexdigest() + ".npy")
+        return hashlib.sha1(ident.encode()).hexdigest() + ".npy"
+
+    def entry(self, video: str | Path) -> Path:
+        """The appearance entry's file of ``video`` (see :meth:`entries`)."""
+        return self.dir / self._name(video)
+
+    def entries(self, video: str | Path) -> list[Path]:
+        """Each stream's entry file of ``video``, in order."""
+        name = self._name(video)
+        return [folder / name for folder in self.folders]
 
     def get(self, video: str | Path) -> np.ndarray | None:
-        """Cached features ``(length, D)`` float16, or None on a miss.
+        """Cached features ``(length, D)`` float16 (every stream side by side), or None unless every stream has them.
 
         A damaged entry (see :func:`decode_entry`, or an array of the wrong shape)
         is a miss too, reported as one warning: ``FILE: damaged cache entry (why);
         extracting again``; the caller's :meth:`put` replaces it.
         """
+        parts = self.get_parts(video)
+        return join_parts(parts) if all(p is not None for p in parts) else None
+
+    def get_parts(self, video: str | Path) -> list[np.ndarray | None]:
+        """Each stream's cached numbers ``(length, width)`` float16, or None where it has none (all None when
+        the video cannot be read: extraction reports that)."""
         try:
-            f = self.entry(video)
+            files = self.entries(video)
+        except OSError:  # the video itself is gone
+            return [None] * len(self.folders)
+        parts = [self._read(f, None if i == 0 else self.widths[i - 1]) for i, f in enumerate(files)]
+        if self._together is not None and any(p is None for p in parts):
+            together = self._read(self._together / files[0].name, None, quiet=True)
+            if together is not None and together.shape[1] > sum(self.widths):
+                return split_parts(together, self.widths)
+        return parts
+
+    def _read(self, f: Path, width: int | None, quiet: bool = False) -> np.ndarray | None:
+        try:
             data = f.read_bytes()
-        except OSError:  # no entry, or the video itself is gone (extraction reports that)
+        except OSError:  # no entry
             return None
         try:
             x = decode_entry(data)
-            if x.ndim != 2 or x.shape[0] != self.spec.length:
-                raise DamagedEntry(f"shape {x.shape}, expected ({self.spec.length}, D)")
+            if x.ndim != 2 or x.shape[0] != self.spec.length or (width is not None and x.shape[1] != width):
+                raise DamagedEntry(f"shape {x.shape}, expected ({self.spec.length}, {width or 'D'})")
         except DamagedEntry as e:
-            log.warning(f"{f}: damaged cache entry ({e}); extracting again")
+            if not quiet:
+                log.warning(f"{f}: damaged cache entry ({e}); extracting again")
             return None
         return x
 
     def put(self, video: str | Path, features: np.ndarray) -> None:
-        """Store ``features`` as the entry of ``video`` (atomically: a whole entry or none).
+        """Store ``features`` ``(length, D)`` (every stream side by side) as ``video``'s entries, one per stream."""
+        self.put_parts(video, split_parts(features, self.widths))
+
+    def put_parts(self, video: str | Path, parts: Sequence[np.ndarray | None]) -> None:
+        """Store each stream's numbers ``(length, width)`` (None: leave that stream's entry as it is), each
+        atomically: a whole entry or none.
 
         Raises:
-            ActivityError: the entry cannot be written (for example a full disk); no
+            ActivityError: an entry cannot be written (for example a full disk); no
                 partial entry or temporary file is left.
         """
-        f = self.entry(video)
-        data = encode_entry(features)
-        with self._writing(), atomic_write(f, durable=False) as tmp:  # a damaged entry is found by its checksum
-            tmp.write(data)
+        for f, part in zip(self.entries(video), parts):
+            if part is None:
+                continue
+            data = encode_entry(part)
+            with self._writing(f.parent), atomic_write(f, durable=False) as tmp:  # a damaged entry is found by its checksum
+                tmp.write(data)
+
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Turn an OSError while writing the cache into one :class:`ActivityError` line naming the folder."""
+    def _writing(self, folder: Path | None = None) -> Iterator[None]:
+        """Turn an OSError while writing the cache into one :class:`ActivityError` line naming the folder
+        (``folder``, else the appearance features')."""
+        folder = folder or self.dir
         try:
             yield
         except OSError as e:
             if e.errno in _FULL:
-                raise ActivityError(f"{self.dir}: no space left on device for the feature cache "
+                raise ActivityError(f"{folder}: no space left on device for the feature cache "
                                     "(free some space, or give --cache another folder)") from None
-            raise ActivityError(f"{self.dir}: cannot write the feature cache ({e.strerror or e})") from None
+            raise ActivityError(f"{folder}: cannot write the feature cache ({e.strerror or e})") from None
+
+
+def split_parts(features: np.ndarray, widths: Sequence[int]) -> list[np.ndarray]:
+    """Features ``(L, D)`` as their streams' numbers: appearance (the rest), then one ``(L, w)`` per width."""
+    cut = features.shape[1] - sum(widths)
+    out = [features[:, :cut]]
+    for w in widths:
+        out.append(features[:, cut : cut + w])
+        cut += w
+    return out
+
+
+def join_parts(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Streams' numbers ``(L, w_i)`` side by side as one float16 ``(L, sum w_i)``."""
+    if len(parts) == 1:
+        return parts[0].astype(np.float16, copy=False)
+    return np.concatenate([p.astype(np.float16, copy=False) for p in parts], 1)

@@ -28,10 +28,11 @@ from activity.data.video import open_video, read_sampled, set_decode_threads
 from activity.distributed import DistInfo
 from activity.errors import ActivityError, VideoError
 from activity.features.backbones import Backbone, create_backbone
-from activity.features.cache import FeatureCache, default_cache_dir
+from activity.features.cache import FeatureCache, default_cache_dir, join_parts
 from activity.features.encoder import FrameEncoder
 from activity.features.motion import read_with_pairs
 from activity.features.spec import FeatureSpec
+from activity.features.streams import stream_names
 
 if TYPE_CHECKING:
     from activity.data.collection import VideoDataset
@@ -65,29 +66,36 @@ class ExtractResult:
 class _ClipDataset(Dataset):
     """Decodes the sampled frames of each video and resizes and crops them (runs in loader workers);
     with descriptor streams (:mod:`activity.features.streams`), also the frames they need (the motion
-    stream's flow pairs), and computes them from the same decoded frames."""
+    stream's flow pairs), and computes them from the same decoded frames. ``needs`` says, per video,
+    which streams are wanted (the others are in the cache): frames only where appearance is,
+    descriptors only where they are (default: every stream)."""
 
-    def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str) -> None:
+    def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str,
+                 needs: Sequence[tuple[bool, ...]] | None = None) -> None:
         self.paths = list(paths)
         self.spec = spec
         self.decoder = decoder
+        self.needs = list(needs) if needs is not None else [(True,) * (1 + len(spec.streams))] * len(self.paths)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def decode(self, path: Path) -> tuple[torch.Tensor, np.ndarray | None]:
-        """Cropped uint8 frames ``(L, 3, S, S)`` and the descriptor streams' numbers ``(L, M)`` float32 (None without)."""
-        with open_video(path, self.decoder) as reader:
-            if not self.spec.streams:
-                frames, _ = read_sampled(reader, self.spec.length)
-                return self.spec.crop(frames), None
-            frames, first, second = read_with_pairs(reader, self.spec.length, self.spec)
-        return self.spec.crop(frames), self.spec.describe(frames, first, second)
+    def decode(self, i: int) -> tuple[torch.Tensor | None, np.ndarray | None]:
+        """Cropped uint8 frames ``(L, 3, S, S)`` of video ``i`` (None where its appearance is not wanted) and the
+        wanted descriptor streams' numbers ``(L, M)`` float32 side by side (None without)."""
+        need = self.needs[i]
+        spec = self.spec.with_descriptors(need[1:])
+        with open_video(self.paths[i], self.decoder) as reader:
+            if not spec.streams:
+                frames, _ = read_sampled(reader, spec.length)
+                return spec.crop(frames) if need[0] else None, None
+            frames, first, second = read_with_pairs(reader, spec.length, spec)
+        return spec.crop(frames) if need[0] else None, spec.describe(frames, first, second)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str | None]:
-        """``(i, frames, descriptors or None, None)``, or ``(i, None, None, reason)``."""
+        """``(i, frames or None, descriptors or None, None)``, or ``(i, None, None, reason)``."""
         try:
-            return i, *self.decode(self.paths[i]), None
+            return i, *self.decode(i), None
         except VideoError as e:
             return i, None, None, e.reason
         except Exception as e:  # a decoder bug must not end the whole job
@@ -103,16 +111,17 @@ class _EncodingDataset(_ClipDataset):
     encode faster than one two-thread process).
     """
 
-    def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str, encoder: "FrameEncoder") -> None:
-        super().__init__(paths, spec, decoder)
+    def __init__(self, paths: Sequence[Path], spec: FeatureSpec, decoder: str, encoder: "FrameEncoder",
+                 needs: Sequence[tuple[bool, ...]] | None = None) -> None:
+        super().__init__(paths, spec, decoder, needs)
         self.encoder = encoder
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str | None]:
-        """``(i, features (L, D + M) float16, None, None)``, or ``(i, None, None, reason)``."""
+        """``(i, appearance features (L, D) float16 or None, descriptors or None, None)``, or ``(i, None, None, reason)``."""
         i, frames, described, error = super().__getitem__(i)
-        if frames is None:
+        if error is not None:
             return i, None, None, error
-        return i, with_descriptors(self.encoder(frames), described).half(), None, None
+        return i, None if frames is None else self.encoder(frames).half(), described, None
 
 
 def with_descriptors(features: torch.Tensor, described: np.ndarray | None) -> torch.Tensor:
@@ -286,40 +295,57 @@ def extract(
     paths = [Path(p) for p in paths]
     result = ExtractResult({}, {})
     todo: list[Path] = []
+    have: dict[Path, list[np.ndarray | None]] = {}  # each stream's cached numbers, of the videos with something missing
     for p in dict.fromkeys(paths):
-        hit = cache.get(p) if cache is not None else None
-        if hit is not None:
-            result.features[p] = hit
+        parts = cache.get_parts(p) if cache is not None else [None] * (1 + len(spec.streams))
+        if all(x is not None for x in parts):
+            result.features[p] = join_parts(parts)  # type: ignore[arg-type]
         else:
             todo.append(p)
+            have[p] = parts
     if not todo:
         return result
+    needs = [tuple(x is None for x in have[p]) for p in todo]
+    appearance = any(n[0] for n in needs)
     if options.progress and options.is_main:  # named before the backbone is built (and perhaps exported)
         cached = f", {len(result.features)} from the cache" if result.features else ""
-        log.info(f"extracting {spec.backbone} features of {len(todo)} video{'s' * (len(todo) != 1)}{cached}")
-    encoder = FrameEncoder(backbone_factory(), spec, options.device, batch_size=options.batch_size)
+        if appearance:
+            log.info(f"extracting {spec.backbone} features of {len(todo)} video{'s' * (len(todo) != 1)}{cached}")
+        else:
+            names = stream_names(spec.streams)
+            wanted = [n for k, n in enumerate(names[1:], 1) if any(need[k] for need in needs)]
+            log.info(f"computing the {', '.join(wanted)} stream{'s' * (len(wanted) > 1)} of {len(todo)} video{'s' * (len(todo) != 1)} "
+                     f"(their appearance features are in the cache){cached}")
     workers = default_workers(options.device) if options.workers is None else options.workers
-    # On the CPU the workers encode too (one thread each) and this process only stores; elsewhere
-    # they decode and this process encodes. One clip: a worker would only add its start-up.
-    in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
-    workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
-    # Under torchrun every rank decides for about the whole job (its share times the ranks), so that they agree.
-    ranks = options.dist.world_size if options.dist is not None and options.dist.enabled else 1
-    if not _maybe_onnxruntime(encoder, result, options, cache.dir.parent if cache is not None else None,
-                              len(todo) * spec.length * ranks):
-        _maybe_compile(encoder, result, options.compile_backbone, in_workers, len(todo), spec.length,
-                       options.progress and options.is_main)
     decoder = options.decoder or "auto"
-    dataset = _EncodingDataset(todo, spec, decoder, encoder) if in_workers else _ClipDataset(todo, spec, decoder)
+    if not appearance:  # the descriptor streams alone: no backbone to build, the workers compute them
+        workers = min(workers, len(todo)) if len(todo) > 1 else 0
+        dataset: _ClipDataset = _ClipDataset(todo, spec, decoder, needs)
+        batcher = None
+    else:
+        encoder = FrameEncoder(backbone_factory(), spec, options.device, batch_size=options.batch_size)
+        # On the CPU the workers encode too (one thread each) and this process only stores; elsewhere
+        # they decode and this process encodes. One clip: a worker would only add its start-up.
+        in_workers = encoder.device.type == "cpu" and workers > 0 and len(todo) > 1
+        workers = min(workers, len(todo)) if in_workers else min(workers, len(todo) - 1)
+        # Under torchrun every rank decides for about the whole job (its share times the ranks), so that they agree.
+        ranks = options.dist.world_size if options.dist is not None and options.dist.enabled else 1
+        encoded = sum(n[0] for n in needs)
+        if not _maybe_onnxruntime(encoder, result, options, cache.root if cache is not None else None,
+                                  encoded * spec.length * ranks):
+            _maybe_compile(encoder, result, options.compile_backbone, in_workers, encoded, spec.length,
+                           options.progress and options.is_main)
+        dataset = _EncodingDataset(todo, spec, decoder, encoder, needs) if in_workers else _ClipDataset(todo, spec, decoder, needs)
+        batcher = None if in_workers else _Batcher(encoder)
     loader = DataLoader(
         dataset,
         batch_size=None,
         num_workers=workers,
         worker_init_fn=_worker_init if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
-        pin_memory=encoder.device.type == "cuda",
+        pin_memory=torch.device(options.device).type == "cuda",
     )
-    _drain(loader, todo, cache, result, None if in_workers else _Batcher(encoder), options)
+    _drain(loader, todo, have, spec, cache, result, batcher, options)
     return result
 
 
@@ -392,42 +418,56 @@ def _maybe_compile(encoder: FrameEncoder, result: ExtractResult, wanted: bool | 
         log.warning(note)
 
 
-def _drain(loader: DataLoader, todo: list[Path], cache: FeatureCache | None, result: ExtractResult,
-           batcher: _Batcher | None, options: ExtractOptions) -> None:
-    """Store what the loader yields: features (workers encoded) or frames to batch (``batcher``)."""
+def _drain(loader: DataLoader, todo: list[Path], have: dict[Path, list[np.ndarray | None]], spec: FeatureSpec,
+           cache: FeatureCache | None, result: ExtractResult, batcher: _Batcher | None, options: ExtractOptions) -> None:
+    """Store what the loader yields with what ``have`` holds of each video: appearance features (workers
+    encoded) or frames to batch (``batcher``), and the descriptor streams' numbers that were missing."""
     from activity.progress import progress_bar
 
-    def store(done: list[tuple[Path, np.ndarray]]) -> None:
+    dims = [d.dim for d in spec.descriptors]
+
+    def store(p: Path, appearance: Any, described: Any) -> None:
+        """``appearance`` ``(L, D)`` and ``described`` ``(L, M)`` as arrays or tensors (the loader's), or None."""
+        appearance, described = (x.numpy() if isinstance(x, torch.Tensor) else x for x in (appearance, described))
+        parts = list(have.pop(p))
+        new: list[np.ndarray | None] = [None] * len(parts)
+        if appearance is not None:
+            new[0] = appearance
+        if described is not None:  # the missing descriptors' numbers side by side, in order
+            start = 0
+            for k, dim in enumerate(dims, 1):
+                if parts[k] is None:
+                    new[k], start = described[:, start : start + dim], start + dim
+        parts = [n if n is not None else x for n, x in zip(new, parts)]
+        if cache is not None:
+            cache.put_parts(p, new)
+        features = join_parts(parts)  # type: ignore[arg-type]
+        result.features[p] = features
+        result.extracted += 1
+        result.frames += len(features)
+
+    described: dict[Path, np.ndarray | None] = {}  # waiting for their clip's appearance features from the batcher
+
+    def batched(done: list[tuple[Path, np.ndarray]]) -> None:
         for p, f in done:
-            if cache is not None:
-                cache.put(p, f)
-            result.features[p] = f
-            result.extracted += 1
-            result.frames += len(f)
-
-    described: dict[Path, np.ndarray] = {}  # waiting for their clip's appearance features from the batcher
-
-    def joined(done: list[tuple[Path, np.ndarray]]) -> list[tuple[Path, np.ndarray]]:
-        if not described:  # appearance only: the batcher's float16 arrays as they are
-            return done
-        return [(p, with_descriptors(torch.from_numpy(f), described.pop(p)).numpy().astype(np.float16)) for p, f in done]
+            store(p, f, described.pop(p))
 
     with progress_bar(total=len(todo), desc="extract", unit="video", enabled=options.progress) as bar:
         for i, frames, moving, error in loader:
             p = todo[i]
             if error is not None:
                 result.failed[p] = error
+                have.pop(p, None)
                 if options.on_error is not None:
                     options.on_error(p, error)
-            elif batcher is None:
-                store([(p, frames.numpy())])  # already features
+            elif batcher is None or frames is None:  # already features, or the appearance was cached
+                store(p, frames, moving)
             else:
-                if moving is not None:
-                    described[p] = moving
-                store(joined(batcher.add(p, frames)))
+                described[p] = moving
+                batched(batcher.add(p, frames))
             bar.update(1)
         if batcher is not None:
-            store(joined(batcher.finish()))
+            batched(batcher.finish())
 
 
 class Extractor:

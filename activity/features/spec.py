@@ -6,15 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
-from typing import ClassVar
+from dataclasses import asdict, dataclass, replace
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
 
 from activity.config import FeatureConfig
 from activity.features.backbones import get_spec
-from activity.features.streams import Descriptor, descriptors_of, from_settings
+from activity.features.streams import Descriptor, descriptors_of, from_settings, stream_names
 from activity.transforms.adjust import adjust_frames
 from activity.transforms.preprocess import Preprocess
 
@@ -58,6 +58,25 @@ class FeatureSpec:
         """Numbers per step stored after the appearance features (0: appearance only)."""
         return sum(d.dim for d in self.descriptors)
 
+    def appearance_only(self) -> "FeatureSpec":
+        """This spec without its descriptor streams: what determines the appearance features alone."""
+        return replace(self, streams=())
+
+    def with_descriptors(self, wanted: Sequence[bool]) -> "FeatureSpec":
+        """This spec with only the descriptor streams whose ``wanted`` flag (one per stream, in order) is true."""
+        return replace(self, streams=tuple(s for s, w in zip(self.streams, wanted) if w))
+
+    def stream_keys(self) -> list[str]:
+        """The cache folder of each descriptor stream's own entries, in order: the stream's name, then a hash of
+        its settings and of what it reads (the sampled frames: ``num_frames``, ``views``; the brightening
+        ``enhance``). Not the backbone, image size or precision: another backbone reuses them."""
+        out = []
+        for name, settings in zip(stream_names(self.streams)[1:], self.streams):
+            blob = json.dumps({"stream": settings, "num_frames": self.num_frames, "views": self.views,
+                               "enhance": self.enhance}, sort_keys=True)
+            out.append(f"{name}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}")
+        return out
+
     def partner_gap(self, fps: float) -> int | None:
         """Frames between a sampled frame and the partner a stream also needs (motion's flow), or None."""
         gaps = [g for g in (d.partner_gap(fps) for d in self.descriptors) if g is not None]
@@ -99,7 +118,9 @@ class FeatureSpec:
         return self.num_frames * self.views
 
     def key(self) -> str:
-        """The cache folder's name: the backbone, then a hash of every field.
+        """The backbone, then a hash of every field: the appearance features' cache folder for the spec without
+        descriptor streams (:meth:`appearance_only`); with them, the folder where every stream was stored
+        together before each had its own (still read, see :mod:`activity.features.cache`).
 
         A backbone name's characters that are not safe in a folder name on every system
         (the colon of ``timm:NAME``) become ``_`` in the readable part; the hash covers the

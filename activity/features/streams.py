@@ -7,8 +7,8 @@ in the order ``features.streams`` lists them, each read by its own temporal mode
 (:class:`~activity.temporal.models.Fusion`). A descriptor is a frozen dataclass of its settings with
 
 * ``dim``: numbers a step;
-* ``settings()``: its settings in one string, part of the feature cache key (so each stream's
-  settings change the key of the features they are stored with);
+* ``settings()``: its settings in one string, part of the key of its own cache folder
+  (:meth:`~activity.features.spec.FeatureSpec.stream_keys`; the backbone is not in it);
 * ``partner_gap(fps)``: frames between a sampled frame and the partner it also needs (None: none);
 * ``compute(frames, first, second, enhance)``: ``(T, dim)`` float32 from the sampled uint8 RGB
   frames ``(T, H, W, 3)`` and, for a stream with partners, each one's pair (``first``, ``second``),
