@@ -119,6 +119,43 @@ def test_extraction_stores_the_pose_after_the_other_streams(tmp_path):
     assert "mediapipe" not in sys.modules  # it ran in a spawned helper and in the worker, never in this process
 
 
+@needs_pose
+def test_turning_pose_on_reads_appearance_and_motion_from_a_cache_of_the_earlier_layout(tmp_path, monkeypatch):
+    """An ``[appearance, motion]`` cache written before each stream had its folder (both in one entry, under the
+    key of that spec): adding pose computes the pose numbers alone."""
+    from activity.data.synthetic import write_video
+    from activity.features.cache import encode_entry
+    from activity.features.extract import ExtractOptions, extract
+    from activity.features.motion import MotionSpec
+
+    path = tmp_path / "person.avi"
+    write_video(path, _person_clip(8), 8.0)
+    old = FeatureSpec.from_config(FeatureConfig(image_size=64, num_frames=4, enhance="none", streams=["appearance", "motion"]))
+    options = ExtractOptions(workers=0, progress=False, runtime="torch")
+    features = extract([path], old, None, _backbone, options).features[path]
+    folder = tmp_path / "cache" / old.key()
+    folder.mkdir(parents=True)
+    (folder / FeatureCache._name(path)).write_bytes(encode_entry(features))
+
+    def never(*args, **kw):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(MotionSpec, "compute", never)
+    new = FeatureSpec.from_config(FeatureConfig(image_size=64, num_frames=4, enhance="none",
+                                                streams=["appearance", "motion", "pose"]))
+    result = extract([path], new, FeatureCache(tmp_path / "cache", new), never, options)
+    assert result.extracted == 1
+    f = result.features[path]
+    np.testing.assert_array_equal(f[:, : 1280 + 80], features)
+    assert f.shape == (4, 1280 + 80 + 103) and (f[:, -1] == 1).all()  # the pose numbers: a person found
+
+
+def _backbone():
+    from activity.features.backbones import create_backbone
+
+    return create_backbone("efficientnet_lite0")
+
+
 def test_a_model_with_the_pose_stream_is_not_exported_and_says_why(tmp_path):
     from activity.inference.export import exportable_spec
     from activity.temporal.checkpoint import Checkpoint

@@ -7,8 +7,9 @@ descriptor stream under a key of its own settings and the frames it reads
 (:meth:`~activity.features.spec.FeatureSpec.stream_keys`: no backbone in it). So turning a stream on
 computes only that stream, and another backbone reuses the motion and pose numbers. A video's
 features are its streams' entries side by side, in ``features.streams`` order. Entries of several
-streams stored together in one (written before the streams had their own, under the key of the whole
-spec) are still read. The video key hashes the file's identity
+streams stored together in one (written before the streams had their own, under the key of the spec
+with those streams) are still read, for every stream they hold: an old ``[appearance, motion]`` cache
+gives both to a spec that adds ``pose``. The video key hashes the file's identity
 (absolute path, size, modification time), so an edited file is extracted
 again. Writes are atomic (temporary file, then rename), so an interrupted run
 leaves no partial entry, and several processes may fill one cache at once (an
@@ -28,6 +29,7 @@ import contextlib
 import errno
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -140,8 +142,10 @@ class FeatureCache:
         self.folders = [self.root / appearance.key(), *(self.root / k for k in spec.stream_keys())]
         self.dir = self.folders[0]
         self.widths = [d.dim for d in spec.descriptors]  # the descriptors'; appearance is the rest
-        # Several streams' entries in one, as written before each stream had its own: read, never written.
-        self._together = self.root / spec.key() if spec.streams else None
+        # Several streams' entries in one, as written before each stream had its own (under the key of the spec
+        # with those streams: every subset of ours with a descriptor): read, never written.
+        self._together = [(kept, folder) for kept in reversed(list(itertools.product((False, True), repeat=len(spec.streams))))
+                          if any(kept) and (folder := self.root / spec.with_descriptors(kept).key()).is_dir()]
         with self._writing():
             for folder, meta in zip(self.folders, metas):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -185,10 +189,16 @@ class FeatureCache:
         except OSError:  # the video itself is gone
             return [None] * len(self.folders)
         parts = [self._read(f, None if i == 0 else self.widths[i - 1]) for i, f in enumerate(files)]
-        if self._together is not None and any(p is None for p in parts):
-            together = self._read(self._together / files[0].name, None, quiet=True)
-            if together is not None and together.shape[1] > sum(self.widths):
-                return split_parts(together, self.widths)
+        for kept, folder in self._together:
+            if all(p is not None for p in parts):
+                break
+            widths = [w for w, k in zip(self.widths, kept) if k]
+            together = self._read(folder / files[0].name, None, quiet=True)
+            if together is None or together.shape[1] <= sum(widths):
+                continue
+            old = iter(split_parts(together, widths))
+            found = [next(old), *(next(old) if k else None for k in kept)]
+            parts = [p if p is not None else f for p, f in zip(parts, found)]
         return parts
 
     def _read(self, f: Path, width: int | None, quiet: bool = False) -> np.ndarray | None:
