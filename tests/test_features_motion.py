@@ -161,6 +161,10 @@ def test_each_member_cv_names_trains_alone_and_is_used_as_it_is(tmp_path, cli):
         assert label in ("moving_left", "moving_right") and 0.5 <= p <= 1.0
         r = cli(["evaluate", run / "model.pt", "--data", data, "--out", tmp_path / f"eval_{member}", "--quiet"])
         assert r.code == 0, r.err
+        r = cli(["explain", run / "model.pt", clip, "--out", tmp_path / f"{member}.png"])
+        assert r.code == 0 and (tmp_path / f"{member}.png").read_bytes()[:4] == b"\x89PNG", r.err
+        assert ("by attention" in r.out) == (member == "motion")  # a regression pools uniformly: occlusion, said so
+        assert member == "motion" or "a logistic regression on pooled statistics weighs every frame equally" in r.err
     wrong = cli(["train", "--data", data, "--out", tmp_path / "wrong", "--cache", tmp_path / "cache", "--quiet",
                  "--temporal", "lstm:pose", *recipe])
     assert wrong.code != 0 and len(wrong.err.strip().splitlines()) == 1

@@ -54,6 +54,7 @@ from activity.data.video import open_video, read_sampled
 from activity.errors import ActivityError
 from activity.features.motion import read_with_pairs
 from activity.inference.visualize import contact_sheet, legend_band, text_band
+from activity.temporal.models import POOLED_MODELS
 
 Method = Literal["attention", "occlusion"]
 METHODS: tuple[str, ...] = ("attention", "occlusion")
@@ -235,7 +236,10 @@ def explain(
         _resolve_target(target, classes)  # an unknown class fails before any decoding
     note = None
     if method == "attention" and not uses_attention(model):
-        kind = "a mean model" if recognizer.checkpoint.config.model.temporal == "mean" else "an LSTM with mean pooling"
+        temporal = recognizer.checkpoint.config.model.temporal
+        lr = temporal in POOLED_MODELS or getattr(model, "names", ("",))[0].endswith("_lr")  # a regression, or a fusion led by one
+        kind = ("a mean model" if temporal == "mean" else "a logistic regression on pooled statistics" if lr
+                else "an LSTM with mean pooling")
         note = f"{kind} weighs every frame equally, so there are no attention weights to show; using occlusion instead"
         method = "occlusion"
 
