@@ -46,7 +46,10 @@ def test_demo_shows_a_held_out_clip_of_every_class_and_the_mean_confidence(tmp_p
     rows = [r.split() for r in table[: table.index("")]]
     assert len(rows) == 4
     assert sorted(r[1] for r in rows) == ["growing", "moving_left", "moving_right", "shrinking"]
-    assert all(r[0].startswith(r[1]) and 0 <= float(r[3]) <= 1 for r in rows)
+    assert all(r[0].startswith(r[1]) for r in rows)
     m = re.search(r"mean confidence (\d\.\d{3}) over 8 clips held out \((\d) predicted correctly\)", out)
     assert m, out
-    assert 0.25 <= float(m.group(1)) <= 1
+    # It learned: the order of the frames tells these classes apart, and the shown rows agree with the count.
+    assert int(m.group(2)) >= 6 and sum(r[1] == r[2] for r in rows) >= int(m.group(2)) - 4
+    top1 = re.search(r"held-out top-1: BiLSTM (\d+)%, frame-averaging baseline (\d+)%", out)
+    assert top1 and int(top1.group(1)) >= 75 and int(top1.group(1)) > int(top1.group(2)), out

@@ -100,7 +100,8 @@ def test_spec_from_config():
 @pytest.mark.parametrize(
     "change",
     [{"num_frames": 8}, {"image_size": 64}, {"views": 3}, {"backbone": "efficientnet_lite1"},
-     {"frame_fit": "pad"}, {"frame_fit": "stretch"}, {"enhance": "dark"}, {"enhance": "gamma"}, {"enhance": "clahe"}],
+     {"frame_fit": "pad"}, {"frame_fit": "stretch"}, {"enhance": "dark"}, {"enhance": "gamma"}, {"enhance": "clahe"},
+     {"precision": "bfloat16"}, {"precision": "float16"}, {"streams": ["appearance", "motion"]}],
     ids=lambda c: "=".join(map(str, next(iter(c.items())))),
 )
 def test_key_changes_with_what_changes_the_features(change):

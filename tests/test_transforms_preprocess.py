@@ -35,8 +35,18 @@ def test_center_crop_pads_like_torchvision_when_the_frame_is_smaller(hw):
     assert torch.equal(center_crop(x, 16), TF.center_crop(x, [16, 16]))
 
 
-def test_crop_stays_uint8_and_normalize_scales():
+def test_crop_stays_uint8_takes_the_centre_and_normalize_scales():
+    from torchvision.transforms import InterpolationMode
+
     p = Preprocess(8, 8, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    frames = np.full((2, 8, 8, 3), 255, np.uint8)
-    assert p.crop(frames).dtype == torch.uint8
-    assert torch.allclose(p(frames), torch.ones(2, 3, 8, 8))  # (1 - 0.5) / 0.5
+    frames = np.random.default_rng(0).integers(0, 256, (2, 8, 20, 3), dtype=np.uint8)  # wide: the crop drops both ends
+    cropped = p.crop(frames)
+    assert cropped.dtype == torch.uint8 and cropped.shape == (2, 3, 8, 8)
+    x = torch.as_tensor(frames).permute(0, 3, 1, 2)
+    assert torch.equal(cropped, x[..., 6:14])  # already 8 high: no resize, the middle 8 columns
+    assert not torch.equal(cropped, x[..., :8]) and not torch.equal(cropped, x[..., 12:])
+    resized = Preprocess(4, 4, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bilinear").crop(frames)  # resized, then the centre
+    expected = TF.center_crop(TF.resize(x, [4], interpolation=InterpolationMode.BILINEAR, antialias=True), [4, 4])
+    assert torch.equal(resized, expected)
+    white = np.full((2, 8, 8, 3), 255, np.uint8)
+    assert torch.allclose(p(white), torch.ones(2, 3, 8, 8))  # (1 - 0.5) / 0.5
