@@ -19,7 +19,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-from activity.errors import ConfigError
+from activity.errors import ConfigError, first_line
 from activity.io import write_text
 from activity.registry import (
     BACKBONES,
@@ -182,7 +182,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             data = yaml.safe_load(p.read_text())
         except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+            raise ConfigError(f"{p}: not valid YAML ({first_line(e)})") from None
         cfg = Config.from_dict(data, source=str(p))
     cfg.apply_overrides(overrides or [])
     return cfg

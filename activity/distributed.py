@@ -30,7 +30,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Sequence, TypeVar
 
-from activity.errors import ActivityError
+from activity.errors import ActivityError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -198,7 +198,7 @@ def init_from_env(device: str = "cpu") -> DistInfo:
         try:
             dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world, timeout=_timeout())
         except (RuntimeError, ValueError) as e:  # rendezvous failed: unreachable MASTER_ADDR, missing variables, ...
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            first = first_line(e)
             raise ActivityError(f"rank {rank}: cannot join the {backend} process group ({type(e).__name__}: {first[:200]})") from None
     return DistInfo(rank, world, local_rank, backend, str(dev))
 

@@ -30,3 +30,10 @@ class VideoError(ActivityError):
 class ConfigError(ActivityError, ValueError):
     """An unknown key or name, a wrong type or an out-of-range value (in a config, or passed to a
     function that takes a registered name)."""
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first non-blank line of ``str(exc)``, stripped and cut to ``limit`` characters; "" when it has none.
+    How a library's multi-line message becomes part of one line of ours."""
+    line = next((l.strip() for l in str(exc).splitlines() if l.strip()), "")
+    return line[:limit] if limit is not None else line

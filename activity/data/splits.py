@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from activity.data.collection import Sample, VideoDataset
-from activity.errors import ActivityError
+from activity.errors import ActivityError, first_line
 
 
 def kfold_splits(
@@ -54,7 +54,7 @@ def kfold_splits(
         try:
             return [(np.sort(tr), np.sort(te)) for tr, te in splits]
         except ValueError as e:  # e.g. fewer clips in every class than folds
-            raise ActivityError(f"cannot split {n} clips into {folds} folds: {str(e).splitlines()[0]}") from None
+            raise ActivityError(f"cannot split {n} clips into {folds} folds: {first_line(e)}") from None
 
 
 def classes_missing_from_tests(splits: list[tuple[np.ndarray, np.ndarray]], targets: np.ndarray) -> dict[int, list[int]]:

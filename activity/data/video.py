@@ -38,7 +38,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from activity.data.sampling import segment_indices
-from activity.errors import VideoError
+from activity.errors import VideoError, first_line
 from activity.registry import DECODERS
 
 # OpenCV's FFmpeg prints its own lines ("moov atom not found", "header damaged") for damaged
@@ -358,7 +358,7 @@ class DecordReader(VideoReader):
                 count = len(vr)
                 fps = float(vr.get_avg_fps())
         except Exception as e:  # decord raises its own DECORDError and RuntimeErrors
-            raise VideoError(str(p), f"decord cannot open it ({_first_line(e)})") from None
+            raise VideoError(str(p), f"decord cannot open it ({first_line(e, 200) or type(e).__name__})") from None
         if count <= 0:
             raise VideoError(str(p), "no decodable frames")
         self._vr = vr
@@ -373,7 +373,7 @@ class DecordReader(VideoReader):
             with quiet_native_stderr():  # "Failed to seek file to position: 0" and FFmpeg's "[h264 @ ...]" lines
                 frames = self._vr.get_batch(idx).asnumpy()
         except Exception as e:
-            raise VideoError(str(self.path), f"decord failed to decode ({_first_line(e)})") from None
+            raise VideoError(str(self.path), f"decord failed to decode ({first_line(e, 200) or type(e).__name__})") from None
         if len(frames):
             self._size = (frames.shape[2], frames.shape[1])
         return frames
@@ -617,9 +617,3 @@ def _redirect_to_devnull(fd: int) -> int | None:
     finally:
         os.close(devnull)
     return saved
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    msg = text[0] if text else type(e).__name__
-    return msg[:200]

@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from activity.errors import ActivityError
+from activity.errors import ActivityError, first_line
 from activity.registry import BACKBONES
 from activity.transforms.preprocess import Preprocess
 
@@ -187,7 +187,7 @@ def _build_lite(n: int) -> tuple[nn.Module, str]:
     try:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except (RuntimeError, ValueError, OSError) as e:
-        raise ActivityError(f"{path}: not the EfficientNet-Lite{n} ImageNet weights ({str(e).splitlines()[0][:120]})") from None
+        raise ActivityError(f"{path}: not the EfficientNet-Lite{n} ImageNet weights ({first_line(e, 120)})") from None
     return net, "_fc"
 
 
@@ -229,7 +229,7 @@ def _torchvision_spec(name: str, weights_enum: str, feature_dim: int, head: str)
                     raise ConnectionError(why)
                 w.get_state_dict(progress=False, check_hash=True)
             except Exception as e:
-                reason = why or (str(e).splitlines() or [""])[0][:160] or type(e).__name__
+                reason = why or first_line(e, 160) or type(e).__name__
                 raise ActivityError(
                     f"cannot download the {name} weights ({reason}); without a network use the "
                     f"offline default backbone '{DEFAULT_BACKBONE}', or place {cached_file().name} in "

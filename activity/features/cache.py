@@ -39,7 +39,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from activity.errors import ActivityError
+from activity.errors import ActivityError, first_line
 from activity.features.spec import FeatureSpec
 from activity.io import atomic_write, remove_stale_temporaries
 
@@ -103,7 +103,7 @@ def decode_entry(data: bytes) -> np.ndarray:
     try:
         end = _array_end(data)
     except (ValueError, EOFError, SyntaxError) as e:
-        raise DamagedEntry(f"unreadable header: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise DamagedEntry(f"unreadable header: {first_line(e) or type(e).__name__}") from None
     if len(data) < end:
         raise DamagedEntry(f"truncated: {len(data)} of {end} bytes")
     trailer = data[end:]
@@ -115,7 +115,7 @@ def decode_entry(data: bytes) -> np.ndarray:
     try:
         return np.load(io.BytesIO(data[:end]), allow_pickle=False)
     except (ValueError, EOFError, OSError) as e:
-        raise DamagedEntry(f"unreadable: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise DamagedEntry(f"unreadable: {first_line(e) or type(e).__name__}") from None
 
 
 class FeatureCache:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from activity.errors import first_line
 from activity.features.backbones import Backbone
 from activity.features.spec import FeatureSpec
 
@@ -80,7 +81,7 @@ class FrameEncoder:
             self(torch.zeros(frames, 3, size, size, dtype=torch.uint8))
         except Exception as e:  # anything the compiler stack raises: stay eager
             self.backbone = eager
-            return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            return f"{type(e).__name__}: {first_line(e)}"
         finally:
             torch.set_num_threads(before)
             toolchain.setLevel(level)
@@ -109,7 +110,7 @@ class FrameEncoder:
             self.backbone, _ = onnx_backbone(self.backbone, self.onnx_path(root),  # type: ignore[assignment]
                                              self.spec.preprocess.crop_size)
         except Exception as e:  # missing package, exporter or runtime errors: stay on torch
-            first = str(e).splitlines()[0] if str(e) else ""
+            first = first_line(e)
             return f"onnxruntime unavailable, encoding with torch ({type(e).__name__}: {first})"
         return None
 

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from activity.config import FeatureConfig
 from activity.data.video import open_video, read_sampled, set_decode_threads
 from activity.distributed import DistInfo
-from activity.errors import ActivityError, VideoError
+from activity.errors import ActivityError, VideoError, first_line
 from activity.features.backbones import Backbone, create_backbone
 from activity.features.cache import FeatureCache, default_cache_dir, join_parts
 from activity.features.encoder import FrameEncoder
@@ -99,7 +99,7 @@ class _ClipDataset(Dataset):
         except VideoError as e:
             return i, None, None, e.reason
         except Exception as e:  # a decoder bug must not end the whole job
-            return i, None, None, f"cannot decode ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            return i, None, None, f"cannot decode ({type(e).__name__}: {first_line(e)})"
 
 
 class _EncodingDataset(_ClipDataset):

@@ -22,7 +22,7 @@ from torch import nn
 
 from activity import __version__
 from activity.config import Config
-from activity.errors import ActivityError
+from activity.errors import ActivityError, first_line
 from activity.features.streams import stream_widths
 from activity.io import atomic_torch_save
 from activity.temporal.models import build_temporal_model
@@ -137,7 +137,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         model = build_temporal_model(config.model, feature_dim, len(classes), stream_widths(config.features.streams, feature_dim))
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        first = (str(e).strip().splitlines() or [""])[0][:120]
+        first = first_line(e, 120)
         raise ActivityError(f"{path}: damaged activity checkpoint ({type(e).__name__}: {first})") from None
     model.eval()
     stored = payload.get("features")
