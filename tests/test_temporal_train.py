@@ -125,6 +125,16 @@ def test_resume_refuses_a_changed_config(tmp_path):
         fit(cfg, x, y, 3, out_dir=tmp_path, progress=False, resume=True)
 
 
+def test_resume_refuses_other_clips_of_the_same_number(tmp_path):
+    x, y = _data()
+    fit(_cfg(epochs=2), x, y, 3, out_dir=tmp_path, progress=False)
+    other, _ = _data(seed=1)  # as many clips, other features
+    with pytest.raises(ActivityError, match="differ from the interrupted run"):
+        fit(_cfg(epochs=2), other, y, 3, out_dir=tmp_path, progress=False, resume=True)
+    with pytest.raises(ActivityError, match="differ from the interrupted run"):  # the same clips, relabelled
+        fit(_cfg(epochs=2), x, y.roll(1), 3, out_dir=tmp_path, progress=False, resume=True)
+
+
 def test_resume_without_state_is_a_clear_error(tmp_path):
     x, y = _data()
     with pytest.raises(ActivityError, match="nothing to resume"):

@@ -625,7 +625,9 @@ class _Run:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _warmup_cosine(steps_per_epoch, tc.epochs))
 
     def fingerprint(self) -> str:
-        return _fingerprint(self.cfg, self.train_x, self.val_x)
+        if not hasattr(self, "_fingerprint"):  # hashes every feature: once per run, not once per epoch
+            self._fingerprint = _fingerprint(self.cfg, self.train_x, self.train_y, self.val_x, self.val_y)
+        return self._fingerprint
 
     def epoch(self, epoch: int, state: "_TrainState") -> dict[str, Any]:
         """Train one epoch, validate, and update ``state`` (best weights, early stopping); returns its metrics row."""
@@ -716,14 +718,20 @@ class _TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _fingerprint(cfg: Config, train_x: torch.Tensor, val_x: torch.Tensor | None) -> str:
-    """What must not change between an interrupted run and its resumption."""
+def _fingerprint(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None,
+                 val_y: torch.Tensor | None) -> str:
+    """What must not change between an interrupted run and its resumption: the config, and the clips trained
+    and validated on (their features and labels, so that other clips of the same number are refused too)."""
     import hashlib
     import json
 
     blob = json.dumps({"config": cfg.to_dict(), "train_shape": list(train_x.shape),
                        "val_shape": list(val_x.shape) if val_x is not None else None}, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()
+    h = hashlib.sha1(blob.encode())
+    for t in (train_x, train_y, val_x, val_y):
+        if t is not None:
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _save_state(path: Path, state: _TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
