@@ -112,11 +112,13 @@ def test_ucf101_no_clip_on_disk_is_an_error(tmp_path):
         OfficialSplit.from_ucf101(elsewhere, splits, 1)
 
 
+@pytest.mark.parametrize("dataset", ["UCF101", "HMDB51"])
 @pytest.mark.parametrize("split", [0, 4, -1])
-def test_ucf101_unknown_split_number(tmp_path, split):
-    videos, splits = ucf101(tmp_path)
-    with pytest.raises(ActivityError, match=rf"UCF101 has splits 1, 2 and 3; got --split {split}"):
-        OfficialSplit.from_ucf101(videos, splits, split)
+def test_unknown_split_number(tmp_path, dataset, split):
+    make, load = {"UCF101": (ucf101, OfficialSplit.from_ucf101), "HMDB51": (hmdb51, OfficialSplit.from_hmdb51)}[dataset]
+    videos, splits = make(tmp_path)
+    with pytest.raises(ActivityError, match=rf"{dataset} has splits 1, 2 and 3; got --split {split}"):
+        load(videos, splits, split)
 
 
 @pytest.mark.parametrize("missing", ["classInd.txt", "trainlist01.txt", "testlist01.txt"])
@@ -291,13 +293,6 @@ def test_hmdb51_missing_split_file_of_one_class(tmp_path):
     assert len(OfficialSplit.from_hmdb51(videos, splits, 1).classes) == 5  # other splits are complete
     with pytest.raises(ActivityError, match=r"cartwheel_test_split3\.txt: no such file \(1 of 5 classes lack a split-3 file\)"):
         OfficialSplit.from_hmdb51(videos, splits, 3)
-
-
-@pytest.mark.parametrize("split", [0, 4])
-def test_hmdb51_unknown_split_number(tmp_path, split):
-    videos, splits = hmdb51(tmp_path)
-    with pytest.raises(ActivityError, match=rf"HMDB51 has splits 1, 2 and 3; got --split {split}"):
-        OfficialSplit.from_hmdb51(videos, splits, split)
 
 
 @pytest.mark.parametrize("line", ["April_09_brush_hair_u_nm_np1_ba_goo_0.avi 3", "April_09_brush_hair_u_nm_np1_ba_goo_0.avi", "a.avi 1 2"])
