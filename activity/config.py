@@ -305,6 +305,16 @@ def check_streams(names: Any) -> list[str]:
     return names
 
 
+def lr_member(stream: str) -> str:
+    """The fusion member name of a stream's pooled-statistics logistic regression."""
+    return f"{stream}_lr"
+
+
+def member_stream(member: str) -> str:
+    """The stream a fusion member reads: a BiLSTM's own name, a regression's without ``_lr``."""
+    return member[: -len("_lr")] if member.endswith("_lr") else member
+
+
 def check_members(members: Any, streams: Any) -> list[str]:
     """``members`` (``model.members``) as given if each is a member of a fusion over ``streams``: a stream's
     name (its BiLSTM) or ``<stream>_lr`` (its pooled-statistics logistic regression).
@@ -312,7 +322,7 @@ def check_members(members: Any, streams: Any) -> list[str]:
     Raises:
         ConfigError: naming the first that is not, and the members there are.
     """
-    every = [*streams, *(f"{s}_lr" for s in streams)]
+    every = [*streams, *(lr_member(s) for s in streams)]
     unknown = [m for m in members if m not in every]
     if unknown:
         raise ConfigError(f"model.members: {unknown[0]!r} is no member of a fusion over the streams "

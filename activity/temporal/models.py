@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from activity.config import ModelConfig, check_members
+from activity.config import ModelConfig, check_members, lr_member, member_stream
 from activity.registry import TEMPORAL_MODELS
 
 
@@ -301,11 +301,6 @@ def _two_stream_weight(state: dict[str, Any], prefix: str, *args: Any) -> None:
         state[prefix + "weights"] = torch.stack([old, 1 - old])
 
 
-def lr_member(stream: str) -> str:
-    """The fusion member name of a stream's pooled-statistics logistic regression."""
-    return f"{stream}_lr"
-
-
 def fusion_members(cfg: ModelConfig, streams: Sequence[str]) -> list[str]:
     """The members of a fusion over ``streams`` (config names, appearance first): each stream's BiLSTM (named
     as the stream) and, with ``cfg.pooled_members``, each stream's logistic regression (:func:`lr_member`),
@@ -354,7 +349,7 @@ def build_temporal_model(cfg: ModelConfig, in_dim: int, num_classes: int,
             if name in widths:
                 members[name] = build_temporal_model(cfg, widths[name], num_classes)
             else:
-                width = widths[name[: -len("_lr")]]
+                width = widths[member_stream(name)]
                 members[name] = PooledLogistic(width, num_classes, replace(cfg, temporal="pooled_lr"))
         return Fusion(members, {n: columns[n] for n in members})
     if cfg.ensemble > 1:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from activity.config import Config
+from activity.config import Config, member_stream
 from activity.data.sampling import jittered_segment_indices, segment_indices
 from activity.distributed import DistInfo, ParallelTraining
 from activity.errors import ActivityError, first_line
@@ -369,7 +369,7 @@ def choose_fusion_weights(model: Fusion, cfg: Config, num_classes: int, val_x: t
     names = model.names
     if len(names) == 1:
         return {"fusion_weights": {names[0]: 1.0}, "chosen_on": "the only member (model.members)", "candidates": 1}
-    streams = list(dict.fromkeys(_stream_of(n) for n in names))  # the streams with a member, in order
+    streams = list(dict.fromkeys(member_stream(n) for n in names))  # the streams with a member, in order
     grid = _weight_grid(len(streams), FUSION_STEPS)
     out: dict[str, Any] = {"candidates": len(grid)}
     scored: tuple[list[np.ndarray], np.ndarray] | None = None
@@ -408,11 +408,6 @@ def choose_fusion_weights(model: Fusion, cfg: Config, num_classes: int, val_x: t
     return out
 
 
-def _stream_of(member: str) -> str:
-    """The stream a fusion member reads: its own name, or its regression's without ``_lr``."""
-    return member[: -len("_lr")] if member.endswith("_lr") else member
-
-
 def _weight_grid(members: int, steps: int) -> list[tuple[float, ...]]:
     """Every ``members`` weights that are multiples of ``1 / steps`` summing to one, as tuples."""
     from itertools import combinations
@@ -449,7 +444,7 @@ def out_of_fold_log_probs(cfg: Config, x: torch.Tensor, y: torch.Tensor, num_cla
 
     one = copy.deepcopy(cfg)
     one.model.ensemble = 1
-    streams = list(dict.fromkeys(_stream_of(n) for n in columns))
+    streams = list(dict.fromkeys(member_stream(n) for n in columns))
     out = {n: np.zeros((len(x), num_classes)) for n in columns}
     with progress_bar(total=len(columns) * len(folds), desc="fusion: out-of-fold", unit="model",
                       enabled=progress) as bar:
