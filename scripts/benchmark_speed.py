@@ -15,7 +15,7 @@
   --timeline of ``activity predict --timeline`` (slow: every frame window through the backbone);
 * with --timeline also throughput: frames/s of the timeline over the generated video (its sampled frames, one
   each ``window / num_frames`` s, encoded with their flow pairs) against ``extract`` of the same video cut into
-  2 s clips (16 frames each), both in this process with the default workers and compile rule, timed from the
+  2 s clips (16 frames each), both in this process with the default workers and runtime, timed from the
   call to the result (so start-up and model loading are left out of both).
 
 The checkpoint is the default config's model with random weights: what is timed does not depend on
@@ -163,16 +163,16 @@ def cut_clips(video: Path, out: Path, seconds: float = 2.0) -> list[Path]:
     return clips
 
 
-def time_timeline_vs_extract(ckpt: Path, video: Path, work: Path, compile_backbone: bool | None = None) -> dict:
+def time_timeline_vs_extract(ckpt: Path, video: Path, work: Path, runtime: str = "auto") -> dict:
     """Frames/s of ``extract`` (2 s clips of ``video``) and of the timeline over ``video``, in this process."""
     from activity.features.extract import ExtractOptions
     from activity.inference.recognizer import load_model
 
     clips = cut_clips(video, work / "clips")
-    model = load_model(ckpt, ExtractOptions(cache_dir=False, progress=False, compile_backbone=compile_backbone))
+    model = load_model(ckpt, ExtractOptions(cache_dir=False, progress=False, runtime=runtime))
     t0 = time.perf_counter()
     result = model.extractor(clips, progress=False)
-    extract = {"frames": result.frames, "seconds": time.perf_counter() - t0, "compiled": result.compiled,
+    extract = {"frames": result.frames, "seconds": time.perf_counter() - t0, "runtime": result.runtime,
                "clips": len(clips)}
     t0 = time.perf_counter()
     tl = model.timeline(video)
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 th = out["throughput"] = time_timeline_vs_extract(ckpt, video, work)
                 e, t = th["extract"], th["timeline"]
                 rows.append([f"extract, {e['clips']} 2 s clips of the {label}", f"{e['fps']:.1f} frames/s",
-                             f"{e['frames']:,} frames in {e['seconds']:.1f} s" + (", compiled" if e["compiled"] else ""), ""])
+                             f"{e['frames']:,} frames in {e['seconds']:.1f} s" + f", {e['runtime']}", ""])
                 rows.append([f"timeline over the {label}", f"{t['fps']:.1f} frames/s",
                              f"{t['frames']:,} frames in {t['seconds']:.1f} s; {th['ratio']:.2f}x extract's",
                              ">= 0.8x extract's"])

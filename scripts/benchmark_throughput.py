@@ -11,7 +11,7 @@ Measured on the same clips, backbone and batch size, in one run, frames per seco
 * backbone runtimes: forward passes on frames already decoded and preprocessed, each the way
   ``extract`` can run it: eager PyTorch in one process with all of torch's threads, and on the CPU
   one single-threaded process per core running at once (the sum of their rates) with eager
-  PyTorch, with ``torch.compile`` (compiled before they fork, as ``extract --compile yes``; the
+  PyTorch, with ``torch.compile`` (compiled before they fork, as ``extract --runtime compiled``; the
   compile time is printed) and with ONNX Runtime (``extract --runtime onnxruntime``: the model it
   caches, exported once; the export time is printed). The limit is the fastest runtime measured in
   the run;
@@ -56,6 +56,7 @@ from activity.evaluation.reports import format_table
 from activity.features.backbones import Backbone, create_backbone, get_spec
 from activity.features.cache import FeatureCache, default_cache_dir
 from activity.features.extract import ExtractOptions, default_workers, extract
+from activity.features.runtime import RUNTIMES
 from activity.features.spec import FeatureSpec
 
 
@@ -167,7 +168,7 @@ def time_onnx_processes(backbone: Backbone, spec: FeatureSpec, batch: int, proce
     from activity.features.encoder import FrameEncoder
 
     enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
-    cached = enc.onnx_cached(default_cache_dir())
+    cached = enc.onnx_path(default_cache_dir()).exists()
     t0 = time.perf_counter()
     if (why := enc.use_onnxruntime(default_cache_dir())) is not None:
         print(f"note: {why}", file=sys.stderr)
@@ -179,17 +180,16 @@ def time_onnx_processes(backbone: Backbone, spec: FeatureSpec, batch: int, proce
 def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args: argparse.Namespace
                   ) -> tuple[int, float, str]:
     """``extract`` into a fresh feature cache (the ONNX export, if any, from the default cache root, as
-    after a first run): (frames encoded, seconds, the runtime it ran, "+compiled" where compiled)."""
+    after a first run): (frames encoded, seconds, the runtime it ran)."""
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
         opts = ExtractOptions(batch_size=args.batch_size, workers=args.workers, device=args.device, progress=False,
-                              compile_backbone={"auto": None, "yes": True, "no": False}[args.compile], runtime=args.runtime,
-                              cache_dir=default_cache_dir())
+                              runtime=args.runtime, cache_dir=default_cache_dir())
         result = extract(paths, spec, FeatureCache(cache, spec), lambda: backbone, opts)
         dt = time.perf_counter() - t0
     if result.failed:
         print(f"note: {len(result.failed)} clips failed: {next(iter(result.failed.values()))}", file=sys.stderr)
-    return result.frames, dt, result.runtime + ("+compiled" if result.compiled else "")
+    return result.frames, dt, result.runtime
 
 
 def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone, device: torch.device) -> tuple[int, float]:
@@ -260,7 +260,7 @@ def stream_cost(collections: list[str], args: argparse.Namespace) -> tuple[list[
                                     streams=list(streams))
                 with tempfile.TemporaryDirectory() as cache:
                     opts = ExtractOptions(cache_dir=cache, batch_size=args.batch_size, workers=args.workers, device=args.device,
-                                          progress=False, compile_backbone={"auto": None, "yes": True, "no": False}[args.compile])
+                                          progress=False, runtime=args.runtime)
                     t0 = time.perf_counter()
                     Extractor(cfg, opts)(paths)
                     seconds[streams].append(time.perf_counter() - t0)
@@ -294,11 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-seconds", type=float, default=60.0)
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop (slow on long videos)")
     p.add_argument("--decode-only", action="store_true", help="only the decode-only rates (no backbone)")
-    p.add_argument("--runtime", choices=["auto", "torch", "onnxruntime"], default="auto",
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="the pipeline's backbone runtime (activity extract --runtime; default auto, as extract picks); "
                         "the limit is the fastest measured either way")
-    p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
-                   help="the pipeline's torch.compile (activity extract --compile; auto: as extract decides)")
     p.add_argument("--no-compiled", action="store_true", help="skip timing the compiled backbone (it compiles: 5 to 20 s)")
     p.add_argument("--stream-cost", action="append", default=None, metavar="DATA",
                    help="instead: time extracting this collection (repeatable) with each set of streams "

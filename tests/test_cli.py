@@ -66,7 +66,7 @@ def test_second_extract_reads_everything_from_the_cache(workspace, capsys):
 
 def test_compiled_extract_matches_the_cache_and_prints_nothing_extra(workspace, capsys, tmp_path):
     args = ["extract", "--data", str(workspace["data"]), "--quiet", "--workers", "2", *FAST[:2]]
-    assert main([*args, "--cache", str(tmp_path / "c"), "--compile", "yes"]) == 0
+    assert main([*args, "--cache", str(tmp_path / "c"), "--runtime", "compiled"]) == 0
     out, err = capsys.readouterr()
     assert "15 videos with features: 15 extracted" in out
     assert [line for line in err.splitlines() if not line.startswith("skipped ")] == ["15 processed, 1 skipped (1 not a readable video)"]
@@ -87,7 +87,7 @@ def test_compile_that_fails_is_one_note_and_the_extraction_goes_on(workspace, ca
 
     monkeypatch.setattr(torch, "compile", no_compiler)
     args = ["extract", "--data", str(workspace["data"]), "--cache", str(tmp_path / "c"), "--quiet", "--workers", "2",
-            "--compile", "yes", *FAST[:2]]
+            "--runtime", "compiled", *FAST[:2]]
     assert main(args) == 0
     out, err = capsys.readouterr()
     assert "15 videos with features: 15 extracted" in out
@@ -99,7 +99,7 @@ def test_compiling_says_so_before_and_after(workspace, capsys, monkeypatch, tmp_
     from activity.features.encoder import FrameEncoder
 
     monkeypatch.setattr(FrameEncoder, "compile", lambda self, length, threads=1: None)  # compiled at once
-    args = ["extract", "--data", str(workspace["data"]), "--workers", "2", "--compile", "yes", *FAST[:2]]
+    args = ["extract", "--data", str(workspace["data"]), "--workers", "2", "--runtime", "compiled", *FAST[:2]]
     assert main([*args, "--cache", str(tmp_path / "c")]) == 0
     err = capsys.readouterr().err.splitlines()
     start = next(i for i, l in enumerate(err) if l.startswith("compiling the backbone with torch.compile for "))

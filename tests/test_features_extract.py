@@ -388,22 +388,22 @@ def test_loader_workers(tmp_path, videos):
 
 
 def test_compiled_backbone_in_the_workers_gives_the_eager_features(videos, monkeypatch):
-    import activity.features.extract as features
+    import activity.features.runtime as runtime
 
     spec = spec_for()
     eager = run(videos, spec, None, workers=0)
-    compiled = run(videos, spec, None, workers=2, compile_backbone=True)
-    assert compiled.compiled and not compiled.notes
+    compiled = run(videos, spec, None, workers=2, runtime="compiled")
+    assert compiled.runtime == "compiled" and not compiled.notes
     for v in videos:
         np.testing.assert_allclose(compiled.features[v].astype(np.float32), eager.features[v].astype(np.float32), rtol=2e-3, atol=2e-3)
-    assert not run(videos, spec, None, workers=2).compiled  # auto: a few frames do not pay for compiling
-    monkeypatch.setattr(features, "COMPILE_MIN_FRAMES", 3 * spec.length)
-    assert run(videos, spec, None, workers=2).compiled  # auto: enough frames
+    assert run(videos, spec, None, workers=2).runtime == "eager"  # auto: a few frames do not pay for compiling
+    monkeypatch.setattr(runtime, "COMPILE_MIN_FRAMES", 3 * spec.length)
+    assert run(videos, spec, None, workers=2).runtime == "compiled"  # auto: enough frames
     inline = run(videos, spec, None, workers=0)
-    assert not inline.compiled and not inline.notes  # auto compiles only where the CPU workers encode, silently
-    asked = run(videos, spec, None, workers=0, compile_backbone=True)
-    assert not asked.compiled and asked.notes == [
-        "torch.compile is used only where CPU workers encode (here: no workers); encoding without it"]
+    assert inline.runtime == "eager" and not inline.notes  # auto compiles only where the CPU workers encode, silently
+    asked = run(videos, spec, None, workers=0, runtime="compiled")
+    assert asked.runtime == "eager" and asked.notes == [
+        "torch.compile is used only where CPU workers encode (here: no loader workers, or a single clip); encoding without it"]
 
 
 def test_a_backbone_that_cannot_be_compiled_runs_eagerly_with_a_note(videos, monkeypatch, caplog):
@@ -412,8 +412,8 @@ def test_a_backbone_that_cannot_be_compiled_runs_eagerly_with_a_note(videos, mon
 
     monkeypatch.setattr(torch, "compile", no_compiler)
     spec = spec_for()
-    res = run(videos, spec, None, workers=2, compile_backbone=True)
-    assert not res.compiled and res.extracted == 3
+    res = run(videos, spec, None, workers=2, runtime="compiled")
+    assert res.runtime == "eager" and res.extracted == 3
     assert res.notes == ["torch.compile unavailable, encoding without it (RuntimeError: no C++ compiler found)"]
     np.testing.assert_array_equal(res.features[videos[0]], run(videos, spec, None, workers=0).features[videos[0]])
 
@@ -536,7 +536,7 @@ def test_cache_keys_are_those_earlier_versions_wrote(kw, key):
 
 @pytest.mark.parametrize("items,workers,run", [(1, 2, 8), (5, 2, 8), (16, 2, 8), (37, 2, 8), (40, 3, 4), (7, 4, 1)])
 def test_worker_items_give_each_worker_contiguous_runs_covering_everything_once(items, workers, run):
-    from activity.features.extract import worker_items
+    from activity.features.steps import worker_items
 
     parts = worker_items(items, workers, run)
     assert len(parts) == workers and sorted(i for p in parts for i in p) == list(range(items))

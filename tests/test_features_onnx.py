@@ -39,9 +39,9 @@ def extract_with(runtime, clips, root, lite0, **kw):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_onnxruntime_features_match_torch(tmp_path, clips, lite0, workers):
-    want = extract_with("torch", clips, tmp_path / "a", lite0, workers=workers)
+    want = extract_with("eager", clips, tmp_path / "a", lite0, workers=workers)
     got = extract_with("onnxruntime", clips, tmp_path / "b", lite0, workers=workers)
-    assert (want.runtime, got.runtime) == ("torch", "onnxruntime")
+    assert (want.runtime, got.runtime) == ("eager", "onnxruntime")
     assert got.notes == [] and not got.failed
     for p in clips:
         a, b = want.features[p].astype(np.float32), got.features[p].astype(np.float32)
@@ -71,10 +71,10 @@ def test_a_failed_export_falls_back_to_torch_with_one_note(tmp_path, clips, lite
 
     monkeypatch.setattr(torch.onnx, "export", broken)
     res = extract_with("onnxruntime", clips, tmp_path / "d", lite0)
-    assert res.runtime == "torch" and len(res.features) == 3 and not res.failed
+    assert res.runtime == "eager" and len(res.features) == 3 and not res.failed
     assert len(res.notes) == 1 and "exporter says no" in res.notes[0] and "torch" in res.notes[0]
     assert not list((tmp_path / "d" / "onnx").glob("*"))  # nothing half-written left behind
-    want = extract_with("torch", clips, tmp_path / "e", lite0)
+    want = extract_with("eager", clips, tmp_path / "e", lite0)
     for p in clips:
         np.testing.assert_array_equal(res.features[p], want.features[p])
 
@@ -98,33 +98,63 @@ def test_cli_runtime_flag_reaches_the_options(tmp_path):
         parser.parse_args(["extract", "--data", str(tmp_path), "--runtime", "tensorrt"])
 
 
-def test_auto_exports_only_where_it_pays_then_reuses_the_export(tmp_path, clips, lite0, monkeypatch):
-    import activity.features.extract as extract_mod
+def only_the_export(root):
+    """Empty the feature cache at ``root`` but keep its ONNX exports (the next extraction encodes every clip)."""
+    import shutil
 
-    monkeypatch.setattr(extract_mod, "ONNX_CACHED_MIN_FRAMES", 4)  # the rule's two thresholds, scaled to 4-frame clips
-    monkeypatch.setattr(extract_mod, "ONNX_MIN_FRAMES", 12)
-    few = extract_with("auto", clips[:2], tmp_path / "g1", lite0, cache_dir=tmp_path / "g")  # 8 frames, nothing cached
-    assert few.runtime == "torch" and not (tmp_path / "g" / "onnx").exists() and few.notes == []
-    many = extract_with("auto", clips, tmp_path / "g2", lite0, cache_dir=tmp_path / "g")  # 12 frames: exported
-    assert many.runtime == "onnxruntime" and many.notes == [] and len(list((tmp_path / "g" / "onnx").glob("*.onnx"))) == 1
-    again = extract_with("auto", clips[:1], tmp_path / "g3", lite0, cache_dir=tmp_path / "g")  # 4 frames: the cached export
-    assert again.runtime == "onnxruntime"
+    for d in root.iterdir():
+        if d.name != "onnx":
+            shutil.rmtree(d)
+    return root
+
+
+def test_auto_exports_only_where_it_pays_then_reuses_the_export(tmp_path, clips, lite0, monkeypatch):
+    import activity.features.runtime as runtime
+
+    monkeypatch.setattr(runtime, "ONNX_CACHED_MIN_FRAMES", 4)  # the rule's two thresholds, scaled to 4-frame clips
+    monkeypatch.setattr(runtime, "ONNX_MIN_FRAMES", 12)
+    root = tmp_path / "g"
+    few = extract_with("auto", clips[:2], root, lite0)  # 8 frames, nothing cached
+    assert few.runtime == "eager" and not (root / "onnx").exists() and few.notes == []
+    many = extract_with("auto", clips, only_the_export(root), lite0)  # 12 frames: exported
+    assert many.runtime == "onnxruntime" and many.notes == [] and len(list((root / "onnx").glob("*.onnx"))) == 1
+    again = extract_with("auto", clips[:1], only_the_export(root), lite0)  # 4 frames: the cached export
+    assert again.runtime == "onnxruntime" and again.extracted == 1
     np.testing.assert_array_equal(again.features[clips[0]], many.features[clips[0]])
-    monkeypatch.setattr(extract_mod, "ONNX_CACHED_MIN_FRAMES", 8)
-    tiny = extract_with("auto", clips[:1], tmp_path / "g4", lite0, cache_dir=tmp_path / "g")  # too few even for a session
-    assert tiny.runtime == "torch"
+    monkeypatch.setattr(runtime, "ONNX_CACHED_MIN_FRAMES", 8)
+    tiny = extract_with("auto", clips[:1], only_the_export(root), lite0)  # too few even for a session
+    assert tiny.runtime == "eager" and tiny.extracted == 1
 
 
 def test_auto_stays_on_torch_where_onnxruntime_does_not_apply(tmp_path, clips, lite0, monkeypatch):
-    import activity.features.extract as extract_mod
+    import activity.features.runtime as runtime
     from activity.features.encoder import FrameEncoder
 
-    monkeypatch.setattr(extract_mod, "ONNX_MIN_FRAMES", 1)
-    compiled_asked = extract_with("auto", clips, tmp_path / "i", lite0, compile_backbone=True)  # --compile yes: torch
-    assert compiled_asked.runtime == "torch" and not (tmp_path / "i" / "onnx").exists()
+    monkeypatch.setattr(runtime, "ONNX_MIN_FRAMES", 1)
+    eager = extract_with("eager", clips, tmp_path / "i", lite0)  # named: never exported, however many frames
+    assert eager.runtime == "eager" and eager.notes == [] and not (tmp_path / "i" / "onnx").exists()
     monkeypatch.setattr(FrameEncoder, "onnxruntime_applies", lambda self: False)  # e.g. onnxruntime not installed
     res = extract_with("auto", clips, tmp_path / "j", lite0)
-    assert res.runtime == "torch" and res.notes == [] and not (tmp_path / "j" / "onnx").exists()
+    assert res.runtime == "eager" and res.notes == [] and not (tmp_path / "j" / "onnx").exists()
+
+
+def test_without_a_cache_the_export_goes_to_a_temporary_folder_never_home(tmp_path, clips, lite0, monkeypatch):
+    import tempfile
+
+    from activity.features.extract import ExtractOptions, Extractor
+    from activity.features.runtime import export_root
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ACTIVITY_CACHE", str(tmp_path / "default-cache"))
+    from activity.config import FeatureConfig
+
+    ex = Extractor(FeatureConfig(image_size=64, num_frames=4, enhance="none", streams=["appearance"]), ExtractOptions(cache_dir=False, workers=0, progress=False, runtime="onnxruntime"),
+                   backbone_factory=lambda: __import__("copy").deepcopy(lite0))
+    res = ex(clips)
+    assert res.runtime == "onnxruntime" and len(res.features) == 3 and not res.notes
+    assert not (tmp_path / "home").exists() and not (tmp_path / "default-cache").exists()
+    temporary = export_root(None)
+    assert temporary.is_relative_to(tempfile.gettempdir()) and len(list((temporary / "onnx").glob("*.onnx"))) == 1
 
 
 def test_a_damaged_cached_export_is_exported_again(tmp_path, clips, lite0):
@@ -137,10 +167,10 @@ def test_a_damaged_cached_export_is_exported_again(tmp_path, clips, lite0):
 
 
 def test_auto_remembers_a_failed_export_and_does_not_pay_for_it_again(tmp_path, clips, lite0, monkeypatch):
-    import activity.features.extract as extract_mod
+    import activity.features.runtime as runtime
 
-    monkeypatch.setattr(extract_mod, "ONNX_MIN_FRAMES", 4)
-    monkeypatch.setattr(extract_mod, "ONNX_CACHED_MIN_FRAMES", 4)
+    monkeypatch.setattr(runtime, "ONNX_MIN_FRAMES", 4)
+    monkeypatch.setattr(runtime, "ONNX_CACHED_MIN_FRAMES", 4)
     calls = []
 
     def broken(*a, **k):
@@ -153,22 +183,23 @@ def test_auto_remembers_a_failed_export_and_does_not_pay_for_it_again(tmp_path, 
     hashed = []
     real_key = onnx_mod.model_key
     monkeypatch.setattr(onnx_mod, "model_key", lambda *a: hashed.append(1) or real_key(*a))
-    first = extract_with("auto", clips[:1], tmp_path / "l1", lite0, cache_dir=tmp_path / "l")
+    root = tmp_path / "l"
+    first = extract_with("auto", clips[:1], root, lite0)
     assert len(hashed) == 1  # cached? failed before? export, remember: the weights hashed once for all four
-    again = extract_with("auto", clips[1:], tmp_path / "l2", lite0, cache_dir=tmp_path / "l")
-    assert (first.runtime, again.runtime) == ("torch", "torch") and first.notes == again.notes == []
+    again = extract_with("auto", clips[1:], root, lite0)
+    assert (first.runtime, again.runtime) == ("eager", "eager") and first.notes == again.notes == []
     assert len(calls) == 1  # tried once
     (marker,) = (tmp_path / "l" / "onnx").glob("*.failed")
     assert "exporter says no" in marker.read_text() and torch.__version__ in marker.read_text()
     versions, _, why = marker.read_text().partition("\n")
     marker.write_text(f"torch 0.0 onnxruntime 0.0\n{why}")  # another torch: worth trying again
-    extract_with("auto", clips[1:], tmp_path / "l2b", lite0, cache_dir=tmp_path / "l")
+    extract_with("auto", clips[1:], only_the_export(root), lite0)
     assert len(calls) == 2 and marker.read_text().startswith(versions)
     calls.pop()
-    asked = extract_with("onnxruntime", clips[2:], tmp_path / "l3", lite0, cache_dir=tmp_path / "l")  # by name: tried, said
-    assert len(calls) == 2 and asked.runtime == "torch" and "exporter says no" in asked.notes[0]
+    asked = extract_with("onnxruntime", clips[2:], only_the_export(root), lite0)  # by name: tried, said
+    assert len(calls) == 2 and asked.runtime == "eager" and "exporter says no" in asked.notes[0]
     monkeypatch.undo()
-    fixed = extract_with("onnxruntime", clips[2:], tmp_path / "l4", lite0, cache_dir=tmp_path / "l")
+    fixed = extract_with("onnxruntime", clips[2:], only_the_export(root), lite0)
     assert fixed.runtime == "onnxruntime" and not list((tmp_path / "l" / "onnx").glob("*.failed"))
 
 

@@ -107,7 +107,7 @@ def test_extraction_stores_the_pose_after_the_other_streams(tmp_path):
     cfg = FeatureConfig(image_size=64, num_frames=4, enhance="none", streams=["appearance", "motion", "pose"])
     spec = FeatureSpec.from_config(cfg)
     SPEC.compute(_person_clip(1), None, None, "none")  # BlazePose used here first: workers forked now must still work
-    result = Extractor(cfg, ExtractOptions(cache_dir=tmp_path / "cache", workers=1, progress=False, runtime="torch"))([path])
+    result = Extractor(cfg, ExtractOptions(cache_dir=tmp_path / "cache", workers=1, progress=False, runtime="eager"))([path])
     f = result.features[path]
     assert f.shape == (4, 1280 + 80 + 103)
     pose = f[:, 1280 + 80 :].astype(np.float32)
@@ -131,7 +131,7 @@ def test_turning_pose_on_reads_appearance_and_motion_from_a_cache_of_the_earlier
     path = tmp_path / "person.avi"
     write_video(path, _person_clip(8), 8.0)
     old = FeatureSpec.from_config(FeatureConfig(image_size=64, num_frames=4, enhance="none", streams=["appearance", "motion"]))
-    options = ExtractOptions(workers=0, progress=False, runtime="torch")
+    options = ExtractOptions(workers=0, progress=False, runtime="eager")
     features = extract([path], old, None, _backbone, options).features[path]
     folder = tmp_path / "cache" / old.key()
     folder.mkdir(parents=True)

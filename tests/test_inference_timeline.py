@@ -397,10 +397,10 @@ class _FakeRecognizer:
         from activity.features.spec import FeatureSpec
 
         self.spec = FeatureSpec.from_config(FeatureConfig(image_size=32, num_frames=8, streams=["appearance", "motion"] if motion else ["appearance"]))
-        self.options = ExtractOptions(progress=False, cache_dir=False, runtime="torch", **options)  # no backbone to export
+        self.options = ExtractOptions(progress=False, cache_dir=False, runtime="eager", **options)  # no backbone to export
 
     def encode_steps(self, path, step, **kwargs):
-        from activity.features.extract import encode_steps
+        from activity.features.steps import encode_steps
 
         return encode_steps(path, self.spec, step, _ZeroEncoder(), self.options, **kwargs)
 
@@ -444,12 +444,12 @@ def _timeline_numbers(tl: Timeline) -> tuple[list, np.ndarray, list]:
 def _same_timeline_with_workers(ckpt, video, monkeypatch) -> Timeline:
     """The timeline of ``video`` with 2 loader workers and in this process; asserts they agree."""
     import activity.data.video as video_mod
-    import activity.features.extract as extract_mod
+    import activity.features.steps as steps_mod
     from activity import load_model
 
-    monkeypatch.setattr(extract_mod, "STEP_CHUNK", 12)  # several items for a video of seconds (not a multiple of 16)
+    monkeypatch.setattr(steps_mod, "STEP_CHUNK", 12)  # several items for a video of seconds (not a multiple of 16)
     # Each worker takes every other item and seeks over the other's (here from 5 frames ahead, not 300).
-    monkeypatch.setattr(extract_mod, "STEP_RUN", 1)
+    monkeypatch.setattr(steps_mod, "STEP_RUN", 1)
     monkeypatch.setattr(video_mod, "SEEK_MIN_GAP", 5)
     seeks = ckpt.parent / f"seeks-{video.stem}.txt"
     real_seek = video_mod.OpenCVReader.seek
@@ -497,7 +497,7 @@ def test_timeline_never_holds_more_than_a_batch_of_frames(trained, monkeypatch):
     """Frames alive at once are bounded by the decode batch, not the video: a 2-minute video holds a handful."""
     import weakref
 
-    import activity.features.extract as extract_mod
+    import activity.features.steps as steps_mod
     from activity import load_model
     from activity.data.video import OpenCVReader
 
@@ -515,9 +515,9 @@ def test_timeline_never_holds_more_than_a_batch_of_frames(trained, monkeypatch):
         return frames
 
     monkeypatch.setattr(OpenCVReader, "get_frames", recorded)
-    monkeypatch.setattr(extract_mod, "STEP_CHUNK", 64)
+    monkeypatch.setattr(steps_mod, "STEP_CHUNK", 64)
     model = load_model(trained["ckpt"], cache_dir=False, workers=0)  # in this process, where the hook sees it
     tl = model.timeline(video, window=2.0, stride=1.0)
     assert len(tl.windows) == 119 and len(most) > 20
     # A batch of 16 steps and its flow pairs, and the frames of the next batch it decoded ahead: 2 x 48.
-    assert max(most) <= 2 * 3 * extract_mod.STEP_BATCH < CLIP * 60
+    assert max(most) <= 2 * 3 * steps_mod.STEP_BATCH < CLIP * 60

@@ -55,12 +55,11 @@ def _finish(args: argparse.Namespace, processed: int, skipped: dict) -> int:
 
 
 def options_from_args(args: argparse.Namespace, *, progress: bool = True) -> ExtractOptions:
-    """The extraction options of a command's ``--cache``, ``--workers``, ``--device``, ``--compile``, ``--runtime`` and ``--quiet``."""
+    """The extraction options of a command's ``--cache``, ``--workers``, ``--device``, ``--runtime`` and ``--quiet``."""
     from activity.features.extract import ExtractOptions
 
     return ExtractOptions(
         cache_dir=getattr(args, "cache", None), workers=getattr(args, "workers", None), device=getattr(args, "device", "cpu"),
-        compile_backbone={"auto": None, "yes": True, "no": False}[getattr(args, "compile", "auto")],
         runtime=getattr(args, "runtime", "auto"),
         progress=progress and not getattr(args, "quiet", False), on_error=_skip, dist=getattr(args, "dist", None),
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from activity.cli import commands as cmd
+from activity.features.runtime import RUNTIMES, runtime_help
 
 
 def _workers(text: str) -> int:
@@ -46,13 +47,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="loader processes: on the CPU each decodes and encodes clips on one thread (default: one per core); "
                         "on a GPU they decode while it encodes (default: all cores but one); 0: all in this process")
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone, e.g. cpu or cuda (default: cpu)")
-    p.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
-                   help="torch.compile the backbone when the CPU workers encode (auto: from 4,000 frames to encode, "
-                        "where onnxruntime does not run it)")
-    p.add_argument("--runtime", choices=["auto", "torch", "onnxruntime"], default="auto",
-                   help="what runs the backbone on the CPU: onnxruntime (exported once to <cache>/onnx/ and checked "
-                        "against torch, one thread per worker) or torch; auto (default): onnxruntime from 320 frames to "
-                        "encode (64 once exported), unless --compile yes")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto", help=runtime_help())
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")
 

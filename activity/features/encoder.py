@@ -1,5 +1,6 @@
 """The frame encoder: preprocessed uint8 frames in, backbone features out, in batches on one
-device (autocast on GPUs, optional ``torch.compile`` or ONNX Runtime on CPUs)."""
+device (autocast on GPUs; ``torch.compile`` or ONNX Runtime on CPUs where
+:mod:`activity.features.runtime` chooses them)."""
 
 from __future__ import annotations
 
@@ -131,23 +132,6 @@ class FrameEncoder:
             self._onnx_file = (self.backbone.path.name if isinstance(self.backbone, OnnxBackbone) else
                                f"{model_key(self.backbone, self.spec.backbone, self.spec.preprocess.crop_size)}.onnx")
         return Path(root) / "onnx" / self._onnx_file
-
-    def onnx_cached(self, root: str | Path) -> bool:
-        """The backbone's exported model is already cached under ``root`` (nothing to export)."""
-        return self.onnx_path(root).exists()
-
-    def onnx_failed(self, root: str | Path) -> str | None:
-        """Why exporting this backbone under ``root`` failed before (:func:`~activity.features.onnx.export_failure`), or None."""
-        from activity.features.onnx import export_failure
-
-        return export_failure(self.onnx_path(root))
-
-    def remember_onnx_failure(self, root: str | Path, why: str) -> None:
-        """Record under ``root`` that this backbone cannot run on onnxruntime, so that the default
-        runtime does not try (and pay for) the export again on every run."""
-        from activity.features.onnx import remember_export_failure
-
-        remember_export_failure(self.onnx_path(root), why)
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Features ``(T, D)`` float32 of decoded uint8 RGB frames ``(T, H, W, 3)``."""

@@ -13,21 +13,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
 from activity.config import FeatureConfig
 from activity.data.video import open_video, read_sampled, set_decode_threads
 from activity.distributed import DistInfo
 from activity.errors import ActivityError, VideoError, first_line
 from activity.features.backbones import Backbone, create_backbone
+from activity.features import runtime
 from activity.features.cache import FeatureCache, default_cache_dir, join_parts
 from activity.features.encoder import FrameEncoder
 from activity.features.motion import read_with_pairs
@@ -48,9 +48,8 @@ class ExtractResult:
     failed: dict[Path, str]
     extracted: int = 0  # how many were computed (not read from the cache)
     frames: int = 0  # frames decoded and encoded
-    compiled: bool = False  # the backbone ran through torch.compile
-    runtime: str = "torch"  # what ran the backbone: "torch" or "onnxruntime"
-    notes: list[str] = field(default_factory=list)  # one-line remarks for the user (e.g. why not compiled)
+    runtime: str = "eager"  # what ran the backbone: "eager", "compiled" or "onnxruntime" (activity.features.runtime)
+    notes: list[str] = field(default_factory=list)  # one-line remarks for the user (e.g. why a runtime was not used)
 
     def readable(self, ds: VideoDataset) -> tuple[VideoDataset, torch.Tensor | None]:
         """The samples of ``ds`` that have features, and their features ``(N, L, D)`` float16
@@ -129,25 +128,11 @@ def with_descriptors(features: torch.Tensor, described: np.ndarray | None) -> to
     return features if described is None else torch.cat([features.float(), torch.as_tensor(described).float()], 1)
 
 
-def _worker_init(_: int) -> None:
+def worker_init(_: int) -> None:
     # Each worker works on whole clips on one core; threads inside a worker would only contend
     # with the other processes'.
     torch.set_num_threads(1)
     set_decode_threads(1)
-
-
-# Frames to encode from which extraction on the CPU compiles the backbone by default. On 2 cores,
-# compiling EfficientNet-Lite0 takes about 20 s the first time and about 5 s once inductor's
-# cache (/tmp/torchinductor_<user>) is warm, and then saves about 3.7 ms a frame end to end
-# (283 basketball clips, 4,528 frames: 52.4 s eager, 35.5 s compiled, 55 s compiling cold).
-COMPILE_MIN_FRAMES = 4000
-# Frames to encode from which the default runtime (``auto``) exports the backbone for ONNX Runtime when
-# it is not cached yet. Exporting and checking EfficientNet-Lite0 takes about 1.5 s on 2 cores; each
-# frame then costs about 16 ms instead of 29 ms on a core, so it pays from about 120 frames.
-ONNX_MIN_FRAMES = 320
-# Frames from which a cached export is used: below, importing onnxruntime and opening a session cost
-# more than the faster forward saves (a cold predict of one 16-frame clip: 2.97 s against 2.89 s).
-ONNX_CACHED_MIN_FRAMES = 64
 
 
 def default_workers(device: str | torch.device = "cpu") -> int:
@@ -231,31 +216,26 @@ class ExtractOptions:
         decoder: video decoder name (None: the config's ``features.decoder``).
         batch_size: frames per backbone forward pass (clips are batched together; on the
             CPU with workers, each worker encodes one clip per pass).
-        compile_backbone: run the backbone through ``torch.compile`` when the workers encode
-            on the CPU (None: when at least :data:`COMPILE_MIN_FRAMES` frames are to be encoded).
-        runtime: what runs the backbone: ``"auto"`` (default: ONNX Runtime where it applies, on the
-            CPU in float32, unless ``compile_backbone`` is True, for at least :data:`ONNX_MIN_FRAMES`
-            frames to encode, or :data:`ONNX_CACHED_MIN_FRAMES` where the export is already cached;
-            torch otherwise), ``"torch"``, or
-            ``"onnxruntime"`` (the backbone exported once to ``<cache root>/onnx/`` and checked
-            against torch, one thread per worker; where onnxruntime is missing or the export fails,
-            torch, with a note when it was asked for by name; a failed export is remembered
-            beside where it would be cached, and ``auto`` does not try it again; never compiled).
+        runtime: what runs the backbone: ``"auto"`` (default), ``"eager"``, ``"compiled"`` or
+            ``"onnxruntime"``; chosen by :func:`activity.features.runtime.prepare`, whose module says
+            when ``auto`` picks which.
         progress: show progress bars.
         on_error: called with ``(path, reason)`` for each video that cannot be read.
         dist: the torchrun process group (None: one process); ranks share the extraction.
     """
 
-    cache_dir: str | Path | None | bool = None
+    cache_dir: str | Path | Literal[False] | None = None
     workers: int | None = None
     device: str = "cpu"
     decoder: str | None = None
     batch_size: int = 32
-    compile_backbone: bool | None = None
     runtime: str = "auto"
     progress: bool = True
     on_error: Callable[[Path, str], None] | None = None
     dist: DistInfo | None = None
+
+    def __post_init__(self) -> None:
+        runtime.check_runtime(self.runtime)
 
     @property
     def is_main(self) -> bool:
@@ -287,7 +267,8 @@ def extract(
         spec: what to extract.
         cache: where to read and store features (None: compute, keep in memory only).
         backbone_factory: builds the backbone; only called when something is missing.
-        options: how (``cache_dir`` and ``dist`` are not used here: see :class:`Extractor`).
+        options: how (``cache_dir`` and ``dist`` are not used here: ``cache`` is the cache, and
+            :class:`Extractor` shares the work among torchrun's ranks).
 
     Returns:
         An :class:`ExtractResult`; ``features[path]`` is float16 ``(spec.length, D)``.
@@ -331,91 +312,23 @@ def extract(
         # Under torchrun every rank decides for about the whole job (its share times the ranks), so that they agree.
         ranks = options.dist.world_size if options.dist is not None and options.dist.enabled else 1
         encoded = sum(n[0] for n in needs)
-        if not _maybe_onnxruntime(encoder, result, options, cache.root if cache is not None else None,
-                                  encoded * spec.length * ranks):
-            _maybe_compile(encoder, result, options.compile_backbone, in_workers, encoded, spec.length,
-                           options.progress and options.is_main)
+        result.runtime, note = runtime.prepare(encoder, options.runtime, frames=encoded * spec.length * ranks,
+                                               in_workers=in_workers, cache_root=None if cache is None else cache.root,
+                                               batch=spec.length, announce=options.progress and options.is_main)
+        if note is not None:
+            result.notes.append(note)
         dataset = _EncodingDataset(todo, spec, decoder, encoder, needs) if in_workers else _ClipDataset(todo, spec, decoder, needs)
         batcher = None if in_workers else _Batcher(encoder)
     loader = DataLoader(
         dataset,
         batch_size=None,
         num_workers=workers,
-        worker_init_fn=_worker_init if workers > 0 else None,
+        worker_init_fn=worker_init if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
         pin_memory=torch.device(options.device).type == "cuda",
     )
     _drain(loader, todo, have, spec, cache, result, batcher, options)
     return result
-
-
-def _maybe_onnxruntime(encoder: FrameEncoder, result: ExtractResult, options: ExtractOptions,
-                       root: Path | None, frames: int) -> bool:
-    """Switch ``encoder`` to ONNX Runtime where ``options.runtime`` asks for it (``auto``: where it applies
-    and pays for ``frames`` frames to encode); True where it now runs there.
-
-    The model is cached under ``options.cache_dir`` where it names a folder, else under ``root`` (the
-    feature cache's root), else under :func:`~activity.features.cache.default_cache_dir`. Where it cannot
-    be used, the backbone stays on torch; when onnxruntime was asked for by name, one note (also
-    logged) says why.
-    """
-    if options.runtime == "torch":
-        return False
-    if options.runtime not in ("auto", "onnxruntime"):
-        raise ActivityError(f"unknown backbone runtime {options.runtime!r} (auto, torch or onnxruntime)")
-    if options.cache_dir not in (None, False, True):
-        root = Path(options.cache_dir)  # type: ignore[arg-type]
-    elif root is None:
-        root = default_cache_dir()
-    if options.runtime == "auto":
-        if options.compile_backbone is True or not encoder.onnxruntime_applies():
-            return False
-        if frames < ONNX_CACHED_MIN_FRAMES or (frames < ONNX_MIN_FRAMES and not encoder.onnx_cached(root)):
-            return False
-        if encoder.onnx_failed(root) is not None:  # tried before: not again on every run
-            return False
-    exporting = options.progress and options.is_main and not encoder.onnx_cached(root)
-    if exporting:
-        log.info(f"exporting the backbone for ONNX Runtime, once (kept in {root / 'onnx'})")
-    t0 = time.perf_counter()
-    why = encoder.use_onnxruntime(root)
-    if exporting and why is None:
-        log.info(f"exported in {time.perf_counter() - t0:.1f} s")
-    if why is not None:
-        if options.runtime == "auto":
-            encoder.remember_onnx_failure(root, why)
-            log.info(why)
-        else:
-            result.notes.append(why)
-            log.warning(why)
-        return False
-    result.runtime = "onnxruntime"
-    return True
-
-
-def _maybe_compile(encoder: FrameEncoder, result: ExtractResult, wanted: bool | None, in_workers: bool,
-                   clips: int, length: int, progress: bool = False) -> None:
-    """Compile the backbone where it applies (and, for ``wanted=None``, where it pays); notes say why not.
-    With ``progress``, a line before compiling and one after (it is silent work of 5 to 20 s)."""
-    note = None
-    if wanted is None:  # auto: only where it applies, and only when it pays
-        wanted = in_workers and clips * length >= COMPILE_MIN_FRAMES
-    if wanted and not in_workers:  # asked for where it does not apply
-        where = "a GPU" if encoder.device.type != "cpu" else ("one clip" if clips == 1 else "no workers")
-        note = f"torch.compile is used only where CPU workers encode (here: {where}); encoding without it"
-    elif wanted:
-        if progress:
-            log.info(f"compiling the backbone with torch.compile for {clips * length:,} frames "
-                     "(about 20 s the first time, 5 s once its cache is warm; --compile no skips it)")
-        t0 = time.perf_counter()
-        why = encoder.compile(length, threads=1)  # before the workers fork: they inherit the compiled code
-        result.compiled = why is None
-        if progress and why is None:
-            log.info(f"compiled in {time.perf_counter() - t0:.1f} s")
-        note = None if why is None else f"torch.compile unavailable, encoding without it ({why})"
-    if note is not None:
-        result.notes.append(note)
-        log.warning(note)
 
 
 def _drain(loader: DataLoader, todo: list[Path], have: dict[Path, list[np.ndarray | None]], spec: FeatureSpec,
@@ -486,7 +399,7 @@ class Extractor:
         self.spec = FeatureSpec.from_config(features)
         self.options = options if options.decoder else options.replace(decoder=features.decoder)
         cache_dir = options.cache_dir
-        self.cache = None if cache_dir is False else FeatureCache(cache_dir or default_cache_dir(), self.spec)  # type: ignore[arg-type]
+        self.cache = None if cache_dir is False else FeatureCache(cache_dir or default_cache_dir(), self.spec)
         self.backbone_factory = backbone_factory or (lambda: create_backbone(self.spec.backbone))
 
     def __call__(self, paths: Sequence[str | Path], *, read_all: bool = True, progress: bool | None = None,
@@ -535,217 +448,3 @@ def require_features(result: ExtractResult, what: str) -> None:
     if not result.features:
         reasons = "; ".join(f"{p.name}: {r}" for p, r in list(result.failed.items())[:3])
         raise ActivityError(f"no readable video in {what} ({reasons})")
-
-
-# ---------------------------------------------------------------- a long video's sampled steps (timelines)
-
-#: Consecutive sampled steps in one work item of :func:`encode_steps` (what a loader worker hands back at once).
-STEP_CHUNK = 256
-#: Consecutive items one worker takes in turn (:func:`worker_items`): each worker reads its own stretch of the
-#: video (about 4 minutes at the default 8 steps a second), jumping over the others' with one seek.
-STEP_RUN = 8
-#: Steps decoded together inside an item (and the compiled backbone's fixed batch): with a motion stream, each
-#: of them brings its flow pair, so at most about ``3 * STEP_BATCH`` full-size frames are held at once.
-STEP_BATCH = 16
-
-
-def step_frames(ks: np.ndarray, step: float, fps: float, frame_count: int, gap: int | None) -> np.ndarray:
-    """Frame indices of the steps ``ks`` ``(K,)`` (step ``k`` is the frame at ``(k + 0.5) * step`` seconds):
-    the sampled frames ``(K,)``, then (with a motion stream, ``gap`` frames between a frame and its flow
-    partner) each one's flow pair (:func:`~activity.features.motion.flow_pairs`): ``(3K,)``."""
-    from activity.features.motion import flow_pairs
-
-    idx = np.minimum(((ks + 0.5) * step * fps).astype(np.int64), frame_count - 1)
-    if gap is None:
-        return idx
-    return np.concatenate([idx, *flow_pairs(idx, frame_count, gap)])
-
-
-def _decode_more(reader: Any, wanted: np.ndarray, held: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    """``held`` and the frames of ``wanted`` not in it, decoded in one :meth:`~VideoReader.get_frames` call."""
-    missing = np.unique([i for i in wanted.tolist() if i not in held]).astype(np.int64)
-    if not missing.size:
-        return dict(held)
-    return {**held, **dict(zip(missing.tolist(), reader.get_frames(missing)))}
-
-
-def decode_steps(reader: Any, ks_all: np.ndarray, step: float, fps: float, gap: int | None,
-                 batch: int = STEP_BATCH) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Decode the consecutive steps ``ks_all`` in batches of ``batch``, each frame once, reading forward.
-
-    A batch also decodes the frames of the next batch that come before its own last one (a flow partner
-    can lie past the next sampled frames), so the reader never goes back. If decoding shows that the
-    container over-reported its length, the batch is sampled again for the real length and is the last.
-
-    Yields:
-        ``(ks, frames)``: the batch's steps ``(K,)`` and their frames ``(K or 3K, H, W, 3)`` in the order
-        of :func:`step_frames` (sampled frames, then with a motion stream the flow pairs' first and second).
-    """
-    held: dict[int, np.ndarray] = {}
-    k, end = int(ks_all[0]), int(ks_all[-1]) + 1
-    while k < end:
-        ks = np.arange(k, min(k + batch, end))
-        n = reader.frame_count
-        need = step_frames(ks, step, fps, n, gap)
-        ahead = step_frames(np.arange(ks[-1] + 1, min(ks[-1] + 1 + batch, end)), step, fps, n, gap)
-        held = _decode_more(reader, np.concatenate([need, ahead[ahead <= need.max()]]), held)
-        if reader.frame_count < n:  # the container over-reported its length
-            ks = ks[need[: len(ks)] < reader.frame_count]
-            need = step_frames(ks, step, fps, reader.frame_count, gap)
-            held = _decode_more(reader, need, {}) if len(ks) else {}
-            end = k  # nothing after this batch
-        if len(ks):
-            yield ks, np.stack([held[i] for i in need.tolist()])
-        held = {i: held[i] for i in ahead.tolist() if i in held}
-        k = int(ks[-1]) + 1 if len(ks) else end
-
-
-def worker_items(items: int, workers: int, run: int | None = None) -> list[list[int]]:
-    """Items ``0 .. items - 1`` shared among ``workers`` in contiguous stretches, in order.
-
-    The items are cut into rounds of ``workers * run`` (None: :data:`STEP_RUN`); in each, worker ``w`` takes
-    the ``w``-th ``run`` consecutive items, so each decodes only its own stretches and seeks over the
-    others'. The last round is shared out evenly. The results come back a round at a time, so at most
-    about a round of items waits to be handed out in order.
-    """
-    run = STEP_RUN if run is None else run
-    out: list[list[int]] = [[] for _ in range(max(1, workers))]
-    start = 0
-    while start < items:
-        per = run if items - start >= len(out) * run else -(-(items - start) // len(out))
-        for w, mine in enumerate(out):
-            mine.extend(range(min(items, start + w * per), min(items, start + (w + 1) * per)))
-        start += len(out) * per
-    return out
-
-
-class _StepDataset(IterableDataset):
-    """A long video's sampled steps, :data:`STEP_CHUNK` consecutive ones an item (run in loader workers).
-
-    Each process opens the video once and reads its own items (:func:`worker_items`) forward,
-    seeking (:meth:`~activity.data.video.VideoReader.seek`) over the stretches the other workers
-    decode. An item is decoded in batches of :data:`STEP_BATCH` steps, each cropped (and its descriptor streams
-    computed) at once, so a worker never holds more than a batch's full-size frames. With ``encoder``
-    (CPU workers) the batches are encoded too, padded to exactly ``batch`` frames (the compiled
-    backbone's shape). Iterating yields ``(item, *self[item])`` for this process's items.
-    """
-
-    def __init__(self, path: Path, spec: FeatureSpec, decoder: str, step: float, fps: float, total: int,
-                 chunk: int, batch: int, encoder: FrameEncoder | None = None) -> None:
-        self.path, self.spec, self.decoder, self.step, self.fps = path, spec, decoder, step, fps
-        self.total, self.chunk, self.batch, self.encoder = total, chunk, batch, encoder
-        self._reader: Any = None
-
-    def __len__(self) -> int:
-        return -(-self.total // self.chunk)
-
-    def __iter__(self) -> Iterator[tuple]:
-        info = get_worker_info()
-        mine = worker_items(len(self), info.num_workers)[info.id] if info is not None else range(len(self))
-        for i in mine:
-            yield (i, *self[i])
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-
-    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """Backbone features ``(K, D)`` of cropped frames ``(K, 3, S, S)``, in one call of ``batch`` frames."""
-        n = len(frames)
-        if n < self.batch:  # the last batch: padded, so that a compiled backbone sees its one shape
-            frames = torch.cat([frames, frames[-1:].expand(self.batch - n, *frames.shape[1:])])
-        return self.encoder(frames)[:n]  # type: ignore[misc]
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, torch.Tensor | None, np.ndarray | None, int, str | None]:
-        """``(steps (K,), features (K, D + M) or cropped frames (K, 3, S, S), descriptors (K, M) or None,
-        frame_count, None)``, or ``(steps, None, None, frame_count, reason)`` where the video cannot be read."""
-        ks_all = np.arange(i * self.chunk, min((i + 1) * self.chunk, self.total))
-        try:
-            if self._reader is None:
-                self._reader = open_video(self.path, self.decoder, sequential=True)
-            reader = self._reader
-            gap = self.spec.partner_gap(reader.fps)  # as read_with_pairs
-            if len(ks_all):  # past another worker's stretch: jump to this item's first frame
-                reader.seek(int(step_frames(ks_all[:1], self.step, self.fps, reader.frame_count, gap).min()))
-            done, outs, moves = [], [], []
-            for ks, frames in decode_steps(reader, ks_all, self.step, self.fps, gap, self.batch):
-                t = len(ks)
-                x = self.spec.crop(frames[:t])
-                pairs = (None, None) if gap is None else (frames[t : 2 * t], frames[2 * t :])
-                moving = self.spec.describe(frames[:t], *pairs)
-                if self.encoder is not None:
-                    x, moving = with_descriptors(self._encode(x), moving), None
-                done.append(ks)
-                outs.append(x)
-                moves.append(moving)
-        except VideoError as e:
-            return ks_all, None, None, 0, e.reason
-        if not done:  # all past the real end
-            return ks_all[:0], None, None, reader.frame_count, None
-        motion_out = None if moves[0] is None else np.concatenate(moves)  # type: ignore[arg-type]
-        return np.concatenate(done), torch.cat(outs), motion_out, reader.frame_count, None
-
-
-def encode_steps(path: str | Path, spec: FeatureSpec, step: float, encoder: FrameEncoder, options: ExtractOptions,
-                 *, fps: float, total: int, batch: int = STEP_BATCH
-                 ) -> Iterator[tuple[np.ndarray, torch.Tensor, int]]:
-    """The features of a long video's steps ``0 .. total - 1`` (step ``k``: the frame at ``(k + 0.5) * step``
-    seconds, and with a motion stream its flow pair), in order, as extraction computes them.
-
-    Work is split as :func:`extract` splits clips: on the CPU each loader worker decodes and encodes
-    items of :data:`STEP_CHUNK` consecutive steps on one thread (the backbone compiled first, by the same
-    rule, when ``options.compile_backbone`` allows), elsewhere workers decode and this process encodes;
-    ``options.workers=0`` does everything here. Each worker reads its own stretches of the video
-    (:func:`worker_items`) and seeks over the others', so every frame is decoded once; the items are
-    handed out in order, and at most about a round of them (:data:`STEP_RUN` per worker) waits here,
-    so memory does not grow with the video's length.
-
-    Args:
-        path: the video.
-        spec: what to compute.
-        step: seconds between steps.
-        encoder: the backbone (compiled here where it pays: pass one that may be).
-        options: ``workers``, ``compile_backbone``, ``decoder`` and ``progress`` are used.
-        fps: frames per second to sample at (the video's, or a stand-in where it says none).
-        total: steps in the video as its container reports its length.
-        batch: steps decoded together and encoded in one call.
-
-    Yields:
-        ``(steps (K,), features (K, D + M) float32, frame_count)`` an item at a time; after an item whose
-        ``frame_count`` shows the container over-reported its length, nothing more.
-
-    Raises:
-        VideoError: the video cannot be decoded.
-    """
-    workers = default_workers(options.device) if options.workers is None else options.workers
-    items = -(-total // STEP_CHUNK)
-    in_workers = encoder.device.type == "cpu" and workers > 0 and items > 1
-    workers = min(workers, items) if items > 1 else 0
-    if not _maybe_onnxruntime(encoder, ExtractResult({}, {}), options, None, total):
-        _maybe_compile(encoder, ExtractResult({}, {}), options.compile_backbone, in_workers, -(-total // batch),
-                       batch, options.progress and options.is_main)
-    dataset = _StepDataset(Path(path), spec, options.decoder or "auto", step, fps, total, STEP_CHUNK, batch,
-                           encoder if in_workers or workers == 0 else None)
-    loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_worker_init if workers > 0 else None,
-                        prefetch_factor=2 if workers > 0 else None, pin_memory=encoder.device.type == "cuda")
-    count = None
-    waiting: dict[int, tuple[np.ndarray, torch.Tensor | None, int]] = {}  # come early, by item
-    nxt = 0
-    try:
-        for item, ks, out, moving, frames, error in loader:
-            if error is not None:
-                raise VideoError(str(path), error)
-            if out is not None and dataset.encoder is None:  # decoded in the workers, encoded here
-                out = with_descriptors(encoder(out), moving)
-            waiting[item] = (ks, out, frames)
-            while nxt in waiting:  # in order
-                ks, out, frames = waiting.pop(nxt)
-                nxt += 1
-                if out is not None:
-                    yield ks, out, frames
-                if count is not None and frames < count:
-                    return
-                count = frames if count is None else min(count, frames)
-    finally:
-        dataset.close()

@@ -19,7 +19,8 @@ from torch import nn
 from activity.errors import ActivityError
 from activity.features.backbones import create_backbone
 from activity.features.encoder import FrameEncoder
-from activity.features.extract import STEP_BATCH, ExtractOptions, Extractor, ExtractResult, encode_steps, with_descriptors
+from activity.features.extract import ExtractOptions, Extractor, ExtractResult, with_descriptors
+from activity.features.steps import STEP_BATCH, encode_steps
 from activity.io import atomic_text, write_json
 from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 from activity.temporal.train import predict_features
@@ -42,7 +43,7 @@ class ActionRecognizer:
 
     Args:
         checkpoint: a loaded :class:`~activity.temporal.checkpoint.Checkpoint`.
-        options: how to extract features (cache, workers, device, decoder, compile);
+        options: how to extract features (cache, workers, device, decoder, runtime);
             ``options.decoder`` None means the one in the checkpoint's config.
         **kwargs: instead of ``options``, its fields (``cache_dir=False`` keeps
             features in memory only, ``device="cuda"``, ...).
@@ -106,12 +107,14 @@ class ActionRecognizer:
     def encode_steps(self, path: str | Path, step: float, *, fps: float, total: int, batch: int = STEP_BATCH
                      ) -> Iterator[tuple[np.ndarray, torch.Tensor, int]]:
         """The model's input features at every ``step`` seconds of a long video, an item of consecutive steps
-        at a time, encoded as extraction encodes (loader workers, compiled where it pays): see
-        :func:`~activity.features.extract.encode_steps`, which gives the arguments and what is yielded."""
+        at a time, encoded as extraction encodes (loader workers, the runtime chosen as extraction chooses it):
+        see :func:`~activity.features.steps.encode_steps`, which gives the arguments and what is yielded."""
         base = self._get_encoder()  # checks the backbone against the checkpoint
         # A FrameEncoder of its own, as extraction's: compiling it leaves this recognizer's eager.
         encoder = FrameEncoder(base.backbone, self.spec, self.options.device, batch_size=self.options.batch_size)
-        return encode_steps(path, self.spec, step, encoder, self.options, fps=fps, total=total, batch=batch)
+        cache = self.extractor.cache
+        return encode_steps(path, self.spec, step, encoder, self.options, fps=fps, total=total, batch=batch,
+                            cache_root=None if cache is None else cache.root)
 
     def features(
         self,

@@ -9,7 +9,7 @@ video's length. A model trained with the motion stream also gets, for each
 sampled frame, the descriptor of its flow pair, chosen and computed as extraction does.
 The frames are decoded and encoded as extraction does too, by loader workers (and
 the backbone compiled by the same rule), a few hundred consecutive steps a worker
-at a time (:func:`~activity.features.extract.encode_steps`).
+at a time (:func:`~activity.features.steps.encode_steps`).
 
 Each window owns the stretch of time around its centre (half a stride on each
 side); consecutive windows with the same label above a threshold merge into a
@@ -175,11 +175,11 @@ def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, in
 
     The frames are decoded and encoded by :meth:`~Recognizer.encode_steps` (loader workers, as extraction
     does; ``reader`` only says the video's rate and length), each frame once, in batches of ``chunk`` steps
-    (None: :data:`~activity.features.extract.STEP_BATCH`); with a motion stream (``M`` numbers), each sampled
+    (None: :data:`~activity.features.steps.STEP_BATCH`); with a motion stream (``M`` numbers), each sampled
     frame's flow pair (:func:`~activity.features.motion.flow_pairs`, as extraction chooses it) with it.
     Sets ``info["duration"]`` (seconds) at the start, and again if the video turns out shorter.
     """
-    from activity.features.extract import STEP_BATCH
+    from activity.features.steps import STEP_BATCH
     from activity.progress import progress_bar
 
     fps = reader.fps if reader.fps > 0 else 25.0
