@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from activity.data.sampling import segment_indices
-from activity.data.video import VideoReader
+from activity.data.decoders import VideoReader
 from activity.errors import ActivityError
 
 #: Upper edges, in pixels (at ``size`` px), of the flow magnitudes' histogram (binned as log1p of both).
