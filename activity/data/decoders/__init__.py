@@ -1,8 +1,8 @@
 """Reading frames from video files: one interface, :class:`VideoReader`, over decoders chosen by name.
 
 * ``auto`` (:mod:`~activity.data.decoders.auto`, the default): per file, OpenCV
-  reading forward for clips, decord seeking in longer videos, OpenCV where
-  decord fails;
+  reading forward for clips up to 1,000 frames, decord seeking in longer ones,
+  OpenCV where decord is missing or fails;
 * ``decord`` (:mod:`~activity.data.decoders.decord`): fast random access to the
   sampled frames (x86-64 Linux and Windows wheels only);
 * ``opencv`` (:mod:`~activity.data.decoders.opencv`): always available; reads

@@ -1,8 +1,8 @@
 """The ``auto`` decoder: per file, OpenCV or decord, whichever decodes the sampled frames with less work.
 
-OpenCV reads clips (up to :data:`SEQUENTIAL_MAX_FRAMES` frames: less work than
-seeking) forward, decord seeks in longer videos, and OpenCV takes over wherever
-decord cannot open a file or fails while decoding one (some HEVC clips make it fail
+OpenCV reads clips up to :data:`SEQUENTIAL_MAX_FRAMES` (1,000) frames forward,
+decord seeks in longer ones, and OpenCV takes over wherever decord is missing,
+cannot open a file or fails while decoding one (some HEVC clips make it fail
 with "size must exactly match"). See :class:`AutoReader` for the measurements.
 """
 
@@ -32,11 +32,12 @@ class AutoReader(VideoReader):
     seeking won from about 100 frames per sample (H.264) or 200 (MPEG-4). So
     videos up to :data:`SEQUENTIAL_MAX_FRAMES` frames are read forward and longer
     ones, or ones whose length the container does not give, by seeking. A file
-    decord cannot open or decode falls back to OpenCV. A caller that reads
-    (nearly) every frame in order, such as a timeline, passes ``sequential=True``
-    and gets OpenCV whatever the length; decord's memory also grows with the
-    length of the video it walks through (1.5 GB against OpenCV's 0.9 GB over a
-    2-minute timeline), OpenCV's does not.
+    decord cannot open or decode, or any file where decord is not installed,
+    falls back to OpenCV. A caller that reads (nearly) every frame in order,
+    such as a timeline, passes ``sequential=True`` and gets OpenCV whatever the
+    length; decord's memory also grows with the length of the video it walks
+    through (1.5 GB against OpenCV's 0.9 GB over a 2-minute timeline), OpenCV's
+    does not.
 
     Everything a reader reports comes from the decoder in use at the moment.
     """

@@ -7,7 +7,7 @@ A decoder is a :class:`VideoReader` subclass in a module of its own
 
 Containers can report a wrong frame count. Readers never return a frame past
 what really decodes: when a video turns out shorter than reported, the reader
-lowers ``num_frames`` and :func:`read_sampled` samples again over the true
+lowers ``frame_count`` and :func:`read_sampled` samples again over the true
 length.
 """
 
@@ -163,8 +163,10 @@ def open_video(path: str | os.PathLike, decoder: str = "auto", *, sequential: bo
 
     Args:
         path: video file.
-        decoder: ``"auto"`` (per file: OpenCV reading forward for clips, decord
-            seeking in long videos, OpenCV where decord fails), ``"decord"`` or ``"opencv"``.
+        decoder: ``"auto"`` (per file: OpenCV reading forward for clips up to
+            1,000 frames, decord seeking in longer ones, OpenCV where decord is
+            missing or fails; see :class:`~activity.data.decoders.auto.AutoReader`),
+            ``"decord"`` or ``"opencv"``.
         sequential: the caller will read (nearly) every frame in order; ``auto``
             then reads forward (OpenCV) whatever the length.
 

@@ -28,7 +28,7 @@ class OpenCVReader(VideoReader):
     decoder = "opencv"
 
     def __init__(self, path: str | os.PathLike, *, count_unknown: bool = True) -> None:
-        """Open ``path``; ``count_unknown=False`` leaves ``num_frames`` at 0 when the container does not
+        """Open ``path``; ``count_unknown=False`` leaves ``frame_count`` at 0 when the container does not
         say it, instead of reading the whole file once to count."""
         p = check_file(path)
         cap = self._open(p)
@@ -143,7 +143,7 @@ class OpenCVReader(VideoReader):
     def iter_frames(self, chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
         """Every frame in order, read forward to the end of the stream whatever the container reported.
 
-        Leaves ``num_frames`` at the count that decoded. See :meth:`VideoReader.iter_frames`.
+        Leaves ``frame_count`` at the count that decoded. See :meth:`VideoReader.iter_frames`.
         """
         import cv2
 
