@@ -16,7 +16,7 @@ with one. Each decoder runs its open and decode calls inside
 
 from __future__ import annotations
 
-from activity.data.decoders.auto import SEQUENTIAL_MAX_FRAMES, AutoReader
+from activity.data.decoders.auto import AUTO_HELP, SEQUENTIAL_MAX_FRAMES, AutoReader
 from activity.data.decoders.base import VideoReader, check_file, open_video, read_sampled, set_decode_threads
 from activity.data.decoders.decord import open_decord
 from activity.data.decoders.opencv import SEEK_MIN_GAP, open_opencv
@@ -26,5 +26,5 @@ DECODERS.add("auto", AutoReader)
 DECODERS.add("decord", open_decord)
 DECODERS.add("opencv", open_opencv)
 
-__all__ = ["SEEK_MIN_GAP", "SEQUENTIAL_MAX_FRAMES", "VideoReader", "check_file", "open_video", "read_sampled",
-           "set_decode_threads"]
+__all__ = ["AUTO_HELP", "SEEK_MIN_GAP", "SEQUENTIAL_MAX_FRAMES", "VideoReader", "check_file", "open_video",
+           "read_sampled", "set_decode_threads"]

@@ -22,6 +22,10 @@ SEQUENTIAL_MAX_FRAMES = 1000
 """``auto`` reads videos up to this many frames forward (OpenCV) and seeks in longer ones (decord):
 with 8 to 32 sampled frames, that is where seeking starts to pay (see :class:`AutoReader`)."""
 
+AUTO_HELP = (f"per file: OpenCV reading forward for clips up to {SEQUENTIAL_MAX_FRAMES:,} frames, "
+             "decord seeking in longer ones, OpenCV where decord is missing or fails")
+"""What ``auto`` does, in one line, for the command line's help and the config's documentation."""
+
 
 class AutoReader(VideoReader):
     """OpenCV or decord, whichever decodes this file's sampled frames with less work; the other where one fails.
