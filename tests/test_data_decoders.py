@@ -18,6 +18,7 @@ from activity.data.decoders import opencv as opencv_mod
 from activity.data.decoders.opencv import OpenCVReader
 from activity.data.sampling import segment_indices
 from activity.errors import VideoError
+from activity.registry import DECODERS
 
 try:
     from utils import bad_file, make_video, nearest_frame
@@ -252,6 +253,78 @@ def test_auto_falls_back_when_decord_fails_while_decoding(lossless, monkeypatch,
         assert r.decoder == "opencv"
     np.testing.assert_array_equal(idx, segment_indices(NUM_FRAMES, 5))
     np.testing.assert_array_equal(got, frames[idx])
+
+
+# ---------------------------------------------------------------- the registry, and each decoder by name
+
+REGISTRY_AFTER_ONE_DECODER = """
+from activity.data.decoders.opencv import OpenCVReader  # one decoder module, not the package's names
+from activity.registry import DECODERS
+print(",".join(DECODERS.names()))
+"""
+
+
+def test_every_decoder_is_registered_once_any_decoder_is_importable():
+    assert DECODERS.names() == ["auto", "decord", "opencv"]
+    proc = subprocess.run([sys.executable, "-c", REGISTRY_AFTER_ONE_DECODER], capture_output=True, text=True,
+                          check=False, cwd=Path(activity.__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["auto,decord,opencv"]
+
+
+@pytest.mark.parametrize("name", DECODERS.names())
+def test_each_registered_decoder_opens_a_generated_clip(lossy, name):
+    if name == "decord" and not HAVE_DECORD:
+        pytest.skip("decord not installed on this platform")
+    path, frames = lossy
+    with open_video(path, name) as r:
+        assert isinstance(r, VideoReader) and r.decoder in DECODERS.names() and r.frame_count == NUM_FRAMES
+        got, idx = read_sampled(r, 4)
+    assert [nearest_frame(f, frames) for f in got] == list(idx)
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord not installed on this platform")
+def test_the_decord_module_loads_the_decord_package_not_itself():
+    package = decord_mod._import_decord()
+    assert package is not decord_mod and package.__name__ == "decord"
+    assert Path(package.__file__).parent.name == "decord" and "activity" not in Path(package.__file__).parts
+    assert callable(package.VideoReader) and callable(package.cpu)
+
+
+def test_without_decord_its_name_says_so_and_auto_reads_with_opencv(lossless, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "decord", None)  # as where no wheel exists: `import decord` fails
+    with pytest.raises(ImportError):
+        decord_mod._import_decord()
+    with pytest.raises(VideoError, match="decord is not installed"):
+        open_video(lossless[0], "decord")
+    monkeypatch.setattr(auto_mod, "SEQUENTIAL_MAX_FRAMES", 0)  # long: auto would seek with decord
+    with open_video(lossless[0], "auto") as r:
+        assert r.decoder == "opencv"
+        np.testing.assert_array_equal(r.get_frames([4, 1]), lossless[1][[4, 1]])
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """A lossless clip one frame longer than ``auto`` reads forward (tiny frames: quick to write and read)."""
+    return make_video(tmp_path_factory.mktemp("video") / "long.avi", auto_mod.SEQUENTIAL_MAX_FRAMES + 1, (32, 24), 25.0,
+                      lossless=True)
+
+
+def test_auto_reads_a_short_clip_with_opencv_and_seeks_with_decord_in_a_long_one(lossless, long_clip):
+    """Not patched: the real threshold, on a clip of 12 frames and one of SEQUENTIAL_MAX_FRAMES + 1."""
+    with open_video(lossless[0], "auto") as r:
+        assert r.decoder == "opencv"
+    if not HAVE_DECORD:
+        pytest.skip("decord not installed on this platform")
+    path, frames = long_clip
+    with open_video(path, "auto") as r:
+        assert r.decoder == "decord" and r.frame_count == len(frames) == auto_mod.SEQUENTIAL_MAX_FRAMES + 1
+        idx = [0, 500, len(frames) - 1]
+        np.testing.assert_array_equal(r.get_frames(idx), frames[idx])
+
+
+def test_auto_help_names_the_threshold():
+    assert f"{auto_mod.SEQUENTIAL_MAX_FRAMES:,} frames" in auto_mod.AUTO_HELP and "\n" not in auto_mod.AUTO_HELP
 
 
 # ---------------------------------------------------------------- files that are not videos
