@@ -122,7 +122,7 @@ class Registry(Generic[T]):
 #: Frame encoders (:class:`~activity.features.backbones.BackboneSpec` factories).
 BACKBONES: Registry[Callable] = Registry("backbone", "features.backbone", "activity.features.backbones")
 #: Video decoders (functions ``(path, *, sequential) -> VideoReader``).
-DECODERS: Registry[Callable] = Registry("decoder", "features.decoder", "activity.data.video")
+DECODERS: Registry[Callable] = Registry("decoder", "features.decoder", "activity.data.decoders")
 #: Brightness adjustments of decoded frames (functions ``(T, H, W, 3) uint8 -> same``).
 ENHANCEMENTS: Registry[Callable] = Registry("enhancement", "features.enhance", "activity.transforms.adjust")
 #: Temporal models over frame features (classes ``(in_dim, num_classes, ModelConfig) -> nn.Module``).

@@ -149,7 +149,7 @@ def cut_clips(video: Path, out: Path, seconds: float = 2.0) -> list[Path]:
     import numpy as np
 
     from activity.data.synthetic import write_video
-    from activity.data.video import open_video
+    from activity.data.decoders import open_video
 
     out.mkdir(parents=True, exist_ok=True)
     clips, frames = [], []

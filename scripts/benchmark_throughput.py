@@ -50,7 +50,7 @@ import torch
 
 from activity.config import FeatureConfig
 from activity.data.sampling import segment_indices
-from activity.data.video import open_video
+from activity.data.decoders import open_video
 from activity.errors import ActivityError
 from activity.evaluation.reports import format_table
 from activity.features.backbones import Backbone, create_backbone, get_spec
@@ -217,7 +217,7 @@ def time_naive(paths: list[Path], spec: FeatureSpec, backbone: Backbone, device:
 def time_decode(paths: list[Path], spec: FeatureSpec, decoder: str, passes: int = 3) -> float | None:
     """Open each clip and decode its sampled frames on one thread, as a loader worker does; one
     warm-up pass (file cache), then ``passes`` timed ones."""
-    from activity.data.video import set_decode_threads
+    from activity.data.decoders import set_decode_threads
 
     def one_pass() -> int:
         n = 0

@@ -25,7 +25,7 @@ import numpy as np
 
 from activity.config import load_config
 from activity.data.sampling import jittered_segment_indices, segment_indices
-from activity.data.video import open_video, read_sampled
+from activity.data.decoders import open_video, read_sampled
 from activity.errors import ActivityError
 from activity.features.spec import FeatureSpec
 from activity.inference.visualize import contact_sheet

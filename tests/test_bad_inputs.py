@@ -333,7 +333,7 @@ def test_skip_reasons_name_the_problem_not_a_python_exception(ws):
 
 def test_corpus_is_what_it_claims(ws):
     """The odd files really are odd, so a pass above means something."""
-    from activity.data.video import open_video
+    from activity.data.decoders import open_video
 
     with open_video(ws.items["one_frame"], "opencv") as r:
         assert r.frame_count == 1

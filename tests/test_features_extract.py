@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from activity.config import FeatureConfig
-from activity.data.video import open_video, read_sampled
+from activity.data.decoders import open_video, read_sampled
 from activity.errors import ActivityError
 from activity.features.cache import FeatureCache, default_cache_dir
 from activity.features.extract import ExtractOptions, extract, require_features

@@ -183,7 +183,7 @@ THREE_STREAM = dict(TWO_STREAM, options=tuple(o.replace("features.motion=true", 
 def test_a_three_stream_model_predicts_draws_timelines_and_explains_from_the_features_it_was_trained_on(trained_run, cli, tmp_path):
     """Generated bars hold nobody, so the pose numbers are zeros with found 0: the plumbing is what is tested here."""
     from activity import load_model
-    from activity.data.video import open_video
+    from activity.data.decoders import open_video
     from activity.inference.timeline import _frame_features
 
     run = trained_run(**THREE_STREAM)

@@ -145,7 +145,7 @@ def test_export_model_is_the_package_model(exported, backbone):
 
     # End to end through the package's extraction (decode, sample, preprocess, backbone; features cached as
     # float16) and prediction code, against the exported ONNX graph on the same decoded frames.
-    from activity.data.video import open_video, read_sampled
+    from activity.data.decoders import open_video, read_sampled
 
     video = write_video(exported["dir"] / "clip.avi", order_clip("growing", num_frames=24, seed=7))  # lossless
     res = extract([video], spec, None, lambda: backbone, ExtractOptions(decoder="opencv", workers=0, progress=False))
@@ -280,7 +280,7 @@ def two_stream(trained_run, tmp_path_factory):
 
 def _motion_inputs(spec: FeatureSpec, clip) -> tuple[torch.Tensor, torch.Tensor]:
     """One clip's frames ``(1, T, 3, S, S)`` and motion descriptors ``(1, T, 80)``, as extraction computes them."""
-    from activity.data.video import open_video
+    from activity.data.decoders import open_video
     from activity.features.motion import motion_features, read_with_pairs
 
     with open_video(clip, "opencv") as reader:

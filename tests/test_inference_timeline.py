@@ -14,7 +14,7 @@ import pytest
 from activity.cli import main
 from activity.data.sampling import segment_indices
 from activity.data.synthetic import order_clip, write_video
-from activity.data.video import open_video
+from activity.data.decoders import open_video
 from activity.features.motion import flow_pairs
 from activity.inference.timeline import (
     Segment,
@@ -348,7 +348,7 @@ def test_live_source_of_a_two_stream_model_pairs_each_frame_with_a_later_buffere
 def test_timeline_flow_pairs_are_extractions_and_decoding_never_goes_back(two_stream, step_frames, monkeypatch):
     """At 30 fps a partner is 3 frames on: past the next chunk's first frames, and at the end before them;
     all are decoded reading forward, each step's flow from the frames extraction would pair."""
-    from activity.data.video import OpenCVReader
+    from activity.data.decoders.opencv import OpenCVReader
     from activity.features.motion import flow_pairs
     from activity.inference.timeline import _frame_features
 
@@ -443,23 +443,23 @@ def _timeline_numbers(tl: Timeline) -> tuple[list, np.ndarray, list]:
 
 def _same_timeline_with_workers(ckpt, video, monkeypatch) -> Timeline:
     """The timeline of ``video`` with 2 loader workers and in this process; asserts they agree."""
-    import activity.data.video as video_mod
+    import activity.data.decoders.opencv as opencv_mod
     import activity.features.steps as steps_mod
     from activity import load_model
 
     monkeypatch.setattr(steps_mod, "STEP_CHUNK", 12)  # several items for a video of seconds (not a multiple of 16)
     # Each worker takes every other item and seeks over the other's (here from 5 frames ahead, not 300).
     monkeypatch.setattr(steps_mod, "STEP_RUN", 1)
-    monkeypatch.setattr(video_mod, "SEEK_MIN_GAP", 5)
+    monkeypatch.setattr(opencv_mod, "SEEK_MIN_GAP", 5)
     seeks = ckpt.parent / f"seeks-{video.stem}.txt"
-    real_seek = video_mod.OpenCVReader.seek
+    real_seek = opencv_mod.OpenCVReader.seek
 
     def logged(self, index):
         real_seek(self, index)
         with open(seeks, "a") as f:  # from the loader workers too
             f.write(f"{os.getpid()} {index} {self._pos == index}\n")
 
-    monkeypatch.setattr(video_mod.OpenCVReader, "seek", logged)
+    monkeypatch.setattr(opencv_mod.OpenCVReader, "seek", logged)
     got = {}
     for workers in (0, 2):
         seeks.unlink(missing_ok=True)
@@ -499,7 +499,7 @@ def test_timeline_never_holds_more_than_a_batch_of_frames(trained, monkeypatch):
 
     import activity.features.steps as steps_mod
     from activity import load_model
-    from activity.data.video import OpenCVReader
+    from activity.data.decoders.opencv import OpenCVReader
 
     video = write_video(trained["root"] / "two_minutes.mp4", np.concatenate(
         [order_clip(c, num_frames=CLIP, size=(96, 72), seed=i) for i, c in enumerate(CLASSES * 30)]), FPS)

@@ -198,3 +198,27 @@ def slow(*args, **kwargs):
 setattr(m, {attr!r}, slow)
 runpy.run_module("activity", run_name="__main__", alter_sys=True)
 """
+
+
+def bad_file(kind: str, tmp: Path) -> Path:
+    """A file (or folder, or missing path) under ``tmp`` that no decoder can read, by ``kind``:
+    ``missing``, ``directory``, ``zero_bytes``, ``random_bytes`` or ``text_as_avi``."""
+    if kind == "missing":
+        return tmp / "does_not_exist.mp4"
+    if kind == "directory":
+        p = tmp / "a_folder.mp4"
+        p.mkdir()
+        return p
+    if kind == "zero_bytes":
+        p = tmp / "empty.mp4"
+        p.write_bytes(b"")
+        return p
+    if kind == "random_bytes":
+        p = tmp / "noise.mp4"
+        p.write_bytes(np.random.default_rng(0).bytes(4096))
+        return p
+    if kind == "text_as_avi":
+        p = tmp / "notes.avi"
+        p.write_text("this is a text file, not a video\n" * 50)
+        return p
+    raise AssertionError(kind)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from activity.data.collection import VideoDataset
-from activity.data.video import open_video, read_sampled
+from activity.data.decoders import open_video, read_sampled
 from activity.errors import VideoError
 
 

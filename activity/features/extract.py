@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from activity.config import FeatureConfig
-from activity.data.video import open_video, read_sampled, set_decode_threads
+from activity.data.decoders import open_video, read_sampled, set_decode_threads
 from activity.distributed import DistInfo
 from activity.errors import ActivityError, VideoError, first_line
 from activity.features.backbones import Backbone, create_backbone

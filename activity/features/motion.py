@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from activity.data.sampling import segment_indices
-from activity.data.video import VideoReader
+from activity.data.decoders import VideoReader
 from activity.errors import ActivityError
 
 #: Upper edges, in pixels (at ``size`` px), of the flow magnitudes' histogram (binned as log1p of both).
@@ -95,7 +95,7 @@ def read_with_pairs(reader: VideoReader, num_segments: int, spec: Any
                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """The sampled frames and, for each, the two frames of its flow, decoded in one pass.
 
-    Sampling as :func:`~activity.data.video.read_sampled` (segment centres); if decoding
+    Sampling as :func:`~activity.data.decoders.read_sampled` (segment centres); if decoding
     shows that the container over-reported its length, everything is sampled again.
 
     Args:

@@ -90,7 +90,7 @@ class PoseSpec:
 
     def compute_here(self, frames: np.ndarray, enhance: str) -> np.ndarray:
         """:meth:`compute` in this process (a loader worker, or the helper)."""
-        from activity.data.video import quiet_native_stderr
+        from activity.data.quiet import quiet_native_stderr
 
         out = np.zeros((len(frames), self.dim), np.float32)
 
@@ -220,7 +220,7 @@ def _pose_model(complexity: int, confidence: float) -> Any:
     key = (os.getpid(), complexity, confidence)
     if key not in _MODELS:
         mp_pose = import_mediapipe_pose()
-        from activity.data.video import quiet_native_stderr
+        from activity.data.quiet import quiet_native_stderr
 
         with quiet_native_stderr(), warnings.catch_warnings():  # TensorFlow Lite's and absl's start-up lines
             warnings.simplefilter("ignore", DeprecationWarning)  # MediaPipe reads protobuf's deprecated FieldDescriptor.label

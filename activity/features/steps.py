@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from activity.data.video import open_video
+from activity.data.decoders import open_video
 from activity.errors import VideoError
 from activity.features import runtime
 from activity.features.encoder import FrameEncoder
@@ -103,7 +103,7 @@ class _StepDataset(IterableDataset):
     """A long video's sampled steps, :data:`STEP_CHUNK` consecutive ones an item (run in loader workers).
 
     Each process opens the video once and reads its own items (:func:`worker_items`) forward,
-    seeking (:meth:`~activity.data.video.VideoReader.seek`) over the stretches the other workers
+    seeking (:meth:`~activity.data.decoders.VideoReader.seek`) over the stretches the other workers
     decode. An item is decoded in batches of :data:`STEP_BATCH` steps, each cropped (and its descriptor streams
     computed) at once, so a worker never holds more than a batch's full-size frames. With ``encoder``
     (CPU workers) the batches are encoded too, padded to exactly ``batch`` frames (the compiled

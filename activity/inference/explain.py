@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from activity.data.sampling import segment_indices
-from activity.data.video import open_video, read_sampled
+from activity.data.decoders import open_video, read_sampled
 from activity.errors import ActivityError
 from activity.features.motion import read_with_pairs
 from activity.inference.visualize import contact_sheet, legend_band, text_band

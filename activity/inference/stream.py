@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from activity.data.sampling import segment_indices
-from activity.data.video import open_source
+from activity.data.live import open_source
 from activity.errors import ActivityError
 from activity.features.motion import flow_pairs
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 import numpy as np
 import torch
 
-from activity.data.video import VideoReader, open_video
+from activity.data.decoders import VideoReader, open_video
 from activity.io import atomic_path, atomic_text
 
 if TYPE_CHECKING:

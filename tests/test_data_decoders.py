@@ -1,4 +1,4 @@
-"""Video decoding: both backends, the auto fallback, bad files and lying containers."""
+"""Video decoding: every registered decoder, the auto choice and its fallback, bad files and lying containers."""
 
 from __future__ import annotations
 
@@ -11,24 +11,22 @@ import numpy as np
 import pytest
 
 import activity
-from activity.data import video as video_mod
+from activity.data.decoders import VideoReader, open_video, read_sampled
+from activity.data.decoders import auto as auto_mod
+from activity.data.decoders import decord as decord_mod
+from activity.data.decoders import opencv as opencv_mod
+from activity.data.decoders.opencv import OpenCVReader
 from activity.data.sampling import segment_indices
-from activity.data.video import (
-    OpenCVReader,
-    VideoReader,
-    open_source,
-    open_video,
-    read_sampled,
-)
 from activity.errors import VideoError
+from activity.registry import DECODERS
 
 try:
-    from utils import make_video, nearest_frame
+    from utils import bad_file, make_video, nearest_frame
 except ImportError:  # tests/ imported as a package
-    from tests.utils import make_video, nearest_frame
+    from tests.utils import bad_file, make_video, nearest_frame
 
 try:
-    video_mod._import_decord()  # not a bare `import decord`: that would break PNG reading in this process
+    decord_mod._import_decord()  # not a bare `import decord`: that would break PNG reading in this process
 
     HAVE_DECORD = True
 except ImportError:  # not on this platform
@@ -97,7 +95,7 @@ def test_all_frames_equal_what_was_written(lossless, backend):
 DECORD_THEN_PNG = """
 import sys
 import numpy as np
-from activity.data.video import open_video
+from activity.data.decoders import open_video
 with open_video(sys.argv[1], "decord") as r:  # decord loaded first, as by `activity explain --decoder decord`
     r.get_frames([0])
 import cv2
@@ -208,7 +206,7 @@ def test_unknown_decoder_is_rejected(lossless):
 def test_auto_reads_clips_forward_and_seeks_in_long_videos(lossless, monkeypatch):
     with open_video(lossless[0], "auto") as r:
         assert r.decoder == "opencv"  # a clip: reading forward is less work than seeking
-    monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", NUM_FRAMES - 1)  # now it counts as long
+    monkeypatch.setattr(auto_mod, "SEQUENTIAL_MAX_FRAMES", NUM_FRAMES - 1)  # now it counts as long
     with open_video(lossless[0], "auto") as r:
         assert r.decoder == ("decord" if HAVE_DECORD else "opencv")
         np.testing.assert_array_equal(r.get_frames([4, 1]), lossless[1][[4, 1]])
@@ -216,7 +214,7 @@ def test_auto_reads_clips_forward_and_seeks_in_long_videos(lossless, monkeypatch
 
 def test_auto_reads_forward_for_a_caller_that_reads_every_frame(lossless, monkeypatch):
     """A timeline reads nearly every frame in order: forward reading whatever the length (and flat memory)."""
-    monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", 0)
+    monkeypatch.setattr(auto_mod, "SEQUENTIAL_MAX_FRAMES", 0)
     with open_video(lossless[0], "auto", sequential=True) as r:
         assert r.decoder == "opencv"
         np.testing.assert_array_equal(r.get_frames([0, 1, 2]), lossless[1][:3])
@@ -225,7 +223,7 @@ def test_auto_reads_forward_for_a_caller_that_reads_every_frame(lossless, monkey
 @pytest.fixture
 def seek_first(monkeypatch):
     """Make every video long enough for auto to try decord first."""
-    monkeypatch.setattr(video_mod, "SEQUENTIAL_MAX_FRAMES", 0)
+    monkeypatch.setattr(auto_mod, "SEQUENTIAL_MAX_FRAMES", 0)
 
 
 def test_auto_falls_back_when_decord_cannot_open(lossless, monkeypatch, seek_first):
@@ -234,7 +232,7 @@ def test_auto_falls_back_when_decord_cannot_open(lossless, monkeypatch, seek_fir
     def refuse(self, p, num_threads=0):
         raise VideoError(str(p), "decord cannot open it (test)")
 
-    monkeypatch.setattr(video_mod.DecordReader, "__init__", refuse)
+    monkeypatch.setattr(decord_mod.DecordReader, "__init__", refuse)
     with open_video(path, "auto") as r:
         assert r.decoder == "opencv"
         assert r.frame_count == NUM_FRAMES
@@ -248,7 +246,7 @@ def test_auto_falls_back_when_decord_fails_while_decoding(lossless, monkeypatch,
     def fail(self, indices):
         raise VideoError(str(self.path), "decord failed to decode (size must exactly match)")
 
-    monkeypatch.setattr(video_mod.DecordReader, "get_frames", fail)
+    monkeypatch.setattr(decord_mod.DecordReader, "get_frames", fail)
     with open_video(path, "auto") as r:
         assert r.decoder == "decord"
         got, idx = read_sampled(r, 5)
@@ -257,29 +255,79 @@ def test_auto_falls_back_when_decord_fails_while_decoding(lossless, monkeypatch,
     np.testing.assert_array_equal(got, frames[idx])
 
 
+# ---------------------------------------------------------------- the registry, and each decoder by name
+
+REGISTRY_AFTER_ONE_DECODER = """
+from activity.data.decoders.opencv import OpenCVReader  # one decoder module, not the package's names
+from activity.registry import DECODERS
+print(",".join(DECODERS.names()))
+"""
+
+
+def test_every_decoder_is_registered_once_any_decoder_is_importable():
+    assert DECODERS.names() == ["auto", "decord", "opencv"]
+    proc = subprocess.run([sys.executable, "-c", REGISTRY_AFTER_ONE_DECODER], capture_output=True, text=True,
+                          check=False, cwd=Path(activity.__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["auto,decord,opencv"]
+
+
+@pytest.mark.parametrize("name", DECODERS.names())
+def test_each_registered_decoder_opens_a_generated_clip(lossy, name):
+    if name == "decord" and not HAVE_DECORD:
+        pytest.skip("decord not installed on this platform")
+    path, frames = lossy
+    with open_video(path, name) as r:
+        assert isinstance(r, VideoReader) and r.decoder in DECODERS.names() and r.frame_count == NUM_FRAMES
+        got, idx = read_sampled(r, 4)
+    assert [nearest_frame(f, frames) for f in got] == list(idx)
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord not installed on this platform")
+def test_the_decord_module_loads_the_decord_package_not_itself():
+    package = decord_mod._import_decord()
+    assert package is not decord_mod and package.__name__ == "decord"
+    assert Path(package.__file__).parent.name == "decord" and "activity" not in Path(package.__file__).parts
+    assert callable(package.VideoReader) and callable(package.cpu)
+
+
+def test_without_decord_its_name_says_so_and_auto_reads_with_opencv(lossless, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "decord", None)  # as where no wheel exists: `import decord` fails
+    with pytest.raises(ImportError):
+        decord_mod._import_decord()
+    with pytest.raises(VideoError, match="decord is not installed"):
+        open_video(lossless[0], "decord")
+    monkeypatch.setattr(auto_mod, "SEQUENTIAL_MAX_FRAMES", 0)  # long: auto would seek with decord
+    with open_video(lossless[0], "auto") as r:
+        assert r.decoder == "opencv"
+        np.testing.assert_array_equal(r.get_frames([4, 1]), lossless[1][[4, 1]])
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """A lossless clip one frame longer than ``auto`` reads forward (tiny frames: quick to write and read)."""
+    return make_video(tmp_path_factory.mktemp("video") / "long.avi", auto_mod.SEQUENTIAL_MAX_FRAMES + 1, (32, 24), 25.0,
+                      lossless=True)
+
+
+def test_auto_reads_a_short_clip_with_opencv_and_seeks_with_decord_in_a_long_one(lossless, long_clip):
+    """Not patched: the real threshold, on a clip of 12 frames and one of SEQUENTIAL_MAX_FRAMES + 1."""
+    with open_video(lossless[0], "auto") as r:
+        assert r.decoder == "opencv"
+    if not HAVE_DECORD:
+        pytest.skip("decord not installed on this platform")
+    path, frames = long_clip
+    with open_video(path, "auto") as r:
+        assert r.decoder == "decord" and r.frame_count == len(frames) == auto_mod.SEQUENTIAL_MAX_FRAMES + 1
+        idx = [0, 500, len(frames) - 1]
+        np.testing.assert_array_equal(r.get_frames(idx), frames[idx])
+
+
+def test_auto_help_names_the_threshold():
+    assert f"{auto_mod.SEQUENTIAL_MAX_FRAMES:,} frames" in auto_mod.AUTO_HELP and "\n" not in auto_mod.AUTO_HELP
+
+
 # ---------------------------------------------------------------- files that are not videos
-
-
-def _bad_file(kind: str, tmp: Path) -> Path:
-    if kind == "missing":
-        return tmp / "does_not_exist.mp4"
-    if kind == "directory":
-        p = tmp / "a_folder.mp4"
-        p.mkdir()
-        return p
-    if kind == "zero_bytes":
-        p = tmp / "empty.mp4"
-        p.write_bytes(b"")
-        return p
-    if kind == "random_bytes":
-        p = tmp / "noise.mp4"
-        p.write_bytes(np.random.default_rng(0).bytes(4096))
-        return p
-    if kind == "text_as_avi":
-        p = tmp / "notes.avi"
-        p.write_text("this is a text file, not a video\n" * 50)
-        return p
-    raise AssertionError(kind)
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
@@ -294,7 +342,7 @@ def _bad_file(kind: str, tmp: Path) -> Path:
     ],
 )
 def test_bad_files_raise_video_error_naming_the_file(tmp_path, backend, kind, reason):
-    path = _bad_file(kind, tmp_path)
+    path = bad_file(kind, tmp_path)
     with pytest.raises(VideoError) as ei:
         with open_video(path, backend) as r:
             r.get_frames([0])
@@ -400,47 +448,13 @@ def test_iter_frames_ends_at_the_last_real_frame_whatever_the_container_says(los
     assert r.frame_count == expected
 
 
-# ---------------------------------------------------------------- live sources
-
-
-def test_live_source_reads_a_file_frame_by_frame(lossless):
-    path, frames = lossless
-    with open_source(path) as src:
-        assert src.is_file and src.fps == pytest.approx(FPS)
-        got = []
-        while (frame := src.read()) is not None:
-            got.append(frame)
-        assert src.read() is None  # and stays ended
-    np.testing.assert_array_equal(np.stack(got), frames)
-
-
-@pytest.mark.parametrize(
-    "kind, reason",
-    [("missing", "no such file"), ("directory", "directory"), ("zero_bytes", "empty"), ("text_as_avi", "cannot open the video")],
-)
-def test_live_file_source_that_cannot_open_says_why_in_one_line(tmp_path, kind, reason):
-    path = _bad_file(kind, tmp_path)
-    with pytest.raises(VideoError) as ei:
-        open_source(path)
-    assert ei.value.path == str(path) and reason in ei.value.reason and "\n" not in str(ei.value)
-
-
-@pytest.mark.parametrize(
-    "source, message",
-    [(99, "99: cannot open the camera"), ("rtsp://127.0.0.1:9/none", "rtsp://127.0.0.1:9/none: cannot open the stream")],
-)
-def test_live_camera_or_stream_that_cannot_open_is_named(source, message):
-    with pytest.raises(VideoError) as ei:
-        open_source(source)
-    assert str(ei.value) == message
-
-
-def test_no_module_but_the_video_module_opens_videos_with_opencv():
-    """Every read of a video goes through activity/data/video.py (writing with cv2.VideoWriter is allowed)."""
+def test_no_module_but_the_opencv_decoder_and_live_sources_opens_videos_with_opencv():
+    """Every read of a video goes through activity/data/decoders/opencv.py or, for cameras and streams,
+    activity/data/live.py (writing with cv2.VideoWriter is allowed)."""
     root = Path(activity.__file__).parent
     offenders = []
     for py in sorted(root.rglob("*.py")):
-        if py == root / "data" / "video.py":
+        if py in (root / "data" / "decoders" / "opencv.py", root / "data" / "live.py"):
             continue
         for node in ast.walk(ast.parse(py.read_text(), str(py))):
             names = [node.attr] if isinstance(node, ast.Attribute) else [node.id] if isinstance(node, ast.Name) else []
@@ -493,30 +507,6 @@ def test_shared_basketball_clips_all_decode_with_auto(seek_first, shared_data):
                     read_sampled(r, 16)
 
 
-def test_quiet_native_stderr_silences_descriptor_2_and_restores_it(tmp_path):
-    """What C/C++ libraries write to descriptor 2 inside the block is dropped (nested, and from several
-    threads at once); what Python wrote before it, and everything after it, comes out."""
-    script = (
-        "import os, sys, threading\n"
-        "from activity.data.video import quiet_native_stderr\n"
-        "sys.stderr.write('before\\n')\n"  # buffered in Python: flushed before the redirect, not lost
-        "def noisy():\n"
-        "    with quiet_native_stderr():\n"
-        "        os.write(2, b'library noise\\n')\n"
-        "with quiet_native_stderr():\n"
-        "    with quiet_native_stderr():\n"
-        "        os.write(2, b'nested noise\\n')\n"
-        "    threads = [threading.Thread(target=noisy) for _ in range(4)]\n"
-        "    [t.start() for t in threads]; [t.join() for t in threads]\n"
-        "    os.write(2, b'outer noise\\n')\n"
-        "os.write(2, b'after\\n')\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=Path(activity.__file__).parent.parent)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines() == ["before", "after"]
-
-
 # ---------------------------------------------------------------- seeking far ahead (OpenCV)
 
 
@@ -537,7 +527,7 @@ def _read_forward(path, index, count=3):
 def test_seek_far_ahead_gives_the_frames_reading_forward_gives(tmp_path, monkeypatch):
     from activity.data.synthetic import order_clip, write_video
 
-    monkeypatch.setattr(video_mod, "SEEK_MIN_GAP", 10)
+    monkeypatch.setattr(opencv_mod, "SEEK_MIN_GAP", 10)
     # Lossy MPEG-4 in MP4, keyframes every 12 frames: a seek lands on one and decodes forward to the target.
     frames = np.concatenate([order_clip("growing", num_frames=50, size=(64, 48), seed=k) for k in range(4)])
     video = write_video(tmp_path / "long.mp4", frames, fps=25.0)
@@ -552,7 +542,7 @@ def test_seek_that_lands_elsewhere_reads_forward_instead(tmp_path, monkeypatch):
     rate): the reader goes back and reads forward, and stops seeking in that file."""
     from activity.data.synthetic import order_clip, write_video
 
-    monkeypatch.setattr(video_mod, "SEEK_MIN_GAP", 10)
+    monkeypatch.setattr(opencv_mod, "SEEK_MIN_GAP", 10)
     frames = np.concatenate([order_clip("moving_right", num_frames=50, size=(64, 48), seed=k) for k in range(3)])
     video = write_video(tmp_path / "long.mp4", frames, fps=25.0)
     with OpenCVReader(video) as r:
@@ -576,7 +566,7 @@ def test_seek_near_the_current_position_does_nothing(lossless, monkeypatch):
 
 def test_seek_on_real_clips_matches_reading_forward(shared_data, monkeypatch):
     """Every container and codec in ../shared/data: MPEG-4 in AVI, H.264 and HEVC in MP4."""
-    monkeypatch.setattr(video_mod, "SEEK_MIN_GAP", 10)
+    monkeypatch.setattr(opencv_mod, "SEEK_MIN_GAP", 10)
     clips = [*sorted((shared_data / "ucf101-samples").rglob("*.avi"))[:3], *sorted((shared_data / "kinetics-samples").rglob("*.mp4")),
              *sorted((shared_data / "arid6" / "train").rglob("*.mp4"))[:3], *sorted((shared_data / "vioperu").rglob("*.mp4"))[:3],
              *sorted((shared_data / "basketball").rglob("*.mp4"))[:2]]
