@@ -49,7 +49,7 @@ class FeatureConfig:
     image_size: Optional[int] = _opt(None, "crop size fed to the backbone; null = the backbone's own", min=32, max=1024)
     frame_fit: Literal["crop", "pad", "stretch"] = _opt("crop", "fitting frames to the square input: crop = resize the short side, centre-crop (loses the ends of the long side); pad = whole frame on a square; stretch = whole frame resized to a square")
     enhance: str = _opt("dark", "brightness per frame before the backbone: dark = auto-gamma to a mid-grey mean for under-exposed frames only (mean below 0.2), others untouched; gamma = the same for every frame; clahe = adaptive histogram equalisation of lightness; none", registry=ENHANCEMENTS)
-    decoder: str = _opt("auto", "video decoder; auto = decord, falling back to OpenCV per file", registry=DECODERS)
+    decoder: str = _opt("auto", "video decoder; auto = OpenCV reading forward for clips up to 1,000 frames, decord seeking in longer ones, OpenCV where decord is missing or fails", registry=DECODERS)
     precision: Literal["float32", "bfloat16", "float16"] = _opt("float32", "backbone arithmetic; bfloat16/float16 run it under autocast (for GPUs)")
     streams: list[str] = _opt(["appearance", "motion"], "the streams a clip's features are made of, appearance first (activity.features.streams): appearance = the backbone's; motion = optical-flow direction histograms; pose = BlazePose body landmarks (make pose; for one person, whole body, new scenes). Each is read by its own models in the fusion. The old features.motion: true/false still means [appearance, motion] / [appearance]", registry=STREAMS)
 

@@ -1,8 +1,11 @@
-"""What a user does, as plain functions: extract, train, evaluate, predict and cross-validate.
+"""What a user does, as plain functions: extract, train, evaluate, predict, timelines, live sources,
+cross-validate, check a collection, explain a prediction, export a model and list the backbones.
 
-Each takes a config (or a checkpoint) and an :class:`~activity.features.extract.ExtractOptions`
-and returns a result object; the ``activity`` command line only parses its
-arguments, calls one of these and prints the result. Under torchrun (an
+Each takes a config (or a checkpoint) and, where it reads videos, an
+:class:`~activity.features.extract.ExtractOptions`, and returns a result object;
+the ``activity`` command line only parses its arguments, calls one of these and
+prints the result (``activity demo`` calls them in turn), so a notebook or a
+server gets the same behaviour from the same call. Under torchrun (an
 ``options.dist`` that is enabled) the ranks share the extraction and only rank
 0 writes files.
 
@@ -26,12 +29,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from activity.config import Config, load_config, save_config
-from activity.errors import ActivityError
+from activity.errors import ActivityError, VideoError
 from activity.features.extract import (
     ExtractOptions,
     Extractor,
@@ -42,7 +45,11 @@ from activity.io import write_json
 
 if TYPE_CHECKING:
     from activity.data.collection import VideoDataset
+    from activity.evaluation.check import CheckReport
     from activity.evaluation.cv import CVReport
+    from activity.inference.explain import Explanation
+    from activity.inference.stream import StreamResult, StreamStats
+    from activity.inference.timeline import Timeline
     from activity.inference.recognizer import ActionRecognizer, Prediction
     from activity.temporal.train import FitResult
 
@@ -61,6 +68,14 @@ def _skip(options: ExtractOptions, skipped: Skipped) -> None:
     if options.on_error is not None and options.is_main:
         for path, reason in skipped.items():
             options.on_error(path, reason)
+
+
+def load_model(checkpoint: str | Path, options: ExtractOptions = ExtractOptions()) -> ActionRecognizer:
+    """A trained model (``RUN/model.pt`` or the run folder) with its backbone, to call :func:`predict`,
+    :func:`timelines` or :func:`live` on many times without loading it again."""
+    from activity.inference.recognizer import load_model as load
+
+    return load(checkpoint, options)
 
 
 def check_config(cfg: Config) -> Config:
@@ -490,5 +505,217 @@ def cv(
                     results, [[str(kept.paths[i]) for i in te] for _, te in splits])
 
 
-__all__ = ["ExtractOptions", "ExtractReport", "TrainReport", "EvaluateReport", "PredictReport", "check_config",
-           "extract", "train", "resume", "evaluate", "predict", "video_files", "cv"]
+# ---------------------------------------------------------------- timelines
+
+@dataclass
+class TimelineReport:
+    """Timelines of each readable video, the skipped ones, and every file written (results, overlay)."""
+
+    timelines: list[Timeline]
+    skipped: Skipped = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
+
+
+def timelines(
+    model: str | Path | ActionRecognizer,
+    videos: Sequence[str | Path],
+    options: ExtractOptions = ExtractOptions(),
+    *,
+    window: float = 2.0,
+    stride: float = 1.0,
+    top_k: int = 5,
+    threshold: float = 0.0,
+    smooth: int = 1,
+    results_dir: str | Path | None = None,
+    results_format: str = "csv",
+    overlay: str | Path | None = None,
+    on_timeline: Callable[[Timeline, list[Path]], None] | None = None,
+) -> TimelineReport:
+    """What happens when in each video (files, or folders of them): sliding-window predictions merged into segments.
+
+    Args:
+        model: a checkpoint path, or a loaded :class:`~activity.inference.recognizer.ActionRecognizer`.
+        videos: video files or folders of videos.
+        options: how to extract features (ignored when ``model`` is already loaded); ``progress`` and ``on_error``.
+        window: seconds of video each prediction sees.
+        stride: seconds between windows.
+        top_k: labels kept per window.
+        threshold: minimum probability for a window to join a segment.
+        smooth: windows averaged before merging.
+        results_dir: write each timeline there (``<stem>.windows.csv`` and ``<stem>.segments.csv``, or
+            ``<stem>.json``); a file name met twice gets ``-2``, ``-3`` ...
+        results_format: a name in :data:`~activity.registry.RESULT_FORMATS` (``csv`` or ``json``).
+        overlay: write the one video with the current label drawn on it there.
+        on_timeline: called with each timeline and the files written for it, as each is done.
+
+    Raises:
+        ActivityError: ``overlay`` with other than exactly one video, or a bad parameter.
+    """
+    from activity.inference.recognizer import load_model
+    from activity.inference.timeline import write_overlay
+
+    if top_k < 1:
+        raise ActivityError(f"--top-k must be at least 1, got {top_k}")
+    paths, empty = video_files(videos)
+    if overlay is not None and len(paths) != 1:
+        raise ActivityError(f"--overlay takes exactly one video; {', '.join(map(str, videos))} holds {len(paths)}")
+    if isinstance(model, (str, Path)):
+        model = load_model(model, options)
+    _skip(options, empty)
+    report = TimelineReport([], dict(empty))
+    stems: dict[str, int] = {}
+    for p in paths:
+        try:
+            tl = model.timeline(p, window=window, stride=stride, top_k=top_k, threshold=threshold, smooth=smooth,
+                                progress=options.progress)
+        except VideoError as e:
+            report.skipped[p] = e.reason
+            _skip(options, {p: e.reason})
+            continue
+        written: list[Path] = []
+        if results_dir is not None:
+            n = stems[p.stem] = stems.get(p.stem, 0) + 1  # same file name in two folders: clip, clip-2, ...
+            written += tl.write(results_dir, p.stem if n == 1 else f"{p.stem}-{n}", results_format)
+        if overlay is not None:
+            written.append(write_overlay(tl, p, overlay, progress=options.progress))
+        report.timelines.append(tl)
+        report.written += written
+        if on_timeline is not None:
+            on_timeline(tl, written)
+    return report
+
+
+# ---------------------------------------------------------------- live sources
+
+def live(
+    model: str | Path | ActionRecognizer,
+    source: str,
+    options: ExtractOptions = ExtractOptions(),
+    *,
+    window: float = 2.0,
+    rate: float = 1.0,
+    max_seconds: float | None = None,
+    top_k: int = 1,
+    on_result: Callable[[StreamResult], None] | None = None,
+) -> StreamStats:
+    """Classify a camera (its index, ``"0"``), a stream URL or a file played at its real rate, until it ends.
+
+    Args:
+        model: a checkpoint path, or a loaded recognizer.
+        source: what to read.
+        options: how to extract features (ignored when ``model`` is already loaded).
+        window: seconds of video in each prediction.
+        rate: predictions per second.
+        max_seconds: stop after this long.
+        top_k: labels in each :class:`~activity.inference.stream.StreamResult`.
+        on_result: called with each prediction as it is made.
+    """
+    from activity.inference.recognizer import load_model
+    from activity.inference.stream import run_stream
+
+    if isinstance(model, (str, Path)):
+        model = load_model(model, options)
+    return run_stream(model, source, window=window, rate=rate, max_seconds=max_seconds, top_k=top_k, on_result=on_result)
+
+
+# ---------------------------------------------------------------- check
+
+def check(data: str | Path, val: str | Path | None = None, *, group_regex: str | None = None, decoder: str = "auto",
+          progress: bool = True) -> CheckReport:
+    """Look for unreadable clips, identical files (a label leak across classes) and recordings on both sides
+    of a train/validation split (:func:`~activity.evaluation.check.check_dataset`); ``report.problems``
+    lists what was found."""
+    from activity.data.collection import load_dataset
+    from activity.evaluation.check import check_dataset
+
+    ds = load_dataset(data, group_regex=group_regex)
+    other = load_dataset(val, group_regex=group_regex) if val else None
+    return check_dataset(ds, other, decoder=decoder, progress=progress)
+
+
+# ---------------------------------------------------------------- backbones
+
+@dataclass
+class BackboneInfo:
+    """One frame encoder as ``activity backbones`` lists it."""
+
+    name: str
+    feature_dim: int | None  # None: a timm model that could not be built to tell
+    input_size: int
+    offline: bool  # its weights are on this machine
+    source: str  # where the weights come from
+    default: bool = False
+
+
+def backbones(timm_pattern: str | None = None) -> list[BackboneInfo]:
+    """The registered backbones, or with ``timm_pattern`` the pretrained timm models matching it (usable as ``timm:NAME``).
+
+    Raises:
+        ActivityError: no timm model matches the pattern (or timm is not installed).
+    """
+    from activity.features.backbones import DEFAULT_BACKBONE, get_spec, list_backbones, timm_backbones
+
+    if timm_pattern is not None:
+        found = [BackboneInfo(n, d, size, here, src) for n, d, size, here, src in timm_backbones(timm_pattern)]
+        if not found:
+            raise ActivityError(f"no pretrained timm model matches {timm_pattern!r} (patterns are fnmatch-style, e.g. 'convnext*')")
+        return found
+    out = []
+    for name in list_backbones():
+        s = get_spec(name)
+        out.append(BackboneInfo(name, s.feature_dim, s.preprocess.crop_size, s.weights_available(), s.source,
+                                name == DEFAULT_BACKBONE))
+    return out
+
+
+# ---------------------------------------------------------------- explain and export
+
+@dataclass
+class ExplainReport:
+    """An explanation and the PNG drawn of it."""
+
+    explanation: Explanation
+    out: Path
+
+
+def explain(checkpoint: str | Path, video: str | Path, out: str | Path, *, method: str = "attention",
+            target: str | None = None, columns: int = 8, device: str = "cpu") -> ExplainReport:
+    """Which of a video's sampled frames the prediction rests on (:mod:`activity.inference.explain`), drawn as a PNG.
+
+    Args:
+        checkpoint: the trained model.
+        video: the video to explain.
+        out: PNG file to write.
+        method: a name in :data:`~activity.registry.EXPLAIN_METHODS` (``attention`` or ``occlusion``).
+        target: class to explain (default: the predicted one).
+        columns: frames per row of the drawing.
+        device: where the backbone runs.
+    """
+    from activity.inference.explain import explain as explain_video
+    from activity.inference.recognizer import load_model as load
+    from activity.inference.visualize import save_explanation
+
+    model = load(checkpoint, cache_dir=False, device=device)
+    expl = explain_video(model, video, method=method, target=target)
+    return ExplainReport(expl, save_explanation(expl, out, columns=columns))
+
+
+def export(checkpoint: str | Path, fmt: str, out: str | Path) -> Path:
+    """Write the whole model (backbone and temporal model) as one graph in format ``fmt`` (a name in
+    :data:`~activity.registry.EXPORT_FORMATS`), with ``out.json`` describing its input; returns ``out``."""
+    from activity.inference.export import export_model
+
+    return export_model(checkpoint, fmt, out)
+
+
+def cv_model_names() -> list[str]:
+    """The models :func:`cv` compares when none are named (:func:`activity.evaluation.cv.model_names`)."""
+    from activity.evaluation.cv import model_names
+
+    return model_names()
+
+
+__all__ = ["ActivityError", "ExtractOptions", "ExtractReport", "TrainReport", "EvaluateReport", "PredictReport",
+           "TimelineReport", "BackboneInfo", "check_config", "load_config", "load_model", "extract", "train", "resume",
+           "evaluate", "predict", "video_files", "timelines", "live", "check", "backbones", "ExplainReport", "explain", "export",
+           "cv", "cv_model_names", "write_json"]

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from activity.cli.parser import build_parser
+from activity.cli.parser import build_parser, check_paths, usage_problem
 from activity.errors import ActivityError
 
 # Under torchrun these commands share the work among the processes; the others run on rank 0 only
@@ -62,11 +62,9 @@ def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.A
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from activity.cli import commands
-
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (why := commands.usage_problem(args)) is not None:
+    if (why := usage_problem(args)) is not None:
         _command_parser(parser, args.command).error(why)  # usage and the reason on stderr, exit code 2
     pkg = logging.getLogger("activity")
     if not any(isinstance(h, _NoteHandler) for h in pkg.handlers):
@@ -74,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pkg.setLevel(logging.INFO)
         pkg.propagate = False
     try:
-        commands.check_paths(args)  # before torch is imported: a typo is reported at once
+        check_paths(args)  # before torch is imported: a typo is reported at once
         return _run(args)
     except ActivityError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Callable
 
 from activity.cli import commands as cmd
+from activity.errors import ActivityError
+from activity.data.decoders.auto import AUTO_HELP
 from activity.features.runtime import RUNTIMES, runtime_help
 
 
@@ -79,13 +81,76 @@ def _temporal_choice(text: str) -> str:
     return _registered("TEMPORAL_MODELS")(text)
 
 
-def _temporal_list(text: str) -> list[str]:
-    from activity.evaluation.cv import model_names  # only when --temporal is given: it imports torch
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What makes this command line unusable as a whole (exit code 2), checked before any work; None if nothing."""
+    if args.command == "train":
+        if args.resume is not None and (args.data or args.out or args.val or args.config or args.overrides or args.backbone
+                                        or args.temporal):
+            return "--resume continues a run with its own data and config; pass no other data or config options"
+        if args.resume is None and (args.data is None or args.out is None):
+            return "train needs --data and --out (or --resume RUN_DIR)"
+    if args.command == "predict":
+        return _predict_problem(args)
+    if args.command == "cv" and args.temporal is not None and len(set(args.temporal)) != len(args.temporal):
+        return "--temporal names a model twice"
+    return None
 
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names or any(t not in model_names() for t in names):
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(model_names())}; got {text!r}")
-    return list(dict.fromkeys(names))
+
+#: predict's options that belong to one mode, with their defaults (None in the parser, so that giving one
+#: outside its mode is refused instead of ignored).
+PREDICT_MODES = {
+    "--timeline": {"stride": 1.0, "threshold": 0.0, "smooth": 1, "overlay": None},
+    "--source": {"rate": 1.0, "max_seconds": None},
+    "files or --timeline": {"results_dir": None, "results_format": "csv"},
+    "--timeline or --source": {"window": 2.0},
+}
+
+
+def _predict_problem(args: argparse.Namespace) -> str | None:
+    """predict's three modes (files, ``--timeline``, ``--source``): each option only where it means something;
+    the defaults of the options given nowhere are filled in."""
+    if bool(args.source) == bool(args.videos):
+        return "give either video files/folders or --source, not both or neither"
+    if args.source and args.timeline:
+        return "--timeline reads video files; --source is live: give one of them"
+    mode = "--source" if args.source else "--timeline" if args.timeline else "files"
+    for where, options in PREDICT_MODES.items():
+        for name, default in options.items():
+            given = getattr(args, name) is not None
+            if given and mode not in where.split(" or "):
+                flag = "--" + name.replace("_", "-")
+                return f"{flag} applies only with {where}"
+            if not given:
+                setattr(args, name, default)
+    if args.results_format != "csv" and args.results_dir is None:
+        return "--results-format says how --results-dir is written; give --results-dir too"
+    if args.overlay and len(args.videos) != 1:
+        return "--overlay needs exactly one video"
+    if args.top_k is None:
+        args.top_k = 1 if args.source else 5
+    return None
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """The files and folders the command names exist (checked before torch is imported, so that a typo
+    is reported at once); videos to predict are not: a missing one is skipped and reported like a bad one.
+
+    Raises:
+        ActivityError: the first missing one.
+    """
+    for name in ("data", "val", "resume"):
+        value = getattr(args, name, None)
+        if value is not None and not Path(value).exists():
+            raise ActivityError(f"{value}: no such file or directory")
+    config = getattr(args, "config", None)
+    if config is not None and not Path(config).is_file():
+        raise ActivityError(f"{config}: config file not found")
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint is not None and not Path(checkpoint).exists():
+        raise ActivityError(f"{checkpoint}: checkpoint not found")
+    video = getattr(args, "video", None)
+    if video is not None and not Path(video).exists():
+        raise ActivityError(f"{video}: no such file or directory")
 
 
 CHECKPOINT_HELP = "a trained model: RUN_DIR/model.pt, or the run folder itself"
@@ -152,21 +217,26 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                                    "videos; --source for a camera or stream.")
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("videos", nargs="*", help="video files or folders of videos")
-    p.add_argument("--top-k", type=_positive, default=5, help="labels to show per video, most probable first (default 5)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--results-dir", type=Path, default=None, help="write the results there (predictions, or timeline CSVs)")
-    p.add_argument("--results-format", choices=["csv", "json"], default="csv", help="file format of --results-dir predictions")
+    p.add_argument("--top-k", type=_positive, default=None,
+                   help="labels per video, per timeline window or per live prediction, most probable first "
+                        "(default 5; 1 with --source)")
+    p.add_argument("--json", action="store_true", help="print JSON to stdout instead of a table")
+    p.add_argument("--results-dir", type=Path, default=None, metavar="DIR",
+                   help="also write the results into DIR: predictions.csv and skipped.csv (or predictions.json); "
+                        "with --timeline, VIDEO.windows.csv and VIDEO.segments.csv (or VIDEO.json)")
+    p.add_argument("--results-format", type=_registered("RESULT_FORMATS"), default=None,
+                   help="how --results-dir is written: csv (default) or json")
     g = p.add_argument_group("long videos")
     g.add_argument("--timeline", action="store_true", help="sliding-window predictions and merged segments")
-    g.add_argument("--window", type=float, default=2.0, help="window length in seconds (default 2; also used by --source)")
-    g.add_argument("--stride", type=float, default=1.0, help="seconds between windows (default 1)")
-    g.add_argument("--threshold", type=float, default=0.0, help="minimum probability for a window to join a segment")
-    g.add_argument("--smooth", type=int, default=1, help="average this many neighbouring windows before merging")
-    g.add_argument("--overlay", type=Path, default=None, help="write the video with the current label drawn on it")
+    g.add_argument("--window", type=float, default=None, help="window length in seconds (default 2; also used by --source)")
+    g.add_argument("--stride", type=float, default=None, help="seconds between windows (default 1)")
+    g.add_argument("--threshold", type=float, default=None, help="minimum probability for a window to join a segment (default 0)")
+    g.add_argument("--smooth", type=int, default=None, help="average this many neighbouring windows before merging (default 1)")
+    g.add_argument("--overlay", type=Path, default=None, metavar="FILE", help="write the video with the current label drawn on it to FILE")
     g = p.add_argument_group("live sources")
     g.add_argument("--source", default=None, help="camera index, stream URL, or a file played at its real rate")
-    g.add_argument("--rate", type=float, default=1.0, help="predictions per second (default 1)")
-    g.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    g.add_argument("--rate", type=float, default=None, help="predictions per second (default 1)")
+    g.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds (default: when the source ends)")
     _add_common(p)
     p.set_defaults(func=cmd.cmd_predict)
 
@@ -180,10 +250,13 @@ def _add_cv(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--leave-one-group-out", action="store_true",
                    help="one fold per group, tested on that group (groups from the CSV's group column or --group-regex): "
                         "how the models do on scenes or sources they never saw")
-    p.add_argument("--temporal", type=_temporal_list, default=None,
-                   help="comma-separated models to compare: lstm, mean (trained temporal models), pooled_lr (logistic regression on "
-                        "mean and std over time of features and their differences), middle_lr (on the middle frame); default: all")
-    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    p.add_argument("--temporal", type=_temporal_choice, action="append", default=None, metavar="MODEL",
+                   help="a model to compare, as train's --temporal names it; give it once per model (--temporal lstm "
+                        "--temporal pooled_lr): lstm, mean (trained temporal models), pooled_lr (logistic regression on "
+                        "mean and std over time of features and their differences), middle_lr (on the middle frame), "
+                        "lstm:<member>; default: lstm, mean, pooled_lr and middle_lr")
+    p.add_argument("--json", action="store_true", help="print the results as JSON to stdout instead of a table")
+    p.add_argument("--results-dir", type=Path, default=None, metavar="DIR", help="also write the results to DIR/cv.json")
     _add_config(p)
     _add_common(p)
     p.set_defaults(func=cmd.cmd_cv)
@@ -197,7 +270,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", help="validation collection to check against DATA")
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
     p.add_argument("--decoder", type=_registered("DECODERS"), default="auto",
-                   help="video decoder used to probe the clips: auto (decord, falling back to OpenCV per file), decord or opencv")
+                   help=f"video decoder used to probe the clips: auto ({AUTO_HELP}), decord or opencv")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd.cmd_check)
 
@@ -227,7 +300,8 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
                    help="class to explain (default: the predicted one); attention weights are the same for every class, "
                         "so with --method attention only the probability shown changes")
     p.add_argument("--columns", type=_positive, default=8, help="frames per row (default: 8)")
-    p.add_argument("--json", action="store_true", help="also print the per-frame importances as JSON")
+    p.add_argument("--json", action="store_true", help="print the explanation (per-frame importances) as JSON to stdout "
+                                                          "instead of the summary line")
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone (default: cpu)")
     p.set_defaults(func=cmd.cmd_explain)
 

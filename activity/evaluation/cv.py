@@ -6,7 +6,7 @@ stopping: early stopping uses a validation split of the fold's training part
 folds in one run: trained temporal models (a :class:`~activity.config.Config`
 each) and the logistic-regression baselines of :mod:`activity.temporal.baselines`.
 
-:func:`cross_validate` works on features in memory; :func:`run_cv` reads a
+:func:`cross_validate` works on features in memory; :func:`activity.workflows.cv` reads a
 collection, extracts (or reads cached) features and runs it, which is what
 ``activity cv`` and ``scripts/benchmark_accuracy.py`` do.
 """
@@ -35,7 +35,8 @@ from activity.temporal.train import fit, predict_features, select_views
 Model = Union[Config, LogisticBaseline]
 
 def model_names() -> list[str]:
-    """Names ``activity cv --temporal`` accepts: the temporal models, then the baselines."""
+    """The models ``activity cv`` compares by default: the temporal models, then the baselines (``--temporal``
+    also takes ``lstm:<member>``, one member of the fusion alone)."""
     return list(dict.fromkeys(TEMPORAL_MODELS.names() + BASELINES.names()))  # the baselines are temporal models too
 
 
@@ -202,7 +203,7 @@ def build_models(cfg: Config, names: Sequence[str]) -> dict[str, Model]:
     for name in dict.fromkeys(names):
         if name in BASELINES:  # fitted here directly (train fits the same and saves it as a PooledLogistic)
             models[name] = LogisticBaseline(name, seed=cfg.train.seed)
-        elif name in TEMPORAL_MODELS:
+        elif name in TEMPORAL_MODELS or name.startswith("lstm:"):  # lstm:<member>: the fusion's member alone
             c = copy.deepcopy(cfg)
             c.set("model.temporal", name, source="--temporal")
             models[name] = c

@@ -31,12 +31,29 @@ if TYPE_CHECKING:
 
 @dataclass
 class StreamResult:
-    """One prediction: seconds since the start, top label and probability, frames dropped so far."""
+    """One prediction: seconds since the start, the top-k labels and probabilities (most probable first),
+    frames dropped so far."""
 
     time: float
-    label: str
-    probability: float
+    labels: list[str]
+    probabilities: list[float]
     dropped: int
+
+    @property
+    def label(self) -> str:
+        """The most probable label."""
+        return self.labels[0]
+
+    @property
+    def probability(self) -> float:
+        """Its probability."""
+        return self.probabilities[0]
+
+    def as_dict(self) -> dict:
+        """``{"time", "top_k": [{"label", "probability"}], "dropped"}`` (as ``predict --json`` writes a video's top-k)."""
+        return {"time": round(self.time, 2), "top_k": [{"label": l, "probability": round(p, 4)}
+                                                        for l, p in zip(self.labels, self.probabilities)],
+                "dropped": self.dropped}
 
 
 @dataclass
@@ -103,6 +120,7 @@ def run_stream(
     window: float = 2.0,
     rate: float = 1.0,
     max_seconds: float | None = None,
+    top_k: int = 1,
     on_result: Callable[[StreamResult], None] | None = None,
 ) -> StreamStats:
     """Classify a live source until it ends (or ``max_seconds`` pass).
@@ -113,10 +131,13 @@ def run_stream(
         window: seconds of video in each prediction.
         rate: predictions per second.
         max_seconds: stop after this long.
+        top_k: labels in each result.
         on_result: called with each :class:`StreamResult`.
     """
     if rate <= 0 or window <= 0:
         raise ActivityError(f"--rate and --window must be positive (got {rate}, {window})")
+    if top_k < 1:
+        raise ActivityError(f"--top-k must be at least 1, got {top_k}")
     src = _Source(str(source), window)
     stats = StreamStats()
     covered = -1  # highest frame id that some prediction has seen
@@ -139,10 +160,11 @@ def run_stream(
                 stats.frames_dropped += max(0, first - covered - 1)
                 covered = last
                 p = recognizer.probabilities(_encode_buffer(recognizer, [f for _, f in frames], src.fps)[None])[0]
-                k = int(p.argmax())
+                best = np.argsort(-p, kind="stable")[:top_k]
                 stats.inferences += 1
                 if on_result is not None:
-                    on_result(StreamResult(last / src.fps, recognizer.classes[k], float(p[k]), stats.frames_dropped))
+                    on_result(StreamResult(last / src.fps, [recognizer.classes[k] for k in best],
+                                           [float(p[k]) for k in best], stats.frames_dropped))
             if done:
                 break
     finally:
