@@ -1,4 +1,5 @@
-"""One registry per kind of thing: backbones, decoders, enhancements, streams, temporal models, baselines.
+"""One registry per kind of thing: backbones, decoders, enhancements, streams, temporal models, baselines,
+explanation methods.
 
 The config's allowed values, the CLI's choices and cross-validation's model
 names are all read from these, so a name is written once, where the thing is
@@ -131,3 +132,5 @@ TEMPORAL_MODELS: Registry[type] = Registry("temporal model", "model.temporal", "
 STREAMS: Registry[type] = Registry("stream", "features.streams", "activity.features.streams")
 #: Baselines for cross-validation (pooling functions ``(N, T, D) -> (N, F)`` under a logistic regression).
 BASELINES: Registry[Callable] = Registry("baseline", None, "activity.temporal.baselines")
+#: Per-frame explanation methods (functions ``(model, features (T, D + M)) -> (probabilities (C,), importance (T, C))``).
+EXPLAIN_METHODS: Registry[Callable] = Registry("explanation method", None, "activity.inference.explain")

@@ -17,9 +17,10 @@ import activity.inference.recognizer
 from activity.config import Config
 from activity.data.sampling import segment_indices
 from activity.data.synthetic import make_order_dataset
-from activity.errors import ActivityError
+from activity.errors import ActivityError, ConfigError
 from activity.inference.explain import Explanation, explain, save_explanation
 from activity.inference.visualize import draw_explanation
+from activity.registry import EXPLAIN_METHODS
 from activity.temporal.models import build_temporal_model
 from activity.temporal.train import select_views
 
@@ -264,9 +265,18 @@ def test_missing_video_is_an_error_naming_the_file(recognizer, tmp_path):
         explain(recognizer, missing)
 
 
+@pytest.mark.parametrize("method", EXPLAIN_METHODS.names())
+def test_every_registered_method_explains_the_prediction_frame_by_frame(recognizer, clip, method):
+    expl = explain(recognizer, clip, method=method)  # an attention model: no method falls back
+    assert expl.method == method and expl.note is None and expl.label == expl.predicted
+    assert expl.importance.shape == (T,) and np.isfinite(expl.importance).all() and np.abs(expl.importance).max() > 0
+    assert expl.probability == pytest.approx(dict(recognizer.predict(clip, top_k=2))[expl.label], abs=1e-4)
+
+
 def test_unknown_method_and_target(recognizer, clip):
-    with pytest.raises(ActivityError, match="method"):
+    with pytest.raises(ConfigError) as e:
         explain(recognizer, clip, method="gradcam")
+    assert str(e.value) == "unknown explanation method 'gradcam'; choose from attention, occlusion"
     with pytest.raises(ActivityError, match="'zebra'"):
         explain(recognizer, clip, target="zebra")
     with pytest.raises(ActivityError, match="out of range"):

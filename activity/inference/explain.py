@@ -29,6 +29,9 @@ Two methods:
   against it. All ``T`` occluded clips and the clip itself go through the
   model in one batch.
 
+The methods are :data:`~activity.registry.EXPLAIN_METHODS`, registered here; torch is imported when
+one runs, so that their names can be listed (the command line's choices) without it.
+
 The frames are exactly those :meth:`~activity.inference.recognizer.ActionRecognizer.predict`
 looks at: ``num_frames * views`` segment centres are sampled as for the
 feature cache and the centre view of each of ``num_frames`` segments is kept
@@ -44,20 +47,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from activity.data.sampling import segment_indices
 from activity.data.video import open_video, read_sampled
 from activity.errors import ActivityError
 from activity.features.motion import read_with_pairs
 from activity.inference.visualize import draw_explanation, write_png
-from activity.temporal.models import POOLED_MODELS
+from activity.registry import EXPLAIN_METHODS
 
-Method = Literal["attention", "occlusion"]
-METHODS: tuple[str, ...] = ("attention", "occlusion")
+if TYPE_CHECKING:
+    import torch
 
 ATTENTION_CAVEAT = ("attention weights are the same for every class; --target only changes the probability shown "
                     "(use --method occlusion for class-specific importances)")
@@ -194,6 +196,8 @@ def _frame_features(recognizer, frames: np.ndarray, pairs: np.ndarray | None = N
 def occlusion_batch(features: np.ndarray | torch.Tensor) -> torch.Tensor:
     """``(T + 1, T, D + M)``: the clip itself, then the clip with step ``t``'s whole feature (appearance and
     motion) replaced by the clip's mean feature."""
+    import torch
+
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     t = x.shape[0]
     batch = x[None].repeat(t + 1, 1, 1)
@@ -202,11 +206,60 @@ def occlusion_batch(features: np.ndarray | torch.Tensor) -> torch.Tensor:
     return batch
 
 
+@EXPLAIN_METHODS.register("attention")
+def attention_importance(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's attention pooling weights of one clip, the same for every class.
+
+    Args:
+        model: a temporal model in eval mode, ``(B, T, D + M) -> (logits (B, C), weights (B, T))``.
+        features: the clip's features, float32 ``(T, D + M)``.
+
+    Returns:
+        ``(probabilities (C,) float32, importance (T, C) float64)``; each column is the weights.
+    """
+    import torch
+
+    with torch.inference_mode():
+        logits, weights = model(torch.from_numpy(features)[None])
+    probs = logits.softmax(1)[0].numpy()
+    w = weights[0].double().numpy()
+    return probs, np.repeat(w[:, None], len(probs), axis=1)
+
+
+@EXPLAIN_METHODS.register("occlusion")
+def occlusion_importance(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's probability drop when one step becomes the clip's mean feature (:func:`occlusion_batch`).
+
+    Args and returns as for :func:`attention_importance`: column ``c`` of the importance is
+    ``p(clip)[c] - p(clip with step t occluded)[c]`` for every step ``t``.
+    """
+    import torch
+
+    with torch.inference_mode():
+        logits, _ = model(occlusion_batch(features))
+    p = logits.softmax(1).double().numpy()
+    return p[0].astype(np.float32), p[0] - p[1:]
+
+
+def _no_attention_note(recognizer) -> str | None:
+    """Why attention weights would explain nothing for this model (it pools uniformly), else None."""
+    model = recognizer.model
+    if uses_attention(model):
+        return None
+    from activity.temporal.models import POOLED_MODELS
+
+    temporal = recognizer.checkpoint.config.model.temporal
+    lr = temporal in POOLED_MODELS or getattr(model, "names", ("",))[0].endswith("_lr")  # a regression, or a fusion led by one
+    kind = ("a mean model" if temporal == "mean" else "a logistic regression on pooled statistics" if lr
+            else "an LSTM with mean pooling")
+    return f"{kind} weighs every frame equally, so there are no attention weights to show; using occlusion instead"
+
+
 def explain(
     recognizer,
     video_path: str | Path,
     *,
-    method: Method = "attention",
+    method: str = "attention",
     target: str | int | None = None,
 ) -> Explanation:
     """Per-frame importance of one video.
@@ -214,55 +267,39 @@ def explain(
     Args:
         recognizer: an :class:`~activity.inference.recognizer.ActionRecognizer`.
         video_path: the video file.
-        method: ``"attention"`` (the model's pooling weights; falls back to
-            ``"occlusion"`` with a note for a model that pools uniformly) or
-            ``"occlusion"`` (drop in the class probability when a step's
-            feature is replaced by the clip's mean feature).
+        method: a name of :data:`~activity.registry.EXPLAIN_METHODS`: ``"attention"`` (the model's
+            pooling weights; falls back to ``"occlusion"`` with a note for a model that pools uniformly)
+            or ``"occlusion"`` (drop in the class probability when a step's feature is replaced by the
+            clip's mean feature).
         target: class (name or index) to explain; default: the predicted one.
 
     Returns:
         An :class:`Explanation`.
 
     Raises:
-        ActivityError: unknown method or target class, or a video that cannot
-            be read (:class:`~activity.errors.VideoError`, naming the file).
+        ActivityError: unknown method (:class:`~activity.errors.ConfigError`, naming the choices) or
+            target class, or a video that cannot be read (:class:`~activity.errors.VideoError`, naming the file).
     """
-    if method not in METHODS:
-        raise ActivityError(f"unknown explanation method {method!r}; choose from {', '.join(METHODS)}")
+    importance_of = EXPLAIN_METHODS.get(method)
     path = Path(video_path)
     model = recognizer.model
     classes = list(recognizer.classes)
     if target is not None:
         _resolve_target(target, classes)  # an unknown class fails before any decoding
-    note = None
-    if method == "attention" and not uses_attention(model):
-        temporal = recognizer.checkpoint.config.model.temporal
-        lr = temporal in POOLED_MODELS or getattr(model, "names", ("",))[0].endswith("_lr")  # a regression, or a fusion led by one
-        kind = ("a mean model" if temporal == "mean" else "a logistic regression on pooled statistics" if lr
-                else "an LSTM with mean pooling")
-        note = f"{kind} weighs every frame equally, so there are no attention weights to show; using occlusion instead"
-        method = "occlusion"
+    note = _no_attention_note(recognizer) if method == "attention" else None
+    if note:
+        method, importance_of = "occlusion", EXPLAIN_METHODS.get("occlusion")
 
     frames, pairs, indices, fps = _sampled_frames(recognizer, path)
     features = _frame_features(recognizer, frames, pairs)
     model.eval()
-    with torch.inference_mode():
-        if method == "attention":
-            logits, weights = model(torch.from_numpy(features)[None])
-            probs = logits.softmax(1)[0].numpy()
-            c = _resolve_target(target, classes, probs)
-            importance = weights[0].double().numpy()
-        else:
-            logits, _ = model(occlusion_batch(features))
-            p = logits.softmax(1).double().numpy()
-            probs = p[0].astype(np.float32)
-            c = _resolve_target(target, classes, probs)
-            importance = p[0, c] - p[1:, c]
+    probs, importance = importance_of(model, features)
+    c = _resolve_target(target, classes, probs)
     times = indices / fps if fps > 0 else np.full(len(indices), np.nan)
     return Explanation(
         path=path, frames=frames, indices=indices, times=times.astype(np.float64), fps=fps,
         classes=classes, probabilities=np.asarray(probs, dtype=np.float32), label=classes[c],
-        probability=float(probs[c]), importance=importance, method=method, features=features,
+        probability=float(probs[c]), importance=importance[:, c], method=method, features=features,
         target_given=target is not None, note=note,
     )
 
