@@ -1,5 +1,5 @@
 """One registry per kind of thing: backbones, decoders, enhancements, streams, temporal models, baselines,
-explanation methods.
+explanation methods, export formats.
 
 The config's allowed values, the CLI's choices and cross-validation's model
 names are all read from these, so a name is written once, where the thing is
@@ -134,3 +134,5 @@ STREAMS: Registry[type] = Registry("stream", "features.streams", "activity.featu
 BASELINES: Registry[Callable] = Registry("baseline", None, "activity.temporal.baselines")
 #: Per-frame explanation methods (functions ``(model, features (T, D + M)) -> (probabilities (C,), importance (T, C))``).
 EXPLAIN_METHODS: Registry[Callable] = Registry("explanation method", None, "activity.inference.explain")
+#: Formats a whole model is exported to (:class:`~activity.inference.export_formats.ExportFormat`).
+EXPORT_FORMATS: Registry = Registry("export format", None, "activity.inference.export_formats")
