@@ -1,4 +1,5 @@
-"""One registry per kind of thing: backbones, decoders, enhancements, streams, temporal models, baselines.
+"""One registry per kind of thing: backbones, decoders, enhancements, streams, temporal models, baselines,
+explanation methods, export formats, result formats.
 
 The config's allowed values, the CLI's choices and cross-validation's model
 names are all read from these, so a name is written once, where the thing is
@@ -131,3 +132,11 @@ TEMPORAL_MODELS: Registry[type] = Registry("temporal model", "model.temporal", "
 STREAMS: Registry[type] = Registry("stream", "features.streams", "activity.features.streams")
 #: Baselines for cross-validation (pooling functions ``(N, T, D) -> (N, F)`` under a logistic regression).
 BASELINES: Registry[Callable] = Registry("baseline", None, "activity.temporal.baselines")
+#: Per-frame explanation methods (functions ``(model, features (T, D + M)) -> (probabilities (C,), importance (T, C))``).
+EXPLAIN_METHODS: Registry[Callable] = Registry("explanation method", None, "activity.inference.explain")
+#: Formats a whole model is exported to (:class:`~activity.inference.export_formats.ExportFormat`).
+EXPORT_FORMATS: Registry = Registry("export format", None, "activity.inference.export_formats")
+#: Result files of batch prediction (functions ``(predictions, skipped, out_dir) -> Path``).
+RESULT_FORMATS: Registry[Callable] = Registry("results format", None, "activity.inference.results")
+#: Result files of a timeline, by the same names (functions ``(timeline, out_dir, stem) -> list[Path]``).
+TIMELINE_FORMATS: Registry[Callable] = Registry("timeline format", None, "activity.inference.results")

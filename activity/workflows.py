@@ -692,8 +692,8 @@ def explain(checkpoint: str | Path, video: str | Path, out: str | Path, *, metho
         device: where the backbone runs.
     """
     from activity.inference.explain import explain as explain_video
+    from activity.inference.explain import save_explanation
     from activity.inference.recognizer import load_model as load
-    from activity.inference.visualize import save_explanation
 
     model = load(checkpoint, cache_dir=False, device=device)
     expl = explain_video(model, video, method=method, target=target)

@@ -1,4 +1,4 @@
-"""Per-frame explanations: attention weights, occlusion, the drawn strip, bad input."""
+"""Per-frame explanations: attention weights, occlusion, bad input (the drawn strip: tests/test_inference_visualize.py)."""
 
 from __future__ import annotations
 
@@ -17,21 +17,17 @@ import activity.inference.recognizer
 from activity.config import Config
 from activity.data.sampling import segment_indices
 from activity.data.synthetic import make_order_dataset
-from activity.errors import ActivityError
-from activity.inference.explain import (
-    Explanation,
-    draw_explanation,
-    explain,
-    save_explanation,
-)
-from activity.inference.visualize import contact_sheet
+from activity.errors import ActivityError, ConfigError
+from activity.inference.explain import Explanation, explain, save_explanation
+from activity.inference.visualize import draw_explanation
+from activity.registry import EXPLAIN_METHODS
 from activity.temporal.models import build_temporal_model
 from activity.temporal.train import select_views
 
 try:
-    from utils import TWO_STREAM, make_video, random_checkpoint, run_cli
+    from utils import TWO_STREAM, random_checkpoint, run_cli
 except ImportError:  # tests/ imported as a package
-    from tests.utils import TWO_STREAM, make_video, random_checkpoint, run_cli
+    from tests.utils import TWO_STREAM, random_checkpoint, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -144,21 +140,6 @@ def test_explain_command_says_attention_ignores_the_target(recognizer, clip, tmp
     assert json.loads(got.out)["class_independent"] is False
     got = run_cli(["explain", ckpt, clip, "--out", tmp_path / "n.png", "--method", "attention"])  # no --target
     assert got.code == 0 and got.err == ""
-
-
-def test_occlusion_strip_has_a_legend_and_a_targets_title_names_the_prediction(recognizer, clip, monkeypatch):
-    expl = explain(recognizer, clip, method="occlusion")
-    img, _, texts = _drawn(monkeypatch, expl)
-    title = texts[0][0]
-    assert title == f"{clip.name}: predicted {expl.label} ({expl.probability:.2f}), occlusion importance"
-    assert [t for t, *_ in texts[-2:]] == [f"supports {expl.label}", f"speaks against {expl.label}"]
-    legend = img[-20:]  # the last band: a swatch of each bar colour before its words
-    for colour in (activity.inference.explain._POS, activity.inference.explain._NEG):
-        assert (legend == colour).all(axis=2).sum() >= 14 * 6
-    other = next(c for c in expl.classes if c != expl.label)
-    _, _, texts = _drawn(monkeypatch, explain(recognizer, clip, method="occlusion", target=other))
-    title = " ".join(t for t, *_ in texts[:2])  # the title may wrap onto a second line
-    assert f"target {other} (" in title and f"predicted {expl.label} ({expl.probability:.2f})" in title
 
 
 # ---------------------------------------------------------------- occlusion
@@ -275,100 +256,6 @@ def test_with_several_views_the_frames_are_the_centre_views_predict_uses(clip, t
     np.testing.assert_allclose(expl.features, select_views(cached, T, random=False)[0].numpy(), rtol=0, atol=1e-2)
 
 
-# ---------------------------------------------------------------- drawing
-
-
-def test_strip_png_has_one_tile_per_frame(recognizer, clip, tmp_path):
-    expl = explain(recognizer, clip, method="occlusion")
-    out = save_explanation(expl, tmp_path / "sub" / "strip.png")
-    img = cv2.imread(str(out))
-    assert img is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    tile_w = round(SIZE[0] * 120 / SIZE[1])
-    assert tile_w == 160
-    assert img.shape[1] == T * (tile_w + 4) + 4  # six 160-px tiles, 4-px gaps, in one row
-    np.testing.assert_array_equal(img[:, :, ::-1], draw_explanation(expl))
-    # The same geometry as a contact sheet of the frames with bars under them (tiles 120 + 8 px tall),
-    # then the bars' legend (one 20-px line).
-    sheet = contact_sheet(np.zeros((T, 128, tile_w, 3), np.uint8), [""] * T, tile_height=128, title="t")
-    assert img.shape[:2] == (sheet.shape[0] + 20, sheet.shape[1])
-
-    wrapped = draw_explanation(expl, columns=4)
-    assert wrapped.shape[1] == 4 * (tile_w + 4) + 4 and wrapped.shape[0] > img.shape[0]
-    assert wrapped.dtype == np.uint8 and wrapped.shape[2] == 3
-
-
-def _drawn(monkeypatch, expl: Explanation, **kwargs) -> tuple[np.ndarray, dict, list]:
-    """``draw_explanation(expl)``, what it handed to ``contact_sheet`` and every ``cv2.putText`` call
-    ``(text, x, scale)``."""
-    seen, texts = {}, []
-    sheet, put = activity.inference.explain.contact_sheet, cv2.putText
-
-    def spy_sheet(tiles, captions, **kw):
-        seen.update(tiles=tiles, captions=list(captions))
-        return sheet(tiles, captions, **kw)
-
-    def spy_put(img, text, org, font, scale, *args, **kw):
-        texts.append((text, org[0], scale, img.shape[1]))
-        return put(img, text, org, font, scale, *args, **kw)
-
-    monkeypatch.setattr(activity.inference.explain, "contact_sheet", spy_sheet)
-    monkeypatch.setattr(cv2, "putText", spy_put)
-    return draw_explanation(expl, **kwargs), seen, texts
-
-
-def test_tiny_occlusion_importances_read_their_size_not_zero(recognizer, clip, monkeypatch):
-    """A confident model's occlusion drops are tiny; bars are relative to the largest, so labels must not read 0.000."""
-    tiny = np.array([2e-5, -1e-5, 0.0, 3e-6, -0.0, -5e-6])
-    expl = dataclasses.replace(explain(recognizer, clip, method="occlusion"), importance=tiny)
-    _, seen, _ = _drawn(monkeypatch, expl)
-    values = [c.split()[-1] for c in seen["captions"]]
-    assert values == ["+2.0e-05", "-1.0e-05", "0", "+3.0e-06", "0", "-5.0e-06"]
-    tw = seen["tiles"].shape[2]
-    bar = seen["tiles"][:, 120 + 4]  # the middle row of each frame's bar
-    lengths = [int(np.any(row != 235, axis=1).sum()) for row in bar]
-    assert lengths == [tw, tw // 2, 0, round(0.15 * tw), 0, tw // 4]  # as long as the numbers say, relative to the largest
-
-    big = dataclasses.replace(expl, importance=np.array([0.412, -0.05, 0.01, 0.0099, 1e-7, -0.3]))
-    _, seen, _ = _drawn(monkeypatch, big)
-    assert [c.split()[-1] for c in seen["captions"]] == ["+0.412", "-0.050", "+0.010", "+9.9e-03", "+1.0e-07", "-0.300"]
-    att = dataclasses.replace(expl, method="attention", importance=np.array([0.5, 0.3, 0.1996, 4e-4, 0, 0]))
-    _, seen, _ = _drawn(monkeypatch, att)
-    assert [c.split()[-1] for c in seen["captions"]] == ["0.500", "0.300", "0.200", "4.0e-04", "0", "0"]
-
-
-def test_captions_of_a_small_portrait_clip_stay_inside_their_tiles(recognizer, tmp_path, monkeypatch):
-    """70x124 frames (as the basketball crops) give 68-pixel tiles: too narrow for "0.42s  +0.123" on one line."""
-    video, _ = make_video(tmp_path / "portrait.avi", num_frames=VIDEO_FRAMES, size=(70, 124), lossless=True)
-    expl = explain(recognizer, video, method="occlusion")
-    img, seen, texts = _drawn(monkeypatch, expl)
-    assert seen["tiles"].shape[1:3] == (128, 68)
-    wide = (img < 255).any(axis=2)
-    # The bottom row of the bars: the last row inked across all six tiles. (Not "over half the picture's width":
-    # OpenCV 5 draws text anti-aliased over more pixels, and a two-line caption row crosses half the width.)
-    last_tile_row = np.flatnonzero(wide.sum(axis=1) >= T * 68).max()
-    tiles = wide[last_tile_row]  # the tiles' columns; the gaps between them are white
-    assert tiles.sum() == T * 68 and not tiles.all()
-    assert last_tile_row >= 128 and not wide[last_tile_row + 1 :].all(axis=1).any()  # below it: captions, not tiles
-    swatch = (img == activity.inference.explain._POS).all(axis=2).any(axis=1)
-    legend_top = np.flatnonzero(swatch[last_tile_row + 1 :]).min() + last_tile_row + 1 - 5  # the bars' legend
-    ink = (img[last_tile_row + 1 : legend_top] < 128).any(axis=2).any(axis=0)  # columns the captions draw in
-    assert ink.any()
-    assert not (ink & ~tiles).any(), f"caption ink in columns between tiles: {np.flatnonzero(ink & ~tiles)[:10]}"
-    for text, x, scale, width in texts:  # the title too: nothing runs off the picture
-        assert x + cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= width, text
-
-
-def test_note_adds_a_line_and_unwritable_output_is_an_error(recognizer, clip, tmp_path):
-    expl = explain(recognizer, clip, method="occlusion")
-    plain = draw_explanation(expl)
-    expl.note = "a note"
-    assert draw_explanation(expl).shape[0] > plain.shape[0]
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    with pytest.raises(ActivityError, match="strip.png"):
-        save_explanation(expl, blocker / "strip.png")  # parent is a file
-
-
 # ---------------------------------------------------------------- bad input
 
 
@@ -378,9 +265,18 @@ def test_missing_video_is_an_error_naming_the_file(recognizer, tmp_path):
         explain(recognizer, missing)
 
 
+@pytest.mark.parametrize("method", EXPLAIN_METHODS.names())
+def test_every_registered_method_explains_the_prediction_frame_by_frame(recognizer, clip, method):
+    expl = explain(recognizer, clip, method=method)  # an attention model: no method falls back
+    assert expl.method == method and expl.note is None and expl.label == expl.predicted
+    assert expl.importance.shape == (T,) and np.isfinite(expl.importance).all() and np.abs(expl.importance).max() > 0
+    assert expl.probability == pytest.approx(dict(recognizer.predict(clip, top_k=2))[expl.label], abs=1e-4)
+
+
 def test_unknown_method_and_target(recognizer, clip):
-    with pytest.raises(ActivityError, match="method"):
+    with pytest.raises(ConfigError) as e:
         explain(recognizer, clip, method="gradcam")
+    assert str(e.value) == "unknown explanation method 'gradcam'; choose from attention, occlusion"
     with pytest.raises(ActivityError, match="'zebra'"):
         explain(recognizer, clip, target="zebra")
     with pytest.raises(ActivityError, match="out of range"):

@@ -23,6 +23,7 @@ from activity.features.backbones import create_backbone
 from activity.features.extract import ExtractOptions, extract
 from activity.features.spec import FeatureSpec
 from activity.inference.export import ExportModel, export_model, preprocess_for_export
+from activity.registry import EXPORT_FORMATS
 from activity.temporal.checkpoint import load_checkpoint
 from activity.temporal.train import predict_features
 
@@ -204,9 +205,35 @@ def small_checkpoint(tmp_path, random_checkpoint):
     return tmp_path / "model.pt"
 
 
+def _run_onnx(path, x: torch.Tensor) -> np.ndarray:
+    return _session(path).run(None, {"frames": x.numpy()})[0]
+
+
+def _run_torchscript(path, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return torch.jit.load(str(path))(x).numpy()
+
+
+RUNNERS = {"onnx": _run_onnx, "torchscript": _run_torchscript}
+"""How each export format's file is run outside the package; a format without a runner here fails the test below."""
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS.names())
+def test_every_registered_format_exports_a_graph_that_computes_the_models_logits(fmt, small_checkpoint, backbone, tmp_path):
+    assert fmt in RUNNERS, f"no runner for the export format {fmt!r}"
+    out = export_model(small_checkpoint, fmt, tmp_path / f"m.{fmt}")
+    assert json.loads((tmp_path / f"m.{fmt}.json").read_text())["model_format"] == fmt
+    x = torch.randn(3, T, 3, S, S, generator=torch.Generator().manual_seed(0))
+    ref = _reference(ExportModel.from_checkpoint(load_checkpoint(small_checkpoint), backbone), x)
+    got = RUNNERS[fmt](out, x)
+    assert got.shape == (3, len(CLASSES)) and np.abs(got - ref).max() < ATOL
+
+
 def test_bad_format_is_one_line(small_checkpoint, tmp_path):
-    with pytest.raises(ActivityError, match="unknown export format 'tflite'; choose from onnx, torchscript"):
+    with pytest.raises(ActivityError, match="unknown export format 'tflite'; choose from onnx, torchscript") as e:
         export_model(small_checkpoint, "tflite", tmp_path / "m.tflite")
+    assert "\n" not in str(e.value) and not (tmp_path / "m.tflite").exists()
 
 
 def test_missing_checkpoint_is_one_line(tmp_path):

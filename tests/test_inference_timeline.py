@@ -16,6 +16,7 @@ from activity.data.sampling import segment_indices
 from activity.data.synthetic import order_clip, write_video
 from activity.data.decoders import open_video
 from activity.features.motion import flow_pairs
+from activity.errors import ConfigError
 from activity.inference.timeline import (
     Segment,
     Timeline,
@@ -24,6 +25,7 @@ from activity.inference.timeline import (
     merge_segments,
     write_overlay,
 )
+from activity.registry import RESULT_FORMATS, TIMELINE_FORMATS
 
 try:
     from utils import TWO_STREAM
@@ -202,6 +204,76 @@ def test_backbone_lives_on_the_recognizers_device(trained):
     assert next(model._get_encoder().backbone.parameters()).device.type == "meta"
 
 
+# ---------------------------------------------------------------- every results format, on the trained model
+
+
+def _read_csv(path) -> list[dict]:
+    return list(csv.DictReader(open(path)))
+
+
+READERS = {"csv": _read_csv, "json": lambda path: json.loads(open(path).read())}
+"""How each results format's files are read back; a format without a reader here fails the test below."""
+
+
+@pytest.fixture(scope="module")
+def short_results(trained):
+    """Predictions of two clips (and one unreadable file) and the timeline of one 2 s clip, in 1 s windows."""
+    from activity import load_model
+
+    model = load_model(trained["ckpt"], cache_dir=trained["cache"])
+    clip = trained["data"] / "moving_right" / "moving_right_000.mp4"
+    preds, failed = model.predict_many([clip, trained["data"] / "growing" / "growing_000.mp4", trained["root"] / "nope.mp4"],
+                                       top_k=2)
+    return preds, failed, model.timeline(clip, window=1.0, stride=0.5, top_k=2)
+
+
+def test_timelines_are_written_in_every_results_format():
+    assert TIMELINE_FORMATS.names() == RESULT_FORMATS.names() == ["csv", "json"]
+
+
+@pytest.mark.parametrize("fmt", RESULT_FORMATS.names())
+def test_every_results_format_holds_the_predictions_and_the_timeline(short_results, fmt, tmp_path):
+    from activity.inference.recognizer import write_predictions
+
+    assert fmt in READERS, f"no reader for the results format {fmt!r}"
+    preds, failed, tl = short_results
+    assert len(preds) == 2 and len(failed) == 1 and len(tl.windows) > 1
+    read = READERS[fmt]
+    written = write_predictions(preds, failed, tmp_path / "out", fmt)
+    assert written.parent == tmp_path / "out" and written.stem == "predictions"
+    got = read(written)
+    rows = got if fmt == "csv" else [{"path": p["path"], **{f"{k}_{i}": str(e[k]) for i, e in enumerate(p["top_k"], 1)
+                                                          for k in ("label", "probability")}} for p in got["predictions"]]
+    assert [(r["path"], r["label_1"], r["label_2"]) for r in rows] == [(str(p.path), *p.labels) for p in preds]
+    assert [float(r["probability_1"]) for r in rows] == pytest.approx([p.probabilities[0] for p in preds], abs=1e-4)
+    skipped = read(tmp_path / "out" / "skipped.csv") if fmt == "csv" else got["skipped"]
+    assert ([r["path"] for r in skipped] if fmt == "csv" else list(skipped)) == [str(p) for p in failed]
+
+    files = tl.write(tmp_path / "tl", "clip", fmt)
+    assert all(f.parent == tmp_path / "tl" and f.name.startswith("clip.") for f in files)
+    assert sorted(p.name for p in (tmp_path / "tl").iterdir()) == sorted(f.name for f in files)  # nothing else
+    if fmt == "csv":
+        windows, segments = (read(f) for f in files)
+    else:
+        (only,) = files
+        data = read(only)
+        assert data == json.loads(json.dumps(tl.as_dict()))  # the whole timeline: path, duration, window, stride, ...
+        windows, segments = data["windows"], data["segments"]
+    assert [float(w["start"]) for w in windows] == pytest.approx([w.start for w in tl.windows], abs=1e-3)
+    assert [s["label"] for s in segments] == [s.label for s in tl.segments]
+
+
+def test_unknown_results_format_is_one_line_and_writes_nothing(tmp_path):
+    from activity.inference.recognizer import write_predictions
+
+    for write in (lambda fmt: write_predictions([], {}, tmp_path / "out", fmt),
+                  lambda fmt: _plan_timeline(tmp_path / "v.mp4", 2.0).write(tmp_path / "out", None, fmt)):
+        with pytest.raises(ConfigError) as e:
+            write("parquet")
+        assert str(e.value).startswith("unknown ") and str(e.value).endswith("format 'parquet'; choose from csv, json")
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- result files and the overlay, without a model
 
 
@@ -272,7 +344,7 @@ def test_timeline_csv_failing_midway_leaves_no_partial_file(tmp_path):
     tl = _plan_timeline(tmp_path / "long.mp4", 3.0)
     tl.segments.append(Segment(3.0, 4.0, "growing", _Unformattable(0.5)))  # the third row of segments.csv
     with pytest.raises(OSError, match="no space"):
-        tl.write_csv(tmp_path / "out")
+        tl.write(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["long.windows.csv"]  # whole; no segments, no .tmp-*
     assert len(list(csv.DictReader(open(tmp_path / "out" / "long.windows.csv")))) == 1
 

@@ -280,7 +280,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                        description="Write the whole model (backbone + temporal model) as one graph: preprocessed frames "
                                    "(B, T, 3, S, S) -> logits (B, C), plus FILE.json describing the input, sampling and preprocessing.")
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript"],
+    p.add_argument("--format", required=True, type=_registered("EXPORT_FORMATS"),
                    help="onnx (runs in ONNX Runtime, see scripts/run_exported.py) or torchscript (torch.jit.load)")
     p.add_argument("--out", required=True, type=Path, metavar="FILE",
                    help="file to write (FILE.json beside it describes the input, sampling and preprocessing)")
@@ -293,7 +293,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("video", type=Path, help="the video to explain")
     p.add_argument("--out", required=True, type=Path, help="PNG file to write")
-    p.add_argument("--method", choices=["attention", "occlusion"], default="attention",
+    p.add_argument("--method", type=_registered("EXPLAIN_METHODS"), default="attention",
                    help="attention: the model's pooling weights (a model that pools uniformly falls back to occlusion); "
                         "occlusion: drop in probability when a frame's feature is replaced by the clip's mean")
     p.add_argument("--target", default=None,

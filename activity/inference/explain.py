@@ -29,6 +29,9 @@ Two methods:
   against it. All ``T`` occluded clips and the clip itself go through the
   model in one batch.
 
+The methods are :data:`~activity.registry.EXPLAIN_METHODS`, registered here; torch is imported when
+one runs, so that their names can be listed (the command line's choices) without it.
+
 The frames are exactly those :meth:`~activity.inference.recognizer.ActionRecognizer.predict`
 looks at: ``num_frames * views`` segment centres are sampled as for the
 feature cache and the centre view of each of ``num_frames`` segments is kept
@@ -44,20 +47,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from activity.data.sampling import segment_indices
 from activity.data.decoders import open_video, read_sampled
 from activity.errors import ActivityError
 from activity.features.motion import read_with_pairs
-from activity.inference.visualize import contact_sheet, legend_band, text_band
-from activity.temporal.models import POOLED_MODELS
+from activity.inference.visualize import draw_explanation, write_png
+from activity.registry import EXPLAIN_METHODS
 
-Method = Literal["attention", "occlusion"]
-METHODS: tuple[str, ...] = ("attention", "occlusion")
+if TYPE_CHECKING:
+    import torch
 
 ATTENTION_CAVEAT = ("attention weights are the same for every class; --target only changes the probability shown "
                     "(use --method occlusion for class-specific importances)")
@@ -194,6 +196,8 @@ def _frame_features(recognizer, frames: np.ndarray, pairs: np.ndarray | None = N
 def occlusion_batch(features: np.ndarray | torch.Tensor) -> torch.Tensor:
     """``(T + 1, T, D + M)``: the clip itself, then the clip with step ``t``'s whole feature (appearance and
     motion) replaced by the clip's mean feature."""
+    import torch
+
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     t = x.shape[0]
     batch = x[None].repeat(t + 1, 1, 1)
@@ -202,11 +206,60 @@ def occlusion_batch(features: np.ndarray | torch.Tensor) -> torch.Tensor:
     return batch
 
 
+@EXPLAIN_METHODS.register("attention")
+def attention_importance(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's attention pooling weights of one clip, the same for every class.
+
+    Args:
+        model: a temporal model in eval mode, ``(B, T, D + M) -> (logits (B, C), weights (B, T))``.
+        features: the clip's features, float32 ``(T, D + M)``.
+
+    Returns:
+        ``(probabilities (C,) float32, importance (T, C) float64)``; each column is the weights.
+    """
+    import torch
+
+    with torch.inference_mode():
+        logits, weights = model(torch.from_numpy(features)[None])
+    probs = logits.softmax(1)[0].numpy()
+    w = weights[0].double().numpy()
+    return probs, np.repeat(w[:, None], len(probs), axis=1)
+
+
+@EXPLAIN_METHODS.register("occlusion")
+def occlusion_importance(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's probability drop when one step becomes the clip's mean feature (:func:`occlusion_batch`).
+
+    Args and returns as for :func:`attention_importance`: column ``c`` of the importance is
+    ``p(clip)[c] - p(clip with step t occluded)[c]`` for every step ``t``.
+    """
+    import torch
+
+    with torch.inference_mode():
+        logits, _ = model(occlusion_batch(features))
+    p = logits.softmax(1).double().numpy()
+    return p[0].astype(np.float32), p[0] - p[1:]
+
+
+def _no_attention_note(recognizer) -> str | None:
+    """Why attention weights would explain nothing for this model (it pools uniformly), else None."""
+    model = recognizer.model
+    if uses_attention(model):
+        return None
+    from activity.temporal.models import POOLED_MODELS
+
+    temporal = recognizer.checkpoint.config.model.temporal
+    lr = temporal in POOLED_MODELS or getattr(model, "names", ("",))[0].endswith("_lr")  # a regression, or a fusion led by one
+    kind = ("a mean model" if temporal == "mean" else "a logistic regression on pooled statistics" if lr
+            else "an LSTM with mean pooling")
+    return f"{kind} weighs every frame equally, so there are no attention weights to show; using occlusion instead"
+
+
 def explain(
     recognizer,
     video_path: str | Path,
     *,
-    method: Method = "attention",
+    method: str = "attention",
     target: str | int | None = None,
 ) -> Explanation:
     """Per-frame importance of one video.
@@ -214,165 +267,48 @@ def explain(
     Args:
         recognizer: an :class:`~activity.inference.recognizer.ActionRecognizer`.
         video_path: the video file.
-        method: ``"attention"`` (the model's pooling weights; falls back to
-            ``"occlusion"`` with a note for a model that pools uniformly) or
-            ``"occlusion"`` (drop in the class probability when a step's
-            feature is replaced by the clip's mean feature).
+        method: a name of :data:`~activity.registry.EXPLAIN_METHODS`: ``"attention"`` (the model's
+            pooling weights; falls back to ``"occlusion"`` with a note for a model that pools uniformly)
+            or ``"occlusion"`` (drop in the class probability when a step's feature is replaced by the
+            clip's mean feature).
         target: class (name or index) to explain; default: the predicted one.
 
     Returns:
         An :class:`Explanation`.
 
     Raises:
-        ActivityError: unknown method or target class, or a video that cannot
-            be read (:class:`~activity.errors.VideoError`, naming the file).
+        ActivityError: unknown method (:class:`~activity.errors.ConfigError`, naming the choices) or
+            target class, or a video that cannot be read (:class:`~activity.errors.VideoError`, naming the file).
     """
-    if method not in METHODS:
-        raise ActivityError(f"unknown explanation method {method!r}; choose from {', '.join(METHODS)}")
+    importance_of = EXPLAIN_METHODS.get(method)
     path = Path(video_path)
     model = recognizer.model
     classes = list(recognizer.classes)
     if target is not None:
         _resolve_target(target, classes)  # an unknown class fails before any decoding
-    note = None
-    if method == "attention" and not uses_attention(model):
-        temporal = recognizer.checkpoint.config.model.temporal
-        lr = temporal in POOLED_MODELS or getattr(model, "names", ("",))[0].endswith("_lr")  # a regression, or a fusion led by one
-        kind = ("a mean model" if temporal == "mean" else "a logistic regression on pooled statistics" if lr
-                else "an LSTM with mean pooling")
-        note = f"{kind} weighs every frame equally, so there are no attention weights to show; using occlusion instead"
-        method = "occlusion"
+    note = _no_attention_note(recognizer) if method == "attention" else None
+    if note:
+        method, importance_of = "occlusion", EXPLAIN_METHODS.get("occlusion")
 
     frames, pairs, indices, fps = _sampled_frames(recognizer, path)
     features = _frame_features(recognizer, frames, pairs)
     model.eval()
-    with torch.inference_mode():
-        if method == "attention":
-            logits, weights = model(torch.from_numpy(features)[None])
-            probs = logits.softmax(1)[0].numpy()
-            c = _resolve_target(target, classes, probs)
-            importance = weights[0].double().numpy()
-        else:
-            logits, _ = model(occlusion_batch(features))
-            p = logits.softmax(1).double().numpy()
-            probs = p[0].astype(np.float32)
-            c = _resolve_target(target, classes, probs)
-            importance = p[0, c] - p[1:, c]
+    probs, importance = importance_of(model, features)
+    c = _resolve_target(target, classes, probs)
     times = indices / fps if fps > 0 else np.full(len(indices), np.nan)
     return Explanation(
         path=path, frames=frames, indices=indices, times=times.astype(np.float64), fps=fps,
         classes=classes, probabilities=np.asarray(probs, dtype=np.float32), label=classes[c],
-        probability=float(probs[c]), importance=importance, method=method, features=features,
+        probability=float(probs[c]), importance=importance[:, c], method=method, features=features,
         target_given=target is not None, note=note,
     )
 
 
-# ---------------------------------------------------------------- drawing
-
-_POS = (240, 140, 20)  # RGB orange: supports the class
-_NEG = (50, 110, 220)  # RGB blue: speaks against it
-_TOP = (220, 30, 30)
-
-
-def _bar_tile(frame: np.ndarray, value: float, scale: float, tile_height: int, bar_height: int, top: bool) -> np.ndarray:
-    """The frame at ``tile_height``, with an importance bar of ``bar_height`` under it."""
-    import cv2
-
-    h, w = frame.shape[:2]
-    tw = max(1, round(w * tile_height / h))
-    img = cv2.resize(frame, (tw, tile_height), interpolation=cv2.INTER_AREA)
-    if top:
-        cv2.rectangle(img, (0, 0), (tw - 1, tile_height - 1), _TOP, 3)
-    bar = np.full((bar_height, tw, 3), 235, np.uint8)
-    frac = 0.0 if scale <= 0 or not np.isfinite(value) else min(1.0, abs(value) / scale)
-    length = int(round(frac * tw))
-    if length:
-        inset = 2 if bar_height > 4 else 0
-        bar[inset : bar_height - inset, :length] = _POS if value >= 0 else _NEG
-    return np.concatenate([img, bar])
-
-
-def format_importance(value: float, signed: bool = True) -> str:
-    """A frame's importance as its caption shows it, never reading zero for a value that is not.
-
-    Three decimals from 0.01 up (``+0.412``); below that two significant
-    digits in scientific notation (``+2.3e-05``), so that a clip whose
-    importances are all tiny (a confident model's occlusion drops) shows their
-    real size under the bars, which are drawn relative to the largest. Exactly
-    zero is ``0``, NaN ``nan``. ``signed``: a ``+`` on positive values.
-    """
-    if not np.isfinite(value):
-        return "nan" if np.isnan(value) else f"{value:+}"
-    if value == 0:
-        return "0"
-    sign = "+" if signed else ""
-    return f"{value:{sign}.3f}" if abs(value) >= 0.01 else f"{value:{sign}.1e}"
-
-
-def draw_explanation(expl: Explanation, *, columns: int = 8, tile_height: int = 120, bar_height: int = 8) -> np.ndarray:
-    """The sampled frames in a row (wrapping after ``columns``) with each frame's importance.
-
-    Every tile is the frame, a bar under it whose length is the frame's
-    importance relative to the largest absolute importance of the clip (orange:
-    supports the class; blue: a negative occlusion importance, i.e. the class
-    became more likely without the frame) and a caption with its time (or frame
-    index when the frame rate is unknown) and importance (:func:`format_importance`).
-    The most important frame has a red border. The title gives the explained class, its
-    probability and the method; a note (such as the attention -> occlusion
-    fallback) and the caveat of attention weights (:attr:`Explanation.caveat`)
-    go on lines under the tiles. Tiling is :func:`~activity.inference.visualize.contact_sheet`'s,
-    with each tile ``tile_height + bar_height`` pixels tall (captions too wide
-    for a narrow tile wrap, shrink, or widen it).
-
-    Returns:
-        uint8 RGB image.
-    """
-    imp = np.asarray(expl.importance, dtype=np.float64)
-    finite = np.abs(imp[np.isfinite(imp)])
-    scale = float(finite.max()) if finite.size else 0.0
-    top = expl.top_frame if scale > 0 else -1
-    tiles = np.stack([_bar_tile(f, v, scale, tile_height, bar_height, i == top) for i, (f, v) in enumerate(zip(expl.frames, imp))])
-    captions = [
-        (f"{t:.2f}s" if np.isfinite(t) else f"#{i}") + "  " + format_importance(v, signed=expl.method == "occlusion")
-        for i, t, v in zip(expl.indices, expl.times, imp)
-    ]
-    if expl.target_given:
-        title = (f"{expl.path.name}: target {expl.label} ({expl.probability:.2f}), predicted {expl.predicted} "
-                 f"({expl.predicted_probability:.2f}), {expl.method} importance")
-    else:
-        title = f"{expl.path.name}: predicted {expl.label} ({expl.probability:.2f}), {expl.method} importance"
-    sheet = contact_sheet(tiles, captions, columns=columns, tile_height=tile_height + bar_height, title=title)
-    if expl.method == "occlusion":  # what the bars' two colours mean
-        sheet = np.concatenate([sheet, legend_band(sheet.shape[1], [(_POS, f"supports {expl.label}"),
-                                                                     (_NEG, f"speaks against {expl.label}")])])
-    for line in (expl.note, expl.caveat):
-        if line:
-            sheet = np.concatenate([sheet, text_band(sheet.shape[1], f"note: {line}")])
-    return sheet
-
-
 def save_explanation(expl: Explanation, out_path: str | Path, **draw_kwargs) -> Path:
-    """Draw ``expl`` (keyword arguments as for :func:`draw_explanation`) and write it as a PNG.
-
-    The file is PNG whatever its suffix, written atomically; missing parent
-    folders are created.
+    """Draw ``expl`` (keyword arguments as for :func:`~activity.inference.visualize.draw_explanation`) and write it
+    as a PNG (:func:`~activity.inference.visualize.write_png`: whatever its suffix, atomically, folders created).
 
     Raises:
         ActivityError: the image cannot be written there.
     """
-    import cv2
-
-    from activity.io import atomic_write
-
-    out = Path(out_path)
-    image = draw_explanation(expl, **draw_kwargs)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]))
-    if not ok:  # pragma: no cover - PNG encoding of a uint8 image does not fail
-        raise ActivityError(f"{out}: cannot encode the image as PNG")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out) as f:
-            f.write(buf.tobytes())
-    except OSError as e:
-        raise ActivityError(f"{out}: cannot write the image ({e.strerror or type(e).__name__})") from None
-    return out
+    return write_png(draw_explanation(expl, **draw_kwargs), out_path)

@@ -29,10 +29,8 @@ the third decimal place (by less than 0.005 in the tests).
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +42,13 @@ from activity import __version__
 from activity.errors import ActivityError
 from activity.features.motion import MAG_EDGES_PX, MotionSpec
 from activity.features.spec import FeatureSpec
+from activity.inference.export_formats import INPUT_NAME, MOTION_INPUT_NAME, ONNX_OPSET, OUTPUT_NAME
 from activity.io import atomic_path, atomic_write
+from activity.registry import EXPORT_FORMATS
 from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 
-FORMATS = ("onnx", "torchscript")
-ONNX_OPSET = 18
 SIDECAR_FORMAT = "activity-export"
 SIDECAR_VERSION = 1
-INPUT_NAME = "frames"
-MOTION_INPUT_NAME = "motion"
-OUTPUT_NAME = "logits"
 
 
 class ExportModel(nn.Module):
@@ -270,47 +265,12 @@ def _prepare_out(out_path: str | Path) -> Path:
     return out
 
 
-def _require_onnx_exporter() -> None:
-    try:
-        for name in ("onnx", "onnxscript"):
-            importlib.import_module(name)
-    except ImportError:
-        raise ActivityError("ONNX export needs the packages onnx and onnxscript (pip install onnx onnxscript)") from None
-
-
-def _export_onnx(model: ExportModel, example: tuple[torch.Tensor, ...], path: Path) -> None:
-    # torch.onnx's exporter built on torch.export (the default since PyTorch 2.9); opset 18, one file
-    # (the weights are inside it, no external data), a dynamic batch axis named "batch" on every input.
-    if example[0].shape[0] == 1:
-        # torch.export fixes a dimension whose example size is 1; any other example size keeps the batch dynamic.
-        example = tuple(x.expand(2, *x.shape[1:]).contiguous() for x in example)
-    names = [INPUT_NAME, MOTION_INPUT_NAME][: len(example)]
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's deprecation and buffer-assignment notices are not the user's problem
-        torch.onnx.export(
-            model, example, str(path),
-            input_names=names, output_names=[OUTPUT_NAME],
-            opset_version=ONNX_OPSET, dynamo=True, external_data=False,
-            dynamic_shapes={name: {0: batch} for name in names}, verbose=False,
-        )
-
-
-def _export_torchscript(model: ExportModel, example: tuple[torch.Tensor, ...], path: Path) -> None:
-    # Traced, not scripted (the backbone's third-party modules do not all script). Sizes are read
-    # from the input inside the graph, so the traced module accepts any batch size.
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # TracerWarnings, and torch.jit's own deprecation notice
-        traced = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(traced, str(path))
-
-
 def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path, *, batch_size: int = 1) -> Path:
     """Export a checkpoint, backbone included, to ONNX or TorchScript, with a JSON sidecar.
 
     Args:
         checkpoint_path: a ``model.pt`` written by ``activity train``.
-        fmt: ``"onnx"`` or ``"torchscript"``.
+        fmt: a name of :data:`~activity.registry.EXPORT_FORMATS`: ``"onnx"`` or ``"torchscript"``.
         out_path: the file to write (its folder is created); the sidecar goes to ``<out_path>.json``.
         batch_size: batch of the example input the graph is traced with (ONNX
             uses at least 2, as torch.export would fix a batch axis of size 1).
@@ -321,15 +281,14 @@ def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path, *,
         stream is exported with two inputs, ``frames`` and ``motion``.
 
     Raises:
-        ActivityError: unknown format, missing or unreadable checkpoint, an out
-            path that cannot be written, or a missing ONNX exporter dependency.
+        ActivityError: unknown format (:class:`~activity.errors.ConfigError`, naming the choices), missing
+            or unreadable checkpoint, an out path that cannot be written, or a missing exporter dependency
+            (the ONNX exporter's).
     """
-    if fmt not in FORMATS:
-        raise ActivityError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    export_format = EXPORT_FORMATS.get(fmt)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ActivityError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if fmt == "onnx":
-        _require_onnx_exporter()
+    export_format.check()
     ckpt = load_checkpoint(checkpoint_path)
     out = _prepare_out(out_path)
     model = ExportModel.from_checkpoint(ckpt).cpu()
@@ -337,7 +296,7 @@ def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path, *,
     sidecar = out.with_name(out.name + ".json")
     try:
         with atomic_path(out) as tmp:
-            (_export_onnx if fmt == "onnx" else _export_torchscript)(model, example, tmp)
+            export_format.write(model, example, tmp)
         with atomic_write(sidecar) as f:
             f.write((json.dumps(export_metadata(ckpt, fmt), indent=2) + "\n").encode())
     except OSError as e:

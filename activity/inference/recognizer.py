@@ -21,7 +21,7 @@ from activity.features.backbones import create_backbone
 from activity.features.encoder import FrameEncoder
 from activity.features.extract import ExtractOptions, Extractor, ExtractResult, with_descriptors
 from activity.features.steps import STEP_BATCH, encode_steps
-from activity.io import atomic_text, write_json
+from activity.registry import RESULT_FORMATS
 from activity.temporal.checkpoint import Checkpoint, load_checkpoint
 from activity.temporal.train import predict_features
 
@@ -183,30 +183,20 @@ class ActionRecognizer:
 def write_predictions(preds: list[Prediction], failed: dict[Path, str], out_dir: str | Path, fmt: str = "csv") -> Path:
     """Write one row per video (top-k labels and probabilities) and the skipped files with their reasons.
 
+    ``fmt`` is a name of :data:`~activity.registry.RESULT_FORMATS` (:mod:`activity.inference.results`):
     ``csv`` writes ``predictions.csv`` and ``skipped.csv``; ``json`` writes ``predictions.json`` holding both.
-    Each file appears whole or not at all (:mod:`activity.io`).
-    """
-    import csv
+    Each file appears whole or not at all (:mod:`activity.io`); ``out_dir`` is created.
 
+    Returns:
+        The predictions file.
+
+    Raises:
+        ConfigError: an unknown format (one line naming the choices), before anything is written.
+    """
+    write = RESULT_FORMATS.get(fmt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if fmt == "json":
-        path = out / "predictions.json"
-        return write_json(path, {"predictions": [p.as_dict() for p in preds], "skipped": {str(p): r for p, r in failed.items()}})
-    if fmt != "csv":
-        raise ActivityError(f"unknown results format {fmt!r}; choose csv or json")
-    k = max((len(p.labels) for p in preds), default=0)
-    path = out / "predictions.csv"
-    with atomic_text(path) as f:
-        w = csv.writer(f)
-        w.writerow(["path", *[c for i in range(1, k + 1) for c in (f"label_{i}", f"probability_{i}")]])
-        for p in preds:
-            w.writerow([str(p.path), *[c for l, pr in zip(p.labels, p.probabilities) for c in (l, f"{pr:.4f}")]])
-    with atomic_text(out / "skipped.csv") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "reason"])
-        w.writerows([str(p), r] for p, r in failed.items())
-    return path
+    return write(preds, failed, out)
 
 
 def load_model(checkpoint: str | Path, options: ExtractOptions | None = None, **kwargs: Any) -> ActionRecognizer:

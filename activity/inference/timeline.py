@@ -18,7 +18,6 @@ segment, so segment boundaries fall where the label changes.
 
 from __future__ import annotations
 
-import csv
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +27,8 @@ import numpy as np
 import torch
 
 from activity.data.decoders import VideoReader, open_video
-from activity.io import atomic_path, atomic_text
+from activity.io import atomic_path
+from activity.registry import TIMELINE_FORMATS
 
 if TYPE_CHECKING:
     from activity.features.extract import ExtractOptions, ExtractResult
@@ -87,27 +87,21 @@ class Timeline:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def write_csv(self, out_dir: str | Path, stem: str | None = None) -> tuple[Path, Path]:
-        """Write ``<stem>.windows.csv`` and ``<stem>.segments.csv`` (stem: the video's, by default); return both paths.
+    def write(self, out_dir: str | Path, stem: str | None = None, fmt: str = "csv") -> list[Path]:
+        """Write the timeline in ``fmt``, a name of :data:`~activity.registry.TIMELINE_FORMATS` (the names of
+        :data:`~activity.registry.RESULT_FORMATS`); return the files written.
 
-        Each file appears whole or not at all (:func:`activity.io.atomic_text`).
+        ``csv``: ``<stem>.windows.csv`` and ``<stem>.segments.csv``; ``json``: ``<stem>.json`` holding
+        :meth:`as_dict`. ``stem`` is the video's by default; ``out_dir`` is created. Each file appears whole
+        or not at all (:mod:`activity.io`).
+
+        Raises:
+            ConfigError: an unknown format (one line naming the choices), before anything is written.
         """
+        write = TIMELINE_FORMATS.get(fmt)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        stem = stem or Path(self.path).stem
-        windows, segments = out / f"{stem}.windows.csv", out / f"{stem}.segments.csv"
-        k = max((len(w.labels) for w in self.windows), default=0)
-        with atomic_text(windows) as f:
-            w = csv.writer(f)
-            w.writerow(["start", "end", *[c for i in range(1, k + 1) for c in (f"label_{i}", f"probability_{i}")]])
-            for win in self.windows:
-                w.writerow([f"{win.start:.3f}", f"{win.end:.3f}", *[c for l, p in zip(win.labels, win.probabilities) for c in (l, f"{p:.4f}")]])
-        with atomic_text(segments) as f:
-            w = csv.writer(f)
-            w.writerow(["start", "end", "label", "probability"])
-            for s in self.segments:
-                w.writerow([f"{s.start:.3f}", f"{s.end:.3f}", s.label, f"{s.probability:.4f}"])
-        return windows, segments
+        return write(self, out, stem or Path(self.path).stem)
 
     def label_at(self, t: float) -> Segment | None:
         """The segment covering time ``t``, if any."""
