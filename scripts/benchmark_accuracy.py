@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Accuracy benchmark: the default recipe against the baselines, on the same cached features and folds.
 
-    python scripts/benchmark_accuracy.py DATA [DATA ...] [--folds 5] [--group-regex RE] [--json PATH]
+    python scripts/benchmark_accuracy.py DATA [DATA ...] [--folds 5] [--group-regex RE] [--json-file FILE]
                                          [--config FILE] [key=value ...]
 
 For each DATA (class folder, list file or CSV), in one run: the recipe (the
@@ -13,7 +13,7 @@ also each of its members alone (``lstm:appearance``, ``lstm:motion``, ``lstm:app
 stream's BiLSTM and pooled logistic regression). Folds are stratified by class and,
 with --group-regex, never split a recording group. Prints the command, then a
 table per DATA (mean ± std over folds of top-1 and mean class accuracy, and
-per-fold top-1, and top-1 and mean class accuracy pooled over every fold's test clips); --json writes everything, per-fold metrics included.
+per-fold top-1, and top-1 and mean class accuracy pooled over every fold's test clips); --json-file writes everything, per-fold metrics included.
 
     python scripts/benchmark_accuracy.py ../shared/data/basketball --folds 5
     python scripts/benchmark_accuracy.py ../shared/data/arid6/train --folds 5 --group-regex '_(\\d+)_'
@@ -42,7 +42,7 @@ BASELINES = ["mean", "pooled_lr", "middle_lr"]
 
 
 def merged_table(paths: list[Path]) -> str:
-    """One table of earlier runs' JSON (``--json``): a row per model, a column per collection, each cell the
+    """One table of earlier runs' JSON (``--json-file``): a row per model, a column per collection, each cell the
     pooled top-1 / mean class accuracy in %."""
     columns, cells, order = [], {}, []
     for path in paths:
@@ -62,13 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("items", nargs="*", metavar="DATA | key=value", help="collections to benchmark, then config overrides")
     p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
-                   help="instead: one table of earlier runs' --json files")
+                   help="instead: one table of earlier runs' --json-file files")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--group-regex", default=None, help="regex over file names giving the recording group")
     p.add_argument("--leave-one-group-out", action="store_true",
                    help="one fold per group (e.g. VioPeru's camera sites), tested on that group: the scene-shift test")
     p.add_argument("--config", type=Path, default=None, help="YAML recipe (default: the built-in defaults)")
-    p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    p.add_argument("--json-file", type=Path, default=None, metavar="FILE", help="write the results as JSON")
     p.add_argument("--cache", type=Path, default=None, help="feature cache folder")
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in reports:
         print()
         print(r.table())
-    if args.json:
+    if args.json_file:
         payload = {"command": command, "recipe": cfg.to_dict(), "datasets": [r.to_dict() for r in reports]}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        args.json_file.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Training speed, cold prediction and memory on long videos: issue 4's other targets, in one table.
 
-    python scripts/benchmark_speed.py [--clips 10000] [--repeats 3] [--minutes 60] [--timeline] [--json out.json]
+    python scripts/benchmark_speed.py [--clips 10000] [--repeats 3] [--minutes 60] [--timeline] [--json-file out.json]
 
 * timeline windows: the default temporal model over 320 windows of cached features, one at a time
   and in the timeline's batches (ms per window);
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed cold predictions")
     p.add_argument("--minutes", type=float, default=60.0, help="length of the generated long video (0: skip memory)")
     p.add_argument("--timeline", action="store_true", help="also the peak memory of a timeline over the long video")
-    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--json-file", type=Path, default=None, metavar="FILE")
     args = p.parse_args(argv)
     command = f"$ python scripts/benchmark_speed.py {shlex.join(sys.argv[1:] if argv is None else argv)}"
     out: dict = {"command": command, "cpus": os.cpu_count()}
@@ -238,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     print(command)
     print(f"{os.cpu_count()} CPUs, {out['train']['torch_threads']} torch threads")
     print(format_table(rows, ["measure", "value", "detail", "target"]))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    if args.json_file:
+        args.json_file.write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 

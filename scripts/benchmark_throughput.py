@@ -2,7 +2,7 @@
 """Feature-extraction throughput: the backbone's own rate, the real pipeline, a naive loop, decoding alone.
 
     python scripts/benchmark_throughput.py [--backbone efficientnet_lite0 --backbone mobilenet_v3_large]
-        [--batch-size 32] [--workers N] [--threads N] [--device cpu] [--precision float32] [--json out.json]
+        [--batch-size 32] [--workers N] [--threads N] [--device cpu] [--precision float32] [--json-file out.json]
     python scripts/benchmark_throughput.py --stream-cost ../shared/data/basketball \\
         --stream-cost ../shared/data/vioperu/labels.csv [--repeats 3]   # what each stream costs
 
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead: time extracting this collection (repeatable) with each set of streams "
                         "(appearance alone, + motion, + pose, all three; pose where MediaPipe is installed)")
     p.add_argument("--repeats", type=int, default=1, help="--stream-cost: runs of each (median)")
-    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--json-file", type=Path, default=None, metavar="FILE")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -316,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{os.cpu_count()} CPUs, {workers} loader worker(s), device {device}, {args.num_frames} frames per clip; "
               f"extract into a fresh cache, median of {args.repeats} run(s) each (and ÷ appearance alone)")
         print(format_table(rows, headers))
-        if args.json:
-            args.json.write_text(json.dumps({"command": command, "stream_cost": res}, indent=2) + "\n")
+        if args.json_file:
+            args.json_file.write_text(json.dumps({"command": command, "stream_cost": res}, indent=2) + "\n")
         return 0
     rows, runtime_rows, out = [], [], {"command": command, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                                      "workers": workers, "device": str(device), "processor": platform.processor(),
@@ -400,8 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         print("extract end to end, frames/s (fresh feature cache):")
         print(format_table(rows, ["backbone", "clips", "frames", "pipeline runtime", "limit fps", "pipeline fps", "÷ limit",
                                   "naive fps", "× naive"]))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    if args.json_file:
+        args.json_file.write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 

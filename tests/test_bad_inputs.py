@@ -123,7 +123,7 @@ COMMANDS = {
     "timeline": lambda ws, strict, data=None: ["predict", ws.ckpt, data or ws.data, "--timeline", "--window", "0.5",
                                                "--stride", "0.25", "--json", *_common(ws, strict)],
     "cv": lambda ws, strict, data=None: ["cv", "--data", data or ws.data, "--folds", "2", "--temporal", "lstm",
-                                         "--json", ws.root / f"cv-{strict}-{data is None}.json", *_common(ws, strict), *FAST],
+                                         "--results-dir", ws.root / f"cv-{strict}-{data is None}", *_common(ws, strict), *FAST],
 }
 
 
@@ -159,7 +159,7 @@ def processed_from_outputs(ws: Workspace, command: str, run: CliResult) -> tuple
         result = json.loads(run.out)  # nothing but the JSON on stdout, even from the decoders' C libraries
         return len(result["predictions"]), [Path(p["path"]) for p in result["predictions"]], {Path(p) for p in result["skipped"]}
     if command == "cv":
-        result = json.loads(Path(argv[argv.index("--json") + 1]).read_text())
+        result = json.loads((Path(argv[argv.index("--results-dir") + 1]) / "cv.json").read_text())
         return result["clips"], None, {Path(p) for p in result["skipped"]}
     raise AssertionError(command)
 

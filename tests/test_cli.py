@@ -267,13 +267,16 @@ def test_evaluate_on_labels_the_model_does_not_know_at_all_is_one_line(workspace
 
 def test_cv_compares_models_on_the_same_folds(workspace, tmp_path, capsys):
     out = tmp_path / "cv.json"
-    argv = ["cv", "--data", str(workspace["data"]), "--folds", "3", "--temporal", "lstm,mean,pooled_lr,middle_lr", "--group-regex", r"_(\d+)\.|broken",
-            "--json", str(out), "--cache", str(workspace["cache"]), "--quiet", *FAST]
+    models = [a for name in ("lstm", "mean", "pooled_lr", "middle_lr") for a in ("--temporal", name)]
+    argv = ["cv", "--data", str(workspace["data"]), "--folds", "3", *models, "--group-regex", r"_(\d+)\.|broken",
+            "--results-dir", str(tmp_path), "--cache", str(workspace["cache"]), "--quiet", *FAST]
     code = main(argv)
     assert code == 0
     printed = capsys.readouterr().out
     assert "per-fold top-1" in printed and printed.count("±") == 8
     result = json.loads(out.read_text())
+    assert main([*argv, "--json"]) == 0  # the same results on stdout, nothing else
+    assert json.loads(capsys.readouterr().out) == result
     assert result["split"].startswith("3-fold by group") and result["clips"] == 15
     assert [r["name"] for r in result["results"]] == ["lstm", "mean", "pooled_lr", "middle_lr"]
     for r in result["results"]:
@@ -290,11 +293,15 @@ def test_cv_compares_models_on_the_same_folds(workspace, tmp_path, capsys):
     assert len(sizes) == 1
 
 
-def test_cv_rejects_unknown_models(workspace, capsys):
+@pytest.mark.parametrize("temporal, message", [
+    (["gru"], "argument --temporal: invalid choice: 'gru' (choose from lstm, mean, pooled_lr, middle_lr)"),
+    (["lstm,mean"], "'lstm,mean': --temporal names one model; give it once per model"),
+    (["mean", "mean"], "--temporal names a model twice")])
+def test_cv_rejects_unknown_models(workspace, capsys, temporal, message):
     with pytest.raises(SystemExit) as e:
-        main(["cv", "--data", str(workspace["data"]), "--temporal", "lstm,gru"])
+        main(["cv", "--data", str(workspace["data"]), *[a for t in temporal for a in ("--temporal", t)]])
     assert e.value.code == 2
-    assert "expected a comma-separated list of lstm, mean, pooled_lr, middle_lr" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag, value, message", [("--workers", "-1", "must be a whole number >= 0"), ("--device", "gpu", "is not a device")])
@@ -365,7 +372,22 @@ def test_a_missing_path_is_reported_before_torch_is_imported(tmp_path, argv, mes
 @pytest.mark.parametrize("argv, message", [
     (["train", "--out", "x"], "train needs --data and --out (or --resume RUN_DIR)"),
     (["predict", "model.pt"], "give either video files/folders or --source, not both or neither"),
-    (["predict", "model.pt", "a.mp4", "--overlay", "o.mp4"], "--overlay needs --timeline and exactly one video"),
+    (["predict", "model.pt", "a.mp4", "--overlay", "o.mp4"], "--overlay applies only with --timeline"),
+    (["predict", "model.pt", "a.mp4", "b.mp4", "--timeline", "--overlay", "o.mp4"], "--overlay needs exactly one video"),
+    # every predict option in a mode where it would be ignored is refused, never dropped without a word
+    (["predict", "model.pt", "a.mp4", "--stride", "2"], "--stride applies only with --timeline"),
+    (["predict", "model.pt", "a.mp4", "--smooth", "3"], "--smooth applies only with --timeline"),
+    (["predict", "model.pt", "a.mp4", "--threshold", "0.5"], "--threshold applies only with --timeline"),
+    (["predict", "model.pt", "a.mp4", "--window", "3"], "--window applies only with --timeline or --source"),
+    (["predict", "model.pt", "--source", "0", "--stride", "2"], "--stride applies only with --timeline"),
+    (["predict", "model.pt", "a.mp4", "--timeline", "--rate", "2"], "--rate applies only with --source"),
+    (["predict", "model.pt", "a.mp4", "--max-seconds", "2"], "--max-seconds applies only with --source"),
+    (["predict", "model.pt", "--source", "0", "--results-dir", "out"], "--results-dir applies only with files or --timeline"),
+    (["predict", "model.pt", "--source", "0", "--timeline"], "--timeline reads video files; --source is live: give one of them"),
+    (["predict", "model.pt", "a.mp4", "--results-format", "json"],
+     "--results-format says how --results-dir is written; give --results-dir too"),
+    (["predict", "model.pt", "a.mp4", "--results-dir", "d", "--results-format", "xml"],
+     "argument --results-format: invalid choice: 'xml' (choose from csv, json)"),
     (["predict", "model.pt", "a.mp4", "--top-k", "0"], "argument --top-k: must be at least 1"),
     (["cv", "--data", "x", "--folds", "0"], "argument --folds: must be at least 1"),
 ])

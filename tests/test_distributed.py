@@ -259,7 +259,7 @@ def test_distributed_evaluation_writes_the_single_process_report(ws, trained, tm
 
 def test_cv_shares_the_extraction_and_cross_validates_on_rank_0(ws, tmp_path):
     proc = torchrun("cv", "--data", ws["train"], "--cache", ws["root"] / "c2", "--quiet", "--folds", "2", "--temporal", "mean",
-                    "--json", tmp_path / "cv.json", "--group-regex", r"_(\d+)\.", *FEATURES, "train.epochs=2")
+                    "--results-dir", tmp_path, "--group-regex", r"_(\d+)\.", *FEATURES, "train.epochs=2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("per-fold top-1 %") == 1 and proc.stdout.count("\nmean ") == 1  # one table, from rank 0
     assert json.loads((tmp_path / "cv.json").read_text())["clips"] == 64

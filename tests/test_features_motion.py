@@ -241,7 +241,7 @@ def test_the_throughput_benchmark_times_extraction_with_each_set_of_streams(clip
     from activity.features.pose import pose_available
 
     assert bench.main(["--stream-cost", str(tmp_path / "clips"), "--workers", "0", "--num-frames", "4",
-                       "--json", str(tmp_path / "cost.json")]) == 0
+                       "--json-file", str(tmp_path / "cost.json")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("$ python scripts/benchmark_throughput.py --stream-cost") and "appearance + motion s" in out
     row = json.loads((tmp_path / "cost.json").read_text())["stream_cost"][str(tmp_path / "clips")]

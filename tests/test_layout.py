@@ -116,6 +116,18 @@ def test_the_checks_catch_what_they_are_for():
     assert "activity.inference.recognizer" not in GRAPH["activity.inference.timeline"]  # it types with a protocol
 
 
+def outside_the_workflows(graph: dict[str, set[str]], module: str = "activity.cli.commands") -> list[str]:
+    """What ``module`` imports of the package besides :mod:`activity.workflows` and the CLI's own modules."""
+    return sorted(t for t in graph[module] if t != "activity.workflows" and not t.startswith("activity.cli"))
+
+
+def test_the_commands_call_only_the_workflows():
+    """Every command is a workflow call and some printing: a notebook or a server gets the same from the same call."""
+    assert outside_the_workflows(GRAPH) == []
+    assert outside_the_workflows({"activity.cli.commands": {"activity.workflows", "activity.cli.output",
+                                                             "activity.inference.explain"}}) == ["activity.inference.explain"]
+
+
 def _long_functions() -> list[str]:
     out = []
     for module, f in MODULES.items():

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 from activity.evaluation.reports import format_table
 
 if TYPE_CHECKING:
+    from activity.evaluation.check import CheckReport
     from activity.inference.recognizer import Prediction
     from activity.inference.timeline import Timeline
-    from activity.workflows import EvaluateReport, PredictReport, TrainReport
+    from activity.workflows import BackboneInfo, EvaluateReport, PredictReport, TrainReport
 
 
 def plural(n: int, word: str) -> str:
@@ -105,3 +106,22 @@ def print_timeline(path: Path, tl: Timeline) -> None:
     rows = [[f"{s.start:.1f}", f"{s.end:.1f}", s.label, f"{s.probability:.2f}"] for s in tl.segments]
     print(f"{path}: {tl.duration:.1f} s, {plural(len(tl.windows), 'window')} of {tl.window:g} s every {tl.stride:g} s")
     print(format_table(rows, ["start", "end", "label", "probability"]) + "\n")
+
+
+def print_backbones(found: Sequence[BackboneInfo], *, timm: bool = False) -> None:
+    """One row per backbone: features, input size, weights on this machine, where they come from; then how to
+    use timm models (unless these are timm models)."""
+    rows = [[b.name + (" (default)" if b.default else ""), "?" if b.feature_dim is None else str(b.feature_dim),
+             f"{b.input_size}px", "yes" if b.offline else "no", b.source] for b in found]
+    print(format_table(rows, ["backbone", "features", "input", "offline", "weights"]))
+    if not timm:
+        print("and timm:NAME, any pretrained timm model (pip install 'activity[timm]'; list them with "
+              "activity backbones --timm PATTERN)")
+
+
+def print_check(report: CheckReport) -> None:
+    """What ``activity check`` found (:func:`activity.evaluation.check.format_report`)."""
+    from activity.evaluation.check import format_report
+
+    print(format_report(report))
+

@@ -76,6 +76,9 @@ def _registered(kind: str) -> Callable[[str], str]:
 
 def _temporal_choice(text: str) -> str:
     """A registered temporal model, or ``lstm:<member>`` (checked against the streams once the config is read)."""
+    if "," in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: --temporal names one model; give it once per model "
+                                         "(--temporal lstm --temporal pooled_lr)")
     if text.startswith("lstm:") and text[len("lstm:"):].strip():
         return text
     return _registered("TEMPORAL_MODELS")(text)

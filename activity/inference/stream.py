@@ -50,9 +50,10 @@ class StreamResult:
         return self.probabilities[0]
 
     def as_dict(self) -> dict:
-        """``{"time", "top_k": [{"label", "probability"}], "dropped"}`` (as ``predict --json`` writes a video's top-k)."""
-        return {"time": round(self.time, 2), "top_k": [{"label": l, "probability": round(p, 4)}
-                                                        for l, p in zip(self.labels, self.probabilities)],
+        """``{"time", "label", "probability", "top_k": [{"label", "probability"}], "dropped"}``: the top label, and
+        the top-k as ``predict --json`` writes a video's."""
+        return {"time": round(self.time, 2), "label": self.label, "probability": round(self.probability, 4),
+                "top_k": [{"label": l, "probability": round(p, 4)} for l, p in zip(self.labels, self.probabilities)],
                 "dropped": self.dropped}
 
 
