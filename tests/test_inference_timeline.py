@@ -65,6 +65,11 @@ def test_timeline_segments_fall_within_one_stride_of_the_truth(trained, capsys):
     assert boundaries[0] == pytest.approx(6.0, abs=stride)
     assert boundaries[1] == pytest.approx(12.0, abs=stride)
     assert tl["segments"][0]["start"] == 0.0 and tl["segments"][-1]["end"] == tl["duration"]
+    # --results-format json with --timeline writes the same timeline as VIDEO.json (it is not ignored)
+    out = trained["root"] / "timeline-json"
+    assert main(["predict", str(trained["ckpt"]), str(trained["long"]), "--timeline", "--window", "2", "--stride", str(stride),
+                 "--results-dir", str(out), "--results-format", "json", "--cache", str(trained["cache"]), "--quiet"]) == 0
+    assert [p.name for p in out.iterdir()] == ["long.json"] and json.loads((out / "long.json").read_text()) == tl
 
 
 def test_timeline_csv_and_overlay(trained, tmp_path):
@@ -140,6 +145,13 @@ def test_live_source_from_a_file_at_real_rate(trained, capsys):
     p = model.probabilities(model.encode_clip(frames[idx], frames[first], frames[second])[None])[0]
     assert (lines[-1]["label"], lines[-1]["probability"]) == (CLASSES[int(p.argmax())], pytest.approx(float(p.max()), abs=1e-4))
     assert elapsed >= 2.5  # a 3 s file is played at its real rate, not as fast as it decodes
+    assert all(l["top_k"] == [{"label": l["label"], "probability": l["probability"]}] for l in lines)  # one label by default
+    # --top-k with --source: each prediction's k labels, most probable first (not ignored)
+    assert main(["predict", str(trained["ckpt"]), "--source", str(short), "--rate", "2", "--top-k", "2", "--json",
+                 "--cache", str(trained["cache"])]) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert lines and all(l["top_k"][0]["label"] == l["label"] and len(l["top_k"]) == 2 for l in lines)
+    assert all(l["top_k"][0]["probability"] >= l["top_k"][1]["probability"] for l in lines)
 
 
 def test_python_api(trained):
