@@ -374,7 +374,7 @@ def choose_fusion_weights(model: Fusion, cfg: Config, num_classes: int, val_x: t
     out: dict[str, Any] = {"candidates": len(grid)}
     scored: tuple[list[np.ndarray], np.ndarray] | None = None
     # Scored on validation only without folds: with folds the logistic regressions were fitted on those clips too.
-    has_val = labelled is None and val_x is not None and val_y is not None and len(val_x) > 0
+    has_val = labelled is None and has_validation(val_x, val_y)
     if has_val:
         val_lp = [_log_probs(model.member(n), model.part(n, val_x), cfg.features.num_frames) for n in names]  # type: ignore[arg-type]
         scored, out["chosen_on"] = (val_lp, val_y.numpy()), f"{len(val_x)} validation clips"  # type: ignore[union-attr]
@@ -520,9 +520,14 @@ def _fit_stream(cfg: Config, train_x: torch.Tensor, train_y: torch.Tensor, num_c
             writer = csv.DictWriter(f, ["member", *METRIC_COLUMNS])
             writer.writeheader()
             writer.writerows(history)
-    has_val = val_x is not None and val_y is not None and len(val_x) > 0
+    has_val = has_validation(val_x, val_y)
     val_acc = evaluate_features(model, val_x, val_y, cfg.features.num_frames)[1] if has_val else None  # type: ignore[arg-type]
     return FitResult(model, [m.best_epoch for m in members], val_acc, history, members)  # type: ignore[misc]
+
+
+def has_validation(val_x: torch.Tensor | None, val_y: torch.Tensor | None) -> bool:
+    """There are validation clips ``(N, L, D)`` with labels ``(N,)``, N > 0: epochs and fusion weights can be chosen on them."""
+    return val_x is not None and val_y is not None and len(val_x) > 0
 
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
@@ -607,7 +612,7 @@ class _Run:
                  dist: DistInfo | None) -> None:
         tc = cfg.train
         self.cfg, self.train_x, self.train_y, self.val_x, self.val_y = cfg, train_x, train_y, val_x, val_y
-        self.has_val = val_x is not None and val_y is not None and len(val_x) > 0
+        self.has_val = has_validation(val_x, val_y)
         self.gen = torch.Generator().manual_seed(tc.seed)
         self.model = build_temporal_model(cfg.model, train_x.shape[-1], num_classes)
         self.model.set_feature_stats(*stats)
