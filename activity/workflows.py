@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from activity.evaluation.check import CheckReport
     from activity.evaluation.cv import CVReport
     from activity.inference.explain import Explanation
-    from activity.inference.stream import StreamResult, StreamStats
+    from activity.inference.stream import StreamResult, StreamStats  # noqa: F401 - StreamResult: what live passes on_result
     from activity.inference.timeline import Timeline
     from activity.inference.recognizer import ActionRecognizer, Prediction
     from activity.temporal.train import FitResult
@@ -587,35 +587,22 @@ def timelines(
 
 # ---------------------------------------------------------------- live sources
 
-def live(
-    model: str | Path | ActionRecognizer,
-    source: str,
-    options: ExtractOptions = ExtractOptions(),
-    *,
-    window: float = 2.0,
-    rate: float = 1.0,
-    max_seconds: float | None = None,
-    top_k: int = 1,
-    on_result: Callable[[StreamResult], None] | None = None,
-) -> StreamStats:
+def live(model: str | Path | ActionRecognizer, source: str, options: ExtractOptions = ExtractOptions(),
+         **settings: Any) -> StreamStats:
     """Classify a camera (its index, ``"0"``), a stream URL or a file played at its real rate, until it ends.
 
     Args:
         model: a checkpoint path, or a loaded recognizer.
         source: what to read.
         options: how to extract features (ignored when ``model`` is already loaded).
-        window: seconds of video in each prediction.
-        rate: predictions per second.
-        max_seconds: stop after this long.
-        top_k: labels in each :class:`~activity.inference.stream.StreamResult`.
-        on_result: called with each prediction as it is made.
+        **settings: ``window``, ``rate``, ``max_seconds``, ``top_k`` and ``on_result``, as
+            :func:`~activity.inference.stream.run_stream` takes them.
     """
-    from activity.inference.recognizer import load_model
     from activity.inference.stream import run_stream
 
     if isinstance(model, (str, Path)):
         model = load_model(model, options)
-    return run_stream(model, source, window=window, rate=rate, max_seconds=max_seconds, top_k=top_k, on_result=on_result)
+    return run_stream(model, source, **settings)
 
 
 # ---------------------------------------------------------------- check

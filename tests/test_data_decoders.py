@@ -582,3 +582,18 @@ def test_seek_on_real_clips_matches_reading_forward(shared_data, monkeypatch):
             np.testing.assert_array_equal(got, _read_forward(clip, index), err_msg=str(clip))
             checked += 1
     assert checked >= 15
+
+
+def test_every_description_of_auto_names_the_length_the_code_switches_at():
+    """The config's help, configs/default.yaml and the CLI's help say what auto does, with the code's threshold."""
+    import dataclasses
+    from pathlib import Path
+
+    from activity.config import FeatureConfig
+    from activity.data.decoders import AUTO_HELP, SEQUENTIAL_MAX_FRAMES
+
+    said = f"up to {SEQUENTIAL_MAX_FRAMES:,} frames"
+    config_help = next(f.metadata["help"] for f in dataclasses.fields(FeatureConfig) if f.name == "decoder")
+    yaml = next(l for l in (Path(__file__).parents[1] / "configs" / "default.yaml").read_text().splitlines()
+                if l.strip().startswith("decoder:"))
+    assert said in AUTO_HELP and said in config_help and said in yaml

@@ -98,6 +98,18 @@ def test_cli_runtime_flag_reaches_the_options(tmp_path):
         parser.parse_args(["extract", "--data", str(tmp_path), "--runtime", "tensorrt"])
 
 
+def test_extract_help_shows_one_runtime_option_with_the_thresholds_the_code_uses(capsys):
+    import activity.features.runtime as runtime
+    from activity.cli.parser import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["extract", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--runtime {auto,eager,compiled,onnxruntime}" in text and "--compile" not in text
+    for n in (runtime.ONNX_MIN_FRAMES, runtime.ONNX_CACHED_MIN_FRAMES, runtime.COMPILE_MIN_FRAMES):
+        assert f" {n:,} " in text or f"({n:,} " in text or f" {n:,} frames" in text
+
+
 def only_the_export(root):
     """Empty the feature cache at ``root`` but keep its ONNX exports (the next extraction encodes every clip)."""
     import shutil
