@@ -165,6 +165,14 @@ def test_each_member_cv_names_trains_alone_and_is_used_as_it_is(tmp_path, cli):
         assert r.code == 0 and (tmp_path / f"{member}.png").read_bytes()[:4] == b"\x89PNG", r.err
         assert ("by attention" in r.out) == (member == "motion")  # a regression pools uniformly: occlusion, said so
         assert member == "motion" or "a logistic regression on pooled statistics weighs every frame equally" in r.err
+    # cv names them with --members, and takes one as --temporal as train does
+    r = cli(["cv", "--data", data, "--folds", "2", "--temporal", "lstm", "--temporal", "lstm:motion", "--members", "--json",
+             "--cache", tmp_path / "cache", "--quiet", *recipe])
+    assert r.code == 0, r.err
+    names = [m["name"] for m in json.loads(r.out)["results"]]
+    # the fusion's members after it; lstm:motion is the model trained alone (named), not also the fusion's member
+    assert names == ["lstm", "lstm:appearance", "lstm:appearance_lr", "lstm:motion_lr", "lstm:motion"], names
+    assert all(len(m["per_fold"]) == 2 for m in json.loads(r.out)["results"])
     wrong = cli(["train", "--data", data, "--out", tmp_path / "wrong", "--cache", tmp_path / "cache", "--quiet",
                  "--temporal", "lstm:pose", *recipe])
     assert wrong.code != 0 and len(wrong.err.strip().splitlines()) == 1

@@ -180,10 +180,11 @@ def cmd_cv(args: argparse.Namespace) -> int:
     names = args.temporal or workflows.cv_model_names()
     print(f"cross-validating {', '.join(names)} on {args.data}", file=sys.stderr)
     report = workflows.cv(args.data, cfg, names, opts, folds=args.folds, group_regex=args.group_regex,
-                          leave_one_group_out=args.leave_one_group_out)
+                          leave_one_group_out=args.leave_one_group_out, streams=args.members)
     command = ["activity", *sys.argv[1:]]
     results = {"command": command, **report.to_dict()}
     if args.results_dir is not None:
+        Path(args.results_dir).mkdir(parents=True, exist_ok=True)
         print(f"wrote {workflows.write_json(Path(args.results_dir) / 'cv.json', results)}", file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))

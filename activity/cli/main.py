@@ -7,7 +7,7 @@ Problems with the input are printed as one ``error:`` line (exit code 1, no
 traceback); a video that cannot be read is reported as ``skipped PATH: reason``
 and every other video is still processed. Exit codes: 0 when at least one
 video was processed; 1 on an input error, when nothing could be processed, or
-(with ``--strict``) when anything was skipped; 2 on a usage error.
+(with ``--strict``) when anything was skipped; 2 on a usage error; 130 when interrupted (Ctrl-C).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def _device(text: str) -> str:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: $ACTIVITY_CACHE or ~/.cache/activity)")
+    p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: $ACTIVITY_CACHE, else $XDG_CACHE_HOME/activity, else ~/.cache/activity)")
     p.add_argument("--workers", type=_workers, default=None,
                    help="loader processes: on the CPU each decodes and encodes clips on one thread (default: one per core); "
                         "on a GPU they decode while it encodes (default: all cores but one); 0: all in this process")
@@ -199,7 +199,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal", type=_temporal_choice, default=None,
                    help="temporal model: lstm (bidirectional LSTM, the default), mean (average of frame features, then linear), "
                         "pooled_lr or middle_lr (the logistic regressions cv compares), or one member of the lstm's fusion "
-                        "alone as cv names it: lstm:motion, lstm:appearance_lr, ...")
+                        "alone as cv --members names it: lstm:motion, lstm:appearance_lr, ...")
     _add_config(p)
     _add_common(p)
     p.set_defaults(func=cmd.cmd_train)
@@ -258,6 +258,9 @@ def _add_cv(sub: argparse._SubParsersAction) -> None:
                         "--temporal pooled_lr): lstm, mean (trained temporal models), pooled_lr (logistic regression on "
                         "mean and std over time of features and their differences), middle_lr (on the middle frame), "
                         "lstm:<member>; default: lstm, mean, pooled_lr and middle_lr")
+    p.add_argument("--members", action="store_true",
+                   help="also score each member of the lstm's fusion alone (lstm:appearance, lstm:motion, lstm:appearance_lr, "
+                        "...) on the same folds, from the same fits")
     p.add_argument("--json", action="store_true", help="print the results as JSON to stdout instead of a table")
     p.add_argument("--results-dir", type=Path, default=None, metavar="DIR", help="also write the results to DIR/cv.json")
     _add_config(p)

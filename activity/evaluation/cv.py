@@ -157,9 +157,9 @@ def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets
                     extra["best_epoch"] = fitted.best_epoch
                     if fitted.selection:
                         extra["selection"] = fitted.selection
-                    if streams and isinstance(fitted.model, Fusion):
+                    if streams and isinstance(fitted.model, Fusion) and len(fitted.model.names) > 1:
                         _score_streams(results, name, fitted.model, features[test_idx], targets[test_idx], classes,
-                                       cfg.features.num_frames, k)
+                                       cfg.features.num_frames, k, compared=list(models))
                 else:
                     baseline = copy.deepcopy(model)
                     baseline.fit(select_views(features[train_idx], num_frames, random=False), targets[train_idx], inner_groups)
@@ -169,15 +169,18 @@ def _cross_validate(models: Mapping[str, Model], features: torch.Tensor, targets
                 m.update(fold=k, seconds=time.perf_counter() - t0, **extra)
                 results[name].add(m, targets[test_idx], probs)
                 bar.update(1)
-    order = {name: i for i, name in enumerate(models)}  # a stream's rows right after its model's
-    return sorted(results.values(), key=lambda r: order[r.name.split(":")[0]])
+    order = {name: i for i, name in enumerate(models)}  # a member's rows right after its fusion's
+    return sorted(results.values(), key=lambda r: order[r.name] if r.name in order else order[r.name.rsplit(":", 1)[0]])
 
 
 def _score_streams(results: dict[str, "CVResult"], name: str, model: Fusion, x: torch.Tensor, y: np.ndarray,
-                   classes: Sequence[str], num_frames: int, fold: int) -> None:
+                   classes: Sequence[str], num_frames: int, fold: int, compared: Sequence[str] = ()) -> None:
     """Each member of a fitted fusion on its own, as ``<name>:<member>`` (``lstm:appearance``, ``lstm:motion_lr``):
-    no extra training, they are the fusion's members."""
+    no extra training, they are the fusion's members. A member named like one of the ``compared`` models
+    (``lstm:motion`` given as a model of its own) is left to that model."""
     for member in model.names:
+        if f"{name}:{member}" in compared:  # trained alone as a model of its own: reported as that
+            continue
         probs = predict_features(model.member(member), model.part(member, x), num_frames)[0].numpy()
         m = compute_metrics(y, probs, classes)["metrics"]
         m.update(fold=fold, seconds=0.0)

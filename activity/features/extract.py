@@ -204,8 +204,8 @@ class _Batcher:
 class ExtractOptions:
     """How features are extracted (what is extracted is the :class:`~activity.features.spec.FeatureSpec`).
 
-    One object for every workflow that reads videos: ``extract``, ``train``,
-    ``evaluate``, ``predict``, ``cv``.
+    One object for every workflow that reads videos (:mod:`activity.workflows`: ``extract``, ``train``,
+    ``resume``, ``evaluate``, ``predict``, ``timelines``, ``live``, ``cv``, ``load_model``).
 
     Attributes:
         cache_dir: feature cache root (None: :func:`~activity.features.cache.default_cache_dir`;
@@ -260,7 +260,8 @@ def extract(
     sees fixed batches of ``batch_size`` frames drawn from consecutive clips; on
     the CPU each worker also encodes its clips, one forward pass per clip on one
     thread, so that decoding and encoding share the cores without contention.
-    Where compiling fails the backbone runs eagerly and ``result.notes`` says why.
+    ``options.runtime`` chooses what runs the backbone (:func:`activity.features.runtime.prepare`); where a
+    runtime named explicitly cannot be used it runs eagerly and ``result.notes`` says why.
 
     Args:
         paths: video files.

@@ -7,8 +7,8 @@ that rate, and each frame's feature is computed once; consecutive windows,
 the features of the current window are kept, so memory does not grow with the
 video's length. A model trained with the motion stream also gets, for each
 sampled frame, the descriptor of its flow pair, chosen and computed as extraction does.
-The frames are decoded and encoded as extraction does too, by loader workers (and
-the backbone compiled by the same rule), a few hundred consecutive steps a worker
+The frames are decoded and encoded as extraction does too, by loader workers (the
+backbone's runtime chosen by the same rule), a few hundred consecutive steps a worker
 at a time (:func:`~activity.features.steps.encode_steps`).
 
 Each window owns the stretch of time around its centre (half a stride on each
