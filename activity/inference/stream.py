@@ -39,15 +39,8 @@ class StreamResult:
     probabilities: list[float]
     dropped: int
 
-    @property
-    def label(self) -> str:
-        """The most probable label."""
-        return self.labels[0]
-
-    @property
-    def probability(self) -> float:
-        """Its probability."""
-        return self.probabilities[0]
+    label = property(lambda self: self.labels[0], doc="The most probable label.")
+    probability = property(lambda self: self.probabilities[0], doc="Its probability.")
 
     def as_dict(self) -> dict:
         """``{"time", "label", "probability", "top_k": [{"label", "probability"}], "dropped"}``: the top label, and
