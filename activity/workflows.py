@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from activity.config import Config, load_config, save_config
-from activity.errors import ActivityError, VideoError
+from activity.errors import ActivityError, VideoError, first_line
 from activity.features.extract import (
     ExtractOptions,
     Extractor,
@@ -530,6 +530,7 @@ def timelines(
     results_format: str = "csv",
     overlay: str | Path | None = None,
     on_timeline: Callable[[Timeline, list[Path]], None] | None = None,
+    on_progress: Callable[[Path, float, float], None] | None = None,
 ) -> TimelineReport:
     """What happens when in each video (files, or folders of them): sliding-window predictions merged into segments.
 
@@ -547,6 +548,7 @@ def timelines(
         results_format: a name in :data:`~activity.registry.RESULT_FORMATS` (``csv`` or ``json``).
         overlay: write the one video with the current label drawn on it there.
         on_timeline: called with each timeline and the files written for it, as each is done.
+        on_progress: called with ``(video, seconds encoded, seconds in all)`` as each video is encoded.
 
     Raises:
         ActivityError: ``overlay`` with other than exactly one video, or a bad parameter.
@@ -567,7 +569,8 @@ def timelines(
     for p in paths:
         try:
             tl = model.timeline(p, window=window, stride=stride, top_k=top_k, threshold=threshold, smooth=smooth,
-                                progress=options.progress)
+                                progress=options.progress,
+                                on_progress=None if on_progress is None else lambda done, total: on_progress(p, done, total))
         except VideoError as e:
             report.skipped[p] = e.reason
             _skip(options, {p: e.reason})

@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "activity"
 
 #: The flow, lowest first: a module may import from its own layer or the ones before it.
-LAYERS = ["base", "data", "transforms", "features", "temporal", "inference", "evaluation", "workflows", "cli"]
+LAYERS = ["base", "data", "transforms", "features", "temporal", "inference", "evaluation", "workflows", "serve", "cli"]
 BASE = {"errors", "io", "config", "registry", "distributed", "progress"}
 ENTRY = {"__main__"}  # python -m activity: the command line
 MAX_FUNCTION_LINES = 60
@@ -124,6 +124,7 @@ def outside_the_workflows(graph: dict[str, set[str]], module: str = "activity.cl
 def test_the_commands_call_only_the_workflows():
     """Every command is a workflow call and some printing: a notebook or a server gets the same from the same call."""
     assert outside_the_workflows(GRAPH) == []
+    assert outside_the_workflows(GRAPH, "activity.serve.app") == ["activity.serve.reports"]  # the server too
     assert outside_the_workflows({"activity.cli.commands": {"activity.workflows", "activity.cli.output",
                                                              "activity.inference.explain"}}) == ["activity.inference.explain"]
 

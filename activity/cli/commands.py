@@ -231,6 +231,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from activity.cli.serve import run_server
+
+    return run_server(args.checkpoint, host=args.host, port=args.port, reports=args.reports, max_concurrent=args.max_concurrent,
+                      max_queue=args.max_queue, max_upload_mb=args.max_upload_mb, device=args.device, quiet=args.quiet)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from activity.cli.demo import run_demo
 

@@ -2,7 +2,7 @@
 (:mod:`activity.cli.commands`, each a call of :mod:`activity.workflows` and some printing) and turns
 errors into exit codes.
 
-Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``cv``, ``check``, ``explain``, ``export``, ``demo``.
+Commands: ``backbones``, ``extract``, ``train``, ``evaluate``, ``predict``, ``cv``, ``check``, ``explain``, ``export``, ``serve``, ``demo``.
 Problems with the input are printed as one ``error:`` line (exit code 1, no
 traceback); a video that cannot be read is reported as ``skipped PATH: reason``
 and every other video is still processed. Exit codes: 0 when at least one

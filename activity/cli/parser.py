@@ -141,7 +141,7 @@ def check_paths(args: argparse.Namespace) -> None:
     Raises:
         ActivityError: the first missing one.
     """
-    for name in ("data", "val", "resume"):
+    for name in ("data", "val", "resume", "reports"):
         value = getattr(args, name, None)
         if value is not None and not Path(value).exists():
             raise ActivityError(f"{value}: no such file or directory")
@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="activity", description="Recognise human actions in video with a frozen CNN and a bidirectional LSTM.")
     parser.add_argument("--version", action="version", version=f"activity {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_backbones, _add_extract, _add_train, _add_evaluate, _add_predict, _add_cv, _add_check, _add_export, _add_explain, _add_demo):
+    for add in (_add_backbones, _add_extract, _add_train, _add_evaluate, _add_predict, _add_cv, _add_check, _add_export, _add_explain,
+                _add_serve, _add_demo):
         add(sub)
     return parser
 
@@ -310,6 +311,44 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
                                                           "instead of the summary line")
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone (default: cpu)")
     p.set_defaults(func=cmd.cmd_explain)
+
+
+def _port(text: str) -> int:
+    n = _workers(text)
+    if not 0 < n < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text!r}")
+    return n
+
+
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of megabytes, got {text!r}")
+    return value
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="a local web page and a JSON API for a trained model",
+                       description="Serve a trained model: a page to upload a video and see its top classes and timeline, "
+                                   "an evaluation viewer (--reports) and a JSON API (/api/health, /api/model, /api/predict, "
+                                   "/api/timeline). Loads the model once; works offline.")
+    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+                                                       "anything else is reachable by others, without authentication)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    p.add_argument("--reports", type=Path, default=None, metavar="DIR",
+                   help="a folder written by activity evaluate: adds the evaluation viewer at /reports")
+    p.add_argument("--max-concurrent", type=_positive, default=1,
+                   help="videos processed at once (default 1: on a CPU one uses every core)")
+    p.add_argument("--max-queue", type=_workers, default=4,
+                   help="further requests waiting for the model (default 4); beyond that the server answers 503 at once")
+    p.add_argument("--max-upload-mb", type=_megabytes, default=500.0, help="largest upload in MB (default 500; larger: 413)")
+    p.add_argument("--device", type=_device, default="cpu", help="device for the backbone (default: cpu)")
+    p.add_argument("--quiet", action="store_true", help="no line per request")
+    p.set_defaults(func=cmd.cmd_serve)
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:

@@ -16,11 +16,11 @@ import numpy as np
 
 ORDER_CLASSES: tuple[str, ...] = ("moving_right", "moving_left", "growing", "shrinking")
 
-_CODECS = {".mp4": "mp4v", ".avi": "FFV1"}  # FFV1 in AVI is lossless
+_CODECS = {".mp4": "mp4v", ".avi": "FFV1", ".webm": "VP90"}  # FFV1 in AVI is lossless; VP9 in WebM plays in browsers
 
 
 def write_video(path: str | Path, frames: np.ndarray | Sequence[np.ndarray], fps: float = 12.0) -> Path:
-    """Write uint8 RGB frames ``(T, H, W, 3)`` with OpenCV (``.mp4``: MPEG-4; ``.avi``: lossless FFV1)."""
+    """Write uint8 RGB frames ``(T, H, W, 3)`` with OpenCV (``.mp4``: MPEG-4; ``.avi``: lossless FFV1; ``.webm``: VP9)."""
     import cv2
 
     path = Path(path)

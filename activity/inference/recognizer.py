@@ -154,7 +154,8 @@ class ActionRecognizer:
         return [Prediction(p, *self.top_k(pr, top_k)) for p, pr in zip(ok, probs)], result.failed
 
     def timeline(self, video: str | Path, *, window: float = 2.0, stride: float = 1.0, top_k: int = 3,
-                 threshold: float = 0.0, smooth: int = 1, progress: bool = False):
+                 threshold: float = 0.0, smooth: int = 1, progress: bool = False,
+                 on_progress: Callable[[float, float], None] | None = None):
         """What happens when: sliding-window predictions and merged segments (see :mod:`activity.inference.timeline`).
 
         Returns:
@@ -164,7 +165,7 @@ class ActionRecognizer:
         from activity.inference.timeline import compute_timeline
 
         return compute_timeline(self, video, window=window, stride=stride, top_k=top_k, threshold=threshold,
-                                smooth=smooth, progress=progress)
+                                smooth=smooth, progress=progress, on_progress=on_progress)
 
     def predict(self, video: str | Path | Sequence[str | Path], top_k: int = 5
                 ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:

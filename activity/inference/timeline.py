@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -164,7 +164,8 @@ _TIMELINE_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elaps
 
 
 def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, info: dict, *, chunk: int | None = None,
-                    progress: bool = False) -> Iterator[tuple[float, torch.Tensor]]:
+                    progress: bool = False, on_progress: Callable[[float, float], None] | None = None
+                    ) -> Iterator[tuple[float, torch.Tensor]]:
     """Yield ``(time, feature (D + M,))`` every ``step`` seconds through the video ``reader`` opened, in order.
 
     The frames are decoded and encoded by :meth:`~Recognizer.encode_steps` (loader workers, as extraction
@@ -190,6 +191,8 @@ def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, in
             for k, f in zip(ks.tolist(), feats):
                 yield (k + 0.5) * step, f
             bar.update(len(ks))
+            if on_progress is not None:  # the bar counts only where it is drawn
+                on_progress(min(int(ks[-1]) + 1, total) * step, total * step)
     finally:
         bar.close()
 
@@ -204,6 +207,7 @@ def compute_timeline(
     threshold: float = 0.0,
     smooth: int = 1,
     progress: bool = False,
+    on_progress: Callable[[float, float], None] | None = None,
 ) -> Timeline:
     """Sliding-window predictions over a whole video.
 
@@ -217,6 +221,7 @@ def compute_timeline(
         threshold: minimum top probability for a window to join a segment.
         smooth: moving average over this many windows before merging.
         progress: show a progress bar (position in the video and speed).
+        on_progress: called with ``(seconds of video encoded, seconds in all)`` after each item of steps.
     """
     from activity.errors import ActivityError
 
@@ -243,7 +248,7 @@ def compute_timeline(
         pending.clear()
 
     with reader:
-        for _, f in _frame_features(recognizer, reader, step, info, progress=progress):
+        for _, f in _frame_features(recognizer, reader, step, info, progress=progress, on_progress=on_progress):
             buf.append(f)
             seen += 1
             if seen >= t_frames and (seen - t_frames) % hop == 0:
