@@ -52,6 +52,8 @@ def test_wheel_holds_only_the_activity_package_and_building_it_warns_of_nothing(
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"activity"}, sorted(top)
     assert "activity/cli/__init__.py" in names and "activity/data/decoders/decord.py" in names
+    pages = {"index.html", "reports.html", "app.js", "reports.js", "common.js", "style.css"}
+    assert {f"activity/serve/static/{f}" for f in pages} <= set(names)  # the server's pages work from an installed wheel
     (dist_info,) = [t for t in top if t.endswith(".dist-info")]
     assert zipfile.ZipFile(wheel).read(f"{dist_info}/top_level.txt").decode().split() == ["activity"]
 
