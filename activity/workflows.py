@@ -530,7 +530,7 @@ def timelines(
     results_format: str = "csv",
     overlay: str | Path | None = None,
     on_timeline: Callable[[Timeline, list[Path]], None] | None = None,
-    on_progress: Callable[[Path, float, float], None] | None = None,
+    on_progress: Callable[[Path, int, int], None] | None = None,
 ) -> TimelineReport:
     """What happens when in each video (files, or folders of them): sliding-window predictions merged into segments.
 
@@ -548,7 +548,7 @@ def timelines(
         results_format: a name in :data:`~activity.registry.RESULT_FORMATS` (``csv`` or ``json``).
         overlay: write the one video with the current label drawn on it there.
         on_timeline: called with each timeline and the files written for it, as each is done.
-        on_progress: called with ``(video, seconds encoded, seconds in all)`` as each video is encoded.
+        on_progress: called with ``(video, sampled frames encoded, sampled frames in all)`` as each video is encoded.
 
     Raises:
         ActivityError: ``overlay`` with other than exactly one video, or a bad parameter.

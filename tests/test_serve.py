@@ -175,7 +175,7 @@ def test_a_job_says_what_it_is_doing_and_gives_the_top_k_and_the_timeline(client
     assert state["result"]["top_k"] and state["result"]["timeline"]["segments"]
     said = client.app.state.server.jobs[r.json()["id"]].history  # what the page could have shown, in order
     assert said[:3] == ["starting", "decoding and encoding the sampled frames", "decoding"], said
-    assert said[3:] == ["encoding 6.0 of 6.0 s of video"] and state["message"] == "done", said
+    assert said[3:] == ["encoding 48 of 48 frames"] and state["message"] == "done", said  # 6 s, a frame every 1/8 s
     short = _wait(client, post(client, "/api/jobs?kind=analyze", served["clip"]).json()["id"])
     assert short["state"] == "done" and short["result"]["timeline"] is None  # one window: no timeline to draw
     bad = _wait(client, post(client, "/api/jobs", content=b"junk", name="junk.mp4").json()["id"])

@@ -155,7 +155,7 @@ class ActionRecognizer:
 
     def timeline(self, video: str | Path, *, window: float = 2.0, stride: float = 1.0, top_k: int = 3,
                  threshold: float = 0.0, smooth: int = 1, progress: bool = False,
-                 on_progress: Callable[[float, float], None] | None = None):
+                 on_progress: Callable[[int, int], None] | None = None):
         """What happens when: sliding-window predictions and merged segments (see :mod:`activity.inference.timeline`).
 
         Returns:

@@ -164,7 +164,7 @@ _TIMELINE_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elaps
 
 
 def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, info: dict, *, chunk: int | None = None,
-                    progress: bool = False, on_progress: Callable[[float, float], None] | None = None
+                    progress: bool = False, on_progress: Callable[[int, int], None] | None = None
                     ) -> Iterator[tuple[float, torch.Tensor]]:
     """Yield ``(time, feature (D + M,))`` every ``step`` seconds through the video ``reader`` opened, in order.
 
@@ -192,7 +192,7 @@ def _frame_features(recognizer: Recognizer, reader: VideoReader, step: float, in
                 yield (k + 0.5) * step, f
             bar.update(len(ks))
             if on_progress is not None:  # the bar counts only where it is drawn
-                on_progress(min(int(ks[-1]) + 1, total) * step, total * step)
+                on_progress(min(int(ks[-1]) + 1, total), total)
     finally:
         bar.close()
 
@@ -207,7 +207,7 @@ def compute_timeline(
     threshold: float = 0.0,
     smooth: int = 1,
     progress: bool = False,
-    on_progress: Callable[[float, float], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Timeline:
     """Sliding-window predictions over a whole video.
 
@@ -221,7 +221,7 @@ def compute_timeline(
         threshold: minimum top probability for a window to join a segment.
         smooth: moving average over this many windows before merging.
         progress: show a progress bar (position in the video and speed).
-        on_progress: called with ``(seconds of video encoded, seconds in all)`` after each item of steps.
+        on_progress: called with ``(sampled frames encoded, sampled frames in all)`` after each item of steps.
     """
     from activity.errors import ActivityError
 

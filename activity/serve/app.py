@@ -15,7 +15,7 @@ Endpoints (JSON; errors are ``{"error": "..."}`` with a 4xx status, never a trac
   (``windows`` with per-window probabilities, ``segments``), as ``activity predict --timeline --json``.
 * ``POST /api/jobs`` (multipart ``video``; query ``kind=analyze|predict|timeline`` and their parameters):
   the same work in the background: ``{"id"}``; ``GET /api/jobs/{id}``: ``{"state", "message", "result"}``
-  (what the page polls to show "encoding 12.0 of 60.0 s").
+  (what the page polls to show "encoding 256 of 960 frames").
 * With ``reports``: ``GET /api/reports`` (metrics, per-class table, confusion matrix),
   ``GET /api/reports/clips?true=A&predicted=B`` (the clips of one cell), ``GET /api/reports/videos/{row}``.
 """
@@ -210,9 +210,9 @@ class Server:
     def timeline(self, path: Path, name: str, window: float, stride: float, top_k: int,
                  _report: Callable[[str], None] | None = None) -> dict[str, Any]:
         """The timeline of one uploaded video, with per-window probabilities; an unreadable one is a 422."""
-        def progress(_: Path, done: float, total: float) -> None:
+        def progress(_: Path, done: int, total: int) -> None:
             if _report is not None:
-                _report(f"encoding {done:.1f} of {total:.1f} s of video")
+                _report(f"encoding {done} of {total} frames")
 
         if _report is not None:
             _report("decoding")
