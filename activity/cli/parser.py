@@ -54,6 +54,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="exit with code 1 if any video was skipped")
 
 
+def _add_outputs(p: argparse.ArgumentParser, files: str) -> None:
+    """``--json`` (the results as JSON on stdout instead of a table) and ``--results-dir DIR`` (also written as ``files``
+    there): the same two options, meaning the same, wherever a command has results to print and keep."""
+    p.add_argument("--json", action="store_true", help="print the results as JSON to stdout instead of a table")
+    p.add_argument("--results-dir", type=Path, default=None, metavar="DIR", help=f"also write the results into DIR: {files}")
+
+
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults, see configs/default.yaml)")
     p.add_argument("--backbone", default=None, help="frame encoder (see `activity backbones`)")
@@ -224,10 +231,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=_positive, default=None,
                    help="labels per video, per timeline window or per live prediction, most probable first "
                         "(default 5; 1 with --source)")
-    p.add_argument("--json", action="store_true", help="print JSON to stdout instead of a table")
-    p.add_argument("--results-dir", type=Path, default=None, metavar="DIR",
-                   help="also write the results into DIR: predictions.csv and skipped.csv (or predictions.json); "
-                        "with --timeline, VIDEO.windows.csv and VIDEO.segments.csv (or VIDEO.json)")
+    _add_outputs(p, "predictions.csv and skipped.csv (or predictions.json); with --timeline, VIDEO.windows.csv and "
+                    "VIDEO.segments.csv (or VIDEO.json)")
     p.add_argument("--results-format", type=_registered("RESULT_FORMATS"), default=None,
                    help="how --results-dir is written: csv (default) or json")
     g = p.add_argument_group("long videos")
@@ -262,8 +267,7 @@ def _add_cv(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--members", action="store_true",
                    help="also score each member of the lstm's fusion alone (lstm:appearance, lstm:motion, lstm:appearance_lr, "
                         "...) on the same folds, from the same fits")
-    p.add_argument("--json", action="store_true", help="print the results as JSON to stdout instead of a table")
-    p.add_argument("--results-dir", type=Path, default=None, metavar="DIR", help="also write the results to DIR/cv.json")
+    _add_outputs(p, "cv.json")
     _add_config(p)
     _add_common(p)
     p.set_defaults(func=cmd.cmd_cv)
