@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from activity.config import Config, load_config, save_config
+from activity.data.collection import VIDEO_EXTENSIONS
 from activity.errors import ActivityError, VideoError, first_line
 from activity.features.extract import (
     ExtractOptions,
@@ -387,10 +388,13 @@ class PredictReport:
     written: Path | None = None
 
 
+def _check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise ActivityError(f"--top-k must be at least 1, got {top_k}")
+
+
 def video_files(inputs: Sequence[str | Path]) -> tuple[list[Path], Skipped]:
     """Video files and folders -> the files (a folder's videos, sorted, searched recursively), and the empty folders."""
-    from activity.data.collection import VIDEO_EXTENSIONS
-
     paths: list[Path] = []
     empty: Skipped = {}
     for v in inputs:
@@ -426,8 +430,7 @@ def predict(
     """
     from activity.inference.recognizer import load_model, write_predictions
 
-    if top_k < 1:
-        raise ActivityError(f"--top-k must be at least 1, got {top_k}")
+    _check_top_k(top_k)
     if isinstance(model, (str, Path)):
         model = load_model(model, options)
     paths, empty = video_files(videos)
@@ -556,8 +559,7 @@ def timelines(
     from activity.inference.recognizer import load_model
     from activity.inference.timeline import write_overlay
 
-    if top_k < 1:
-        raise ActivityError(f"--top-k must be at least 1, got {top_k}")
+    _check_top_k(top_k)
     paths, empty = video_files(videos)
     if overlay is not None and len(paths) != 1:
         raise ActivityError(f"--overlay takes exactly one video; {', '.join(map(str, videos))} holds {len(paths)}")
@@ -586,6 +588,18 @@ def timelines(
         if on_timeline is not None:
             on_timeline(tl, written)
     return report
+
+
+def video_seconds(path: str | Path) -> float:
+    """How long a video is, as its container says: seconds (0 where it gives no frame rate).
+
+    Raises:
+        VideoError: the file is not a readable video.
+    """
+    from activity.data.decoders import open_video
+
+    with open_video(path) as reader:
+        return reader.frame_count / reader.fps if reader.fps > 0 else 0.0
 
 
 # ---------------------------------------------------------------- live sources
@@ -707,5 +721,5 @@ def cv_model_names() -> list[str]:
 
 __all__ = ["ActivityError", "ExtractOptions", "ExtractReport", "TrainReport", "EvaluateReport", "PredictReport",
            "TimelineReport", "BackboneInfo", "check_config", "load_config", "load_model", "extract", "train", "resume",
-           "evaluate", "predict", "video_files", "timelines", "live", "check", "backbones", "ExplainReport", "explain", "export",
+           "evaluate", "predict", "video_files", "video_seconds", "timelines", "live", "check", "backbones", "ExplainReport", "explain", "export",
            "cv", "cv_model_names", "write_json"]

@@ -176,8 +176,12 @@ def test_a_job_says_what_it_is_doing_and_gives_the_top_k_and_the_timeline(client
     said = client.app.state.server.jobs[r.json()["id"]].history  # what the page could have shown, in order
     assert said[:3] == ["starting", "decoding and encoding the sampled frames", "decoding"], said
     assert said[3:] == ["encoding 48 of 48 frames"] and state["message"] == "done", said  # 6 s, a frame every 1/8 s
+    server, timelines = client.app.state.server, []
+    real = server.timeline
+    server.timeline = lambda *args: timelines.append(args) or real(*args)
     short = _wait(client, post(client, "/api/jobs?kind=analyze", served["clip"]).json()["id"])
-    assert short["state"] == "done" and short["result"]["timeline"] is None  # one window: no timeline to draw
+    assert short["state"] == "done" and short["result"]["timeline"] is None  # one window: no timeline to draw,
+    assert timelines == []  # and none computed: a clip of one window is decoded once, for its top-k
     bad = _wait(client, post(client, "/api/jobs", content=b"junk", name="junk.mp4").json()["id"])
     assert bad["state"] == "error" and bad["error"].startswith("junk.mp4: not a readable video")
     assert client.get("/api/jobs/999").status_code == 404

@@ -45,8 +45,6 @@ if TYPE_CHECKING:
     from activity.workflows import ActionRecognizer
 
 STATIC = Path(__file__).parent / "static"
-#: Video file name suffixes kept on an upload's temporary copy (others are stored as ``upload.bin``).
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"}
 #: Finished background jobs kept for their results to be fetched.
 JOBS_KEPT = 64
 #: Limits of the request parameters: (smallest, largest).
@@ -181,7 +179,7 @@ class Server:
             name = Path(upload.filename or "upload").name
             suffix = Path(name).suffix.lower()
             folder = Path(tempfile.mkdtemp(prefix="activity-upload-", dir=self.upload_root))
-            path = folder / ("upload" + (suffix if suffix in VIDEO_SUFFIXES else ".bin"))
+            path = folder / ("upload" + (suffix if suffix in workflows.VIDEO_EXTENSIONS else ".bin"))
             try:
                 with open(path, "wb") as out:
                     await asyncio.to_thread(shutil.copyfileobj, upload.file, out, 2**20)
@@ -226,10 +224,11 @@ class Server:
 
     def analyze(self, path: Path, name: str, window: float, stride: float, top_k: int,
                 _report: Callable[[str], None] | None = None) -> dict[str, Any]:
-        """What the page shows: the video's top-k and, when it is longer than one window, its timeline."""
+        """What the page shows: the video's top-k and, when it is longer than one window, its timeline (a clip of
+        one window is decoded once, for its top-k)."""
         out = self.predict(path, name, top_k, _report)
-        tl = self.timeline(path, name, window, stride, top_k, _report)
-        out["timeline"] = tl if len(tl["windows"]) > 1 else None
+        tl = self.timeline(path, name, window, stride, top_k, _report) if workflows.video_seconds(path) > window else None
+        out["timeline"] = tl if tl is not None and len(tl["windows"]) > 1 else None
         return out
 
     # ------------------------------------------------------------ background jobs (the page)
