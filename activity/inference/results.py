@@ -27,6 +27,16 @@ if TYPE_CHECKING:
     from activity.inference.timeline import Timeline
 
 
+def _top_k_columns(k: int) -> list[str]:
+    """``label_1, probability_1, ..., label_k, probability_k``: the columns of a row's top-k."""
+    return [c for i in range(1, k + 1) for c in (f"label_{i}", f"probability_{i}")]
+
+
+def _top_k_cells(labels: Sequence[str], probabilities: Sequence[float]) -> list[str]:
+    """A row's top-k, in :func:`_top_k_columns`' order."""
+    return [c for label, p in zip(labels, probabilities) for c in (label, f"{p:.4f}")]
+
+
 # ---------------------------------------------------------------- predictions: (preds, skipped, out_dir) -> Path
 
 
@@ -38,9 +48,9 @@ def write_predictions_csv(preds: Sequence[Prediction], failed: dict[Path, str], 
     path = out_dir / "predictions.csv"
     with atomic_text(path) as f:
         w = csv.writer(f)
-        w.writerow(["path", *[c for i in range(1, k + 1) for c in (f"label_{i}", f"probability_{i}")]])
+        w.writerow(["path", *_top_k_columns(k)])
         for p in preds:
-            w.writerow([str(p.path), *[c for l, pr in zip(p.labels, p.probabilities) for c in (l, f"{pr:.4f}")]])
+            w.writerow([str(p.path), *_top_k_cells(p.labels, p.probabilities)])
     with atomic_text(out_dir / "skipped.csv") as f:
         w = csv.writer(f)
         w.writerow(["path", "reason"])
@@ -66,9 +76,9 @@ def write_timeline_csv(timeline: Timeline, out_dir: Path, stem: str) -> list[Pat
     k = max((len(w.labels) for w in timeline.windows), default=0)
     with atomic_text(windows) as f:
         w = csv.writer(f)
-        w.writerow(["start", "end", *[c for i in range(1, k + 1) for c in (f"label_{i}", f"probability_{i}")]])
+        w.writerow(["start", "end", *_top_k_columns(k)])
         for win in timeline.windows:
-            w.writerow([f"{win.start:.3f}", f"{win.end:.3f}", *[c for l, p in zip(win.labels, win.probabilities) for c in (l, f"{p:.4f}")]])
+            w.writerow([f"{win.start:.3f}", f"{win.end:.3f}", *_top_k_cells(win.labels, win.probabilities)])
     with atomic_text(segments) as f:
         w = csv.writer(f)
         w.writerow(["start", "end", "label", "probability"])
