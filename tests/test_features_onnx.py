@@ -150,6 +150,18 @@ def test_auto_stays_on_torch_where_onnxruntime_does_not_apply(tmp_path, clips, l
     assert res.runtime == "eager" and res.notes == [] and not (tmp_path / "j" / "onnx").exists()
 
 
+def test_no_folder_is_made_for_an_export_that_will_not_happen(clips, lite0, monkeypatch):
+    import activity.features.runtime as runtime
+    from activity.features.extract import ExtractOptions, extract
+
+    monkeypatch.setattr(runtime, "_temporary_root", None)
+    spec = spec_for(image_size=64)
+    for name in ("auto", "eager"):  # auto: 12 frames are too few to export; eager: never
+        res = extract(clips, spec, None, lambda: __import__("copy").deepcopy(lite0),
+                      ExtractOptions(workers=0, progress=False, runtime=name))
+        assert res.runtime == "eager" and runtime._temporary_root is None
+
+
 def test_without_a_cache_the_export_goes_to_a_temporary_folder_never_home(tmp_path, clips, lite0, monkeypatch):
     import tempfile
 

@@ -85,7 +85,7 @@ def export_root(cache_root: Path | None) -> Path:
     return _temporary_root
 
 
-def choose(name: str, encoder: FrameEncoder, *, frames: int, in_workers: bool, root: Path) -> str:
+def choose(name: str, encoder: FrameEncoder, *, frames: int, in_workers: bool, cache_root: Path | None) -> str:
     """The runtime to try for ``frames`` frames to encode: ``name`` itself unless it is ``auto``, which picks
     by the rule in this module's docstring.
 
@@ -94,14 +94,15 @@ def choose(name: str, encoder: FrameEncoder, *, frames: int, in_workers: bool, r
         encoder: the backbone to run (on its device and precision).
         frames: frames to encode (under torchrun, about the whole job's, so that every rank agrees).
         in_workers: CPU loader workers encode (where ``compiled`` applies).
-        root: where the ONNX export is or would be kept.
+        cache_root: the feature cache's root (None: disabled); the ONNX export is looked for under
+            :func:`export_root` of it, made only where ONNX Runtime could be picked.
     """
     if check_runtime(name) != "auto":
         return name
     if encoder.onnxruntime_applies() and frames >= ONNX_CACHED_MIN_FRAMES:
         from activity.features.onnx import export_failure
 
-        path = encoder.onnx_path(root)
+        path = encoder.onnx_path(export_root(cache_root))
         if (frames >= ONNX_MIN_FRAMES or path.exists()) and export_failure(path) is None:
             return "onnxruntime"
     return "compiled" if in_workers and frames >= COMPILE_MIN_FRAMES else "eager"
@@ -127,18 +128,18 @@ def prepare(encoder: FrameEncoder, name: str, *, frames: int, in_workers: bool, 
         ``(runtime, note)``: what runs it now (``eager``, ``compiled`` or ``onnxruntime``), and why a runtime
         named explicitly could not be used (None otherwise; also logged as a warning).
     """
-    root = export_root(cache_root)
-    wanted = choose(name, encoder, frames=frames, in_workers=in_workers, root=root)
+    wanted = choose(name, encoder, frames=frames, in_workers=in_workers, cache_root=cache_root)
     if wanted == "eager":
         return "eager", None
-    why = _use_onnxruntime(encoder, root, announce) if wanted == "onnxruntime" else _compile(encoder, in_workers, frames, batch, announce)
+    root = export_root(cache_root) if wanted == "onnxruntime" else None
+    why = _use_onnxruntime(encoder, root, announce) if root is not None else _compile(encoder, in_workers, frames, batch, announce)
     if why is None:
         return wanted, None
     if name == "auto":  # silently eager; a failed export is remembered so that auto does not try again
         if wanted == "onnxruntime":
             from activity.features.onnx import remember_export_failure
 
-            remember_export_failure(encoder.onnx_path(root), why)
+            remember_export_failure(encoder.onnx_path(root), why)  # type: ignore[arg-type]
         log.info(why)
         return "eager", None
     log.warning(why)
