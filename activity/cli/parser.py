@@ -178,25 +178,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
+             **kwargs: str) -> argparse.ArgumentParser:
+    """The sub-command ``name`` (``help``, ``description``), run by ``func``."""
+    p = sub.add_parser(name, **kwargs)
+    p.set_defaults(func=func)
+    return p
+
+
 def _add_backbones(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("backbones", help="list the frame encoders",
+    p = _command(sub, "backbones", cmd.cmd_backbones, help="list the frame encoders",
                        description="List the registered backbones, or with --timm the pretrained timm models usable as timm:NAME.")
     p.add_argument("--timm", metavar="PATTERN", default=None,
                    help="list the pretrained timm models matching PATTERN (timm.list_models(PATTERN, pretrained=True)), "
                         "e.g. 'convnext*'; needs the extra activity[timm]")
-    p.set_defaults(func=cmd.cmd_backbones)
 
 
 def _add_extract(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("extract", help="extract and cache backbone features", description="Extract backbone features for a collection of videos into the cache.")
+    p = _command(sub, "extract", cmd.cmd_extract, help="extract and cache backbone features", description="Extract backbone features for a collection of videos into the cache.")
     p.add_argument("--data", required=True, help="class folder, list file, CSV, a folder of videos or one video")
     _add_config(p)
     _add_common(p)
-    p.set_defaults(func=cmd.cmd_extract)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a temporal model", description="Train a temporal model on cached features; writes RUN_DIR/model.pt, config.yaml, metrics.csv.")
+    p = _command(sub, "train", cmd.cmd_train, help="train a temporal model", description="Train a temporal model on cached features; writes RUN_DIR/model.pt, config.yaml, metrics.csv.")
     p.add_argument("--data", help="class folder, list file or CSV")
     p.add_argument("--out", type=Path, help="run folder")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue an interrupted run from its last completed epoch")
@@ -210,20 +216,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "alone as cv --members names it: lstm:motion, lstm:appearance_lr, ...")
     _add_config(p)
     _add_common(p)
-    p.set_defaults(func=cmd.cmd_train)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint on labelled videos", description="Evaluate a checkpoint; writes metrics.json, per_class.csv, confusion_matrix.csv/.png and predictions.csv.")
+    p = _command(sub, "evaluate", cmd.cmd_evaluate, help="evaluate a checkpoint on labelled videos", description="Evaluate a checkpoint; writes metrics.json, per_class.csv, confusion_matrix.csv/.png and predictions.csv.")
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("--data", required=True, help="class folder, list file or CSV")
     p.add_argument("--out", required=True, type=Path, help="report folder")
     _add_common(p)
-    p.set_defaults(func=cmd.cmd_evaluate)
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="classify video files, long videos or a live source",
+    p = _command(sub, "predict", cmd.cmd_predict, help="classify video files, long videos or a live source",
                        description="Top-k actions for each video (files or folders); --timeline for what happens when in long "
                                    "videos; --source for a camera or stream.")
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
@@ -247,11 +251,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--rate", type=float, default=None, help="predictions per second (default 1)")
     g.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds (default: when the source ends)")
     _add_common(p)
-    p.set_defaults(func=cmd.cmd_predict)
 
 
 def _add_cv(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cv", help="k-fold cross-validation of temporal models", description="Compare temporal models on the same k folds (stratified; by group when known). Each fold's test clips are never used for training or early stopping.")
+    p = _command(sub, "cv", cmd.cmd_cv, help="k-fold cross-validation of temporal models", description="Compare temporal models on the same k folds (stratified; by group when known). Each fold's test clips are never used for training or early stopping.")
     p.add_argument("--data", required=True, help="class folder, list file or CSV")
     p.add_argument("--folds", type=_positive, default=5,
                    help="number of folds (default 5; capped by the number of groups or the smallest class)")
@@ -270,11 +273,10 @@ def _add_cv(sub: argparse._SubParsersAction) -> None:
     _add_outputs(p, "cv.json")
     _add_config(p)
     _add_common(p)
-    p.set_defaults(func=cmd.cmd_cv)
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="check a collection for unreadable clips, duplicates and leaks",
+    p = _command(sub, "check", cmd.cmd_check, help="check a collection for unreadable clips, duplicates and leaks",
                        description="Report unreadable clips, clips per class, identical files (across classes: a label leak) and "
                                    "recordings on both sides of a train/validation split. Exit code 1 when problems are found.")
     p.add_argument("data", help="class folder, list file or CSV")
@@ -283,11 +285,10 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decoder", type=_registered("DECODERS"), default="auto",
                    help=f"video decoder used to probe the clips: auto ({AUTO_HELP}), decord or opencv")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd.cmd_check)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a checkpoint, backbone included, to ONNX or TorchScript",
+    p = _command(sub, "export", cmd.cmd_export, help="export a checkpoint, backbone included, to ONNX or TorchScript",
                        description="Write the whole model (backbone + temporal model) as one graph: preprocessed frames "
                                    "(B, T, 3, S, S) -> logits (B, C), plus FILE.json describing the input, sampling and preprocessing.")
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
@@ -295,11 +296,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                    help="onnx (runs in ONNX Runtime, see scripts/run_exported.py) or torchscript (torch.jit.load)")
     p.add_argument("--out", required=True, type=Path, metavar="FILE",
                    help="file to write (FILE.json beside it describes the input, sampling and preprocessing)")
-    p.set_defaults(func=cmd.cmd_export)
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="show which frames a prediction rests on",
+    p = _command(sub, "explain", cmd.cmd_explain, help="show which frames a prediction rests on",
                        description="Draw the frames the model sees with each one's importance (attention weights or occlusion) as a PNG.")
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("video", type=Path, help="the video to explain")
@@ -314,7 +314,6 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the explanation (per-frame importances) as JSON to stdout "
                                                           "instead of the summary line")
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone (default: cpu)")
-    p.set_defaults(func=cmd.cmd_explain)
 
 
 def _port(text: str) -> int:
@@ -335,7 +334,7 @@ def _megabytes(text: str) -> float:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="a local web page and a JSON API for a trained model",
+    p = _command(sub, "serve", cmd.cmd_serve, help="a local web page and a JSON API for a trained model",
                        description="Serve a trained model: a page to upload a video and see its top classes and timeline, "
                                    "an evaluation viewer (--reports) and a JSON API (/api/health, /api/model, /api/predict, "
                                    "/api/timeline). Loads the model once; works offline.")
@@ -352,12 +351,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=_megabytes, default=500.0, help="largest upload in MB (default 500; larger: 413)")
     p.add_argument("--device", type=_device, default="cpu", help="device for the backbone (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no line per request")
-    p.set_defaults(func=cmd.cmd_serve)
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the whole pipeline on generated clips", description="Generate a small labelled collection, then extract, train, evaluate and predict.")
+    p = _command(sub, "demo", cmd.cmd_demo, help="run the whole pipeline on generated clips", description="Generate a small labelled collection, then extract, train, evaluate and predict.")
     p.add_argument("--out", default="demo_run", help="folder for the generated clips and the run (default: demo_run)")
     p.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: OUT/cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd.cmd_demo)
