@@ -1,6 +1,6 @@
 """The frame encoder: preprocessed uint8 frames in, backbone features out, in batches on one
 device (autocast on GPUs; ``torch.compile`` or ONNX Runtime on CPUs where
-:mod:`activity.features.runtime` chooses them)."""
+:mod:`activity.features.runtime` chooses them; ONNX Runtime's int8 kernels for precision ``int8``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from activity.errors import first_line
+from activity.errors import ActivityError, first_line
 from activity.features.backbones import Backbone
 from activity.features.spec import FeatureSpec
 
@@ -21,12 +21,13 @@ class FrameEncoder:
     Frames arrive resized and cropped but still uint8 ``(N, 3, S, S)`` (a quarter of
     the float32 bytes to move between processes and to the device); scaling and
     normalisation happen on the device, in the batch. On CUDA, ``precision``
-    ``"bfloat16"`` or ``"float16"`` runs the backbone under autocast.
+    ``"bfloat16"`` or ``"float16"`` runs the backbone under autocast; ``"int8"`` runs
+    only after :meth:`use_onnxruntime` (CPU), on a quantised copy (:mod:`activity.features.quantize`).
 
     Args:
         backbone: the frozen backbone (moved to ``device`` here).
         spec: the features wanted: frame adjustments, preprocessing and ``precision``
-            (``"float32"``, or ``"bfloat16"``/``"float16"`` autocast).
+            (``"float32"``, ``"bfloat16"``/``"float16"`` autocast, or ``"int8"``: ONNX Runtime only).
         device: where the backbone runs.
         batch_size: frames per forward pass.
     """
@@ -39,7 +40,8 @@ class FrameEncoder:
             torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest kernels once
         self.spec = spec
         self.batch_size = batch_size
-        self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec.precision]
+        self.dtype = {"float32": None, "int8": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec.precision]
+        self.int8 = spec.precision == "int8"
         self._onnx_file: str | None = None  # the export's file name (a hash of the weights: computed once)
 
     @torch.inference_mode()
@@ -89,17 +91,33 @@ class FrameEncoder:
         return None
 
     def use_onnxruntime(self, root: str | Path) -> str | None:
-        """Run the backbone with ONNX Runtime instead of torch (CPU, float32 only).
+        """Run the backbone with ONNX Runtime instead of torch (CPU, float32 or int8).
 
         The backbone is exported once to ``root/onnx/<key>.onnx`` (see
-        :func:`~activity.features.onnx.onnx_backbone`) and reused afterwards; loader workers
-        forked after this call each open their own one-thread session.
+        :func:`~activity.features.onnx.onnx_backbone`) and reused afterwards; for precision
+        ``int8``, so is its quantised copy beside it (:func:`~activity.features.quantize.int8_backbone`).
+        Loader workers forked after this call each open their own one-thread session.
 
         Returns:
             None, or why the backbone stays on torch (onnxruntime missing, the export failed,
-            a GPU, reduced precision): the runtime is only ever an optimisation.
+            a GPU, reduced precision): for float32 the runtime is only ever an optimisation.
+
+        Raises:
+            ActivityError: precision ``int8`` and the quantised backbone cannot run here (nothing
+                else computes int8 features).
         """
+        if self.int8:
+            why = self._use_onnxruntime(root)
+            if why is not None:
+                raise ActivityError(why)
+            return None
+        return self._use_onnxruntime(root)
+
+    def _use_onnxruntime(self, root: str | Path) -> str | None:
         if self.device.type != "cpu":
+            if self.int8:
+                return (f"features.precision=int8 runs on the CPU only (ONNX Runtime's integer kernels); this run's "
+                        f"device is {self.device.type}: use float32, bfloat16 or float16 there")
             return f"onnxruntime is used only on the CPU (here: {self.device.type}); encoding with torch"
         if self.dtype is not None:
             return f"onnxruntime runs float32 only (precision: {self.spec.precision}); encoding with torch"
@@ -107,16 +125,22 @@ class FrameEncoder:
 
         if isinstance(self.backbone, OnnxBackbone):  # already switched (an encoder used again)
             return None
+        size = self.spec.preprocess.crop_size
         try:
-            self.backbone, _ = onnx_backbone(self.backbone, self.onnx_path(root),  # type: ignore[assignment]
-                                             self.spec.preprocess.crop_size)
+            model, _ = onnx_backbone(self.backbone, self.onnx_path(root), size)
+            if self.int8:
+                from activity.features.quantize import int8_backbone
+
+                model, _ = int8_backbone(model, self.spec.prepare, size)
         except Exception as e:  # missing package, exporter or runtime errors: stay on torch
-            first = first_line(e)
-            return f"onnxruntime unavailable, encoding with torch ({type(e).__name__}: {first})"
+            if self.int8:
+                return f"features.precision=int8: the quantised backbone could not be made ({type(e).__name__}: {first_line(e)})"
+            return f"onnxruntime unavailable, encoding with torch ({type(e).__name__}: {first_line(e)})"
+        self.backbone = model  # type: ignore[assignment]
         return None
 
     def onnxruntime_applies(self) -> bool:
-        """ONNX Runtime could run this backbone here: a CPU, float32, onnxruntime installed."""
+        """ONNX Runtime could run this backbone here: a CPU, float32 or int8, onnxruntime installed."""
         if self.device.type != "cpu" or self.dtype is not None:
             return False
         import importlib.util
@@ -124,8 +148,9 @@ class FrameEncoder:
         return importlib.util.find_spec("onnxruntime") is not None
 
     def onnx_path(self, root: str | Path) -> Path:
-        """Where the backbone's export is cached under ``root``: ``root/onnx/<key>.onnx``
-        (:func:`~activity.features.onnx.model_key`; the weights are hashed once per encoder)."""
+        """Where the backbone's float32 export is cached under ``root``: ``root/onnx/<key>.onnx``
+        (:func:`~activity.features.onnx.model_key`; the weights are hashed once per encoder). Call it
+        before :meth:`use_onnxruntime` switches the backbone (as that does)."""
         from activity.features.onnx import OnnxBackbone, model_key
 
         if self._onnx_file is None:

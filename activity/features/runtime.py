@@ -11,6 +11,11 @@ chosen here and nowhere else, with the thresholds ``auto`` uses.
   (:data:`ONNX_CACHED_MIN_FRAMES` once the export is cached); else ``compiled`` where CPU workers
   encode at least :data:`COMPILE_MIN_FRAMES` frames; else ``eager``.
 
+Precision ``int8`` (``features.precision``) runs only on ONNX Runtime, on a quantised copy of the export
+(:mod:`activity.features.quantize`): ``auto`` picks ``onnxruntime`` for it whatever the frame count, and
+``eager``, ``compiled`` or a place it cannot run (a GPU, onnxruntime missing) is an error, never a silent
+float32 run (its features would be cached as int8 ones).
+
 A runtime named explicitly that cannot be used here falls back to ``eager`` with one note saying
 why; ``auto`` falls back silently (an ONNX export that failed is remembered, so ``auto`` does not
 pay for it again). The export lives under the feature cache's root; with the cache disabled, under a
@@ -56,7 +61,8 @@ def runtime_help() -> str:
     return (f"what runs the backbone: eager (PyTorch), compiled (torch.compile, where CPU workers encode), "
             f"onnxruntime (CPU, float32: exported once to <cache>/onnx/ and checked against PyTorch); "
             f"auto (default): onnxruntime from {ONNX_MIN_FRAMES:,} frames to encode ({ONNX_CACHED_MIN_FRAMES} once "
-            f"exported), else compiled from {COMPILE_MIN_FRAMES:,} frames where CPU workers encode, else eager")
+            f"exported), else compiled from {COMPILE_MIN_FRAMES:,} frames where CPU workers encode, else eager; "
+            f"features.precision=int8 always runs on onnxruntime")
 
 
 def check_runtime(name: str) -> str:
@@ -97,6 +103,11 @@ def choose(name: str, encoder: FrameEncoder, *, frames: int, in_workers: bool, c
         cache_root: the feature cache's root (None: disabled); the ONNX export is looked for under
             :func:`export_root` of it, made only where ONNX Runtime could be picked.
     """
+    if encoder.int8:
+        if check_runtime(name) in ("auto", "onnxruntime"):
+            return "onnxruntime"
+        raise ActivityError(f"features.precision=int8 runs on ONNX Runtime only (--runtime onnxruntime or auto), "
+                            f"not --runtime {name}")
     if check_runtime(name) != "auto":
         return name
     if encoder.onnxruntime_applies() and frames >= ONNX_CACHED_MIN_FRAMES:
@@ -127,6 +138,10 @@ def prepare(encoder: FrameEncoder, name: str, *, frames: int, in_workers: bool, 
     Returns:
         ``(runtime, note)``: what runs it now (``eager``, ``compiled`` or ``onnxruntime``), and why a runtime
         named explicitly could not be used (None otherwise; also logged as a warning).
+
+    Raises:
+        ActivityError: precision ``int8`` with a runtime other than ``onnxruntime``/``auto``, or where its
+            quantised backbone cannot run (a GPU, onnxruntime missing).
     """
     wanted = choose(name, encoder, frames=frames, in_workers=in_workers, cache_root=cache_root)
     if wanted == "eager":
@@ -147,9 +162,15 @@ def prepare(encoder: FrameEncoder, name: str, *, frames: int, in_workers: bool, 
 
 
 def _use_onnxruntime(encoder: FrameEncoder, root: Path, announce: bool) -> str | None:
-    exporting = announce and not encoder.onnx_path(root).exists()
+    path = encoder.onnx_path(root)
+    if encoder.int8:
+        from activity.features.quantize import int8_path
+
+        path = int8_path(path)
+    exporting = announce and not path.exists()
     if exporting:
-        log.info(f"exporting the backbone for ONNX Runtime, once (kept in {root / 'onnx'})")
+        what = "quantising the backbone to int8" if encoder.int8 else "exporting the backbone for ONNX Runtime"
+        log.info(f"{what}, once (kept in {root / 'onnx'})")
     t0 = time.perf_counter()
     why = encoder.use_onnxruntime(root)
     if exporting and why is None:
