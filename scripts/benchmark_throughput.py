@@ -13,12 +13,16 @@ Measured on the same clips, backbone and batch size, in one run, frames per seco
   one single-threaded process per core running at once (the sum of their rates) with eager
   PyTorch, with ``torch.compile`` (compiled before they fork, as ``extract --runtime compiled``; the
   compile time is printed) and with ONNX Runtime (``extract --runtime onnxruntime``: the model it
-  caches, exported once; the export time is printed). The limit is the fastest runtime measured in
-  the run;
+  caches, exported once; the export time is printed) and, on the CPU, ONNX Runtime on the int8 copy
+  (``features.precision=int8``: quantised once; the time is printed). A precision's limit is its fastest
+  runtime measured in the run;
 * pipeline: ``activity extract`` end to end (``activity.features.extract``, fresh feature cache,
   the runtime ``--runtime`` names: by default what ``extract`` picks, with the ONNX export already
   cached as it is after a first run), appearance features only (``features.streams=[appearance]``;
-  ``--stream-cost`` measures what the motion and pose streams add);
+  ``--stream-cost`` measures what the motion and pose streams add), in float32 and (on the CPU) int8,
+  against two limits: the backbone alone, and the backbone plus decoding the sampled frames on the
+  same cores (cores / (cores / forward fps + 1 / one-thread decode fps): what is left once every frame
+  is decoded too);
 * naive: the popular CNN-LSTM repos' loop: OpenCV reads every frame in order, each frame
   preprocessed on its own, one clip per forward pass, the network as published (no inference
   rewrite);
@@ -163,14 +167,20 @@ def time_onnx_processes(backbone: Backbone, spec: FeatureSpec, batch: int, proce
                         seconds: float = 4.0) -> tuple[float | None, float | None]:
     """CPU: as :func:`time_backbone_processes`, with the backbone run by onnxruntime, one thread per process
     (the ONNX model ``extract --runtime onnxruntime`` caches under the default cache root, exported if absent):
-    (the sum of their rates, seconds spent exporting and checking or None where it was cached); rate None,
-    with a note, where onnxruntime cannot run it."""
+    (the sum of their rates, seconds spent exporting (int8: and quantising) and checking, or None where it was
+    cached); rate None, with a note, where onnxruntime cannot run it."""
     from activity.features.encoder import FrameEncoder
+    from activity.features.quantize import int8_path
 
     enc = FrameEncoder(backbone, spec, "cpu", batch_size=batch)
-    cached = enc.onnx_path(default_cache_dir()).exists()
+    model = enc.onnx_path(default_cache_dir())
+    cached = (int8_path(model) if enc.int8 else model).exists()
     t0 = time.perf_counter()
-    if (why := enc.use_onnxruntime(default_cache_dir())) is not None:
+    try:
+        why = enc.use_onnxruntime(default_cache_dir())
+    except ActivityError as e:  # int8 that cannot be made here
+        why = str(e)
+    if why is not None:
         print(f"note: {why}", file=sys.stderr)
         return None, None
     export_s = None if cached else time.perf_counter() - t0
@@ -182,6 +192,9 @@ def time_pipeline(paths: list[Path], spec: FeatureSpec, backbone: Backbone, args
     """``extract`` into a fresh feature cache (the ONNX export, if any, from the default cache root, as
     after a first run): (frames encoded, seconds, the runtime it ran)."""
     with tempfile.TemporaryDirectory() as cache:
+        exports = default_cache_dir() / "onnx"  # the exports live under the cache root: this run's sees the default's
+        if exports.is_dir():
+            (Path(cache) / "onnx").symlink_to(exports, target_is_directory=True)
         t0 = time.perf_counter()
         opts = ExtractOptions(batch_size=args.batch_size, workers=args.workers, device=args.device, progress=False,
                               runtime=args.runtime, cache_dir=default_cache_dir())
@@ -280,6 +293,90 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.0f}" if v >= 100 else f"{v:.1f}"
 
 
+def time_backbone_all(name: str, sets: dict[str, list[Path]], decode: dict, device: torch.device,
+                      args: argparse.Namespace) -> dict:
+    """One backbone: its forward rate in each runtime (and int8 on the CPU), then ``extract`` end to end on each clip
+    set in each precision, against its two limits, and the naive loop."""
+    cores = os.cpu_count() or 1
+    cpu = device.type == "cpu"
+    spec = _spec(name, args.precision, args)
+    backbone = backbone_or_random(name)
+    plain = None if args.no_naive else backbone_or_random(name, optimize=False).to(device)
+    runtimes: dict[str, float | None] = {"eager, 1 process": time_backbone(backbone, spec, args.batch_size, device)}
+    costs: dict[str, str] = {}  # runtime -> its one-off cost, as printed
+    r: dict = {"runtimes": runtimes, "costs": costs, "compile_s": None, "export_s": None, "precisions": {}}
+    if cpu and cores > 1:
+        runtimes[f"eager, {cores} one-thread processes"], _ = time_backbone_processes(backbone, spec, args.batch_size, cores)
+    if cpu and not args.no_compiled:
+        key = f"compiled, {cores} one-thread processes"
+        runtimes[key], r["compile_s"] = time_backbone_processes(copy.deepcopy(backbone), spec, args.batch_size, cores,
+                                                                compiled=True)
+        if r["compile_s"] is None:
+            runtimes[key] = None  # could not compile: that rate is eager's
+        else:
+            costs[key] = f"compiled in {r['compile_s']:.1f} s"
+    precisions = [args.precision]
+    if cpu and args.precision == "float32":
+        key = f"onnxruntime, {cores} one-thread processes"
+        runtimes[key], r["export_s"] = time_onnx_processes(backbone, spec, args.batch_size, cores)
+        costs[key] = f"exported and checked in {r['export_s']:.1f} s" if r["export_s"] else "export cached"
+        if not args.no_int8:
+            precisions.append("int8")
+    if cpu and "int8" in (args.precision, *precisions):
+        key = f"onnxruntime int8, {cores} one-thread processes"
+        runtimes[key], made_s = time_onnx_processes(backbone, _spec(name, "int8", args), args.batch_size, cores)
+        costs[key] = f"quantised and checked in {made_s:.1f} s" if made_s else "quantised copy cached"
+    # each precision's limit: its fastest runtime measured here (extract can run any of them)
+    r["limit_runtime"] = {}
+    for precision in precisions:
+        fitting = [k for k, v in runtimes.items() if v and ("int8" in k) == (precision == "int8")]
+        r["limit_runtime"][precision] = max(fitting, key=lambda k: runtimes[k])  # type: ignore[arg-type,return-value]
+    # the network as published (no batch-norm folding), same threads and batch
+    r["published_fps_threads"] = time_backbone(plain, spec, args.batch_size, device) if plain is not None else None
+    for precision in precisions:
+        limit = runtimes[r["limit_runtime"][precision]]
+        per, tot = {}, {"pipeline": [0, 0.0], "naive": [0, 0.0], "decode_s": 0.0}
+        for set_name, paths in sets.items():
+            n_pipe, t_pipe, ran = time_pipeline(paths, _spec(name, precision, args), backbone, args)
+            n_naive, t_naive = time_naive(paths, spec, plain, device) if plain is not None and precision == args.precision else (0, 0.0)
+            dec = decode[set_name].get("auto")
+            per[set_name] = {"clips": len(paths), "frames": n_pipe, "pipeline_fps": n_pipe / t_pipe, "pipeline_runtime": ran,
+                             "naive_fps": n_naive / t_naive if t_naive else None, "decode_fps": decode[set_name],
+                             "limit_fps": limit, "limit_decode_fps": _with_decode(limit, dec, cores if cpu else 0)}
+            for key, n, t in (("pipeline", n_pipe, t_pipe), ("naive", n_naive, t_naive)):
+                tot[key][0] += n
+                tot[key][1] += t
+            tot["decode_s"] += n_pipe / dec if dec else float("nan")
+        n_all = tot["pipeline"][0]
+        dec_all = n_all / tot["decode_s"] if tot["decode_s"] == tot["decode_s"] and tot["decode_s"] else None
+        per["all"] = {"frames": n_all, "pipeline_fps": n_all / tot["pipeline"][1], "pipeline_runtime": "",
+                      "naive_fps": tot["naive"][0] / tot["naive"][1] if tot["naive"][1] else None,
+                      "limit_fps": limit, "limit_decode_fps": _with_decode(limit, dec_all, cores if cpu else 0)}
+        r["precisions"][precision] = per
+    # the keys earlier versions of this JSON had (the run's own precision)
+    first = r["precisions"][args.precision]
+    r["sets"] = {k: v for k, v in first.items() if k != "all"}
+    r["backbone_fps"], r["pipeline_fps"], r["naive_fps"] = first["all"]["limit_fps"], first["all"]["pipeline_fps"], first["all"]["naive_fps"]
+    return r
+
+
+def _spec(name: str, precision: str, args: argparse.Namespace) -> FeatureSpec:
+    """Appearance only, as the backbone limit and the naive loop are (--stream-cost times the other streams)."""
+    return FeatureSpec.from_config(FeatureConfig(backbone=name, num_frames=args.num_frames, precision=precision,
+                                                 streams=["appearance"]))
+
+
+def _with_decode(forward_fps: float | None, decode_fps: float | None, cores: int) -> float | None:
+    """The rate when every sampled frame is decoded (one thread, ``decode_fps``) and encoded (``forward_fps`` over
+    all ``cores``) on the same cores: ``cores / (cores / forward + 1 / decode)``; on a GPU (``cores`` 0), the
+    slower of the two."""
+    if not forward_fps or not decode_fps:
+        return None
+    if cores == 0:
+        return min(forward_fps, decode_fps)
+    return cores / (cores / forward_fps + 1 / decode_fps)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", action="append", default=None, help="repeatable (default: efficientnet_lite0 and mobilenet_v3_large)")
@@ -288,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: activity's default for the device)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice, one per core)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--precision", default="float32", choices=["float32", "int8", "bfloat16", "float16"],
+                   help="the backbone's precision (features.precision); on the CPU, float32 runs are also timed in int8")
+    p.add_argument("--no-int8", action="store_true", help="on the CPU in float32, skip the int8 rows")
     p.add_argument("--arid-clips", type=int, default=20, help="ARID clips in the real set")
     p.add_argument("--long-videos", type=int, default=16)
     p.add_argument("--long-seconds", type=float, default=60.0)
@@ -334,59 +433,20 @@ def main(argv: list[str] | None = None) -> int:
         out["decode_fps"] = decode
         if not args.decode_only:
             for name in names:
-                # appearance only, as the backbone limit and the naive loop are (--stream-cost times the other streams)
-                spec = FeatureSpec.from_config(FeatureConfig(backbone=name, num_frames=args.num_frames, precision=args.precision,
-                                                             streams=["appearance"]))
-                backbone = backbone_or_random(name)
-                plain = None if args.no_naive else backbone_or_random(name, optimize=False).to(device)
-                cores = os.cpu_count() or 1
-                cpu = device.type == "cpu"
-                runtimes: dict[str, float | None] = {"eager, 1 process": time_backbone(backbone, spec, args.batch_size, device)}
-                costs: dict[str, str] = {}  # runtime -> its one-off cost, as printed
-                r: dict = {"runtimes": runtimes, "compile_s": None, "export_s": None, "sets": {}}
-                if cpu and cores > 1:
-                    runtimes[f"eager, {cores} one-thread processes"], _ = time_backbone_processes(
-                        backbone, spec, args.batch_size, cores)
-                if cpu and not args.no_compiled:
-                    key = f"compiled, {cores} one-thread processes"
-                    runtimes[key], r["compile_s"] = time_backbone_processes(
-                        copy.deepcopy(backbone), spec, args.batch_size, cores, compiled=True)
-                    if r["compile_s"] is None:
-                        runtimes[key] = None  # could not compile: that rate is eager's
-                    else:
-                        costs[key] = f"compiled in {r['compile_s']:.1f} s"
-                if cpu and args.precision == "float32":
-                    key = f"onnxruntime, {cores} one-thread processes"
-                    runtimes[key], r["export_s"] = time_onnx_processes(backbone, spec, args.batch_size, cores)
-                    costs[key] = f"exported and checked in {r['export_s']:.1f} s" if r["export_s"] else "export cached"
-                # the limit: the fastest runtime measured here (extract can run any of them)
-                fastest = max((k for k, v in runtimes.items() if v), key=lambda k: runtimes[k])  # type: ignore[arg-type,return-value]
-                r["backbone_fps"], r["limit_runtime"] = runtimes[fastest], fastest
-                # the network as published (no batch-norm folding), same threads and batch
-                r["published_fps_threads"] = time_backbone(plain, spec, args.batch_size, device) if plain is not None else None
-                tot = {"pipeline": [0, 0.0], "naive": [0, 0.0]}
-                for set_name, paths in sets.items():
-                    n_pipe, t_pipe, ran = time_pipeline(paths, spec, backbone, args)
-                    n_naive, t_naive = time_naive(paths, spec, plain, device) if plain is not None else (0, 0.0)
-                    r["sets"][set_name] = {"clips": len(paths), "frames": n_pipe, "pipeline_fps": n_pipe / t_pipe,
-                                           "pipeline_runtime": ran, "naive_fps": n_naive / t_naive if t_naive else None,
-                                           "decode_fps": decode[set_name]}
-                    for key, n, t in (("pipeline", n_pipe, t_pipe), ("naive", n_naive, t_naive)):
-                        tot[key][0] += n
-                        tot[key][1] += t
-                r["pipeline_fps"] = tot["pipeline"][0] / tot["pipeline"][1]
-                r["naive_fps"] = tot["naive"][0] / tot["naive"][1] if tot["naive"][1] else None
-                out["results"][name] = r
-                for k, v in runtimes.items():
-                    runtime_rows.append([name, k, _fmt(v), "limit" if k == fastest else "", costs.get(k, "")])
+                out["results"][name] = r = time_backbone_all(name, sets, decode, device, args)
+                for k, v in r["runtimes"].items():
+                    runtime_rows.append([name, k, _fmt(v), "limit" if k in r["limit_runtime"].values() else "",
+                                         r["costs"].get(k, "")])
                 if r["published_fps_threads"]:
                     runtime_rows.append([name, "eager as published (no batch-norm folding), 1 process",
                                          _fmt(r["published_fps_threads"]), "", ""])
-                for set_name, v in [*r["sets"].items(), ("all", {"pipeline_fps": r["pipeline_fps"], "naive_fps": r["naive_fps"],
-                                                                 "pipeline_runtime": "", "frames": tot["pipeline"][0]})]:
-                    pipe, naive = v["pipeline_fps"], v["naive_fps"]
-                    rows.append([name, set_name, str(v["frames"]), v["pipeline_runtime"], _fmt(r["backbone_fps"]), _fmt(pipe),
-                                 f"{pipe / r['backbone_fps']:.2f}", _fmt(naive), f"{pipe / naive:.1f}" if naive else "n/a"])
+                for precision, per in r["precisions"].items():
+                    for set_name, v in per.items():
+                        pipe, naive = v["pipeline_fps"], v["naive_fps"]
+                        rows.append([name, precision, set_name, str(v["frames"]), v["pipeline_runtime"], _fmt(pipe),
+                                     _fmt(v["limit_fps"]), f"{pipe / v['limit_fps']:.2f}",
+                                     _fmt(v["limit_decode_fps"]), f"{pipe / v['limit_decode_fps']:.2f}" if v["limit_decode_fps"] else "n/a",
+                                     _fmt(naive), f"{pipe / naive:.1f}" if naive else "n/a"])
     print(command)
     print(f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, {workers} loader worker(s), device {device}, "
           f"batch {args.batch_size}, {args.num_frames} frames per clip, torch {torch.__version__}")
@@ -398,8 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(runtime_rows, ["backbone", "runtime", "frames/s", "", "one-off cost"]))
     if rows:
         print("extract end to end, frames/s (fresh feature cache):")
-        print(format_table(rows, ["backbone", "clips", "frames", "pipeline runtime", "limit fps", "pipeline fps", "÷ limit",
-                                  "naive fps", "× naive"]))
+        print("limits: the backbone alone (the fastest runtime of that precision), and the backbone plus decoding "
+              "the sampled frames (auto decoder, one thread) sharing the cores: cores / (cores / forward fps + 1 / decode fps)")
+        print(format_table(rows, ["backbone", "precision", "clips", "frames", "pipeline runtime", "pipeline fps", "forward limit",
+                                  "÷", "forward+decode limit", "÷", "naive fps", "× naive"]))
     if args.json_file:
         args.json_file.write_text(json.dumps(out, indent=2) + "\n")
     return 0
