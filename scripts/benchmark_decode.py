@@ -12,6 +12,7 @@ clip's ``--frames`` indices (``segment_indices``) are decoded on ONE thread, ope
 * ``opencv-forward``: ``open_video(path, "opencv")``, reading forward, grabbing skipped frames;
 * ``opencv-seek``: OpenCV with ``cap.set(CAP_PROP_POS_FRAMES, i)`` before each sample;
 * ``decord``: ``open_video(path, "decord")`` (``get_batch``, which seeks);
+* ``auto``: ``open_video(path, "auto")``, what extraction uses (OpenCV forward, or decord where it seeks less);
 * ``pyav-seek``: where PyAV (``av``) imports (not a dependency): ``container.seek(pts, backward=True,
   any_frame=False)`` onto the keyframe before a sample wherever one lies past the current position,
   then decoding forward to it: it decodes exactly the "ideal seek" count below.
@@ -103,7 +104,8 @@ def pyav_seek(path: Path, idx: np.ndarray, keys: list[int]) -> np.ndarray:
 
 
 def methods() -> dict[str, Method]:
-    found = {"opencv-forward": library("opencv"), "opencv-seek": opencv_seek, "decord": library("decord")}
+    found = {"opencv-forward": library("opencv"), "opencv-seek": opencv_seek, "decord": library("decord"),
+             "auto": library("auto")}  # what extraction uses: one of the above, by activity.data.decoders.auto's rule
     return {**found, "pyav-seek": pyav_seek} if importlib.util.find_spec("av") else found
 
 

@@ -222,8 +222,9 @@ def test_auto_reads_forward_for_a_caller_that_reads_every_frame(lossless, monkey
 
 @pytest.fixture
 def seek_first(monkeypatch):
-    """Make every video long enough for auto to try decord first."""
+    """Make every video long enough for auto to try decord first, and its samples far enough apart to seek."""
     monkeypatch.setattr(auto_mod, "SEQUENTIAL_MAX_FRAMES", 0)
+    monkeypatch.setattr(auto_mod, "seeking_pays", lambda indices, interval: True)
 
 
 def test_auto_falls_back_when_decord_cannot_open(lossless, monkeypatch, seek_first):
@@ -321,6 +322,46 @@ def test_auto_reads_a_short_clip_with_opencv_and_seeks_with_decord_in_a_long_one
         assert r.decoder == "decord" and r.frame_count == len(frames) == auto_mod.SEQUENTIAL_MAX_FRAMES + 1
         idx = [0, 500, len(frames) - 1]
         np.testing.assert_array_equal(r.get_frames(idx), frames[idx])
+
+
+def _long_mp4(path, gop: int):
+    """An MPEG-4 video of SEQUENTIAL_MAX_FRAMES + 100 tiny frames with a keyframe every ``gop`` frames."""
+    import cv2
+
+    n = auto_mod.SEQUENTIAL_MAX_FRAMES + 100
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (32, 24), [cv2.VIDEOWRITER_PROP_GOP_SIZE, gop])
+    texture = np.random.default_rng(0).integers(0, 255, (24, 64, 3), dtype=np.uint8)
+    for i in range(n):  # a texture sliding by a pixel a frame: no scene cut for the encoder to start a keyframe at
+        w.write(np.ascontiguousarray(np.roll(texture, i, axis=1)[:, :32]))
+    w.release()
+    return path
+
+
+@pytest.mark.parametrize("gop, want", [(12, "decord"), (250, "opencv")])
+def test_auto_seeks_in_a_long_video_only_where_the_samples_lie_further_apart_than_its_keyframes(tmp_path, gop, want):
+    """16 samples of 1,100 frames lie 69 apart: with a keyframe every 12 frames seeking decodes less, with one
+    every 250 (x264's default) each seek decodes up to 249 frames and reading forward decodes less."""
+    if not HAVE_DECORD:
+        pytest.skip("decord not installed on this platform")
+    from activity.data.decoders.decord import DecordReader
+    from activity.data.sampling import segment_indices
+
+    path = _long_mp4(tmp_path / f"gop{gop}.mp4", gop)
+    with DecordReader(path) as d:
+        assert 0.8 * gop <= d.keyframe_interval() <= gop  # the writer kept the interval asked for (1,100 / 5 keyframes = 220)
+    with open_video(path, "opencv") as r:
+        idx = segment_indices(r.frame_count, 16)
+        want_frames = r.get_frames(idx)
+    with open_video(path, "auto") as r:
+        got = r.get_frames(idx)
+        assert r.decoder == want
+    np.testing.assert_array_equal(got, want_frames)
+
+
+def test_seeking_pays_compares_the_sample_spacing_with_the_keyframe_interval():
+    assert auto_mod.seeking_pays([50, 150, 250, 350], 12.0)  # 88 frames apart, keyframes every 12
+    assert not auto_mod.seeking_pays([50, 150, 250, 350], 250.0)
+    assert not auto_mod.seeking_pays([], 1.0)
 
 
 def test_auto_help_names_the_threshold():

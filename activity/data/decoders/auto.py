@@ -1,7 +1,8 @@
 """The ``auto`` decoder: per file, OpenCV or decord, whichever decodes the sampled frames with less work.
 
 OpenCV reads clips up to :data:`SEQUENTIAL_MAX_FRAMES` (1,000) frames forward,
-decord seeks in longer ones, and OpenCV takes over wherever decord is missing,
+decord seeks in longer ones where the sampled frames lie further apart than the
+video's keyframes (else OpenCV reads those forward too), and OpenCV takes over wherever decord is missing,
 cannot open a file or fails while decoding one (some HEVC clips make it fail
 with "size must exactly match"). See :class:`AutoReader` for the measurements.
 """
@@ -23,8 +24,20 @@ SEQUENTIAL_MAX_FRAMES = 1000
 with 8 to 32 sampled frames, that is where seeking starts to pay (see :class:`AutoReader`)."""
 
 AUTO_HELP = (f"per file: OpenCV reading forward for clips up to {SEQUENTIAL_MAX_FRAMES:,} frames, "
-             "decord seeking in longer ones, OpenCV where decord is missing or fails")
+             "decord seeking in longer ones where the sampled frames lie further apart than the keyframes, "
+             "OpenCV where decord is missing or fails")
 """What ``auto`` does, in one line, for the command line's help and the config's documentation."""
+
+
+def seeking_pays(indices: Sequence[int], keyframe_interval: float) -> bool:
+    """Seeking to each sampled frame decodes less than reading forward: the sampled frames lie further apart,
+    on average, than the keyframes (each seek decodes from the keyframe before its sample; reading forward
+    decodes everything up to the last). Right for every group ``scripts/benchmark_decode.py`` measured."""
+    idx = np.unique(np.asarray(indices, dtype=np.int64))
+    if len(idx) == 0:
+        return False
+    spacing = (idx[-1] + 1) / len(idx)
+    return bool(spacing > keyframe_interval)
 
 
 class AutoReader(VideoReader):
@@ -35,7 +48,14 @@ class AutoReader(VideoReader):
     cheaper for every H.264 and MPEG-4 clip up to 800 frames with 16 samples, and
     seeking won from about 100 frames per sample (H.264) or 200 (MPEG-4). So
     videos up to :data:`SEQUENTIAL_MAX_FRAMES` frames are read forward and longer
-    ones, or ones whose length the container does not give, by seeking. A file
+    ones, or ones whose length the container does not give, by seeking, unless
+    the sampled frames lie no further apart than the keyframes: seeking lands on
+    the keyframe before each sample and decodes forward from there, so with
+    keyframes every 250 frames (x264's default) and samples every 94, decord
+    took 7.9 ms a sample against OpenCV's 4.4 reading forward, while with
+    keyframes every 12 it saves most of the decoding (``scripts/benchmark_decode.py``).
+    The choice is made at the first :meth:`get_frames`, from the indices asked for
+    and the container's keyframe index. A file
     decord cannot open or decode, or any file where decord is not installed,
     falls back to OpenCV. A caller that reads (nearly) every frame in order,
     such as a timeline, passes ``sequential=True`` and gets OpenCV whatever the
@@ -49,6 +69,7 @@ class AutoReader(VideoReader):
     def __init__(self, path: str | os.PathLike, *, sequential: bool = False) -> None:
         p = check_file(path)
         self._inner: VideoReader
+        self._seek_checked = sequential  # a sequential reader never seeks
         try:
             forward: OpenCVReader | None = OpenCVReader(p, count_unknown=sequential)
         except VideoError:
@@ -76,6 +97,15 @@ class AutoReader(VideoReader):
     decoder = property(lambda self: self._inner.decoder)  # type: ignore[assignment]
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        if not self._seek_checked and isinstance(self._inner, DecordReader):
+            self._seek_checked = True
+            if not seeking_pays(indices, self._inner.keyframe_interval()):
+                forward = OpenCVReader(self.path)
+                if forward.frame_count == self._inner.frame_count:  # the same frames by either count
+                    self._inner.close()
+                    self._inner = forward
+                else:
+                    forward.close()
         try:
             return self._inner.get_frames(indices)
         except VideoError:

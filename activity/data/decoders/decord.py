@@ -57,6 +57,15 @@ class DecordReader(VideoReader):
         # No size yet: decord only knows it by decoding, and the sampled frames tell it for free.
         super().__init__(p, count, fps if np.isfinite(fps) else 0.0, None)
 
+    def keyframe_interval(self) -> float:
+        """Mean frames from one keyframe to the next (the frame count over the keyframes the container
+        indexes; the frame count where it indexes none)."""
+        try:
+            keys = len(self._vr.get_key_indices())
+        except Exception:  # an index decord cannot read: as if one keyframe
+            keys = 0
+        return self.frame_count / max(keys, 1)
+
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         idx = [int(i) for i in indices]
         if any(i < 0 or i >= self.frame_count for i in idx):
