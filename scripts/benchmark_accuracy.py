@@ -36,6 +36,7 @@ from activity.config import load_config
 from activity.evaluation.reports import format_table
 from activity.errors import ActivityError
 from activity.features.extract import ExtractOptions
+from activity.io import write_json
 from activity.workflows import cv
 
 BASELINES = ["mean", "pooled_lr", "middle_lr"]
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(r.table())
     if args.json_file:
         payload = {"command": command, "recipe": cfg.to_dict(), "datasets": [r.to_dict() for r in reports]}
-        args.json_file.write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(args.json_file, payload)
     return 0
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import random
 import shlex
@@ -46,6 +45,7 @@ import numpy as np
 from activity.data.decoders import open_video, set_decode_threads
 from activity.data.sampling import segment_indices
 from activity.evaluation.reports import format_table
+from activity.io import write_json
 
 CODECS = {**dict.fromkeys(("fmp4", "xvid", "divx", "dx50", "mp4v"), "mpeg4"), **dict.fromkeys(("avc1", "x264"), "h264"),
           **dict.fromkeys(("hvc1", "hev1", "h265"), "hevc")}  # FOURCC -> codec, where they differ
@@ -286,8 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in clips:  # per clip: decoded frames forward and seeking ideally instead of the (long) keyframe list
             c["decoded"] = decode_cost(c["indices"], c["keys"]) if c["keys"] else None
             c["indices"], c["keys"] = [int(i) for i in c["indices"]], None if c["keys"] is None else len(c["keys"])
-        args.json_file.write_text(json.dumps({"command": command, "methods": names, "groups": groups, "clips": clips},
-                                             indent=2) + "\n")
+        write_json(args.json_file, {"command": command, "methods": names, "groups": groups, "clips": clips})
     return 0
 
 

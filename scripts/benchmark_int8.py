@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import shlex
 import sys
@@ -35,6 +34,7 @@ from activity.features.backbones import create_backbone
 from activity.features.cache import default_cache_dir
 from activity.features.encoder import FrameEncoder
 from activity.features.spec import FeatureSpec
+from activity.io import write_json
 
 #: The clips per source the agreement is measured on (every n-th of the source's sorted files).
 SOURCES = {"ucf101-samples": ("*.avi", 2), "kinetics-samples": ("*.mp4", 1), "arid6": ("*.mp4", 15),
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows, ["source", "clips", "frames", "cosine min", "cosine p5", "cosine mean", "same ImageNet top-1"]))
     print(format_table(photos, ["photo", "precision", "ImageNet top-1", "probability"]))
     if args.json_file:
-        args.json_file.write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json_file, out)
     return 0
 
 

@@ -18,7 +18,6 @@ Without ``--model`` a model is trained first on generated clips (the default bac
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import socket
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from activity.evaluation.reports import format_table
+from activity.io import write_json
 
 
 def _free_port() -> int:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table([[k, f"{v[0]:.0f}", f"{v[1]:.0f}"] for k, v in out["memory_mb"].items()],
                        ["server memory", "resident MB", "peak MB"]))
     if args.json_file:
-        args.json_file.write_text(json.dumps({"command": command, **out}, indent=2) + "\n")
+        write_json(args.json_file, {"command": command, **out})
     errors = sum(s["errors"] for s in out["latency"].values())
     return 1 if errors else 0
 

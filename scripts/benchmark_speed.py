@@ -25,7 +25,6 @@ what it learned.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import statistics
@@ -234,12 +233,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append([f"peak RSS, {name} on a {label}", f"{mb / 1024:.2f} GB", f"{wall:.0f} s wall", "< 2 GB"])
 
     from activity.evaluation.reports import format_table
+    from activity.io import write_json
 
     print(command)
     print(f"{os.cpu_count()} CPUs, {out['train']['torch_threads']} torch threads")
     print(format_table(rows, ["measure", "value", "detail", "target"]))
     if args.json_file:
-        args.json_file.write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json_file, out)
     return 0
 
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import shlex
@@ -62,6 +61,7 @@ from activity.features.cache import FeatureCache, default_cache_dir
 from activity.features.extract import ExtractOptions, default_workers, extract
 from activity.features.runtime import RUNTIMES
 from activity.features.spec import FeatureSpec
+from activity.io import write_json
 
 
 def backbone_or_random(name: str, optimize: bool = True) -> Backbone:
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
               f"extract into a fresh cache, median of {args.repeats} run(s) each (and ÷ appearance alone)")
         print(format_table(rows, headers))
         if args.json_file:
-            args.json_file.write_text(json.dumps({"command": command, "stream_cost": res}, indent=2) + "\n")
+            write_json(args.json_file, {"command": command, "stream_cost": res})
         return 0
     rows, runtime_rows, out = [], [], {"command": command, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                                      "workers": workers, "device": str(device), "processor": platform.processor(),
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(rows, ["backbone", "precision", "clips", "frames", "pipeline runtime", "pipeline fps", "forward limit",
                                   "÷", "forward+decode limit", "÷", "naive fps", "× naive"]))
     if args.json_file:
-        args.json_file.write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json_file, out)
     return 0
 
 
