@@ -465,6 +465,7 @@ class _ZeroEncoder:
     """A backbone stand-in for :func:`~activity.features.extract.encode_steps`: two zeros a frame."""
 
     device = __import__("torch").device("cpu")
+    int8 = False  # float32 features (features.precision)
 
     def __call__(self, frames):
         import torch
