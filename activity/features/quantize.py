@@ -3,11 +3,12 @@ ONNX Runtime's integer kernels on the CPU (AVX-512 VNNI / AVX-VNNI where the CPU
 
 * **Format**: ONNX Runtime's QOperator graph (``QLinearConv`` and friends), weights int8 per output
   channel, activations uint8 per tensor. The QDQ form of the same quantisation gave the same features
-  but ran at 1.5x float32 instead of 2.3x on this project's CPU, so the operator form is kept.
+  but ran at 1.5x float32 instead of 2.2x in a comparison on this project's CPU, so the operator form is kept.
 * **Where it stays float32**: the input and the first :data:`FLOAT_CONVS` convolutions (EfficientNet-Lite's
-  stem and first block). Quantising them cost most of the agreement with float32 (cosine on real clips'
-  frames: mean 0.979, least 0.895 quantising everything; 0.992 and 0.970 with them in float32) for about 3%
-  of the speed: their activations are where a dark or flat frame's few grey levels are.
+  stem and first block). Quantising them too lowered the agreement with float32 on real clips' frames
+  (``scripts/benchmark_int8.py``: mean cosine per source 0.967 to 0.993 instead of 0.988 to 0.995, least 0.904
+  instead of 0.952) for no measurable speed (2.10x against 2.11x float32 on one thread): their activations
+  are where a dark or flat frame's few grey levels are.
 * **Calibration**: activation ranges from :func:`calibration_frames`, a fixed set of frames the package
   makes itself (no network, nothing shipped): coloured noise with the 1/f spectrum of natural images, and
   frames of the generated clips of :mod:`activity.data.synthetic`, each through the spec's own frame
