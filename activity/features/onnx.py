@@ -8,6 +8,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -138,21 +139,41 @@ def onnx_backbone(backbone: nn.Module, path: Path, size: int) -> tuple[OnnxBackb
 
     path = Path(path)
     model = OnnxBackbone(path, int(getattr(backbone, "feature_dim", 0)))
-    if path.exists():
+    made = reuse_or_make(model, lambda: export_backbone(backbone, path, size), lambda: _check(model, backbone, size))
+    if made:
+        path.with_suffix(".failed").unlink(missing_ok=True)  # works now: auto may use it again
+    return model, made
+
+
+def reuse_or_make(model: OnnxBackbone, make: Callable[[], None], check: Callable[[], None]) -> bool:
+    """Open ``model``'s cached file once (it loads: reused), or else ``make`` it and ``check`` it, keeping the
+    file only where the check passes (a damaged file, or one from an incompatible onnxruntime, is made again).
+    What the float32 export (:func:`onnx_backbone`) and its int8 copy
+    (:func:`~activity.features.quantize.int8_backbone`) share.
+
+    Returns:
+        True where the file was made here, False where the cached one was reused.
+
+    Raises:
+        Exception: whatever ``make`` or ``check`` raises (the file is removed first).
+    """
+    if model.path.exists():
         try:
             model.session()
+            return False
+        except Exception:  # damaged or from an incompatible onnxruntime: make it again
+            pass
+        finally:
             model.drop_session()
-            return model, False
-        except Exception:  # damaged or from an incompatible onnxruntime: export it again
-            model.drop_session()
-    export_backbone(backbone, path, size)
+    make()
     try:
-        _check(model, backbone, size)
+        check()
     except Exception:
-        path.unlink(missing_ok=True)
+        model.path.unlink(missing_ok=True)
         raise
-    path.with_suffix(".failed").unlink(missing_ok=True)  # works now: auto may use it again
-    return model, True
+    finally:
+        model.drop_session()
+    return True
 
 
 def _check(model: OnnxBackbone, backbone: nn.Module, size: int) -> None:
@@ -163,4 +184,3 @@ def _check(model: OnnxBackbone, backbone: nn.Module, size: int) -> None:
     got = model(x)
     if got.shape != want.shape or not torch.allclose(got, want, rtol=2**-10, atol=1e-4):
         raise ValueError(f"onnxruntime's features differ from torch's (max {(got - want).abs().max().item():.2g})")
-    model.drop_session()

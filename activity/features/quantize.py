@@ -145,32 +145,23 @@ def int8_backbone(model: "OnnxBackbone", prepare, size: int) -> tuple["OnnxBackb
     """
     import torch
 
-    from activity.features.onnx import OnnxBackbone
+    from activity.features.onnx import OnnxBackbone, reuse_or_make
 
-    path = int8_path(model.path)
-    out = OnnxBackbone(path, model.feature_dim)
-    if path.exists():
-        try:
-            out.session()
-            out.drop_session()
-            return out, False
-        except Exception:  # damaged, or written by an incompatible onnxruntime: quantise again
-            out.drop_session()
-    quantize(model.path, path, calibration_frames(prepare, size))
-    try:
+    out = OnnxBackbone(int8_path(model.path), model.feature_dim)
+
+    def check() -> None:
         x = torch.from_numpy(np.asarray(prepare(pink_noise(4, size, seed=1)), np.float32))
-        want, got = model(x), out(x)
+        try:
+            want, got = model(x), out(x)
+        finally:
+            model.drop_session()  # the float32 session: not needed once the int8 copy is in use
         cos = torch.nn.functional.cosine_similarity(want, got, dim=1)
         if got.shape != want.shape or float(cos.min()) < CHECK_MIN_COSINE:
             raise ValueError(f"the int8 backbone's features differ from float32's (cosine {float(cos.min()):.3f} "
                              f"< {CHECK_MIN_COSINE})")
-    except Exception:
-        path.unlink(missing_ok=True)
-        raise
-    finally:
-        out.drop_session()
-        model.drop_session()
-    return out, True
+
+    made = reuse_or_make(out, lambda: quantize(model.path, out.path, calibration_frames(prepare, size)), check)
+    return out, made
 
 
 def _leading_nodes(model, convs: int) -> list[str]:  # noqa: ANN001 - onnx.ModelProto
