@@ -154,7 +154,7 @@ def test_int8_on_a_torch_runtime_is_one_clear_error(tmp_path, clips, runtime):
 def test_int8_on_a_gpu_is_one_clear_error(lite0, tmp_path):
     enc = FrameEncoder(copy.deepcopy(lite0), spec_for(image_size=64, precision="int8"))
     enc.device = torch.device("cuda")  # what a --device cuda run asks for; nothing runs on it here
-    with pytest.raises(ActivityError, match="int8 runs on the CPU only.*device is cuda"):
+    with pytest.raises(ActivityError, match=r"int8 runs on ONNX Runtime on the CPU only, and cannot here: .*\(here: cuda\)"):
         enc.use_onnxruntime(tmp_path)
 
 

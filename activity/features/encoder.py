@@ -41,8 +41,12 @@ class FrameEncoder:
         self.spec = spec
         self.batch_size = batch_size
         self.dtype = {"float32": None, "int8": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec.precision]
-        self.int8 = spec.precision == "int8"
         self._onnx_file: str | None = None  # the export's file name (a hash of the weights: computed once)
+
+    @property
+    def int8(self) -> bool:
+        """Precision ``int8``: only ONNX Runtime runs this backbone (:meth:`use_onnxruntime`)."""
+        return self.spec.precision == "int8"
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
@@ -106,21 +110,19 @@ class FrameEncoder:
             ActivityError: precision ``int8`` and the quantised backbone cannot run here (nothing
                 else computes int8 features).
         """
-        if self.int8:
-            why = self._use_onnxruntime(root)
-            if why is not None:
-                raise ActivityError(why)
+        why = self._onnxruntime_problem(root)
+        if why is None:
             return None
-        return self._use_onnxruntime(root)
+        if self.int8:
+            raise ActivityError(f"features.precision=int8 runs on ONNX Runtime on the CPU only, and cannot here: {why}")
+        return f"{why}; encoding with torch"
 
-    def _use_onnxruntime(self, root: str | Path) -> str | None:
+    def _onnxruntime_problem(self, root: str | Path) -> str | None:
+        """Switch the backbone to ONNX Runtime, or say why it cannot be (and leave it as it is)."""
         if self.device.type != "cpu":
-            if self.int8:
-                return (f"features.precision=int8 runs on the CPU only (ONNX Runtime's integer kernels); this run's "
-                        f"device is {self.device.type}: use float32, bfloat16 or float16 there")
-            return f"onnxruntime is used only on the CPU (here: {self.device.type}); encoding with torch"
+            return f"onnxruntime is used only on the CPU (here: {self.device.type})"
         if self.dtype is not None:
-            return f"onnxruntime runs float32 only (precision: {self.spec.precision}); encoding with torch"
+            return f"onnxruntime runs float32 and int8 only (precision: {self.spec.precision})"
         from activity.features.onnx import OnnxBackbone, onnx_backbone
 
         if isinstance(self.backbone, OnnxBackbone):  # already switched (an encoder used again)
@@ -132,10 +134,8 @@ class FrameEncoder:
                 from activity.features.quantize import int8_backbone
 
                 model, _ = int8_backbone(model, self.spec.prepare, size)
-        except Exception as e:  # missing package, exporter or runtime errors: stay on torch
-            if self.int8:
-                return f"features.precision=int8: the quantised backbone could not be made ({type(e).__name__}: {first_line(e)})"
-            return f"onnxruntime unavailable, encoding with torch ({type(e).__name__}: {first_line(e)})"
+        except Exception as e:  # missing package, exporter, quantiser or runtime errors: stay on torch
+            return f"onnxruntime unavailable ({type(e).__name__}: {first_line(e)})"
         self.backbone = model  # type: ignore[assignment]
         return None
 

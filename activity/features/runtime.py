@@ -5,7 +5,7 @@ chosen here and nowhere else, with the thresholds ``auto`` uses.
 * ``compiled``: ``torch.compile``, compiled once before the loader workers fork (they inherit
   the compiled code); applies only where CPU workers encode.
 * ``onnxruntime``: the backbone exported once to ``<cache root>/onnx/`` and checked against
-  torch (:mod:`activity.features.onnx`); CPU, float32 only.
+  torch (:mod:`activity.features.onnx`); CPU, float32 (or int8, on its quantised copy).
 * ``auto`` (the default): ``onnxruntime`` where it applies (a CPU, float32, onnxruntime
   installed, no export that failed before) for at least :data:`ONNX_MIN_FRAMES` frames to encode
   (:data:`ONNX_CACHED_MIN_FRAMES` once the export is cached); else ``compiled`` where CPU workers
