@@ -69,7 +69,7 @@ class AutoReader(VideoReader):
     def __init__(self, path: str | os.PathLike, *, sequential: bool = False) -> None:
         p = check_file(path)
         self._inner: VideoReader
-        self._seek_checked = sequential  # a sequential reader never seeks
+        self._forward: OpenCVReader | None = None  # kept open beside decord until the first read says which reads
         try:
             forward: OpenCVReader | None = OpenCVReader(p, count_unknown=sequential)
         except VideoError:
@@ -87,8 +87,7 @@ class AutoReader(VideoReader):
                 forward.close()
             self._inner = OpenCVReader(p)  # counts frames where needed; raises OpenCV's reason if it cannot read either
             return
-        if forward is not None:
-            forward.close()
+        self._forward = forward
 
     path = property(lambda self: self._inner.path)
     frame_count = property(lambda self: self._inner.frame_count)
@@ -97,15 +96,15 @@ class AutoReader(VideoReader):
     decoder = property(lambda self: self._inner.decoder)  # type: ignore[assignment]
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        if not self._seek_checked and isinstance(self._inner, DecordReader):
-            self._seek_checked = True
-            if not seeking_pays(indices, self._inner.keyframe_interval()):
-                forward = OpenCVReader(self.path)
-                if forward.frame_count == self._inner.frame_count:  # the same frames by either count
-                    self._inner.close()
-                    self._inner = forward
-                else:
-                    forward.close()
+        if self._forward is not None:  # the first read: decord seeking, or OpenCV reading forward
+            forward, self._forward = self._forward, None
+            decord = self._inner
+            assert isinstance(decord, DecordReader)  # the only inner reader kept beside a forward one
+            if forward.frame_count == decord.frame_count and not seeking_pays(indices, decord.keyframe_interval()):
+                self._inner.close()
+                self._inner = forward
+            else:
+                forward.close()
         try:
             return self._inner.get_frames(indices)
         except VideoError:
@@ -124,4 +123,7 @@ class AutoReader(VideoReader):
         return super().iter_frames(chunk)  # decord, through get_frames (and its fallback)
 
     def close(self) -> None:
+        if self._forward is not None:
+            self._forward.close()
+            self._forward = None
         self._inner.close()
