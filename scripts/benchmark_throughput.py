@@ -336,6 +336,7 @@ def time_backbone_all(name: str, sets: dict[str, list[Path]], decode: dict, devi
     for precision in precisions:
         limit = runtimes[r["limit_runtime"][precision]]
         per, tot = {}, {"pipeline": [0, 0.0], "naive": [0, 0.0], "decode_s": 0.0}
+        decoded = all(decode[k].get("auto") for k in sets)  # the auto decoder's rate is known for every set
         for set_name, paths in sets.items():
             n_pipe, t_pipe, ran = time_pipeline(paths, _spec(name, precision, args), backbone, args)
             n_naive, t_naive = time_naive(paths, spec, plain, device) if plain is not None and precision == args.precision else (0, 0.0)
@@ -346,9 +347,9 @@ def time_backbone_all(name: str, sets: dict[str, list[Path]], decode: dict, devi
             for key, n, t in (("pipeline", n_pipe, t_pipe), ("naive", n_naive, t_naive)):
                 tot[key][0] += n
                 tot[key][1] += t
-            tot["decode_s"] += n_pipe / dec if dec else float("nan")
+            tot["decode_s"] += n_pipe / dec if dec else 0.0
         n_all = tot["pipeline"][0]
-        dec_all = n_all / tot["decode_s"] if tot["decode_s"] == tot["decode_s"] and tot["decode_s"] else None
+        dec_all = n_all / tot["decode_s"] if decoded and tot["decode_s"] else None
         per["all"] = {"frames": n_all, "pipeline_fps": n_all / tot["pipeline"][1], "pipeline_runtime": "",
                       "naive_fps": tot["naive"][0] / tot["naive"][1] if tot["naive"][1] else None,
                       "limit_fps": limit, "limit_decode_fps": _with_decode(limit, dec_all, cores if cpu else 0)}
