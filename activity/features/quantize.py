@@ -2,8 +2,8 @@
 ONNX Runtime's integer kernels on the CPU (AVX-512 VNNI / AVX-VNNI where the CPU has them).
 
 * **Format**: ONNX Runtime's QOperator graph (``QLinearConv`` and friends), weights int8 per output
-  channel, activations uint8 per tensor. The QDQ form of the same quantisation gave the same features
-  but ran at 1.5x float32 instead of 2.2x in a comparison on this project's CPU, so the operator form is kept.
+  channel, activations uint8 per tensor. The QDQ form of the same quantisation (:data:`FORMAT`) gave the same
+  features at 1.44x float32's forward rate instead of 2.11x (``scripts/benchmark_int8.py``, one thread).
 * **Where it stays float32**: the input and the first :data:`FLOAT_CONVS` convolutions (EfficientNet-Lite's
   stem and first block). Quantising them too lowered the agreement with float32 on real clips' frames
   (``scripts/benchmark_int8.py``: mean cosine per source 0.967 to 0.993 instead of 0.988 to 0.995, least 0.904
@@ -12,8 +12,7 @@ ONNX Runtime's integer kernels on the CPU (AVX-512 VNNI / AVX-VNNI where the CPU
 * **Calibration**: activation ranges from :func:`calibration_frames`, a fixed set of frames the package
   makes itself (no network, nothing shipped): coloured noise with the 1/f spectrum of natural images, and
   frames of the generated clips of :mod:`activity.data.synthetic`, each through the spec's own frame
-  adjustments and preprocessing. Calibrating on 64 real frames (VioPeru and basketball) instead agreed with
-  float32 no better (mean cosine 0.9927 against 0.9924 on held-out real clips).
+  adjustments and preprocessing.
 * **Cached** beside the float32 export, ``<root>/onnx/<key>.int8-<recipe>.onnx``, where ``<recipe>``
   hashes the settings above (a new recipe makes a new file). Int8 features are not float32 features: the
   precision is part of the feature cache key (:meth:`~activity.features.spec.FeatureSpec.key`).
@@ -35,6 +34,8 @@ from activity.io import atomic_path
 if TYPE_CHECKING:
     from activity.features.onnx import OnnxBackbone
 
+#: ONNX Runtime's quantised graph form: ``QOperator`` (``QLinearConv`` and friends) or ``QDQ``.
+FORMAT = "QOperator"
 #: Convolutions, counted from the input, that stay float32 (with every node before the last of them).
 FLOAT_CONVS = 3
 #: Frames the activation ranges are calibrated on (half coloured noise, half generated clips).
@@ -42,7 +43,7 @@ CALIBRATION_FRAMES = 64
 #: Least cosine similarity to float32 a freshly quantised model must reach on its check frames.
 CHECK_MIN_COSINE = 0.95
 #: Changes whenever what :func:`quantize` writes changes (the cached file's name carries it).
-RECIPE = hashlib.sha1(f"qoperator u8/s8 per-channel minmax float{FLOAT_CONVS} "
+RECIPE = hashlib.sha1(f"{FORMAT.lower()} u8/s8 per-channel minmax float{FLOAT_CONVS} "
                       f"calib{CALIBRATION_FRAMES} pink+synthetic v1".encode()).hexdigest()[:8]
 
 
@@ -119,7 +120,7 @@ def quantize(float_path: Path, out_path: Path, frames: np.ndarray) -> None:
         quant_pre_process(str(float_path), str(pre))  # shape inference and graph fusions, as the tools advise
         keep = _leading_nodes(onnx.load(str(pre)), FLOAT_CONVS)
         with atomic_path(out_path) as tmp:
-            quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
+            quantize_static(str(pre), str(tmp), Reader(), quant_format=getattr(QuantFormat, FORMAT), per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep)
 
