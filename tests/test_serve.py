@@ -147,6 +147,12 @@ def test_a_full_queue_answers_503_at_once_and_work_resumes_after(served, tmp_pat
         r = post(c, "/api/predict", served["clip"])
         assert r.status_code == 503 and "busy" in r.json()["error"] and time.perf_counter() - t0 < 5
         assert c.get("/api/health").json()["busy"] == 1
+        receive, read = server.receive, []
+        server.receive = lambda request: read.append(request) or receive(request)
+        for url in ("/api/predict", "/api/jobs?kind=timeline"):
+            assert post(c, url, served["clip"]).status_code == 503
+        assert read == []  # refused before the upload was read
+        server.receive = receive
         release.set()
         state = _wait(c, job)
         assert state["state"] == "done" and state["result"]["top_k"]

@@ -93,11 +93,15 @@ class Queue:
     def waiting(self) -> int:
         return max(0, self.busy - self.max_concurrent)
 
-    def admit(self) -> None:
-        """Count one more piece of work in, or raise a 503 where the queue is full."""
+    def check(self) -> None:
+        """Raise a 503 where the queue is full (before an upload is read: a busy server does not take it in)."""
         if self.busy >= self.max_concurrent + self.max_queue:
             raise ApiError(503, f"the server is busy ({self.max_concurrent} running, {self.waiting} waiting; "
                                 f"--max-concurrent {self.max_concurrent}, --max-queue {self.max_queue}): try again shortly")
+
+    def admit(self) -> None:
+        """Count one more piece of work in, or raise a 503 where the queue has filled meanwhile."""
+        self.check()
         self.busy += 1
 
     async def run(self, fn: Callable[..., Any], *args: Any, on_start: Callable[[], None] | None = None) -> Any:
@@ -310,6 +314,7 @@ class Handlers:
 
     async def answer(self, request: Request, kind: str) -> Response:
         args = self.params(request, kind)
+        self.server.queue.check()
         path, name = await self.server.receive(request)
         try:
             self.server.queue.admit()
@@ -329,6 +334,7 @@ class Handlers:
         if kind not in ("analyze", "predict", "timeline"):
             raise ApiError(400, f"kind must be analyze, predict or timeline, got {kind!r}")
         args = self.params(request, kind)
+        self.server.queue.check()
         path, name = await self.server.receive(request)
         try:
             job = self.server.start_job(kind, getattr(self.server, kind), path, name, *args)

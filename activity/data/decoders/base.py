@@ -164,8 +164,9 @@ def open_video(path: str | os.PathLike, decoder: str = "auto", *, sequential: bo
     Args:
         path: video file.
         decoder: ``"auto"`` (per file: OpenCV reading forward for clips up to
-            1,000 frames, decord seeking in longer ones, OpenCV where decord is
-            missing or fails; see :class:`~activity.data.decoders.auto.AutoReader`),
+            1,000 frames, decord seeking in longer ones where the sampled frames lie
+            further apart than the keyframes, OpenCV where decord is missing or fails;
+            see :class:`~activity.data.decoders.auto.AutoReader`),
             ``"decord"`` or ``"opencv"``.
         sequential: the caller will read (nearly) every frame in order; ``auto``
             then reads forward (OpenCV) whatever the length.
