@@ -31,3 +31,17 @@ def test_quiet_native_stderr_silences_descriptor_2_and_restores_it(tmp_path):
                           cwd=Path(activity.__file__).parent.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == ["before", "after"]
+
+
+def test_quiet_logger_keeps_errors_only_for_the_block_and_restores_the_level(caplog):
+    import logging
+
+    from activity.data.quiet import quiet_logger
+
+    log = logging.getLogger("activity.test.noisy")
+    log.setLevel(logging.INFO)
+    with caplog.at_level(logging.INFO, logger="activity.test.noisy"), quiet_logger("activity.test.noisy"):
+        log.warning("not news")
+        log.error("news")
+    assert [r.getMessage() for r in caplog.records] == ["news"]
+    assert log.level == logging.INFO

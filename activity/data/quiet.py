@@ -1,4 +1,4 @@
-"""Silencing what C and C++ libraries print on file descriptor 2.
+"""Silencing what C and C++ libraries print on file descriptor 2, and what Python libraries log.
 
 Decoding a damaged file makes OpenCV, its FFmpeg and decord print their own
 lines on descriptor 2 ("[ERROR:0@0.3] global cap_ffmpeg_impl.hpp ... Could not
@@ -12,6 +12,7 @@ device for the call's duration; the pose stream does the same around MediaPipe.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -71,3 +72,16 @@ def _redirect_to_devnull(fd: int) -> int | None:
     finally:
         os.close(devnull)
     return saved
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str | None = None) -> Iterator[None]:
+    """Only errors from the Python logger ``name`` (None: the root logger) for the block: for libraries that
+    log what is not news to the user (torch's C++ toolchain lookup, ONNX Runtime's quantisation tools)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

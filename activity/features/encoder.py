@@ -4,12 +4,12 @@ device (autocast on GPUs; ``torch.compile`` or ONNX Runtime on CPUs where
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from activity.data.quiet import quiet_logger
 from activity.errors import ActivityError, first_line
 from activity.features.backbones import Backbone
 from activity.features.spec import FeatureSpec
@@ -79,19 +79,16 @@ class FrameEncoder:
         size = self.spec.preprocess.crop_size
         before = torch.get_num_threads()
         # The C++ toolchain lookup warns "No CUDA runtime is found" on CPU-only machines: not news here.
-        toolchain = logging.getLogger("torch.utils.cpp_extension")
-        level = toolchain.level
-        toolchain.setLevel(logging.ERROR)
-        try:
-            torch.set_num_threads(threads or before)
-            self.backbone = torch.compile(eager, dynamic=False)  # type: ignore[assignment]
-            self(torch.zeros(frames, 3, size, size, dtype=torch.uint8))
-        except Exception as e:  # anything the compiler stack raises: stay eager
-            self.backbone = eager
-            return f"{type(e).__name__}: {first_line(e)}"
-        finally:
-            torch.set_num_threads(before)
-            toolchain.setLevel(level)
+        with quiet_logger("torch.utils.cpp_extension"):
+            try:
+                torch.set_num_threads(threads or before)
+                self.backbone = torch.compile(eager, dynamic=False)  # type: ignore[assignment]
+                self(torch.zeros(frames, 3, size, size, dtype=torch.uint8))
+            except Exception as e:  # anything the compiler stack raises: stay eager
+                self.backbone = eager
+                return f"{type(e).__name__}: {first_line(e)}"
+            finally:
+                torch.set_num_threads(before)
         return None
 
     def use_onnxruntime(self, root: str | Path) -> str | None:

@@ -20,15 +20,14 @@ ONNX Runtime's integer kernels on the CPU (AVX-512 VNNI / AVX-VNNI where the CPU
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from activity.data.quiet import quiet_logger
 from activity.io import atomic_path
 
 if TYPE_CHECKING:
@@ -115,7 +114,8 @@ def quantize(float_path: Path, out_path: Path, frames: np.ndarray) -> None:
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="activity-int8-") as work, _quiet_quantizer():
+    # The tools log a warning per tensor they leave in float (the padding's shape arithmetic) on the root logger.
+    with tempfile.TemporaryDirectory(prefix="activity-int8-") as work, quiet_logger():
         pre = Path(work) / "pre.onnx"
         quant_pre_process(str(float_path), str(pre))  # shape inference and graph fusions, as the tools advise
         keep = _leading_nodes(onnx.load(str(pre)), FLOAT_CONVS)
@@ -174,16 +174,3 @@ def _leading_nodes(model, convs: int) -> list[str]:  # noqa: ANN001 - onnx.Model
         names.append(node.name)
         seen += node.op_type == "Conv"
     return names
-
-
-@contextlib.contextmanager
-def _quiet_quantizer() -> Iterator[None]:
-    """The quantisation tools log a warning per tensor they leave in float (the padding's shape arithmetic)
-    on the root logger, and a progress line per step: not news to someone extracting features."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
