@@ -37,3 +37,9 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
     How a library's multi-line message becomes part of one line of ours."""
     line = next((l.strip() for l in str(exc).splitlines() if l.strip()), "")
     return line[:limit] if limit is not None else line
+
+
+def describe(exc: BaseException, limit: int | None = None) -> str:
+    """``"TypeName: first line of the message"``: how an exception from a library is named inside one line
+    of ours (:func:`first_line`, cut to ``limit`` characters)."""
+    return f"{type(exc).__name__}: {first_line(exc, limit)}"

@@ -35,7 +35,7 @@ import numpy as np
 
 from activity.config import Config, load_config, save_config
 from activity.data.collection import VIDEO_EXTENSIONS
-from activity.errors import ActivityError, VideoError, first_line
+from activity.errors import ActivityError, VideoError, describe, first_line
 from activity.features.extract import (
     ExtractOptions,
     Extractor,

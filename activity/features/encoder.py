@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from activity.data.quiet import quiet_logger
-from activity.errors import ActivityError, first_line
+from activity.errors import ActivityError, describe
 from activity.features.backbones import Backbone
 from activity.features.spec import FeatureSpec
 
@@ -86,7 +86,7 @@ class FrameEncoder:
                 self(torch.zeros(frames, 3, size, size, dtype=torch.uint8))
             except Exception as e:  # anything the compiler stack raises: stay eager
                 self.backbone = eager
-                return f"{type(e).__name__}: {first_line(e)}"
+                return describe(e)
             finally:
                 torch.set_num_threads(before)
         return None
@@ -132,7 +132,7 @@ class FrameEncoder:
 
                 model, _ = int8_backbone(model, self.spec.prepare, size)
         except Exception as e:  # missing package, exporter, quantiser or runtime errors: stay on torch
-            return f"onnxruntime unavailable ({type(e).__name__}: {first_line(e)})"
+            return f"onnxruntime unavailable ({describe(e)})"
         self.backbone = model  # type: ignore[assignment]
         return None
 

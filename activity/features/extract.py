@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from activity.config import FeatureConfig
 from activity.data.decoders import open_video, read_sampled, set_decode_threads
 from activity.distributed import DistInfo
-from activity.errors import ActivityError, VideoError, first_line
+from activity.errors import ActivityError, VideoError, describe
 from activity.features.backbones import Backbone, create_backbone
 from activity.features import runtime
 from activity.features.cache import FeatureCache, default_cache_dir, join_parts
@@ -98,7 +98,7 @@ class _ClipDataset(Dataset):
         except VideoError as e:
             return i, None, None, e.reason
         except Exception as e:  # a decoder bug must not end the whole job
-            return i, None, None, f"cannot decode ({type(e).__name__}: {first_line(e)})"
+            return i, None, None, f"cannot decode ({describe(e)})"
 
 
 class _EncodingDataset(_ClipDataset):

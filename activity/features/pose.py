@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from activity.errors import ActivityError, first_line
+from activity.errors import ActivityError, describe
 from activity.transforms.adjust import adjust_frames
 
 #: Body landmarks BlazePose gives, and the ones the torso is measured between.
@@ -191,7 +191,7 @@ def serve() -> None:
         try:
             out: Any = spec.compute_here(frames, enhance)
         except Exception as e:  # answered as one line; the helper keeps serving
-            out = f"pose: {type(e).__name__}: {first_line(e)}"
+            out = f"pose: {describe(e)}"
         pickle.dump(out, channel, protocol=pickle.HIGHEST_PROTOCOL)
         channel.flush()
 

@@ -255,7 +255,7 @@ class Server:
             except ApiError as e:
                 job.state, job.error, job.message = "error", e.message, e.message
             except Exception as e:  # reported to the page, and the server keeps serving
-                job.state, job.error = "error", f"{type(e).__name__}: {workflows.first_line(e)}"
+                job.state, job.error = "error", workflows.describe(e)
                 job.message = job.error
             finally:
                 shutil.rmtree(path.parent, ignore_errors=True)
@@ -382,7 +382,7 @@ async def _http_error(request: Request, e: Exception) -> Response:
 
 
 async def _any_error(request: Request, e: Exception) -> Response:
-    return JSONResponse({"error": f"internal error ({type(e).__name__}: {workflows.first_line(e)})"}, status_code=500)
+    return JSONResponse({"error": f"internal error ({workflows.describe(e)})"}, status_code=500)
 
 
 def _routes(server: Server) -> Starlette:

@@ -60,7 +60,7 @@ class EvaluationReport:
             classes = table[0][1:]
             confusion = [[int(x) for x in r[1:]] for r in table[1:]]
         except (OSError, ValueError, IndexError, csv.Error) as e:
-            raise workflows.ActivityError(f"{folder}: cannot read the report ({type(e).__name__}: {workflows.first_line(e)})") from None
+            raise workflows.ActivityError(f"{folder}: cannot read the report ({workflows.describe(e)})") from None
         return cls(folder, metrics, classes, per_class, confusion, rows)
 
     def summary(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from torch import nn
 from activity.config import Config, member_stream
 from activity.data.sampling import jittered_segment_indices, segment_indices
 from activity.distributed import DistInfo, ParallelTraining
-from activity.errors import ActivityError, first_line
+from activity.errors import ActivityError, describe
 from activity.features.streams import stream_widths
 from activity.io import atomic_text
 from activity.temporal.models import (
@@ -763,7 +763,7 @@ def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
         if s.get("format") != STATE_FORMAT:
             raise ValueError("not a training state")
     except Exception as e:
-        raise ActivityError(f"{path}: cannot resume from it ({type(e).__name__}: {first_line(e, 100)})") from None
+        raise ActivityError(f"{path}: cannot resume from it ({describe(e, 100)})") from None
     if s["fingerprint"] != fingerprint:
         raise ActivityError(f"{path}: the config or the data differ from the interrupted run; cannot resume")
     model.load_state_dict(s["model"])
