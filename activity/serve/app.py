@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -49,14 +50,6 @@ STATIC = Path(__file__).parent / "static"
 JOBS_KEPT = 64
 #: Limits of the request parameters: (smallest, largest).
 LIMITS = {"top_k": (1, 1000), "window": (0.1, 600.0), "stride": (0.05, 600.0)}
-
-
-class ApiError(Exception):
-    """A request the server answers with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 @dataclass
@@ -96,7 +89,7 @@ class Queue:
     def check(self) -> None:
         """Raise a 503 where the queue is full (before an upload is read: a busy server does not take it in)."""
         if self.busy >= self.max_concurrent + self.max_queue:
-            raise ApiError(503, f"the server is busy ({self.max_concurrent} running, {self.waiting} waiting; "
+            raise HTTPException(503, f"the server is busy ({self.max_concurrent} running, {self.waiting} waiting; "
                                 f"--max-concurrent {self.max_concurrent}, --max-queue {self.max_queue}): try again shortly")
 
     def admit(self) -> None:
@@ -137,9 +130,9 @@ def _number(request: Request, name: str, default: float, kind: type = float) -> 
     try:
         value = kind(text)
     except ValueError:
-        raise ApiError(400, f"{name} must be a number, got {text!r}") from None
+        raise HTTPException(400, f"{name} must be a number, got {text!r}") from None
     if not low <= value <= high:
-        raise ApiError(400, f"{name} must be between {low:g} and {high:g}, got {text}")
+        raise HTTPException(400, f"{name} must be between {low:g} and {high:g}, got {text}")
     return value
 
 
@@ -162,24 +155,24 @@ class Server:
         """The request's ``video`` field copied into a fresh temporary folder: ``(file, name as uploaded)``.
 
         Raises:
-            ApiError: 411 without a length, 413 over the limit, 400 without the field or with an empty file.
+            HTTPException: 411 without a length, 413 over the limit, 400 without the field or with an empty file.
         """
         length = request.headers.get("content-length")
         if length is None:
-            raise ApiError(411, "send the upload with a Content-Length")
+            raise HTTPException(411, "send the upload with a Content-Length")
         if not length.isdigit() or int(length) > self.max_upload:
-            raise ApiError(413, f"the upload is larger than the server's limit of {self.max_upload_mb:g} MB "
+            raise HTTPException(413, f"the upload is larger than the server's limit of {self.max_upload_mb:g} MB "
                                 "(--max-upload-mb)")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise ApiError(400, "send the video as multipart/form-data in a field named 'video'")
+            raise HTTPException(400, "send the video as multipart/form-data in a field named 'video'")
         try:
             form = await request.form(max_files=1, max_fields=8)
         except Exception as e:  # a malformed body: the parser's own message, in one line
-            raise ApiError(400, f"cannot read the upload ({workflows.first_line(e) or type(e).__name__})") from None
+            raise HTTPException(400, f"cannot read the upload ({workflows.first_line(e) or type(e).__name__})") from None
         try:
             upload = form.get("video")
             if upload is None or isinstance(upload, str):
-                raise ApiError(400, "no file in a field named 'video'")
+                raise HTTPException(400, "no file in a field named 'video'")
             name = Path(upload.filename or "upload").name
             suffix = Path(name).suffix.lower()
             folder = Path(tempfile.mkdtemp(prefix="activity-upload-", dir=self.upload_root))
@@ -194,7 +187,7 @@ class Server:
             await form.close()
         if path.stat().st_size == 0:
             shutil.rmtree(folder, ignore_errors=True)
-            raise ApiError(400, f"{name}: the uploaded file is empty")
+            raise HTTPException(400, f"{name}: the uploaded file is empty")
         return path, name
 
     # ------------------------------------------------------------ model work (on a worker thread)
@@ -205,7 +198,7 @@ class Server:
             _report("decoding and encoding the sampled frames")
         r = workflows.predict(self.model, [path], workflows.ExtractOptions(progress=False), top_k=top_k)
         if r.skipped:
-            raise ApiError(422, f"{name}: {next(iter(r.skipped.values()))}")
+            raise HTTPException(422, f"{name}: {next(iter(r.skipped.values()))}")
         p = r.predictions[0].as_dict()
         return {"video": name, "top_k": p["top_k"]}
 
@@ -221,7 +214,7 @@ class Server:
         r = workflows.timelines(self.model, [path], workflows.ExtractOptions(progress=False), window=window, stride=stride,
                                 top_k=top_k, on_progress=progress)
         if r.skipped:
-            raise ApiError(422, f"{name}: {next(iter(r.skipped.values()))}")
+            raise HTTPException(422, f"{name}: {next(iter(r.skipped.values()))}")
         tl = r.timelines[0].as_dict()
         tl["path"] = name  # never the server's temporary path
         return tl
@@ -252,8 +245,8 @@ class Server:
             try:
                 job.result = await self.queue.run(work, path, *args, job.say, on_start=started)
                 job.state, job.message = "done", "done"
-            except ApiError as e:
-                job.state, job.error, job.message = "error", e.message, e.message
+            except HTTPException as e:
+                job.state, job.error, job.message = "error", e.detail, e.detail
             except Exception as e:  # reported to the page, and the server keeps serving
                 job.state, job.error = "error", workflows.describe(e)
                 job.message = job.error
@@ -332,7 +325,7 @@ class Handlers:
     async def start_job(self, request: Request) -> Response:
         kind = request.query_params.get("kind", "analyze")
         if kind not in ("analyze", "predict", "timeline"):
-            raise ApiError(400, f"kind must be analyze, predict or timeline, got {kind!r}")
+            raise HTTPException(400, f"kind must be analyze, predict or timeline, got {kind!r}")
         args = self.params(request, kind)
         self.server.queue.check()
         path, name = await self.server.receive(request)
@@ -346,12 +339,12 @@ class Handlers:
     async def job_state(self, request: Request) -> Response:
         job = self.server.jobs.get(request.path_params["id"])
         if job is None:
-            raise ApiError(404, f"no job {request.path_params['id']!r}")
+            raise HTTPException(404, f"no job {request.path_params['id']!r}")
         return JSONResponse(job.as_dict())
 
     def _reports(self) -> EvaluationReport:
         if self.server.reports is None:
-            raise ApiError(404, "no evaluation reports: start the server with --reports DIR")
+            raise HTTPException(404, "no evaluation reports: start the server with --reports DIR")
         return self.server.reports
 
     async def reports(self, request: Request) -> Response:
@@ -365,20 +358,20 @@ class Handlers:
         try:
             return FileResponse(self._reports().video(request.path_params["row"]))
         except LookupError as e:
-            raise ApiError(404, str(e)) from None
+            raise HTTPException(404, str(e)) from None
 
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / ("reports.html" if request.url.path == "/reports" else "index.html"))
 
 
-async def _api_error(request: Request, e: Exception) -> Response:
-    return JSONResponse({"error": e.message}, status_code=e.status)  # type: ignore[attr-defined]
-
-
 async def _http_error(request: Request, e: Exception) -> Response:
-    status = getattr(e, "status_code", 500)
-    message = {404: f"no such page: {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
-    return JSONResponse({"error": message.get(status, str(getattr(e, "detail", e)))}, status_code=status)
+    """``{"error": message}`` with the status: the server's own message, or for a route or method Starlette
+    itself found missing (its detail is the bare status phrase) one that names the path."""
+    status, detail = getattr(e, "status_code", 500), str(getattr(e, "detail", e))
+    routing = {404: f"no such page: {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+    if status in routing and detail == HTTPStatus(status).phrase:
+        detail = routing[status]
+    return JSONResponse({"error": detail}, status_code=status)
 
 
 async def _any_error(request: Request, e: Exception) -> Response:
@@ -396,6 +389,6 @@ def _routes(server: Server) -> Starlette:
         Route("/api/reports/videos/{row:int}", h.video),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _any_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _any_error})
     app.state.server = server
     return app
